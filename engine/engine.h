@@ -1,0 +1,136 @@
+// Engine: the serving loop. One engine thread owns the model's forward pass,
+// the KV page pool, the KV cache manager and the scheduler; frontends (CLI,
+// HTTP, gRPC) talk to it only through Submit() / Cancel() and the per-request
+// RequestSink.
+//
+//   frontend thread ──Submit/Cancel──> inbox (mutex) ──> engine thread:
+//     loop { drain inbox; plan = scheduler.Schedule(); run forward passes;
+//            sample; sink->OnTokens(...); finished -> sink->OnFinish, free }
+//
+// Guarantees:
+// - Every accepted request gets exactly one OnFinish, and all its KV pages
+//   return to the pool when it finishes, fails, is cancelled or the engine
+//   shuts down.
+// - Greedy outputs do not depend on what else is in the batch (the forward
+//   kernels compute each row independently; see llama_model.h).
+// - A request preempted for lack of pages is recomputed later from its prompt
+//   and the tokens it already produced; its output continues unchanged.
+//
+// Thread safety: Submit, Cancel, GetStats and Shutdown are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/block_pool.h"
+#include "engine/kv_cache_manager.h"
+#include "engine/model.h"
+#include "engine/request_sink.h"
+#include "engine/sampling_params.h"
+#include "scheduler/scheduler.h"
+
+namespace restkv::engine {
+
+struct EngineOptions {
+  int64_t kv_cache_bytes = 1LL << 30;
+  int32_t max_num_seqs = 64;
+  int32_t max_num_batched_tokens = 2048;
+  int32_t max_queue = 1024;       // waiting requests before Submit refuses
+  int32_t max_model_len = 0;      // 0 = the model's context length
+};
+
+struct EngineRequest {
+  std::vector<int32_t> prompt_tokens;
+  SamplingParams params;
+  int32_t priority = 0;           // lower runs first
+  std::shared_ptr<RequestSink> sink;
+};
+
+// A snapshot for metrics and logs.
+struct EngineStats {
+  int32_t num_running = 0;
+  int32_t num_waiting = 0;
+  int32_t kv_pages_total = 0;
+  int32_t kv_pages_used = 0;
+  int32_t kv_pages_high_water = 0;
+  int64_t num_preemptions = 0;
+  int64_t prompt_tokens_total = 0;
+  int64_t generation_tokens_total = 0;
+  int64_t steps = 0;
+};
+
+using RequestHandle = int64_t;
+
+class Engine {
+ public:
+  // Creates the KV pool on the model's backend and starts the engine thread.
+  // Errors: InvalidArgument for options out of range; ResourceExhausted if
+  // the pool cannot be allocated.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(Model& model, const EngineOptions& options);
+  // Shuts down (cancelling what is left) and joins the thread.
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Queues a request. On OK the sink will see exactly one OnFinish.
+  // Errors: InvalidArgument (empty prompt; prompt or prompt + max_tokens past
+  // max_model_len — the message names both lengths; bad sampling params;
+  // no sink), ResourceExhausted (the queue is full, or the prompt alone can
+  // never fit the KV pool), Unavailable (shutting down).
+  absl::StatusOr<RequestHandle> Submit(EngineRequest request);
+  // Cancels a queued or running request: its sink gets OnFinish(kCancelled)
+  // and its pages are freed at the next step. Unknown or finished handles
+  // are ignored.
+  void Cancel(RequestHandle handle);
+  // Stops accepting requests; waits up to `drain_ms` for running and queued
+  // requests to finish, then cancels the rest. Idempotent.
+  void Shutdown(int64_t drain_ms);
+
+  [[nodiscard]] EngineStats GetStats() const;
+  [[nodiscard]] int32_t max_model_len() const { return max_model_len_; }
+  [[nodiscard]] const Model& model() const { return model_; }
+
+ private:
+  struct Active;
+  Engine(Model& model, const EngineOptions& options, std::unique_ptr<BlockPool> pool);
+
+  void Loop();
+  void DrainInbox();
+  void Step();
+  void Finish(RequestHandle id, FinishReason reason, absl::Status error = absl::OkStatus());
+  // Samples the next token from `logits` and emits it; returns true if the
+  // request finished.
+  bool Emit(Active& a, const float* logits);
+  void PublishStats();
+
+  Model& model_;
+  const EngineOptions options_;
+  const int32_t max_model_len_;
+  std::unique_ptr<BlockPool> pool_;
+  KvCacheManager kv_;
+  scheduler::Scheduler scheduler_;
+  std::map<RequestHandle, std::unique_ptr<Active>> active_;  // engine thread only
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<RequestHandle, EngineRequest>> inbox_;  // guarded by mu_
+  std::vector<RequestHandle> cancels_;                         // guarded by mu_
+  int32_t queued_ = 0;           // submitted, not yet finished; guarded by mu_
+  bool accepting_ = true;        // guarded by mu_
+  bool stop_ = false;            // guarded by mu_
+  RequestHandle next_handle_ = 1;  // guarded by mu_
+  EngineStats stats_;            // guarded by mu_ (published copy)
+
+  EngineStats local_stats_;      // engine thread
+  std::thread thread_;
+};
+
+}  // namespace restkv::engine

@@ -1,0 +1,109 @@
+#include "engine/generator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "engine/incremental_detokenizer.h"
+#include "engine/sampler.h"
+#include "engine/sequence_kv.h"
+#include "engine/stop_matcher.h"
+
+namespace restkv::engine {
+namespace {
+
+double MsSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+Generator::Generator(Model& model, BlockPool& pool) : model_(model), pool_(pool) {}
+
+absl::StatusOr<GenerationResult> Generator::Generate(
+    const GenerationRequest& request, const std::function<void(std::string_view)>& on_text) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const ModelConfig& config = model_.config();
+  const Tokenizer& tok = model_.tokenizer();
+  const SamplingParams& params = request.params;
+  RESTKV_RETURN_IF_ERROR(params.Validate(config.vocab_size));
+  const int32_t n_prompt = static_cast<int32_t>(request.prompt_tokens.size());
+  if (n_prompt == 0) return absl::InvalidArgumentError("the prompt is empty");
+  if (n_prompt >= config.context_length) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the prompt has %d tokens; the model's context length is %d", n_prompt,
+        config.context_length));
+  }
+  const int32_t max_new = std::min(params.max_tokens, config.context_length - n_prompt);
+
+  SequenceKv kv(pool_, config.num_layers);
+  pool_.ResetHighWater();
+  GenerationResult result;
+  result.prompt_tokens = n_prompt;
+
+  const uint64_t seed = params.seed.has_value() ? *params.seed : std::random_device{}();
+  Sampler sampler(params, seed);
+  // The completion continues the prompt: its first token keeps its space.
+  IncrementalDetokenizer detok(tok, IncrementalDetokenizer::StripLeadingSpace::kKeep);
+  StopMatcher stops(params.stop);
+  std::vector<float> logits;
+  std::vector<int32_t> step_tokens = request.prompt_tokens;
+  int32_t position = 0;
+  auto emit = [&](const std::string& piece) {
+    if (piece.empty()) return;
+    result.text += piece;
+    if (on_text) on_text(piece);
+  };
+
+  bool stopped = false;
+  for (int32_t i = 0; i < max_new && !stopped; ++i) {
+    const int32_t n = static_cast<int32_t>(step_tokens.size());
+    if (!kv.Reserve(n)) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "the KV cache is full: %d more tokens need %d pages, %d of %d are free", n,
+          kv.PagesNeeded(n), pool_.num_free(), pool_.num_pages()));
+    }
+    SequenceInput in{step_tokens, position, kv.cached_len(), kv.page_ptrs(), LogitsMode::kLast};
+    RESTKV_RETURN_IF_ERROR(model_.forward().Forward({&in, 1}, &logits));
+    kv.Commit(n);
+    position += n;
+    if (i == 0) result.prefill_ms = MsSince(t0);
+
+    const int32_t next = sampler.Sample(absl::MakeSpan(logits), request.prompt_tokens);
+    if (i == 0) result.ttft_ms = MsSince(t0);
+    const bool is_stop_id =
+        std::find(params.stop_token_ids.begin(), params.stop_token_ids.end(), next) !=
+        params.stop_token_ids.end();
+    if ((!params.ignore_eos && tok.IsEndOfGeneration(next)) || is_stop_id) {
+      result.finish_reason = FinishReason::kStop;
+      break;
+    }
+    sampler.Accept(next);
+    result.tokens.push_back(next);
+    StopMatcher::Result r = stops.Push(detok.Push(next));
+    emit(r.text);
+    if (r.stopped) {
+      result.finish_reason = FinishReason::kStop;
+      stopped = true;
+    }
+    step_tokens.assign(1, next);
+  }
+  if (!stopped) {
+    StopMatcher::Result r = stops.Push(detok.Flush());
+    emit(r.text);
+    if (r.stopped) {
+      result.finish_reason = FinishReason::kStop;
+    } else {
+      emit(stops.Flush());
+    }
+  }
+  result.completion_tokens = static_cast<int32_t>(result.tokens.size());
+  result.kv_pages_peak = pool_.high_water();
+  result.total_ms = MsSince(t0);
+  result.decode_ms = result.total_ms - result.ttft_ms;
+  return result;
+}
+
+}  // namespace restkv::engine

@@ -1,0 +1,53 @@
+// The engine's per-request output channel, and the plain structs it carries.
+//
+// A RequestSink receives, on the engine thread, zero or more OnTokens()
+// calls followed by exactly one OnFinish(). Implementations must not block
+// and must not call back into the Engine synchronously: a network frontend
+// posts the event to its own executor.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "engine/logprobs.h"
+
+namespace restkv::engine {
+
+enum class FinishReason {
+  kStop,       // end-of-generation token, stop token id or stop string
+  kLength,     // max_tokens or the context length
+  kCancelled,  // Engine::Cancel or shutdown
+  kError,      // see RequestSummary::error
+};
+std::string_view FinishReasonName(FinishReason r);  // "stop", "length", "cancelled", "error"
+
+struct TokenDelta {
+  std::vector<int32_t> token_ids;        // new tokens this step (usually one)
+  std::string text;                      // new complete UTF-8 text (may be empty)
+  std::vector<LogprobResult> logprobs;   // one per token when requested
+};
+
+struct RequestSummary {
+  FinishReason reason = FinishReason::kLength;
+  absl::Status error;                  // set when reason == kError
+  std::string stop_string;             // the matched stop string, if any
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;
+  int32_t kv_tokens_kept = 0;          // cache slots held per layer after prefill (summed over layers / L)
+  int32_t kv_tokens_evicted = 0;
+  int32_t num_preemptions = 0;
+  double queue_ms = 0;                 // submit until first scheduled
+  double ttft_ms = 0;                  // submit until first token
+  double e2e_ms = 0;                   // submit until finish
+};
+
+class RequestSink {
+ public:
+  virtual ~RequestSink() = default;
+  virtual void OnTokens(const TokenDelta& delta) = 0;
+  virtual void OnFinish(const RequestSummary& summary) = 0;
+};
+
+}  // namespace restkv::engine

@@ -1,0 +1,136 @@
+// Backend: the operations the model forward pass needs, on one device.
+//
+// Legend: T = tokens in the step (packed over sequences), D = hidden size,
+// H = query heads, Hkv = KV heads, d = head dim, F = FFN size, V = vocab.
+//
+// Contract:
+// - Every pointer passed to an operation is in the backend's own memory
+//   (host memory for the CPU backend; device memory for CUDA). Buffers come
+//   from Allocate(); weights from PrepareMatrix()/PrepareVector(), whose
+//   results stay valid as long as the backend lives.
+// - Operations are synchronous from the caller's point of view on the CPU
+//   backend; a device backend may queue them on its stream and must make
+//   results visible before CopyToHost() returns.
+// - Operations never fail on valid shapes; shape errors are programming
+//   errors (RESTKV_CHECK). Fallible set-up (unsupported weight types, out of
+//   memory) returns absl::Status.
+//
+// KV pages. A page holds `block_size` token slots of one layer for all KV
+// heads, K then V:   page = [ K: Hkv][block_size][d] | V: [Hkv][block_size][d] ]
+// A sequence's cache for one layer is an ordered list of pages (its block
+// table); slot i of the sequence lives in page i / block_size, row
+// i % block_size. Keys are stored after RoPE.
+//
+// Thread safety: a backend is used by one thread at a time (the engine thread).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "kernels/ggml_type.h"
+
+namespace restkv::kernels {
+
+// A weight matrix W [rows = out features][cols = in features], prepared for
+// MatMul. `data` is backend-owned (or the mmapped file, if used in place).
+struct Matrix {
+  GgmlType type = GgmlType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const void* data = nullptr;
+};
+
+// Rotary embedding flavour: kNorm rotates adjacent pairs (x[2i], x[2i+1]) as
+// in GGUF llama files (whose Q/K weights are permuted accordingly); kNeox
+// rotates (x[i], x[i + d/2]) as in qwen2.
+enum class RopeStyle { kNorm, kNeox };
+
+struct RopeParams {
+  RopeStyle style = RopeStyle::kNorm;
+  int32_t rot_dims = 0;      // leading dims of each head that rotate (usually d)
+  float theta_base = 10000.0f;
+  float position_scale = 1.0f;     // linear scaling: position multiplied by this
+  const float* freq_factors = nullptr;  // [rot_dims / 2] or null (Llama 3 rope_freqs)
+};
+
+// One sequence's slice of an attention call. Its queries are rows
+// [q_begin, q_begin + num_q) of the packed Q; they are the *last* num_q of the
+// kv_len tokens stored in `pages` (whose K/V must already be written), so
+// query j attends to kv slots [0, kv_len - num_q + j] (causal).
+struct AttentionSeq {
+  int32_t q_begin = 0;
+  int32_t num_q = 0;
+  int32_t kv_len = 0;
+  float* const* pages = nullptr;  // [ceil(kv_len / block_size)] page pointers
+};
+
+// Where one new token's K/V go.
+struct KvSlot {
+  float* page = nullptr;
+  int32_t row = 0;  // slot within the page, < block_size
+};
+
+class Buffer {
+ public:
+  virtual ~Buffer() = default;
+  virtual void* data() = 0;
+  virtual size_t size_bytes() const = 0;
+  float* floats() { return static_cast<float*>(data()); }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  [[nodiscard]] virtual std::string_view name() const = 0;
+
+  // Errors: ResourceExhausted when memory is short.
+  virtual absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) = 0;
+  // Prepares W [rows][cols] stored as `type` in host memory `host` (which
+  // outlives the backend, e.g. an mmapped GGUF). The backend may use it in
+  // place or convert it to a faster layout.
+  // Errors: Unimplemented for types it cannot multiply.
+  virtual absl::StatusOr<Matrix> PrepareMatrix(GgmlType type, int64_t rows, int64_t cols,
+                                               const void* host) = 0;
+  // A vector (norm weight, bias) of n elements converted to f32.
+  virtual absl::StatusOr<const float*> PrepareVector(GgmlType type, int64_t n,
+                                                     const void* host) = 0;
+  // Copies n floats from backend memory to host memory.
+  virtual void CopyToHost(const float* src, float* dst, size_t n) = 0;
+  virtual void CopyFromHost(const float* src, float* dst, size_t n) = 0;
+  // dst[0..n) = src[0..n), both in backend memory.
+  virtual void CopyDevice(const float* src, float* dst, size_t n) = 0;
+  // dst[i][width] = src[rows[i]][width] for i < num_rows; rows[] in host memory.
+  virtual void GatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
+                          float* dst) = 0;
+
+  // y[m][w.rows] = x[m][w.cols] · Wᵀ
+  virtual void MatMul(const Matrix& w, const float* x, int64_t m, float* y) = 0;
+  // out[m][D] = table row ids[i] (any GgmlType the backend accepts in PrepareMatrix)
+  virtual void Embedding(const Matrix& table, const int32_t* ids, int64_t m, float* out) = 0;
+  // y[m][n] = x / rms(x) * weight
+  virtual void RmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps,
+                       float* y) = 0;
+  // x[m][n] += bias[n]
+  virtual void AddBias(float* x, const float* bias, int64_t m, int64_t n) = 0;
+  // x[i] += y[i]
+  virtual void Add(float* x, const float* y, int64_t n) = 0;
+  // x [m][heads][d] rotated in place at positions[m].
+  virtual void Rope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
+                    const RopeParams& params) = 0;
+  // gate[i] = silu(gate[i]) * up[i]
+  virtual void SwiGlu(float* gate, const float* up, int64_t n) = 0;
+  // Writes k, v [m][Hkv][d] into slots[m].
+  virtual void StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m,
+                       int32_t kv_heads, int32_t head_dim, int32_t block_size) = 0;
+  // out [T][H][d] = causal softmax(q kᵀ · scale) v over each sequence's pages.
+  // Query head h reads KV head h / (H / Hkv).
+  virtual void Attention(const float* q, absl::Span<const AttentionSeq> seqs, int32_t heads,
+                         int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
+                         float* out) = 0;
+};
+
+}  // namespace restkv::kernels

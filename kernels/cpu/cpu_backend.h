@@ -1,0 +1,69 @@
+// CpuBackend: the Backend contract on the host, multi-threaded and vectorised.
+//
+// - MatMul: Q4_0 / Q4_1 / Q8_0 weights use integer dots against Q8_1
+//   activations (quant_dot.h), in place on the mmapped file; F32 (and F16 /
+//   BF16, widened to F32 at load) go through OpenBLAS sgemm; every other GGUF
+//   type is repacked to Q8_0 at load. Work is split over weight rows across
+//   the thread pool; OpenBLAS runs single-threaded inside each slice so the
+//   two never oversubscribe the cores.
+// - Attention reads K/V straight from the paged layout of backend.h.
+//
+// Thread safety: as Backend — one caller thread at a time. The pool's worker
+// threads are internal.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "common/thread_pool.h"
+#include "kernels/backend.h"
+
+namespace restkv::kernels::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  // REQUIRES: num_threads >= 1.
+  explicit CpuBackend(int num_threads);
+  ~CpuBackend() override;
+
+  [[nodiscard]] std::string_view name() const override { return "cpu"; }
+  [[nodiscard]] int num_threads() const { return pool_.num_threads(); }
+  ThreadPool& pool() { return pool_; }
+
+  absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override;
+  absl::StatusOr<Matrix> PrepareMatrix(GgmlType type, int64_t rows, int64_t cols,
+                                       const void* host) override;
+  absl::StatusOr<const float*> PrepareVector(GgmlType type, int64_t n, const void* host) override;
+  void CopyToHost(const float* src, float* dst, size_t n) override;
+  void CopyFromHost(const float* src, float* dst, size_t n) override;
+  void CopyDevice(const float* src, float* dst, size_t n) override;
+  void GatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
+                  float* dst) override;
+
+  void MatMul(const Matrix& w, const float* x, int64_t m, float* y) override;
+  void Embedding(const Matrix& table, const int32_t* ids, int64_t m, float* out) override;
+  void RmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps,
+               float* y) override;
+  void AddBias(float* x, const float* bias, int64_t m, int64_t n) override;
+  void Add(float* x, const float* y, int64_t n) override;
+  void Rope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
+            const RopeParams& params) override;
+  void SwiGlu(float* gate, const float* up, int64_t n) override;
+  void StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m, int32_t kv_heads,
+               int32_t head_dim, int32_t block_size) override;
+  void Attention(const float* q, absl::Span<const AttentionSeq> seqs, int32_t heads,
+                 int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
+                 float* out) override;
+
+ private:
+  void MatMulQuantized(const Matrix& w, const float* x, int64_t m, float* y);
+  void MatMulF32(const Matrix& w, const float* x, int64_t m, float* y);
+
+  ThreadPool pool_;
+  // Converted weights and vectors, kept alive for the backend's lifetime.
+  std::vector<std::unique_ptr<uint8_t[]>> owned_;
+  // Q8_1 activations for MatMulQuantized, grown on demand.
+  std::vector<BlockQ8_1> x_q8_;
+};
+
+}  // namespace restkv::kernels::cpu

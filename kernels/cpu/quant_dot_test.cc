@@ -1,0 +1,97 @@
+#include "kernels/cpu/quant_dot.h"
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "kernels/cpu/dequantize.h"
+#include "kernels/cpu/quantize_ref.h"
+#include "kernels/fp16.h"
+
+namespace restkv::kernels::cpu {
+namespace {
+
+std::vector<float> RandomVector(int64_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+class QuantDotTest : public ::testing::TestWithParam<GgmlType> {};
+
+// The vector kernel must equal the scalar reference up to float summation
+// order, for every tile width 1..4 and odd block counts.
+TEST_P(QuantDotTest, VectorKernelMatchesScalarReference) {
+  const GgmlType type = GetParam();
+  for (int64_t nb : {1, 3, 9, 27}) {
+    const int64_t n = nb * 32;
+    const std::vector<float> w = RandomVector(n, 7 + nb);
+    const std::string wq = QuantizeMatrix(type, w.data(), 1, n);
+    std::vector<std::vector<BlockQ8_1>> xs(4, std::vector<BlockQ8_1>(nb));
+    const BlockQ8_1* ptrs[4];
+    for (int r = 0; r < 4; ++r) {
+      const std::vector<float> x = RandomVector(n, 100 + r + nb, 2.0f);
+      QuantizeRowQ8_1(x.data(), xs[r].data(), n);
+      ptrs[r] = xs[r].data();
+    }
+    for (int tile = 1; tile <= 4; ++tile) {
+      float out[4];
+      DotRows(type, wq.data(), ptrs, tile, nb, out);
+      for (int r = 0; r < tile; ++r) {
+        const float ref = DotRowReference(type, wq.data(), ptrs[r], nb);
+        EXPECT_NEAR(out[r], ref, 1e-4f * (1.0f + std::fabs(ref)))
+            << "nb " << nb << " tile " << tile << " row " << r;
+      }
+    }
+  }
+}
+
+// The quantised dot approximates the float dot of the dequantised weights
+// with the original activations: error bounded by the 8-bit activation step.
+TEST_P(QuantDotTest, ApproximatesFloatDot) {
+  const GgmlType type = GetParam();
+  const int64_t n = 576;
+  const std::vector<float> w = RandomVector(n, 1);
+  const std::vector<float> x = RandomVector(n, 2);
+  const std::string wq = QuantizeMatrix(type, w.data(), 1, n);
+  std::vector<float> wd(n);
+  DequantizeRow(type, wq.data(), wd.data(), n);
+  std::vector<BlockQ8_1> xq(n / 32);
+  QuantizeRowQ8_1(x.data(), xq.data(), n);
+  double exact = 0, abs_sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    exact += static_cast<double>(wd[i]) * x[i];
+    abs_sum += std::fabs(wd[i]);
+  }
+  const BlockQ8_1* ptr = xq.data();
+  float got;
+  DotRows(type, wq.data(), &ptr, 1, n / 32, &got);
+  // Each activation moves by at most half a step (amax/254 ≤ 4σ/254).
+  EXPECT_NEAR(got, exact, abs_sum * 4.0 / 254.0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, QuantDotTest,
+                         ::testing::Values(GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0),
+                         [](const auto& info) {
+                           return std::string(GetGgmlTypeTraits(info.param)->name);
+                         });
+
+TEST(QuantizeRowQ8_1Test, ScaleAndSum) {
+  std::vector<float> x(32);
+  for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i - 16) / 16.0f;  // amax = 1
+  BlockQ8_1 b;
+  QuantizeRowQ8_1(x.data(), &b, 32);
+  EXPECT_EQ(b.qs[0], -127);
+  EXPECT_EQ(b.qs[16], 0);
+  EXPECT_EQ(b.qs[24], 64);  // 0.5 * 127 = 63.5 rounds half to even
+  int sum = 0;
+  for (int i = 0; i < 32; ++i) sum += b.qs[i];
+  EXPECT_NEAR(Fp16ToFloat(b.s), Fp16ToFloat(b.d) * sum, 1e-3);
+}
+
+}  // namespace
+}  // namespace restkv::kernels::cpu

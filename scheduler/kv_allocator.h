@@ -1,0 +1,39 @@
+// KvAllocator: what the scheduler may ask of the KV cache — page counts and
+// allocation — without seeing pages, layers' tensors or policies.
+//
+// The engine implements it over its KvCacheManager (which knows the eviction
+// policy and budget, so "pages at the prefill peak" is the post-eviction
+// footprint); tests implement it with a counter.
+#pragma once
+
+#include <cstdint>
+
+namespace restkv::scheduler {
+
+using RequestId = int64_t;
+
+class KvAllocator {
+ public:
+  virtual ~KvAllocator() = default;
+
+  [[nodiscard]] virtual int32_t NumFreePages() const = 0;
+  // Pages the request holds now.
+  [[nodiscard]] virtual int32_t PagesHeld(RequestId id) const = 0;
+  // Most pages the request will hold at once while prefilling `num_tokens`
+  // tokens from an empty cache (its admission cost).
+  [[nodiscard]] virtual int32_t PrefillPeakPages(RequestId id, int32_t num_tokens) const = 0;
+  // Pages needed to append `num_tokens` decoded tokens on every layer.
+  [[nodiscard]] virtual int32_t DecodePages(RequestId id, int32_t num_tokens) const = 0;
+
+  // Allocates what running prefill layers [layer_begin, layer_end) over
+  // `num_tokens` tokens needs. Returns false (allocating nothing) if the pool
+  // cannot cover it.
+  virtual bool AllocatePrefill(RequestId id, int32_t num_tokens, int32_t layer_begin,
+                               int32_t layer_end) = 0;
+  // Allocates pages for `num_tokens` more decoded tokens. False if short.
+  virtual bool AllocateDecode(RequestId id, int32_t num_tokens) = 0;
+  // Returns every page the request holds.
+  virtual void Free(RequestId id) = 0;
+};
+
+}  // namespace restkv::scheduler

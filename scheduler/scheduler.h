@@ -1,0 +1,127 @@
+// Scheduler: continuous batching as a pure, synchronous step function.
+//
+// Each Schedule() call plans one engine step: which running requests decode
+// one token, which prompts prefill which range of layers, and which requests
+// lose their KV cache (preemption). Update() takes back what the step did.
+// No threads, clocks, tensors or I/O: the KV cache is reached only through
+// the KvAllocator interface, so plans can be tested on numbers alone.
+//
+// Ordering: requests are served by (priority ascending, arrival ascending) —
+// first come first served within a priority; lower priority values run first
+// (as vLLM). The waiting queue is never skipped: if its head does not fit,
+// nothing behind it is admitted that step.
+//
+// Thread safety: none; owned by the engine thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <tuple>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "scheduler/kv_allocator.h"
+
+namespace restkv::scheduler {
+
+struct SchedulerConfig {
+  int32_t num_layers = 1;               // L
+  int32_t max_num_seqs = 64;            // running requests at once
+  int32_t max_num_batched_tokens = 2048;  // per step, counted as tokens × L token-layers
+};
+
+struct NewRequest {
+  RequestId id = 0;
+  int32_t priority = 0;
+  int32_t num_prompt_tokens = 0;
+};
+
+// Prefill of layers [layer_begin, layer_end) over the first `num_tokens`
+// tokens of the request (its prompt, plus its earlier output when it is
+// recomputed after preemption). layer_end == L means the step also yields
+// the request's next token.
+struct PrefillSlice {
+  RequestId id = 0;
+  int32_t num_tokens = 0;
+  int32_t layer_begin = 0;
+  int32_t layer_end = 0;
+};
+
+struct SchedulerOutput {
+  std::vector<RequestId> decodes;      // one new token each, all layers
+  std::vector<PrefillSlice> prefills;
+  std::vector<RequestId> preempted;    // KV freed this step; will be recomputed
+  int64_t token_layers = 0;            // work planned
+  [[nodiscard]] bool empty() const { return decodes.empty() && prefills.empty(); }
+};
+
+class Scheduler {
+ public:
+  // `kv` must outlive the scheduler.
+  Scheduler(const SchedulerConfig& config, KvAllocator& kv);
+
+  // Queues a request. REQUIRES: id not known, num_prompt_tokens >= 1, and its
+  // prefill peak fits the empty pool (the engine checks before calling).
+  void Add(const NewRequest& request);
+  // Forgets a request at any stage (finished, cancelled, failed) and frees
+  // its pages. Unknown ids are ignored.
+  void Remove(RequestId id);
+
+  // Plans the next step. Allocates the KV pages the plan needs.
+  // NOTE(restkv): there are no separate prefill and decode phases per step:
+  //   1. every decoding request gets one token, in priority order; if its
+  //      page cannot be allocated, the lowest-priority running request is
+  //      preempted (possibly itself) until it can;
+  //   2. prefilling requests continue, then waiting ones are admitted while
+  //      free pages (minus pages reserved for admitted prefills) cover their
+  //      prefill peak and running < max_num_seqs;
+  //   3. prefill work is sliced by layers to fit the token-layer budget; the
+  //      first prefill of a step always gets at least one layer (progress).
+  SchedulerOutput Schedule();
+
+  // Records the step's effects: prefill slices advance (a slice ending at
+  // layer L produced a token), each decode produced a token.
+  void Update(const SchedulerOutput& output);
+
+  [[nodiscard]] int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
+  [[nodiscard]] int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
+  [[nodiscard]] int64_t num_preemptions() const { return num_preemptions_; }
+  [[nodiscard]] bool has_work() const { return !waiting_.empty() || !running_.empty(); }
+  // Pages promised to admitted prefills that they do not hold yet.
+  [[nodiscard]] int32_t ReservedPages() const;
+  // Tokens generated so far (survives preemption).
+  [[nodiscard]] int32_t NumOutputTokens(RequestId id) const;
+  [[nodiscard]] bool IsDecoding(RequestId id) const;
+
+ private:
+  enum class Phase { kWaiting, kPrefilling, kDecoding };
+  struct Entry {
+    NewRequest request;
+    int64_t arrival = 0;
+    Phase phase = Phase::kWaiting;
+    int32_t num_output = 0;      // tokens generated
+    int32_t layers_done = 0;     // prefill progress of the current attempt
+  };
+  using OrderKey = std::tuple<int32_t, int64_t, RequestId>;  // (priority, arrival, id)
+
+  [[nodiscard]] OrderKey KeyOf(const Entry& e) const {
+    return {e.request.priority, e.arrival, e.request.id};
+  }
+  [[nodiscard]] int32_t PrefillTokens(const Entry& e) const {
+    return e.request.num_prompt_tokens + e.num_output;
+  }
+  // Layers of prefill that fit `*budget` token-layers; charges the budget.
+  int32_t SliceLayers(const Entry& e, bool first_prefill, int64_t* budget) const;
+  void Preempt(Entry& e, SchedulerOutput& out);
+
+  const SchedulerConfig config_;
+  KvAllocator& kv_;
+  std::map<RequestId, Entry> entries_;
+  std::set<OrderKey> waiting_;
+  std::set<OrderKey> running_;  // prefilling or decoding
+  int64_t next_arrival_ = 0;
+  int64_t num_preemptions_ = 0;
+};
+
+}  // namespace restkv::scheduler

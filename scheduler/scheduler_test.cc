@@ -1,0 +1,212 @@
+#include "scheduler/scheduler.h"
+
+#include <map>
+
+#include "gtest/gtest.h"
+
+namespace restkv::scheduler {
+namespace {
+
+// A KV cache made of numbers: every layer of a request holds
+// ceil(tokens / block) pages; no eviction.
+class FakeKv final : public KvAllocator {
+ public:
+  FakeKv(int32_t pages, int32_t layers, int32_t block = 16)
+      : total_(pages), layers_(layers), block_(block) {}
+
+  int32_t NumFreePages() const override { return total_ - used_; }
+  int32_t PagesHeld(RequestId id) const override {
+    auto it = held_.find(id);
+    return it == held_.end() ? 0 : it->second;
+  }
+  int32_t PrefillPeakPages(RequestId, int32_t n) const override { return layers_ * Ceil(n); }
+  int32_t DecodePages(RequestId id, int32_t n) const override {
+    const int32_t t = tokens_.count(id) ? tokens_.at(id) : 0;
+    return layers_ * (Ceil(t + n) - Ceil(t));
+  }
+  bool AllocatePrefill(RequestId id, int32_t n, int32_t l0, int32_t l1) override {
+    const int32_t need = (l1 - l0) * Ceil(n);
+    if (need > NumFreePages()) return false;
+    used_ += need;
+    held_[id] += need;
+    if (l1 == layers_) tokens_[id] = n;
+    return true;
+  }
+  bool AllocateDecode(RequestId id, int32_t n) override {
+    const int32_t need = DecodePages(id, n);
+    if (need > NumFreePages()) return false;
+    used_ += need;
+    held_[id] += need;
+    tokens_[id] += n;
+    return true;
+  }
+  void Free(RequestId id) override {
+    used_ -= PagesHeld(id);
+    held_.erase(id);
+    tokens_.erase(id);
+  }
+  int32_t used() const { return used_; }
+
+ private:
+  int32_t Ceil(int32_t n) const { return (n + block_ - 1) / block_; }
+  int32_t total_, layers_, block_, used_ = 0;
+  std::map<RequestId, int32_t> held_, tokens_;
+};
+
+TEST(SchedulerTest, ShortPromptsPrefillTogetherThenDecode) {
+  FakeKv kv(100, 2);
+  Scheduler s({.num_layers = 2, .max_num_seqs = 8, .max_num_batched_tokens = 64}, kv);
+  s.Add({1, 0, 10});
+  s.Add({2, 0, 20});
+  SchedulerOutput out = s.Schedule();
+  ASSERT_EQ(out.prefills.size(), 2u);
+  EXPECT_EQ(out.prefills[0].layer_end, 2);
+  EXPECT_EQ(out.prefills[1].layer_end, 2);
+  EXPECT_TRUE(out.decodes.empty());
+  s.Update(out);
+  out = s.Schedule();
+  EXPECT_EQ(out.decodes, (std::vector<RequestId>{1, 2}));
+  EXPECT_EQ(s.NumOutputTokens(1), 1);
+  s.Update(out);
+  EXPECT_EQ(s.NumOutputTokens(1), 2);
+  s.Remove(1);
+  s.Remove(2);
+  EXPECT_EQ(kv.used(), 0);
+}
+
+TEST(SchedulerTest, MaxNumSeqsLimitsRunning) {
+  FakeKv kv(1000, 1);
+  Scheduler s({.num_layers = 1, .max_num_seqs = 3, .max_num_batched_tokens = 1000}, kv);
+  for (RequestId id = 1; id <= 5; ++id) s.Add({id, 0, 4});
+  SchedulerOutput out = s.Schedule();
+  EXPECT_EQ(out.prefills.size(), 3u);
+  EXPECT_EQ(s.num_running(), 3);
+  EXPECT_EQ(s.num_waiting(), 2);
+}
+
+// A long prompt is prefilled a few layers per step while a decoding request
+// keeps producing a token every step.
+TEST(SchedulerTest, PrefillSlicingInterleavesDecodes) {
+  const int L = 8;
+  FakeKv kv(10000, L);
+  Scheduler s({.num_layers = L, .max_num_seqs = 8, .max_num_batched_tokens = 300}, kv);
+  s.Add({1, 0, 5});
+  SchedulerOutput out = s.Schedule();
+  s.Update(out);
+  s.Add({2, 0, 1000});  // 8000 token-layers; budget 2400 per step
+  std::vector<std::pair<int, int>> slices;
+  for (int step = 0; step < 10 && !s.IsDecoding(2); ++step) {
+    out = s.Schedule();
+    EXPECT_EQ(out.decodes, std::vector<RequestId>{1}) << "step " << step;
+    ASSERT_EQ(out.prefills.size(), 1u) << "step " << step;
+    slices.emplace_back(out.prefills[0].layer_begin, out.prefills[0].layer_end);
+    EXPECT_LE(out.token_layers, 300 * L) << "step " << step;
+    s.Update(out);
+  }
+  // (2400 - 8) / 1000 = 2 layers per step.
+  EXPECT_EQ(slices, (std::vector<std::pair<int, int>>{{0, 2}, {2, 4}, {4, 6}, {6, 8}}));
+  EXPECT_TRUE(s.IsDecoding(2));
+}
+
+TEST(SchedulerTest, PrefillProgressesEvenWhenOneLayerExceedsTheBudget) {
+  FakeKv kv(10000, 4);
+  Scheduler s({.num_layers = 4, .max_num_seqs = 8, .max_num_batched_tokens = 16}, kv);
+  s.Add({1, 0, 100});
+  SchedulerOutput out = s.Schedule();
+  ASSERT_EQ(out.prefills.size(), 1u);
+  EXPECT_EQ(out.prefills[0].layer_end, 1);
+}
+
+TEST(SchedulerTest, AdmissionWaitsForFreePagesAndKeepsOrder) {
+  FakeKv kv(10, 2);  // 10 pages, 2 layers
+  Scheduler s({.num_layers = 2, .max_num_seqs = 8, .max_num_batched_tokens = 1000}, kv);
+  s.Add({1, 0, 64});  // 2 x 4 = 8 pages
+  s.Add({2, 0, 32});  // 4 pages: does not fit beside 1
+  s.Add({3, 0, 1});   // 2 pages would fit, but may not jump the queue
+  SchedulerOutput out = s.Schedule();
+  ASSERT_EQ(out.prefills.size(), 1u);
+  EXPECT_EQ(out.prefills[0].id, 1);
+  s.Update(out);
+  s.Remove(1);
+  out = s.Schedule();
+  ASSERT_EQ(out.prefills.size(), 2u);
+  EXPECT_EQ(out.prefills[0].id, 2);
+  EXPECT_EQ(out.prefills[1].id, 3);
+}
+
+TEST(SchedulerTest, PriorityThenArrivalOrder) {
+  FakeKv kv(1000, 1);
+  Scheduler s({.num_layers = 1, .max_num_seqs = 2, .max_num_batched_tokens = 1000}, kv);
+  s.Add({1, 5, 4});
+  s.Add({2, 0, 4});
+  s.Add({3, 0, 4});
+  s.Add({4, -1, 4});
+  SchedulerOutput out = s.Schedule();
+  ASSERT_EQ(out.prefills.size(), 2u);
+  EXPECT_EQ(out.prefills[0].id, 4);
+  EXPECT_EQ(out.prefills[1].id, 2);
+}
+
+// Admitted prefills keep the pages they will need: a decode cannot take them.
+TEST(SchedulerTest, ReservedPagesProtectAdmittedPrefill) {
+  FakeKv kv(12, 4);
+  Scheduler s({.num_layers = 4, .max_num_seqs = 8, .max_num_batched_tokens = 10}, kv);
+  s.Add({1, 0, 40});  // 4 layers x 3 pages = 12 pages; budget 40 token-layers = 1 layer a step
+  SchedulerOutput out = s.Schedule();
+  ASSERT_EQ(out.prefills.size(), 1u);
+  EXPECT_EQ(out.prefills[0].layer_end, 1);
+  EXPECT_EQ(s.ReservedPages(), 9);
+  s.Update(out);
+  for (int step = 0; step < 3; ++step) {
+    out = s.Schedule();
+    ASSERT_EQ(out.prefills.size(), 1u) << "step " << step;
+    s.Update(out);
+  }
+  EXPECT_TRUE(s.IsDecoding(1));
+  EXPECT_EQ(kv.NumFreePages(), 0);
+}
+
+// Table-driven: two requests decode in a pool that runs dry; the later one
+// is preempted, then recomputed (prompt + its output) once pages return.
+TEST(SchedulerTest, PreemptsLowestPriorityWhenDecodeRunsDry) {
+  FakeKv kv(6, 1, /*block=*/4);  // 6 pages of 4 slots, 1 layer
+  Scheduler s({.num_layers = 1, .max_num_seqs = 4, .max_num_batched_tokens = 100}, kv);
+  s.Add({1, 0, 8});  // 2 pages
+  s.Add({2, 0, 8});  // 2 pages
+  struct Expected {
+    int step;
+    std::vector<RequestId> decodes;
+    std::vector<RequestId> preempted;
+    int prefills;
+  };
+  const std::vector<Expected> table = {
+      {0, {}, {}, 2},      // both prefill 8 tokens: 4 pages used
+      {1, {1, 2}, {}, 0},  // token 9 each: 1 page each -> 6 used
+      {2, {1, 2}, {}, 0},  // tokens 10
+      {3, {1, 2}, {}, 0},  // tokens 11
+      {4, {1, 2}, {}, 0},  // tokens 12
+      {5, {1}, {2}, 0},    // token 13 for 1 needs a page: 2 is preempted
+      {6, {1}, {}, 0},
+  };
+  for (const Expected& row : table) {
+    SchedulerOutput out = s.Schedule();
+    EXPECT_EQ(out.decodes, row.decodes) << "step " << row.step;
+    EXPECT_EQ(out.preempted, row.preempted) << "step " << row.step;
+    EXPECT_EQ(static_cast<int>(out.prefills.size()), row.prefills) << "step " << row.step;
+    s.Update(out);
+  }
+  EXPECT_EQ(s.num_preemptions(), 1);
+  EXPECT_EQ(s.NumOutputTokens(2), 5);
+  s.Remove(1);
+  SchedulerOutput out = s.Schedule();
+  ASSERT_EQ(out.prefills.size(), 1u);
+  EXPECT_EQ(out.prefills[0].id, 2);
+  EXPECT_EQ(out.prefills[0].num_tokens, 13);  // prompt 8 + 5 generated
+  s.Update(out);
+  EXPECT_EQ(s.NumOutputTokens(2), 6);
+  s.Remove(2);
+  EXPECT_EQ(kv.used(), 0);
+}
+
+}  // namespace
+}  // namespace restkv::scheduler

@@ -1,0 +1,14 @@
+// The `restkv` command line: one function per subcommand, each registering
+// its flags on the CLI11 app and returning the process exit code when run.
+#pragma once
+
+#include "CLI/CLI.hpp"
+
+namespace restkv::server {
+
+// Adds `restkv info`; the callback sets *exit_code.
+void AddInfoCommand(CLI::App& app, int* exit_code);
+// Adds `restkv generate`.
+void AddGenerateCommand(CLI::App& app, int* exit_code);
+
+}  // namespace restkv::server

@@ -1,0 +1,22 @@
+// restkv: LLM serving with KV-cache eviction during prefill.
+#include <cstdio>
+
+#include "CLI/CLI.hpp"
+#include "server/cli.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "restkv — an LLM server for Llama-family GGUF models with KV-cache eviction during "
+      "prefill (ReST-KV)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "restkv 0.1.0");
+  int exit_code = 0;
+  restkv::server::AddInfoCommand(app, &exit_code);
+  restkv::server::AddGenerateCommand(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}
