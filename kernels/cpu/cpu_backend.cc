@@ -158,26 +158,26 @@ void CpuBackend::MatMulF32(const Matrix& w, const float* x, int64_t m, float* y)
 
 void CpuBackend::MatMulQuantized(const Matrix& w, const float* x, int64_t m, float* y) {
   RESTKV_CHECK(HasQuantDot(w.type)) << static_cast<int>(w.type);
-  const int64_t nb = w.cols / kQK8_1;
-  if (static_cast<int64_t>(x_q8_.size()) < m * nb) x_q8_.resize(m * nb);
-  BlockQ8_1* xq = x_q8_.data();
-  pool_.ParallelFor(m, [&](int64_t r0, int64_t r1, int) {
-    for (int64_t r = r0; r < r1; ++r) QuantizeRowQ8_1(x + r * w.cols, xq + r * nb, w.cols);
-  });
+  x_q8_.Resize(m, w.cols);
+  pool_.ParallelFor(m, [&](int64_t r0, int64_t r1, int) { x_q8_.QuantizeRows(x, r0, r1); });
   const int64_t row_bytes = RowBytes(w.type, w.cols);
   const auto* wbytes = static_cast<const uint8_t*>(w.data);
   pool_.ParallelFor(
       w.rows,
       [&](int64_t r0, int64_t r1, int) {
-        const BlockQ8_1* xs[4];
-        float out[4];
-        // Tiles of 4 activation rows share each unpacked weight block.
+        int64_t xrows[4];
+        float out[8];
+        // Tiles of up to 2 weight rows x 4 activation rows: each unpacked
+        // weight block serves 4 rows and each activation block 2.
         for (int64_t t0 = 0; t0 < m; t0 += 4) {
           const int tile = static_cast<int>(std::min<int64_t>(4, m - t0));
-          for (int i = 0; i < tile; ++i) xs[i] = xq + (t0 + i) * nb;
-          for (int64_t r = r0; r < r1; ++r) {
-            DotRows(w.type, wbytes + r * row_bytes, xs, tile, nb, out);
-            for (int i = 0; i < tile; ++i) y[(t0 + i) * w.rows + r] = out[i];
+          for (int i = 0; i < tile; ++i) xrows[i] = t0 + i;
+          for (int64_t r = r0; r < r1; r += 2) {
+            const int nw = static_cast<int>(std::min<int64_t>(2, r1 - r));
+            DotTile(w.type, wbytes + r * row_bytes, row_bytes, nw, x_q8_, xrows, tile, out);
+            for (int k = 0; k < nw; ++k) {
+              for (int i = 0; i < tile; ++i) y[(t0 + i) * w.rows + r + k] = out[k * tile + i];
+            }
           }
         }
       },

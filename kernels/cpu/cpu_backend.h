@@ -17,6 +17,7 @@
 
 #include "common/thread_pool.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/quant_dot.h"
 
 namespace restkv::kernels::cpu {
 
@@ -63,7 +64,7 @@ class CpuBackend final : public Backend {
   // Converted weights and vectors, kept alive for the backend's lifetime.
   std::vector<std::unique_ptr<uint8_t[]>> owned_;
   // Q8_1 activations for MatMulQuantized, grown on demand.
-  std::vector<BlockQ8_1> x_q8_;
+  Q8Activations x_q8_;
 };
 
 }  // namespace restkv::kernels::cpu

@@ -35,82 +35,83 @@ inline __m256i LoadX(const BlockQ8_1& b) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
 }
 
-template <int R>
-void DotQ4_1(const BlockQ4_1* w, const BlockQ8_1* const* x, int64_t nb, float* out) {
-  __m256 acc[R];
-  float min_sum[R];
+// Per weight type: how to get a block's 32 quants as bytes, whether they are
+// signed (then |q| and sign(x, q) feed the unsigned x signed dot), and its
+// scale and minimum.
+struct Q4_0Kind {
+  using Block = BlockQ4_0;
+  static constexpr bool kSigned = true, kHasMin = false;
+  static __m256i Quants(const Block& b) {
+    return _mm256_sub_epi8(UnpackNibbles(b.qs), _mm256_set1_epi8(8));
+  }
+  static float Min(const Block&) { return 0.0f; }
+};
+struct Q4_1Kind {
+  using Block = BlockQ4_1;
+  static constexpr bool kSigned = false, kHasMin = true;
+  static __m256i Quants(const Block& b) { return UnpackNibbles(b.qs); }
+  static float Min(const Block& b) { return Fp16ToFloat(b.m); }
+};
+struct Q8_0Kind {
+  using Block = BlockQ8_0;
+  static constexpr bool kSigned = true, kHasMin = false;
+  static __m256i Quants(const Block& b) {
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+  }
+  static float Min(const Block&) { return 0.0f; }
+};
+
+// W weight rows x R activation rows, every output accumulated block by block
+// in the same order regardless of W and R.
+template <class K, int W, int R>
+void Tile(const uint8_t* w0, int64_t row_bytes, const Q8Activations& x, const int64_t* rows,
+          float* out) {
+  using Block = typename K::Block;
+  __m256 acc[W][R];
+  float min_acc[W][R];
+  const BlockQ8_1* xb[R];
+  const float* xd[R];
+  const float* xs[R];
   for (int r = 0; r < R; ++r) {
-    acc[r] = _mm256_setzero_ps();
-    min_sum[r] = 0.0f;
-  }
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m256i q = UnpackNibbles(w[b].qs);
-    const float dw = Fp16ToFloat(w[b].d), mw = Fp16ToFloat(w[b].m);
-    for (int r = 0; r < R; ++r) {
-      const BlockQ8_1& xb = x[r][b];
-      const __m256 scale = _mm256_set1_ps(dw * Fp16ToFloat(xb.d));
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DotU8S8(q, LoadX(xb))), scale, acc[r]);
-      min_sum[r] += mw * Fp16ToFloat(xb.s);
+    xb[r] = x.blocks(rows[r]);
+    xd[r] = x.d(rows[r]);
+    xs[r] = x.s(rows[r]);
+    for (int w = 0; w < W; ++w) {
+      acc[w][r] = _mm256_setzero_ps();
+      min_acc[w][r] = 0.0f;
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = HorizontalSum(acc[r]) + min_sum[r];
-}
-
-// Q4_0 values are nibble - 8, signed: same sign trick as Q8_0 below.
-template <int R>
-void DotQ4_0(const BlockQ4_0* w, const BlockQ8_1* const* x, int64_t nb, float* out) {
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  const __m256i eight = _mm256_set1_epi8(8);
+  const int64_t nb = x.num_blocks();
   for (int64_t b = 0; b < nb; ++b) {
-    const __m256i q = _mm256_sub_epi8(UnpackNibbles(w[b].qs), eight);
-    const __m256i abs_q = _mm256_sign_epi8(q, q);
-    const float dw = Fp16ToFloat(w[b].d);
-    for (int r = 0; r < R; ++r) {
-      const BlockQ8_1& xb = x[r][b];
-      const __m256 scale = _mm256_set1_ps(dw * Fp16ToFloat(xb.d));
-      const __m256i sx = _mm256_sign_epi8(LoadX(xb), q);
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DotU8S8(abs_q, sx)), scale, acc[r]);
+    __m256i xv[R];
+    for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[r][b].qs));
+    for (int w = 0; w < W; ++w) {
+      const Block& wb = reinterpret_cast<const Block*>(w0 + w * row_bytes)[b];
+      const __m256i q = K::Quants(wb);
+      const __m256i u = K::kSigned ? _mm256_sign_epi8(q, q) : q;
+      const float dw = Fp16ToFloat(wb.d);
+      for (int r = 0; r < R; ++r) {
+        const __m256i sx = K::kSigned ? _mm256_sign_epi8(xv[r], q) : xv[r];
+        acc[w][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DotU8S8(u, sx)),
+                                    _mm256_set1_ps(dw * xd[r][b]), acc[w][r]);
+        if constexpr (K::kHasMin) min_acc[w][r] += K::Min(wb) * xs[r][b];
+      }
     }
   }
-  for (int r = 0; r < R; ++r) out[r] = HorizontalSum(acc[r]);
+  for (int w = 0; w < W; ++w) {
+    for (int r = 0; r < R; ++r) out[w * R + r] = HorizontalSum(acc[w][r]) + min_acc[w][r];
+  }
 }
 
-// Signed x signed: move w's sign onto x so the unsigned operand is |w|.
-template <int R>
-void DotQ8_0(const BlockQ8_0* w, const BlockQ8_1* const* x, int64_t nb, float* out) {
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
-    const __m256i abs_q = _mm256_sign_epi8(q, q);
-    const float dw = Fp16ToFloat(w[b].d);
-    for (int r = 0; r < R; ++r) {
-      const BlockQ8_1& xb = x[r][b];
-      const __m256 scale = _mm256_set1_ps(dw * Fp16ToFloat(xb.d));
-      const __m256i sx = _mm256_sign_epi8(LoadX(xb), q);
-      acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DotU8S8(abs_q, sx)), scale, acc[r]);
-    }
-  }
-  for (int r = 0; r < R; ++r) out[r] = HorizontalSum(acc[r]);
-}
-
-template <int R>
-void DotRowsFixed(GgmlType type, const void* w, const BlockQ8_1* const* x, int64_t nb,
-                  float* out) {
-  switch (type) {
-    case GgmlType::kQ4_0:
-      DotQ4_0<R>(static_cast<const BlockQ4_0*>(w), x, nb, out);
-      return;
-    case GgmlType::kQ4_1:
-      DotQ4_1<R>(static_cast<const BlockQ4_1*>(w), x, nb, out);
-      return;
-    case GgmlType::kQ8_0:
-      DotQ8_0<R>(static_cast<const BlockQ8_0*>(w), x, nb, out);
-      return;
-    default:
-      RESTKV_CHECK(false) << "no quantised dot for type " << static_cast<int>(type);
-  }
+template <class K>
+void TileDispatch(const uint8_t* w0, int64_t row_bytes, int num_w, const Q8Activations& x,
+                  const int64_t* rows, int num_x, float* out) {
+  using Fn = void (*)(const uint8_t*, int64_t, const Q8Activations&, const int64_t*, float*);
+  static constexpr Fn kTable[2][4] = {
+      {Tile<K, 1, 1>, Tile<K, 1, 2>, Tile<K, 1, 3>, Tile<K, 1, 4>},
+      {Tile<K, 2, 1>, Tile<K, 2, 2>, Tile<K, 2, 3>, Tile<K, 2, 4>},
+  };
+  kTable[num_w - 1][num_x - 1](w0, row_bytes, x, rows, out);
 }
 #endif  // RESTKV_HAVE_AVX2
 
@@ -176,22 +177,54 @@ float DotRowReference(GgmlType type, const void* w, const BlockQ8_1* x, int64_t 
   return sum;
 }
 
-void DotRows(GgmlType type, const void* w, const BlockQ8_1* const* x, int num_x, int64_t nb,
-             float* out) {
-  RESTKV_CHECK(num_x >= 1 && num_x <= 4) << num_x;
+void Q8Activations::Resize(int64_t m, int64_t n) {
+  RESTKV_CHECK_EQ(n % kQK8_1, 0);
+  n_ = n;
+  nb_ = n / kQK8_1;
+  if (static_cast<int64_t>(q_.size()) < m * nb_) {
+    q_.resize(m * nb_);
+    d_.resize(m * nb_);
+    s_.resize(m * nb_);
+  }
+}
+
+void Q8Activations::QuantizeRows(const float* x, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    BlockQ8_1* q = q_.data() + r * nb_;
+    QuantizeRowQ8_1(x + r * n_, q, n_);
+    for (int64_t b = 0; b < nb_; ++b) {
+      d_[r * nb_ + b] = Fp16ToFloat(q[b].d);
+      s_[r * nb_ + b] = Fp16ToFloat(q[b].s);
+    }
+  }
+}
+
+void Q8Activations::Quantize(const float* x, int64_t m, int64_t n) {
+  Resize(m, n);
+  QuantizeRows(x, 0, m);
+}
+
+void DotTile(GgmlType type, const uint8_t* w0, int64_t row_bytes, int num_w,
+             const Q8Activations& x, const int64_t* x_rows, int num_x, float* out) {
+  RESTKV_CHECK(num_w >= 1 && num_w <= 2 && num_x >= 1 && num_x <= 4) << num_w << "x" << num_x;
 #if RESTKV_HAVE_AVX2
-  switch (num_x) {
-    case 1:
-      return DotRowsFixed<1>(type, w, x, nb, out);
-    case 2:
-      return DotRowsFixed<2>(type, w, x, nb, out);
-    case 3:
-      return DotRowsFixed<3>(type, w, x, nb, out);
+  switch (type) {
+    case GgmlType::kQ4_0:
+      return TileDispatch<Q4_0Kind>(w0, row_bytes, num_w, x, x_rows, num_x, out);
+    case GgmlType::kQ4_1:
+      return TileDispatch<Q4_1Kind>(w0, row_bytes, num_w, x, x_rows, num_x, out);
+    case GgmlType::kQ8_0:
+      return TileDispatch<Q8_0Kind>(w0, row_bytes, num_w, x, x_rows, num_x, out);
     default:
-      return DotRowsFixed<4>(type, w, x, nb, out);
+      RESTKV_CHECK(false) << "no quantised dot for type " << static_cast<int>(type);
   }
 #else
-  for (int r = 0; r < num_x; ++r) out[r] = DotRowReference(type, w, x[r], nb);
+  for (int w = 0; w < num_w; ++w) {
+    for (int r = 0; r < num_x; ++r) {
+      out[w * num_x + r] =
+          DotRowReference(type, w0 + w * row_bytes, x.blocks(x_rows[r]), x.num_blocks());
+    }
+  }
 #endif
 }
 

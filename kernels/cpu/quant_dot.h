@@ -11,26 +11,53 @@
 // bound) and int8 multiply-accumulate (VNNI / maddubs) does 4x the work per
 // instruction of fp32 FMA. Types without a kernel here are repacked to Q8_0 at
 // load (see CpuBackend::PrepareMatrix).
+//
+// Each output is computed by the same sequence of operations whatever the
+// tile it falls in, so a row's result does not depend on the batch around it.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/ggml_type.h"
 
 namespace restkv::kernels::cpu {
 
-// Whether DotRows supports weights of `type`.
+// Whether DotTile supports weights of `type`.
 bool HasQuantDot(GgmlType type);
 
 // y[n / 32] = Q8_1 blocks of x[n]. REQUIRES: n % 32 == 0.
 void QuantizeRowQ8_1(const float* x, BlockQ8_1* y, int64_t n);
 
-// out[r] = dot(weight row w, x row r) for r < num_x, each x row being
-// num_blocks Q8_1 blocks. REQUIRES: HasQuantDot(type), 1 <= num_x <= 4.
-void DotRows(GgmlType type, const void* w, const BlockQ8_1* const* x, int num_x,
-             int64_t num_blocks, float* out);
+// Activations of a matmul: rows of Q8_1 blocks with their scales widened to
+// float once (the kernels would otherwise convert them per weight row).
+class Q8Activations {
+ public:
+  // Quantises x [m][n]. REQUIRES: n % 32 == 0.
+  void Quantize(const float* x, int64_t m, int64_t n);
+  // The same, for rows [r0, r1) only, after Resize(m, n) (lets callers split
+  // the work over threads).
+  void Resize(int64_t m, int64_t n);
+  void QuantizeRows(const float* x, int64_t r0, int64_t r1);
 
-// Plain scalar version of DotRows for one x row: the test oracle.
+  [[nodiscard]] int64_t num_blocks() const { return nb_; }
+  [[nodiscard]] const BlockQ8_1* blocks(int64_t row) const { return q_.data() + row * nb_; }
+  [[nodiscard]] const float* d(int64_t row) const { return d_.data() + row * nb_; }
+  [[nodiscard]] const float* s(int64_t row) const { return s_.data() + row * nb_; }
+
+ private:
+  int64_t nb_ = 0, n_ = 0;
+  std::vector<BlockQ8_1> q_;
+  std::vector<float> d_, s_;
+};
+
+// out[w * num_x + r] = dot(weight row w, activation row x_rows[r]) for
+// w < num_w (weight rows at w0 + w * row_bytes) and r < num_x.
+// REQUIRES: HasQuantDot(type), 1 <= num_w <= 2, 1 <= num_x <= 4.
+void DotTile(GgmlType type, const uint8_t* w0, int64_t row_bytes, int num_w,
+             const Q8Activations& x, const int64_t* x_rows, int num_x, float* out);
+
+// Plain scalar dot of one weight row and one activation row: the test oracle.
 float DotRowReference(GgmlType type, const void* w, const BlockQ8_1* x, int64_t num_blocks);
 
 }  // namespace restkv::kernels::cpu

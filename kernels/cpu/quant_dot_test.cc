@@ -24,27 +24,38 @@ std::vector<float> RandomVector(int64_t n, uint32_t seed, float scale = 1.0f) {
 class QuantDotTest : public ::testing::TestWithParam<GgmlType> {};
 
 // The vector kernel must equal the scalar reference up to float summation
-// order, for every tile width 1..4 and odd block counts.
+// order, for every tile shape and odd block counts, and a row's result must
+// not depend on the tile it is computed in.
 TEST_P(QuantDotTest, VectorKernelMatchesScalarReference) {
   const GgmlType type = GetParam();
   for (int64_t nb : {1, 3, 9, 27}) {
     const int64_t n = nb * 32;
-    const std::vector<float> w = RandomVector(n, 7 + nb);
-    const std::string wq = QuantizeMatrix(type, w.data(), 1, n);
-    std::vector<std::vector<BlockQ8_1>> xs(4, std::vector<BlockQ8_1>(nb));
-    const BlockQ8_1* ptrs[4];
-    for (int r = 0; r < 4; ++r) {
-      const std::vector<float> x = RandomVector(n, 100 + r + nb, 2.0f);
-      QuantizeRowQ8_1(x.data(), xs[r].data(), n);
-      ptrs[r] = xs[r].data();
+    const std::vector<float> w = RandomVector(2 * n, 7 + nb);
+    const std::string wq = QuantizeMatrix(type, w.data(), 2, n);
+    const int64_t row_bytes = RowBytes(type, n);
+    const std::vector<float> x = RandomVector(4 * n, 100 + nb, 2.0f);
+    Q8Activations act;
+    act.Quantize(x.data(), 4, n);
+    const int64_t rows[4] = {0, 1, 2, 3};
+    float alone[2][4];
+    for (int wi = 0; wi < 2; ++wi) {
+      for (int r = 0; r < 4; ++r) {
+        DotTile(type, reinterpret_cast<const uint8_t*>(wq.data()) + wi * row_bytes, row_bytes, 1,
+                act, &rows[r], 1, &alone[wi][r]);
+        const float ref = DotRowReference(type, wq.data() + wi * row_bytes, act.blocks(r), nb);
+        EXPECT_NEAR(alone[wi][r], ref, 1e-4f * (1.0f + std::fabs(ref)))
+            << "nb " << nb << " weight row " << wi << " x row " << r;
+      }
     }
-    for (int tile = 1; tile <= 4; ++tile) {
-      float out[4];
-      DotRows(type, wq.data(), ptrs, tile, nb, out);
-      for (int r = 0; r < tile; ++r) {
-        const float ref = DotRowReference(type, wq.data(), ptrs[r], nb);
-        EXPECT_NEAR(out[r], ref, 1e-4f * (1.0f + std::fabs(ref)))
-            << "nb " << nb << " tile " << tile << " row " << r;
+    for (int nw = 1; nw <= 2; ++nw) {
+      for (int nx = 1; nx <= 4; ++nx) {
+        float out[8];
+        DotTile(type, reinterpret_cast<const uint8_t*>(wq.data()), row_bytes, nw, act, rows, nx, out);
+        for (int wi = 0; wi < nw; ++wi) {
+          for (int r = 0; r < nx; ++r) {
+            EXPECT_EQ(out[wi * nx + r], alone[wi][r]) << "tile " << nw << "x" << nx;
+          }
+        }
       }
     }
   }
@@ -60,16 +71,16 @@ TEST_P(QuantDotTest, ApproximatesFloatDot) {
   const std::string wq = QuantizeMatrix(type, w.data(), 1, n);
   std::vector<float> wd(n);
   DequantizeRow(type, wq.data(), wd.data(), n);
-  std::vector<BlockQ8_1> xq(n / 32);
-  QuantizeRowQ8_1(x.data(), xq.data(), n);
+  Q8Activations act;
+  act.Quantize(x.data(), 1, n);
   double exact = 0, abs_sum = 0;
   for (int64_t i = 0; i < n; ++i) {
     exact += static_cast<double>(wd[i]) * x[i];
     abs_sum += std::fabs(wd[i]);
   }
-  const BlockQ8_1* ptr = xq.data();
+  const int64_t row = 0;
   float got;
-  DotRows(type, wq.data(), &ptr, 1, n / 32, &got);
+  DotTile(type, reinterpret_cast<const uint8_t*>(wq.data()), RowBytes(type, n), 1, act, &row, 1, &got);
   // Each activation moves by at most half a step (amax/254 ≤ 4σ/254).
   EXPECT_NEAR(got, exact, abs_sum * 4.0 / 254.0);
 }
