@@ -32,6 +32,7 @@ struct Engine::Active {
   int32_t num_output = 0;
   int32_t max_new = 0;
   std::unique_ptr<kernels::Buffer> hidden;  // [n][D] between prefill slices
+  EvictionReport eviction;                  // of the current prefill attempt
   RequestSummary summary;
   Clock::time_point submitted;
   bool scheduled = false;
@@ -99,11 +100,17 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
         request.params.max_tokens));
   }
   RESTKV_RETURN_IF_ERROR(request.params.Validate(c.vocab_size));
-  const int32_t need = kv_.PrefillPeakPagesFor(n + request.params.max_tokens);
+  RESTKV_RETURN_IF_ERROR(request.kv_policy.Validate());
+  // The most it can ever hold: its prefill peak, its full length after
+  // decoding, or a recompute of prompt + output after preemption.
+  const KvPageMath& math = kv_.math();
+  const int32_t total = n + request.params.max_tokens;
+  const int64_t need = std::max({math.PrefillPeakPages(request.kv_policy, total),
+                                 math.PagesAfterDecode(request.kv_policy, n, request.params.max_tokens)});
   if (need > pool_->num_pages()) {
     return absl::ResourceExhaustedError(absl::StrFormat(
-        "the request needs %d KV pages (%d tokens) but the whole pool has %d", need,
-        n + request.params.max_tokens, pool_->num_pages()));
+        "the request needs up to %d KV pages (%d tokens with policy %s) but the whole pool has %d",
+        need, total, KvPolicyName(request.kv_policy.kind), pool_->num_pages()));
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return absl::UnavailableError("the server is shutting down");
@@ -185,6 +192,7 @@ void Engine::DrainInbox() {
     a->max_new = p.max_tokens;
     a->summary.prompt_tokens = static_cast<int32_t>(request.prompt_tokens.size());
     a->request = std::move(request);
+    kv_.SetPolicy(id, a->request.kv_policy);
     scheduler_.Add({id, a->request.priority, a->summary.prompt_tokens});
     local_stats_.prompt_tokens_total += a->summary.prompt_tokens;
     active_.emplace(id, std::move(a));
@@ -314,6 +322,12 @@ void Engine::Step() {
     in.layer_begin = w.layer_begin;
     in.layer_end = w.layer_end;
     in.hidden = a.hidden ? a.hidden->floats() : nullptr;
+    in.kv = &kv;
+    if (!w.decode) {
+      in.policy = &a.request.kv_policy;
+      in.report = &a.eviction;
+      if (w.layer_begin == 0) a.eviction = {};
+    }
     return in;
   };
   auto fail = [&](const std::vector<Work>& works, const absl::Status& s) {
@@ -330,7 +344,7 @@ void Engine::Step() {
       fail(full, s);
     } else {
       for (size_t i = 0; i < full.size(); ++i) {
-        kv_.Get(full[i].active->id).CommitLayers(0, L, full[i].num_tokens);
+        if (!full[i].decode) FinishPrefill(*full[i].active, full[i].num_tokens);
         to_emit.push_back(full[i].active->id);
         emit_logits.emplace_back(logits.begin() + i * c.vocab_size, logits.begin() + (i + 1) * c.vocab_size);
       }
@@ -351,8 +365,8 @@ void Engine::Step() {
       fail({w}, s);
       continue;
     }
-    kv_.Get(a.id).CommitLayers(w.layer_begin, w.layer_end, w.num_tokens);
     if (w.layer_end == L) {
+      FinishPrefill(a, w.num_tokens);
       a.hidden.reset();
       to_emit.push_back(a.id);
       emit_logits.push_back(logits);
@@ -363,6 +377,19 @@ void Engine::Step() {
     auto it = active_.find(to_emit[i]);
     if (it != active_.end()) Emit(*it->second, emit_logits[i].data());
   }
+}
+
+void Engine::FinishPrefill(Active& a, int32_t num_tokens) {
+  const int32_t L = model_.config().num_layers;
+  if (a.eviction.tokens_kept + a.eviction.tokens_evicted == 0) {
+    a.summary.kv_tokens_kept = num_tokens;  // nothing evicted
+    a.summary.kv_tokens_evicted = 0;
+  } else {
+    a.summary.kv_tokens_kept = static_cast<int32_t>(a.eviction.tokens_kept / L);
+    a.summary.kv_tokens_evicted = static_cast<int32_t>(a.eviction.tokens_evicted / L);
+  }
+  local_stats_.kv_pages_released_by_eviction += a.eviction.pages_released;
+  local_stats_.kv_tokens_evicted_total += a.eviction.tokens_evicted;
 }
 
 void Engine::PublishStats() {

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "engine/block_pool.h"
 #include "engine/kv_cache_manager.h"
+#include "engine/kv_policy_config.h"
 #include "engine/model.h"
 #include "engine/request_sink.h"
 #include "engine/sampling_params.h"
@@ -52,6 +53,7 @@ struct EngineRequest {
   SamplingParams params;
   int32_t priority = 0;           // lower runs first
   std::shared_ptr<RequestSink> sink;
+  KvPolicyConfig kv_policy;       // eviction during prefill (default: none)
 };
 
 // A snapshot for metrics and logs.
@@ -62,6 +64,8 @@ struct EngineStats {
   int32_t kv_pages_used = 0;
   int32_t kv_pages_high_water = 0;
   int64_t num_preemptions = 0;
+  int64_t kv_pages_released_by_eviction = 0;
+  int64_t kv_tokens_evicted_total = 0;
   int64_t prompt_tokens_total = 0;
   int64_t generation_tokens_total = 0;
   int64_t steps = 0;
@@ -110,6 +114,8 @@ class Engine {
   // request finished.
   bool Emit(Active& a, const float* logits);
   void PublishStats();
+  // Records what eviction did once a request's prefill reached layer L.
+  void FinishPrefill(Active& a, int32_t num_tokens);
 
   Model& model_;
   const EngineOptions options_;

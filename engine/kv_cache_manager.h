@@ -1,9 +1,12 @@
 // KvCacheManager: the per-request KV caches (SequenceKv) over one BlockPool,
 // answering the scheduler's page questions (scheduler::KvAllocator).
 //
-// Page arithmetic here is the single source of truth for admission: the
-// scheduler admits a request only when free pages cover PrefillPeakPages().
-// Without eviction a prefill of n tokens peaks at L·ceil(n / block) pages.
+// Page arithmetic (kv_page_math.h, policy-aware) is the single source of
+// truth for admission: the scheduler admits a request only when free pages,
+// less those promised to prefills already admitted, cover its prefill peak.
+// Prefill pages are then taken layer by layer inside the forward pass (and
+// released by eviction before the next layer), so AllocatePrefill only
+// confirms the promise; decode pages are taken eagerly.
 //
 // Thread safety: none (engine thread).
 #pragma once
@@ -13,6 +16,8 @@
 #include <memory>
 
 #include "engine/block_pool.h"
+#include "engine/kv_page_math.h"
+#include "engine/kv_policy_config.h"
 #include "engine/sequence_kv.h"
 #include "scheduler/kv_allocator.h"
 
@@ -32,8 +37,9 @@ class KvCacheManager final : public scheduler::KvAllocator {
   bool AllocateDecode(scheduler::RequestId id, int32_t num_tokens) override;
   void Free(scheduler::RequestId id) override;
 
-  // Pages any prefill of num_tokens peaks at (independent of a request).
-  [[nodiscard]] int32_t PrefillPeakPagesFor(int32_t num_tokens) const;
+  // The request's eviction policy (default: none). Set before Schedule().
+  void SetPolicy(scheduler::RequestId id, const KvPolicyConfig& policy);
+  [[nodiscard]] const KvPageMath& math() const { return math_; }
   // The request's cache, created empty on first use.
   SequenceKv& Get(scheduler::RequestId id);
   [[nodiscard]] BlockPool& pool() { return pool_; }
@@ -42,7 +48,9 @@ class KvCacheManager final : public scheduler::KvAllocator {
  private:
   BlockPool& pool_;
   const int32_t num_layers_;
+  const KvPageMath math_;
   std::map<scheduler::RequestId, std::unique_ptr<SequenceKv>> seqs_;
+  std::map<scheduler::RequestId, KvPolicyConfig> policies_;
 };
 
 }  // namespace restkv::engine

@@ -11,7 +11,11 @@ namespace restkv::engine {
 
 LlamaModel::LlamaModel(const ModelConfig& config, const ModelWeights& weights,
                        kernels::Backend& backend, int32_t block_size)
-    : config_(config), weights_(weights), backend_(backend), block_size_(block_size) {
+    : config_(config),
+      weights_(weights),
+      backend_(backend),
+      block_size_(block_size),
+      evictor_(config, weights, backend.host_pool()) {
   rope_.style = config.rope_style;
   rope_.rot_dims = config.rope_dims;
   rope_.theta_base = config.rope_theta;
@@ -114,6 +118,27 @@ absl::Status LlamaModel::Forward(absl::Span<const SequenceInput> batch,
   for (size_t s = 0; s < batch.size(); ++s) {
     seq_row[s + 1] = seq_row[s] + static_cast<int64_t>(batch[s].tokens.size());
   }
+  // Sequences evicting during this prefill keep their window queries (and
+  // for H2O every query) of the current layer for scoring.
+  struct EvictState {
+    bool active = false;
+    int32_t num_queries = 0;      // w_eff (0 for position-only policies)
+    bool all_queries = false;     // H2O
+    std::vector<float> q;         // [num_queries or n][H][d]
+  };
+  std::vector<EvictState> evict(batch.size());
+  const int64_t qrow = c.q_dim();
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SequenceInput& in = batch[s];
+    const int32_t n = static_cast<int32_t>(in.tokens.size());
+    if (in.policy == nullptr || !EvictsPrompt(*in.policy, n)) continue;
+    RESTKV_CHECK(in.kv != nullptr && in.first_position == 0 && in.cached_len[layer_begin] == 0)
+        << "eviction runs on a whole prompt prefilled from position 0";
+    evict[s].active = true;
+    evict[s].all_queries = NeedsH2oScores(*in.policy);
+    evict[s].num_queries = ScoringWindow(*in.policy, n);
+    evict[s].q.resize((evict[s].all_queries ? n : evict[s].num_queries) * qrow);
+  }
   const int64_t chunk = std::min<int64_t>(T, kMaxChunkTokens);
   std::vector<kernels::KvSlot> slots(chunk);
   std::vector<kernels::AttentionSeq> seqs;
@@ -121,6 +146,11 @@ absl::Status LlamaModel::Forward(absl::Span<const SequenceInput> batch,
 
   for (int32_t l = layer_begin; l < layer_end; ++l) {
     const LayerWeights& lw = weights_.layers[l];
+    for (const SequenceInput& in : batch) {
+      if (in.kv == nullptr) continue;
+      RESTKV_CHECK(in.kv->ReserveLayers(l, l + 1, static_cast<int32_t>(in.tokens.size())))
+          << "layer " << l << ": the scheduler's page reservation was not there";
+    }
     // NOTE(restkv): rows are processed in chunks of at most kMaxChunkTokens so
     // per-token activations stay bounded for long prompts. A chunk's K/V are
     // stored before its attention runs, and earlier chunks' K/V are already
@@ -156,6 +186,15 @@ absl::Status LlamaModel::Forward(absl::Span<const SequenceInput> batch,
           slots[r0 - c0 + i] = {pages[slot / block_size_], slot % block_size_};
         }
         seqs.push_back({static_cast<int32_t>(r0 - c0), count, cached + first + count, pages.data()});
+        // Keep the queries eviction will score with.
+        EvictState& ev = evict[s];
+        if (!ev.q.empty()) {
+          const int32_t n = static_cast<int32_t>(in.tokens.size());
+          const int32_t from = ev.all_queries ? 0 : n - ev.num_queries;
+          for (int32_t i = std::max(first, from); i < first + count; ++i) {
+            backend_.CopyToHost(q + (seq_row[s] + i - c0) * qrow, ev.q.data() + (i - from) * qrow, qrow);
+          }
+        }
       }
       backend_.StoreKv(k, v, slots.data(), n, c.num_kv_heads, c.head_dim, block_size_);
       backend_.Attention(q, seqs, c.num_heads, c.num_kv_heads, c.head_dim, block_size_, scale, att);
@@ -168,6 +207,18 @@ absl::Status LlamaModel::Forward(absl::Span<const SequenceInput> batch,
       backend_.SwiGlu(gate, up, n * c.ffn_size);
       backend_.MatMul(lw.w_down, gate, n, xb);
       backend_.Add(xc, xb, n * D);
+    }
+    for (size_t s = 0; s < batch.size(); ++s) {
+      const SequenceInput& in = batch[s];
+      if (in.kv == nullptr) continue;
+      const int32_t n = static_cast<int32_t>(in.tokens.size());
+      in.kv->CommitLayers(l, l + 1, n);
+      if (!evict[s].active) continue;
+      const EvictState& ev = evict[s];
+      const float* q_window =
+          ev.q.empty() ? nullptr : ev.q.data() + (ev.all_queries ? (n - ev.num_queries) * qrow : 0);
+      evictor_.EvictLayer(*in.policy, l, n, q_window, ev.num_queries,
+                          ev.all_queries ? ev.q.data() : nullptr, *in.kv, in.report);
     }
   }
 

@@ -18,7 +18,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "engine/kv_evictor.h"
+#include "engine/kv_policy_config.h"
 #include "engine/model_config.h"
+#include "engine/sequence_kv.h"
 #include "engine/model_weights.h"
 #include "kernels/backend.h"
 
@@ -46,6 +49,15 @@ struct SequenceInput {
   int32_t layer_begin = 0;
   int32_t layer_end = -1;               // -1 = L
   float* hidden = nullptr;              // [n][D]; needed for partial ranges
+  // When set, Forward allocates each layer's pages just before the layer
+  // runs and counts the new slots after it (callers then neither Reserve nor
+  // Commit); cached_len and pages must be kv's own spans.
+  SequenceKv* kv = nullptr;
+  // Eviction during this prefill (requires kv and a prefill of the whole
+  // sequence from position 0): after each layer the policy keeps its tokens
+  // and the freed pages return to the pool before the next layer.
+  const KvPolicyConfig* policy = nullptr;
+  EvictionReport* report = nullptr;     // accumulates what eviction did
 };
 
 class LlamaModel {
@@ -73,6 +85,7 @@ class LlamaModel {
   kernels::Backend& backend_;
   const int32_t block_size_;
   kernels::RopeParams rope_;
+  KvEvictor evictor_;
 
   // Per-token activations are computed in chunks of at most this many rows.
   static constexpr int64_t kMaxChunkTokens = 512;

@@ -47,6 +47,21 @@ void SequenceKv::CommitLayers(int32_t layer_begin, int32_t layer_end, int32_t nu
   }
 }
 
+int32_t SequenceKv::TruncateLayer(int32_t layer, int32_t new_len) {
+  RESTKV_CHECK(new_len >= 0 && new_len <= cached_len_[layer]) << new_len << " > " << cached_len_[layer];
+  const int32_t bs = pool_.shape().block_size;
+  const size_t keep_pages = static_cast<size_t>((new_len + bs - 1) / bs);
+  int32_t released = 0;
+  while (page_ids_[layer].size() > keep_pages) {
+    pool_.Free(page_ids_[layer].back());
+    page_ids_[layer].pop_back();
+    page_ptrs_[layer].pop_back();
+    ++released;
+  }
+  cached_len_[layer] = new_len;
+  return released;
+}
+
 void SequenceKv::Release() {
   for (size_t l = 0; l < page_ids_.size(); ++l) {
     for (int32_t id : page_ids_[l]) pool_.Free(id);

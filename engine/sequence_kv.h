@@ -40,6 +40,10 @@ class SequenceKv {
   // Counts `num_new` slots as filled on every layer. REQUIRES: reserved.
   void Commit(int32_t num_new) { CommitLayers(0, num_layers(), num_new); }
   void CommitLayers(int32_t layer_begin, int32_t layer_end, int32_t num_new);
+  // Keeps the first `new_len` slots of `layer` and returns the pages past
+  // ceil(new_len / block) to the pool (eviction, after compaction).
+  // Returns the number of pages released. REQUIRES: new_len <= cached_len.
+  int32_t TruncateLayer(int32_t layer, int32_t new_len);
   // Returns all pages to the pool; the sequence becomes empty.
   void Release();
 
@@ -47,6 +51,7 @@ class SequenceKv {
   [[nodiscard]] absl::Span<const std::vector<float*>> page_ptrs() const { return page_ptrs_; }
   [[nodiscard]] const std::vector<int32_t>& page_ids(int32_t layer) const { return page_ids_[layer]; }
   [[nodiscard]] int32_t num_pages() const;
+  [[nodiscard]] int32_t block_size() const { return pool_.shape().block_size; }
   [[nodiscard]] int32_t num_layers() const { return static_cast<int32_t>(cached_len_.size()); }
 
  private:

@@ -31,6 +31,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/thread_pool.h"
 #include "kernels/ggml_type.h"
 
 namespace restkv::kernels {
@@ -86,6 +87,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   [[nodiscard]] virtual std::string_view name() const = 0;
+  // Threads for host-side work that accompanies the device's (eviction
+  // scoring on host copies, for instance); null to run it inline.
+  virtual ThreadPool* host_pool() { return nullptr; }
 
   // Errors: ResourceExhausted when memory is short.
   virtual absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) = 0;

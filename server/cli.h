@@ -10,5 +10,7 @@ namespace restkv::server {
 void AddInfoCommand(CLI::App& app, int* exit_code);
 // Adds `restkv generate`.
 void AddGenerateCommand(CLI::App& app, int* exit_code);
+// Adds `restkv plan`.
+void AddPlanCommand(CLI::App& app, int* exit_code);
 
 }  // namespace restkv::server

@@ -13,6 +13,7 @@
 #include "common/byte_size.h"
 #include "common/thread_pool.h"
 #include "engine/engine.h"
+#include "engine/kv_policy_config.h"
 #include "engine/model.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "nlohmann/json.hpp"
@@ -43,6 +44,10 @@ struct GenerateOptions {
   bool json = false;
   int threads = 0;
   std::string kv_cache_memory = "1GiB";
+  std::string kv_policy = "full";
+  int32_t kv_budget = 0;
+  float kv_ratio = 0.0f;
+  std::vector<std::string> kv_options;
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
 };
@@ -171,6 +176,23 @@ int RunGenerate(const GenerateOptions& opt) {
   params.ignore_eos = opt.ignore_eos;
   if (absl::Status s = params.Validate(c.vocab_size); !s.ok()) return Fail(std::string(s.message()));
 
+  engine::KvPolicyConfig policy;
+  {
+    auto kind = engine::ParseKvPolicy(opt.kv_policy);
+    if (!kind.ok()) return Fail("--kv-policy: " + std::string(kind.status().message()));
+    policy.kind = *kind;
+    policy.budget = opt.kv_budget;
+    for (const std::string& o : opt.kv_options) {
+      if (absl::Status s = engine::ApplyKvPolicyOptions(o, &policy); !s.ok()) {
+        return Fail("--kv-option: " + std::string(s.message()));
+      }
+    }
+    if (opt.kv_ratio < 0.0f || opt.kv_ratio > 1.0f) return Fail("--kv-ratio must be in [0, 1]");
+    if (absl::Status s = policy.Validate(); !s.ok() && opt.kv_ratio == 0.0f) {
+      return Fail("--kv-policy: " + std::string(s.message()));
+    }
+  }
+
   // Every prompt is submitted at once: the engine batches them continuously.
   // A single prompt streams to the terminal as it is generated.
   const bool stream = !opt.json && prompts->size() == 1;
@@ -190,6 +212,11 @@ int RunGenerate(const GenerateOptions& opt) {
     request.prompt_tokens = (*model)->tokenizer().Encode(text, /*add_special=*/true,
                                                          /*parse_special=*/opt.chat);
     request.params = params;
+    request.kv_policy = policy;
+    if (opt.kv_ratio > 0.0f) {
+      request.kv_policy.budget = std::max<int32_t>(
+          1, static_cast<int32_t>(opt.kv_ratio * static_cast<float>(request.prompt_tokens.size())));
+    }
     auto sink = std::make_shared<CliSink>(stream);
     sink->prompt_tokens = static_cast<int32_t>(request.prompt_tokens.size());
     request.sink = sink;
@@ -231,6 +258,8 @@ int RunGenerate(const GenerateOptions& opt) {
           {"total_ms", r.e2e_ms},
           {"decode_tokens_per_s", decode_tps},
           {"preemptions", r.num_preemptions},
+          {"kv_tokens_kept", r.kv_tokens_kept},
+          {"kv_tokens_evicted", r.kv_tokens_evicted},
           {"kv_pages_peak", stats.kv_pages_high_water},
       };
       std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
@@ -272,6 +301,14 @@ void AddGenerateCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--json", opt->json, "Print one JSON object per prompt instead of streaming text");
   cmd->add_option("--threads", opt->threads, "CPU threads (default: all available cores)");
   cmd->add_option("--kv-cache-memory", opt->kv_cache_memory, "KV cache pool size, e.g. 512MiB, 2GiB")->capture_default_str();
+  cmd->add_option("--kv-policy", opt->kv_policy,
+                  "KV eviction during prefill: full, streamingllm, h2o, tova, snapkv, pyramidkv, restkv")
+      ->capture_default_str();
+  cmd->add_option("--kv-budget", opt->kv_budget, "Tokens kept per layer and KV head (0 = keep all)")
+      ->capture_default_str();
+  cmd->add_option("--kv-ratio", opt->kv_ratio, "Budget as a fraction of each prompt (overrides --kv-budget)");
+  cmd->add_option("--kv-option", opt->kv_options,
+                  "Policy knob key=value[,key=value] (window, alpha, beta, kernel_size, pooling, ...)");
   cmd->add_option("--max-num-seqs", opt->max_num_seqs, "Most requests running at once")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", opt->max_num_batched_tokens, "Tokens per engine step (prefill is sliced by layers to fit)")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->callback([opt, exit_code] { *exit_code = RunGenerate(*opt); });

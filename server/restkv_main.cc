@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   restkv::server::AddInfoCommand(app, &exit_code);
   restkv::server::AddGenerateCommand(app, &exit_code);
+  restkv::server::AddPlanCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

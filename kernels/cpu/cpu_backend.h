@@ -30,6 +30,7 @@ class CpuBackend final : public Backend {
   [[nodiscard]] std::string_view name() const override { return "cpu"; }
   [[nodiscard]] int num_threads() const { return pool_.num_threads(); }
   ThreadPool& pool() { return pool_; }
+  ThreadPool* host_pool() override { return &pool_; }
 
   absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override;
   absl::StatusOr<Matrix> PrepareMatrix(GgmlType type, int64_t rows, int64_t cols,

@@ -88,3 +88,16 @@ def test_bad_inputs_give_clear_errors(restkv_bin, model_path, tmp_path):
     tiny = run([restkv_bin, "generate", "--model", model_path, "--prompt", "hello " * 50,
                 "--kv-cache-memory", "64KiB", "--max-tokens", "4"])
     assert tiny.returncode != 0 and "KV cache" in tiny.stderr
+
+
+def test_plan_counts_requests_that_fit(restkv_bin):
+    r = run([restkv_bin, "plan", "--model", "llama3-8b", "--kv-cache-memory", "60GiB", "--kv-dtype",
+             "bf16", "--context", "131072", "--kv-policy", "restkv", "--kv-budget", "2048", "--json"])
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)
+    # 128k tokens x 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes = 16 GiB per full request.
+    assert plan["full"]["bytes_after_prefill"] == 16 << 30
+    assert plan["fit_full"] == 3
+    assert plan["fit_policy"] > 100 * plan["fit_full"] / 3
+    bad = run([restkv_bin, "plan", "--model", "no-such-model"])
+    assert bad.returncode != 0 and "llama3-8b" in bad.stderr
