@@ -11,8 +11,17 @@ namespace restkv {
 namespace {
 
 constexpr int kSpinIterations = 1 << 15;
+// Past this many pauses a waiter also yields its core: on an oversubscribed
+// machine the thread it waits for may need it.
+constexpr int kYieldAfter = 1 << 10;
 
-inline void CpuRelax() { _mm_pause(); }
+inline void CpuRelax(int spin) {
+  if (spin < kYieldAfter) {
+    _mm_pause();
+  } else {
+    sched_yield();
+  }
+}
 
 }  // namespace
 
@@ -60,7 +69,7 @@ void ThreadPool::ParallelFor(int64_t n, const RangeFn& fn, int64_t grain) {
   }
   work_cv_.notify_all();
   fn(ranges_[0].first, ranges_[0].second, 0);
-  while (pending_.load(std::memory_order_acquire) != 0) CpuRelax();
+  for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) CpuRelax(spin);
   fn_ = nullptr;
 }
 
@@ -69,7 +78,7 @@ void ThreadPool::WorkerLoop(int thread_idx) {
   while (true) {
     uint64_t gen = generation_.load(std::memory_order_acquire);
     for (int spin = 0; gen == seen && spin < kSpinIterations; ++spin) {
-      CpuRelax();
+      CpuRelax(spin);
       gen = generation_.load(std::memory_order_acquire);
     }
     if (gen == seen) {

@@ -9,7 +9,8 @@ import json
 import pathlib
 import subprocess
 
-PROMPT = (pathlib.Path(__file__).parent / "niah_2k_prompt.txt").read_text()
+# The file ends with a newline the prompt does not have.
+PROMPT = (pathlib.Path(__file__).parent / "niah_2k_prompt.txt").read_text().rstrip("\n")
 NEEDLE = "7304"
 
 
