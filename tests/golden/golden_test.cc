@@ -5,6 +5,8 @@
 // The model path comes from $RESTKV_MODEL or models/; without it the tests
 // skip, unless $RESTKV_REQUIRE_MODEL is set (CI), where they fail.
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -14,6 +16,8 @@
 #include <vector>
 
 #include "engine/block_pool.h"
+#include "engine/engine.h"
+#include "engine/generator.h"
 #include "engine/model.h"
 #include "engine/sequence_kv.h"
 #include "gtest/gtest.h"
@@ -182,6 +186,62 @@ TEST_F(GoldenTest, LogitsAndGreedyContinuationMatchLlamaCpp) {
       "%d of %d continuations identical for all 32 tokens\n",
       prompts, worst_last, steps, worst_step, argmax_same, steps, near_tie_flips, kDecisiveGap,
       identical_continuations, prompts);
+}
+
+// Batch invariance on the real model: 16 prompts of different lengths give
+// exactly the same greedy tokens alone (Generator) and all at once through
+// the continuous-batching engine (prefill slicing forced by a small budget).
+TEST_F(GoldenTest, SixteenPromptsBatchedEqualAlone) {
+  const json fx = ReadFixture("logits.json");
+  std::vector<std::vector<int32_t>> prompts;
+  for (const json& p : fx["prompts"]) prompts.push_back(p["tokens"]);
+  for (int i = 0; prompts.size() < 16; ++i) {  // shorter variants of the same prompts
+    std::vector<int32_t> t = prompts[i];
+    t.resize(std::max<size_t>(1, t.size() / 2));
+    prompts.push_back(t);
+  }
+  engine::SamplingParams greedy;
+  greedy.temperature = 0;
+  greedy.max_tokens = 16;
+  greedy.ignore_eos = true;
+  std::vector<std::vector<int32_t>> alone;
+  engine::Generator generator(*model_, *pool_);
+  for (const auto& p : prompts) {
+    auto r = generator.Generate({p, greedy}, nullptr);
+    ASSERT_TRUE(r.ok()) << r.status();
+    alone.push_back(r->tokens);
+  }
+  struct Sink : engine::RequestSink {
+    std::vector<int32_t> tokens;
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    void OnTokens(const engine::TokenDelta& d) override {
+      tokens.insert(tokens.end(), d.token_ids.begin(), d.token_ids.end());
+    }
+    void OnFinish(const engine::RequestSummary&) override {
+      std::lock_guard<std::mutex> lock(mu);
+      done = true;
+      cv.notify_all();
+    }
+  };
+  engine::EngineOptions opt;
+  opt.kv_cache_bytes = 256 << 20;
+  opt.max_num_batched_tokens = 128;
+  auto eng = engine::Engine::Create(*model_, opt);
+  ASSERT_TRUE(eng.ok()) << eng.status();
+  std::vector<std::shared_ptr<Sink>> sinks;
+  for (const auto& p : prompts) {
+    sinks.push_back(std::make_shared<Sink>());
+    ASSERT_TRUE((*eng)->Submit({p, greedy, 0, sinks.back()}).ok());
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::unique_lock<std::mutex> lock(sinks[i]->mu);
+    sinks[i]->cv.wait(lock, [&] { return sinks[i]->done; });
+    EXPECT_EQ(sinks[i]->tokens, alone[i]) << "prompt " << i << " (" << prompts[i].size() << " tokens)";
+  }
+  (*eng)->Shutdown(1000);
+  EXPECT_EQ((*eng)->GetStats().kv_pages_used, 0);
 }
 
 // The end-to-end promise of the README, through the tokenizer and sampler.
