@@ -12,5 +12,7 @@ void AddInfoCommand(CLI::App& app, int* exit_code);
 void AddGenerateCommand(CLI::App& app, int* exit_code);
 // Adds `restkv plan`.
 void AddPlanCommand(CLI::App& app, int* exit_code);
+// Adds `restkv serve` (cli_serve.cc).
+void AddServeCommand(CLI::App& app, int* exit_code);
 
 }  // namespace restkv::server

@@ -1,0 +1,105 @@
+// GenerationCall: one /v1/completions or /v1/chat/completions request in
+// flight — its n engine requests, their events, and the HTTP answer.
+//
+//   Start (strand) ── Engine::Submit × choices ──> engine thread
+//        engine thread: CallSink::OnTokens / OnFinish ──post──> strand
+//        strand: stream a chunk, or accumulate; when every choice has
+//                finished: the JSON response, or usage chunk + [DONE]
+//
+// All state lives on the exchange's strand; the sinks only post copies of
+// the engine's events there, so nothing here blocks the engine thread.
+//
+// Endings other than success:
+// - Submit fails for a choice (queue full → 429, prompt never fits the KV
+//   pool → 400, shutting down → 503): the choices already submitted are
+//   cancelled and the error is the response.
+// - The client disconnects: every unfinished choice is cancelled in the
+//   engine, which frees its pages at its next step; nothing more is written.
+// - The per-request timeout fires: unfinished choices are cancelled; the
+//   answer is 504, or, mid-stream, an error event before [DONE].
+// - A choice fails in the engine (FinishReason::kError → 500) or is
+//   cancelled by engine shutdown (→ 503): a non-streamed request answers
+//   with that error (the other choices are cancelled); a streamed one sends
+//   an error event for it ({"error": {...}}, as vLLM does) and goes on.
+// Every call logs one line (request_log.h) and feeds ServerMetrics per choice.
+//
+// Lifetime: shared by the sinks the engine holds and by pending strand
+// work; `active_calls` counts calls that have not yet finished all their
+// engine requests (graceful shutdown waits for it to reach 0).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "boost/asio/steady_timer.hpp"
+#include "engine/engine.h"
+#include "server/generation_plan.h"
+#include "server/http_exchange.h"
+#include "server/metrics.h"
+#include "server/request_log.h"
+
+namespace restkv::server {
+
+struct CallContext {
+  engine::Engine* engine = nullptr;
+  ServerMetrics* metrics = nullptr;
+  RequestLogger* log = nullptr;
+  std::chrono::milliseconds timeout{0};  // 0 => no limit
+  std::atomic<int>* active_calls = nullptr;
+};
+
+class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
+ public:
+  // Submits the plan's choices and answers on `exchange`.
+  // REQUIRES: called on exchange->executor(); every CallContext pointer
+  // outlives the call.
+  static void Start(std::shared_ptr<HttpExchange> exchange, const CallContext& context,
+                    GenerationPlan plan);
+
+  GenerationCall(std::shared_ptr<HttpExchange> exchange, const CallContext& context,
+                 GenerationPlan plan);
+
+  // Strand-side handlers of the engine's events (called by the sink's posts).
+  void OnTokens(size_t choice, const engine::TokenDelta& delta);
+  void OnFinish(size_t choice, const engine::RequestSummary& summary);
+
+ private:
+  struct ChoiceState {
+    engine::RequestHandle handle = 0;
+    bool submitted = false;
+    bool finished = false;
+    std::string text;
+    ResponseJson logprobs;  // completions: the legacy object; chat: the content array
+    int64_t text_offset = 0;
+    engine::RequestSummary summary;
+  };
+  enum class Ending { kNormal, kDisconnected, kTimedOut, kFailed };
+
+  void Submit();
+  void BeginStream();
+  void CancelUnfinished();
+  void OnDisconnect();
+  void OnTimeout();
+  void SendChunk(size_t choice, const std::string& text, ResponseJson logprobs);
+  void SendFinishChunk(size_t choice, const char* finish_reason);
+  void SendErrorEvent(const absl::Status& status);
+  void MaybeComplete();
+  [[nodiscard]] const engine::Tokenizer& tokenizer() const;
+
+  std::shared_ptr<HttpExchange> exchange_;
+  CallContext ctx_;
+  GenerationPlan plan_;
+  std::vector<ChoiceState> choices_;
+  boost::asio::steady_timer timer_;
+  std::chrono::steady_clock::time_point started_;
+  Ending ending_ = Ending::kNormal;
+  absl::Status error_;  // the first failure (non-streamed answer / log)
+  size_t num_unfinished_ = 0;
+  bool completed_ = false;
+};
+
+}  // namespace restkv::server

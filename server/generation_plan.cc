@@ -1,0 +1,174 @@
+#include "server/generation_plan.h"
+
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "server/api_error.h"
+
+namespace restkv::server {
+namespace {
+
+// Checks one prompt against the vocabulary and the context; `param` names
+// the field for errors.
+absl::Status CheckPrompt(const std::vector<int32_t>& tokens, const std::string& param,
+                         const PlanContext& ctx) {
+  const int32_t vocab = ctx.model.config().vocab_size;
+  if (tokens.empty()) return InvalidParam(param, "the prompt is empty (it has no tokens)");
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= vocab) {
+      return InvalidParam(param, absl::StrFormat("token id %d at position %d is outside the "
+                                                 "vocabulary [0, %d)",
+                                                 tokens[i], i, vocab));
+    }
+  }
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n >= ctx.max_model_len) {
+    return InvalidParam(
+        param,
+        absl::StrFormat(
+            "This model's maximum context length is %d tokens. However, your prompt has %d tokens, "
+            "which leaves no room to generate. Please reduce the length of the prompt.",
+            ctx.max_model_len, n));
+  }
+  return absl::OkStatus();
+}
+
+// Resolves max_tokens for one prompt and validates the whole parameter set.
+absl::StatusOr<engine::SamplingParams> ChoiceParams(const GenerationFields& gen, int64_t prompt_len,
+                                                    int32_t j, int32_t logprobs,
+                                                    const std::string& prompt_param,
+                                                    const PlanContext& ctx) {
+  engine::SamplingParams p = gen.params;
+  const int64_t room = ctx.max_model_len - prompt_len;
+  if (gen.max_tokens.has_value()) {
+    if (*gen.max_tokens > room) {
+      return InvalidParam(
+          "max_tokens",
+          absl::StrFormat(
+              "This model's maximum context length is %d tokens. However, you requested %d tokens "
+              "(%d in the %s, %d in the completion). Please reduce the length of the %s or "
+              "completion.",
+              ctx.max_model_len, prompt_len + *gen.max_tokens, prompt_len, prompt_param,
+              *gen.max_tokens, prompt_param));
+    }
+    p.max_tokens = *gen.max_tokens;
+  } else {
+    p.max_tokens = static_cast<int32_t>(room);
+  }
+  if (p.seed.has_value()) p.seed = *p.seed + static_cast<uint64_t>(j);
+  p.logprobs = logprobs;
+  const int32_t vocab = ctx.model.config().vocab_size;
+  for (size_t i = 0; i < p.stop_token_ids.size(); ++i) {
+    if (p.stop_token_ids[i] >= vocab) {
+      return InvalidParam(
+          "stop_token_ids",
+          absl::StrFormat("stop_token_ids[%d] = %d is outside the vocabulary [0, %d)", i,
+                          p.stop_token_ids[i], vocab));
+    }
+  }
+  RESTKV_RETURN_IF_ERROR(p.Validate(vocab));
+  return p;
+}
+
+// The server's default policy with the request's kv_policy / kv_budget.
+absl::StatusOr<engine::KvPolicyConfig> ResolveKvPolicy(const GenerationFields& gen,
+                                                       const PlanContext& ctx) {
+  engine::KvPolicyConfig config = ctx.default_kv_policy;
+  if (gen.kv_policy.has_value()) {
+    absl::StatusOr<engine::KvPolicyKind> kind = engine::ParseKvPolicy(*gen.kv_policy);
+    if (!kind.ok()) return InvalidParam("kv_policy", std::string(kind.status().message()));
+    config.kind = *kind;
+  }
+  if (gen.kv_budget.has_value()) config.budget = *gen.kv_budget;
+  if (absl::Status s = config.Validate(); !s.ok()) {
+    return InvalidParam(
+        gen.kv_budget.has_value() && !gen.kv_policy.has_value() ? "kv_budget" : "kv_policy",
+        std::string(s.message()));
+  }
+  return config;
+}
+
+absl::StatusOr<GenerationPlan> Skeleton(ApiKind kind, const GenerationFields& gen,
+                                        const PlanContext& ctx) {
+  GenerationPlan plan;
+  plan.kind = kind;
+  plan.meta.id = NewResponseId(kind == ApiKind::kChat ? "chatcmpl-" : "cmpl-");
+  plan.meta.model = ctx.served_model;
+  plan.meta.created = UnixSecondsNow();
+  plan.stream = gen.stream;
+  plan.include_usage = gen.include_usage;
+  plan.priority = gen.priority;
+  RESTKV_ASSIGN_OR_RETURN(plan.kv_policy, ResolveKvPolicy(gen, ctx));
+  plan.user = gen.user;
+  return plan;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int32_t>> TokenizeChat(const engine::Model& model,
+                                                  const std::vector<engine::ChatMessage>& messages,
+                                                  bool add_generation_prompt,
+                                                  bool add_special_tokens) {
+  if (!model.chat_format().ok()) {
+    return InvalidParam("messages", absl::StrFormat("this model has no usable chat template (%s); "
+                                                    "use /v1/completions",
+                                                    model.chat_format().status().message()));
+  }
+  absl::StatusOr<std::string> text = model.RenderChat(messages, add_generation_prompt);
+  if (!text.ok()) return InvalidParam("messages", std::string(text.status().message()));
+  // Formats that spell BOS in the text must not get a second one.
+  const engine::ChatFormat f = *model.chat_format();
+  const bool writes_bos = f == engine::ChatFormat::kLlama2 || f == engine::ChatFormat::kLlama3 ||
+                          f == engine::ChatFormat::kLlama31 || f == engine::ChatFormat::kMistral;
+  return model.tokenizer().Encode(*text, add_special_tokens && !writes_bos, /*parse_special=*/true);
+}
+
+absl::StatusOr<GenerationPlan> PlanCompletion(const CompletionRequest& r, const PlanContext& ctx) {
+  RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, Skeleton(ApiKind::kCompletion, r.gen, ctx));
+  plan.echo = r.echo;
+  plan.logprobs = r.logprobs >= 0;
+  const engine::Tokenizer& tok = ctx.model.tokenizer();
+  for (size_t p = 0; p < r.prompts.size(); ++p) {
+    const PromptInput& in = r.prompts[p];
+    const std::string param = r.prompts.size() == 1 ? "prompt" : absl::StrFormat("prompt[%d]", p);
+    PlannedPrompt planned;
+    // Special-token texts in a prompt count as the tokens, as in vLLM (HF
+    // tokenizers) and llama.cpp's server.
+    planned.tokens = in.is_tokens
+                         ? in.tokens
+                         : tok.Encode(in.text, /*add_special=*/true, /*parse_special=*/true);
+    RESTKV_RETURN_IF_ERROR(CheckPrompt(planned.tokens, param, ctx));
+    if (r.echo) planned.echo_text = in.is_tokens ? tok.Decode(planned.tokens) : in.text;
+    for (int32_t j = 0; j < r.gen.n; ++j) {
+      PlannedChoice c;
+      c.index = static_cast<int32_t>(p) * r.gen.n + j;
+      c.prompt_index = static_cast<int32_t>(p);
+      RESTKV_ASSIGN_OR_RETURN(
+          c.params, ChoiceParams(r.gen, planned.tokens.size(), j, r.logprobs, "prompt", ctx));
+      plan.choices.push_back(std::move(c));
+    }
+    plan.prompts.push_back(std::move(planned));
+  }
+  return plan;
+}
+
+absl::StatusOr<GenerationPlan> PlanChat(const ChatRequest& r, const PlanContext& ctx) {
+  RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, Skeleton(ApiKind::kChat, r.gen, ctx));
+  plan.logprobs = r.logprobs;
+  PlannedPrompt planned;
+  RESTKV_ASSIGN_OR_RETURN(planned.tokens,
+                          TokenizeChat(ctx.model, r.messages, r.add_generation_prompt,
+                                       /*add_special_tokens=*/true));
+  RESTKV_RETURN_IF_ERROR(CheckPrompt(planned.tokens, "messages", ctx));
+  for (int32_t j = 0; j < r.gen.n; ++j) {
+    PlannedChoice c;
+    c.index = j;
+    RESTKV_ASSIGN_OR_RETURN(
+        c.params, ChoiceParams(r.gen, planned.tokens.size(), j, r.logprobs ? r.top_logprobs : -1,
+                               "messages", ctx));
+    plan.choices.push_back(std::move(c));
+  }
+  plan.prompts.push_back(std::move(planned));
+  return plan;
+}
+
+}  // namespace restkv::server

@@ -1,0 +1,89 @@
+// GenerationPlan: a validated completions or chat request turned into what
+// the engine needs — token ids per prompt and SamplingParams per choice —
+// with every check that needs the model done here: chat template rendering,
+// tokenization, vocabulary range of token ids, and the context length.
+//
+//   CompletionRequest / ChatRequest  ──Plan*──>  GenerationPlan  ──GenerationCall──> engine
+//
+// Choices: prompt p's j-th choice has index p * n + j (as vLLM numbers them)
+// and, when the request has a seed, seed + j, so the n choices differ and
+// the same request is reproducible.
+// max_tokens: when the request leaves it unset (chat), it becomes
+// max_model_len - prompt_len for each prompt, as vLLM does.
+//
+// Errors (all InvalidArgument with the param payload of api_error.h):
+// "prompt"/"messages" for an empty prompt, a token id outside the
+// vocabulary, a prompt as long as the context ("This model's maximum context
+// length is C tokens. However, your prompt has P tokens."); "max_tokens"
+// when prompt + max_tokens exceeds the context (naming all three numbers);
+// "messages" when the chat template rejects the conversation or the model
+// has none; "kv_policy" / "kv_budget" for an unknown policy or a policy
+// configuration the engine refuses.
+//
+// Thread safety: pure functions over a const Model (whose tokenizer is
+// thread-safe).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/kv_policy_config.h"
+#include "engine/model.h"
+#include "engine/sampling_params.h"
+#include "server/openai_protocol.h"
+#include "server/openai_response.h"
+
+namespace restkv::server {
+
+enum class ApiKind { kCompletion, kChat };
+
+struct PlannedPrompt {
+  std::vector<int32_t> tokens;
+  std::string echo_text;  // the prompt's text, for completions with echo
+};
+
+struct PlannedChoice {
+  int32_t index = 0;
+  int32_t prompt_index = 0;
+  engine::SamplingParams params;  // validated; max_tokens resolved
+};
+
+struct GenerationPlan {
+  ApiKind kind = ApiKind::kCompletion;
+  ResponseMeta meta;
+  std::vector<PlannedPrompt> prompts;
+  std::vector<PlannedChoice> choices;  // in index order
+  bool stream = false;
+  bool include_usage = false;
+  bool echo = false;
+  // Logprobs wanted: completions' `logprobs` / chat's `logprobs`.
+  bool logprobs = false;
+  int32_t priority = 0;
+  engine::KvPolicyConfig kv_policy;  // the server default with the request's overrides
+  std::string user;
+};
+
+// What every plan needs from the server.
+struct PlanContext {
+  const engine::Model& model;
+  int32_t max_model_len;
+  std::string served_model;  // the name echoed in responses
+  const engine::KvPolicyConfig& default_kv_policy;
+};
+
+absl::StatusOr<GenerationPlan> PlanCompletion(const CompletionRequest& request,
+                                              const PlanContext& context);
+absl::StatusOr<GenerationPlan> PlanChat(const ChatRequest& request, const PlanContext& context);
+
+// The prompt ids of a conversation: the model's chat template, tokenized
+// with special tokens parsed; BOS added unless the format writes it itself.
+// Errors: InvalidArgument (param "messages") when the model has no chat
+// format or the template rejects the conversation.
+absl::StatusOr<std::vector<int32_t>> TokenizeChat(const engine::Model& model,
+                                                  const std::vector<engine::ChatMessage>& messages,
+                                                  bool add_generation_prompt,
+                                                  bool add_special_tokens);
+
+}  // namespace restkv::server

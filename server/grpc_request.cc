@@ -1,0 +1,88 @@
+#include "server/grpc_request.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace restkv::server {
+
+namespace pb = restkv::v1;
+
+std::vector<engine::ChatMessage> ChatFromProto(const pb::ChatMessages& chat) {
+  std::vector<engine::ChatMessage> out;
+  for (const pb::ChatMessage& m : chat.messages()) out.push_back({m.role(), m.content()});
+  return out;
+}
+
+GenerationFields GenerationFieldsFromProto(const pb::GenerateRequest& r) {
+  GenerationFields f;
+  engine::SamplingParams& p = f.params;
+  if (r.has_temperature()) p.temperature = r.temperature();
+  if (r.has_top_p()) p.top_p = r.top_p();
+  if (r.has_top_k()) p.top_k = r.top_k();
+  if (r.has_min_p()) p.min_p = r.min_p();
+  if (r.has_presence_penalty()) p.presence_penalty = r.presence_penalty();
+  if (r.has_frequency_penalty()) p.frequency_penalty = r.frequency_penalty();
+  if (r.has_repetition_penalty()) p.repetition_penalty = r.repetition_penalty();
+  if (r.has_seed()) p.seed = r.seed();
+  p.stop.assign(r.stop().begin(), r.stop().end());
+  p.stop_token_ids.assign(r.stop_token_ids().begin(), r.stop_token_ids().end());
+  p.ignore_eos = r.ignore_eos();
+  if (r.has_logprobs()) p.logprobs = r.logprobs();
+  if (r.has_max_tokens()) f.max_tokens = r.max_tokens();
+  f.priority = r.priority();
+  if (r.has_kv_policy()) f.kv_policy = r.kv_policy();
+  if (r.has_kv_budget()) f.kv_budget = r.kv_budget();
+  return f;
+}
+
+absl::Status ValidateGenerationFields(const GenerationFields& f) {
+  if (f.max_tokens.has_value() && *f.max_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("max_tokens must be >= 1, got ", *f.max_tokens));
+  }
+  if (static_cast<int32_t>(f.params.stop.size()) > kMaxStopStrings) {
+    return absl::InvalidArgumentError(absl::StrCat("at most ", kMaxStopStrings, " stop strings"));
+  }
+  for (const std::string& s : f.params.stop) {
+    if (s.empty()) return absl::InvalidArgumentError("stop strings must be non-empty");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<GenerationPlan> PlanGrpcGenerate(const pb::GenerateRequest& r, const PlanContext& ctx) {
+  GenerationFields fields = GenerationFieldsFromProto(r);
+  RESTKV_RETURN_IF_ERROR(ValidateGenerationFields(fields));
+  switch (r.input_case()) {
+    case pb::GenerateRequest::kChat: {
+      ChatRequest chat;
+      chat.messages = ChatFromProto(r.chat());
+      if (chat.messages.empty()) return absl::InvalidArgumentError("chat.messages must not be empty");
+      chat.add_generation_prompt = !r.has_add_generation_prompt() || r.add_generation_prompt();
+      chat.logprobs = fields.params.logprobs >= 0;
+      chat.top_logprobs = std::max(0, fields.params.logprobs);
+      chat.gen = std::move(fields);
+      return PlanChat(chat, ctx);
+    }
+    case pb::GenerateRequest::kText:
+    case pb::GenerateRequest::kTokenIds: {
+      CompletionRequest completion;
+      PromptInput prompt;
+      if (r.input_case() == pb::GenerateRequest::kText) {
+        prompt.text = r.text();
+      } else {
+        prompt.is_tokens = true;
+        prompt.tokens.assign(r.token_ids().ids().begin(), r.token_ids().ids().end());
+      }
+      completion.prompts.push_back(std::move(prompt));
+      completion.logprobs = fields.params.logprobs;
+      completion.gen = std::move(fields);
+      return PlanCompletion(completion, ctx);
+    }
+    default:
+      return absl::InvalidArgumentError("one of text, token_ids or chat is required");
+  }
+}
+
+}  // namespace restkv::server

@@ -1,0 +1,34 @@
+// One HTTP/1.1 connection of HttpServer (http_server.h), and the state the
+// server shares with its connections. Internal to the HTTP layer: only
+// http_server.cc starts sessions.
+//
+// A session reads a request (headers first, answering "Expect:
+// 100-continue"; body limited to options.max_body_bytes), hands it to the
+// handler as an HttpExchange, writes the response from a queue of byte
+// strings (a whole response, or a chunked stream), and then reads the next
+// request or closes. While a response is pending it watches the socket for
+// EOF/reset and reports a disconnect through the exchange. All of it runs on
+// the connection's strand.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "boost/asio/ip/tcp.hpp"
+#include "server/http_server.h"
+
+namespace restkv::server {
+
+struct HttpServerShared {
+  HttpServerOptions options;
+  HttpServer::Handler handler;
+  std::atomic<bool> stopping{false};  // finish the current exchange, then close
+  std::atomic<int> active{0};         // exchanges read and not yet fully written
+};
+
+// Serves `socket` (whose executor must be a strand) until it closes; the
+// session keeps itself alive.
+void StartHttpSession(boost::asio::ip::tcp::socket socket,
+                      std::shared_ptr<HttpServerShared> shared);
+
+}  // namespace restkv::server

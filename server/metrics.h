@@ -1,0 +1,79 @@
+// ServerMetrics: the Prometheus metrics of `GET /metrics`, named in the
+// `restkv:` namespace after vLLM's `vllm:` metrics, each labelled
+// model_name="<served model>".
+//
+//   gauges      restkv:num_requests_running, restkv:num_requests_waiting,
+//               restkv:kv_pages_total, restkv:kv_pages_used, restkv:kv_pages_free,
+//               restkv:kv_cache_usage_perc (0..1)
+//   counters    restkv:prompt_tokens_total, restkv:generation_tokens_total,
+//               restkv:num_preemptions_total, restkv:kv_pages_released_by_eviction_total,
+//               restkv:kv_tokens_evicted_total (token slots summed over layers),
+//               restkv:request_success_total{finished_reason="stop|length|abort|error"}
+//   histograms  restkv:time_to_first_token_seconds, restkv:time_per_output_token_seconds,
+//               restkv:e2e_request_latency_seconds, restkv:request_queue_time_seconds
+//
+// Gauges and the token/preemption counters are copied from the engine's
+// EngineStats snapshot at scrape time (counters advance by the difference
+// since the last scrape, so they never go down); the per-request counter
+// and histograms are fed by ObserveRequest as requests finish.
+//
+// Thread safety: every method is thread-safe.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "engine/engine.h"
+#include "engine/request_sink.h"
+
+namespace prometheus {
+class Registry;
+class Counter;
+class Gauge;
+class Histogram;
+}  // namespace prometheus
+
+namespace restkv::server {
+
+class ServerMetrics {
+ public:
+  explicit ServerMetrics(const std::string& model_name);
+  ~ServerMetrics();
+  ServerMetrics(const ServerMetrics&) = delete;
+  ServerMetrics& operator=(const ServerMetrics&) = delete;
+
+  // Records one finished engine request (one choice of an API request).
+  void ObserveRequest(const engine::RequestSummary& summary);
+
+  // Updates the engine-derived metrics from `stats` and returns the text
+  // exposition format (version 0.0.4).
+  std::string Render(const engine::EngineStats& stats);
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Gauge* running_;
+  prometheus::Gauge* waiting_;
+  prometheus::Gauge* pages_total_;
+  prometheus::Gauge* pages_used_;
+  prometheus::Gauge* pages_free_;
+  prometheus::Gauge* cache_usage_;
+  prometheus::Counter* prompt_tokens_;
+  prometheus::Counter* generation_tokens_;
+  prometheus::Counter* preemptions_;
+  prometheus::Counter* released_by_eviction_;
+  prometheus::Counter* tokens_evicted_;
+  prometheus::Counter* success_stop_;
+  prometheus::Counter* success_length_;
+  prometheus::Counter* success_abort_;
+  prometheus::Counter* success_error_;
+  prometheus::Histogram* ttft_;
+  prometheus::Histogram* tpot_;
+  prometheus::Histogram* e2e_;
+  prometheus::Histogram* queue_time_;
+
+  std::mutex mu_;                   // serialises Render's read-modify-write
+  engine::EngineStats last_stats_;  // guarded by mu_: counters already exported
+};
+
+}  // namespace restkv::server

@@ -1,0 +1,109 @@
+// OpenAI request bodies parsed into native structs, at the edge of the
+// server. Every field the server understands is type- and range-checked
+// here; unknown fields are ignored, as OpenAI and vLLM do. Nothing in here
+// knows the model: token ids are range-checked, prompts tokenized and lengths
+// checked later (generation_plan.h), where the vocabulary and context are
+// known.
+//
+// Errors: every function returns InvalidArgument whose payload names the
+// offending field (InvalidParam in api_error.h, e.g. param "top_p",
+// "messages[2].content", "prompt[1][0]"), so the client gets a 400 saying
+// which field is wrong, the allowed range and the value it sent.
+//
+// Defaults follow vLLM's OpenAI server: /v1/completions max_tokens 16;
+// /v1/chat/completions max_tokens unset (=> the rest of the context);
+// temperature 1, top_p 1, n 1.
+//
+// Thread safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/chat_template.h"
+#include "engine/sampling_params.h"
+#include "nlohmann/json.hpp"
+
+namespace restkv::server {
+
+// Deepest nesting of arrays/objects a body may have (a guard for recursive
+// JSON code; real requests nest 4 levels).
+inline constexpr int kMaxJsonDepth = 64;
+// Most choices one request may ask for (n), and most stop strings.
+inline constexpr int32_t kMaxChoices = 128;
+inline constexpr int32_t kMaxStopStrings = 64;
+
+// The sampling fields and extensions shared by completions and chat.
+struct GenerationFields {
+  // max_tokens is left at SamplingParams' default here; see `max_tokens`.
+  engine::SamplingParams params;
+  std::optional<int32_t> max_tokens;  // unset => max_model_len - prompt_len
+  int32_t n = 1;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  std::string user;
+  int32_t priority = 0;  // extension; lower runs first
+  // Extensions: the KV eviction policy name and budget (tokens kept per
+  // layer and KV head); unset => the server's default. The name is checked
+  // against the engine's policies in generation_plan.h.
+  std::optional<std::string> kv_policy;
+  std::optional<int32_t> kv_budget;
+};
+
+// One prompt: text, or token ids when the client sent ids.
+struct PromptInput {
+  bool is_tokens = false;
+  std::string text;
+  std::vector<int32_t> tokens;
+};
+
+struct CompletionRequest {
+  std::string model;                 // "" when absent (=> the served model)
+  std::vector<PromptInput> prompts;  // >= 1
+  bool echo = false;
+  int32_t logprobs = -1;  // -1 => none; else top-N alternatives, N in [0, 20]
+  GenerationFields gen;
+};
+
+struct ChatRequest {
+  std::string model;
+  std::vector<engine::ChatMessage> messages;  // >= 1; roles system/user/assistant
+  bool logprobs = false;
+  int32_t top_logprobs = 0;           // [0, 20]; > 0 needs logprobs
+  bool add_generation_prompt = true;  // vLLM extension
+  GenerationFields gen;
+};
+
+// POST /tokenize (vLLM): either `prompt` or `messages`.
+struct TokenizeRequest {
+  std::string model;
+  bool is_chat = false;
+  std::string prompt;
+  std::vector<engine::ChatMessage> messages;
+  bool add_special_tokens = true;  // default true for prompt, false for messages
+  bool add_generation_prompt = true;
+  bool return_token_strs = false;
+};
+
+// POST /detokenize (vLLM).
+struct DetokenizeRequest {
+  std::string model;
+  std::vector<int32_t> tokens;
+};
+
+// Parses a request body into a JSON object. InvalidArgument for an empty
+// body, malformed JSON (the message has the parser's position), nesting
+// deeper than kMaxJsonDepth, or a top-level value that is not an object.
+absl::StatusOr<nlohmann::json> ParseJsonBody(std::string_view body);
+
+// REQUIRES (all four): `body` is a JSON object (from ParseJsonBody).
+absl::StatusOr<CompletionRequest> ParseCompletionRequest(const nlohmann::json& body);
+absl::StatusOr<ChatRequest> ParseChatRequest(const nlohmann::json& body);
+absl::StatusOr<TokenizeRequest> ParseTokenizeRequest(const nlohmann::json& body);
+absl::StatusOr<DetokenizeRequest> ParseDetokenizeRequest(const nlohmann::json& body);
+
+}  // namespace restkv::server

@@ -1,0 +1,99 @@
+// OpenAI response bodies and streaming chunks, built from native values.
+//
+// Shapes (as OpenAI and vLLM send them):
+//   completion   {"id": "cmpl-…", "object": "text_completion", "created", "model",
+//                 "choices": [{"index", "text", "logprobs", "finish_reason"}], "usage"}
+//   chat         {"id": "chatcmpl-…", "object": "chat.completion", …,
+//                 "choices": [{"index", "message": {"role": "assistant", "content"},
+//                              "logprobs", "finish_reason"}], "usage"}
+//   chunks       same ids and object "text_completion" / "chat.completion.chunk";
+//                chat choices carry "delta" instead of "message"
+//   usage        {"prompt_tokens", "completion_tokens", "total_tokens",
+//                 "kv_tokens_kept", "kv_tokens_evicted"}   (the last two: restkv)
+//   logprobs     completions: {"tokens", "token_logprobs", "top_logprobs": [{str: lp}],
+//                              "text_offset"} (text_offset in bytes of the choice text)
+//                chat: {"content": [{"token", "logprob", "bytes", "top_logprobs":
+//                                    [{"token", "logprob", "bytes"}]}]}
+// A logprob of -inf (a token the model gives zero probability) is written as
+// -9999.0, as vLLM does, since JSON has no infinity.
+//
+// Thread safety: pure functions, except NewResponseId (thread-safe).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "engine/logprobs.h"
+#include "engine/tokenizer.h"
+#include "server/api_error.h"
+
+namespace restkv::server {
+
+struct ResponseMeta {
+  std::string id;       // "cmpl-…" / "chatcmpl-…"
+  std::string model;    // the served model name
+  int64_t created = 0;  // Unix seconds
+};
+
+struct Usage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t kv_tokens_kept = 0;
+  int64_t kv_tokens_evicted = 0;
+};
+
+// `prefix` followed by 32 random hex digits, e.g. "cmpl-3f2a…".
+std::string NewResponseId(std::string_view prefix);
+int64_t UnixSecondsNow();
+
+ResponseJson UsageJson(const Usage& usage);
+
+// Completions-format logprobs for generated tokens. *text_offset is the byte
+// offset of the first token in the choice's text and is advanced past them.
+ResponseJson CompletionLogprobsJson(const engine::Tokenizer& tok,
+                                    absl::Span<const engine::LogprobResult> logprobs,
+                                    int64_t* text_offset);
+// Completions-format logprobs for echoed prompt tokens: the engine computes
+// no prompt logprobs, so every token_logprobs / top_logprobs entry is null
+// (as OpenAI reports the first prompt token).
+ResponseJson EchoLogprobsJson(const engine::Tokenizer& tok, absl::Span<const int32_t> tokens,
+                              int64_t* text_offset);
+// Appends `more` (same format) to `all`, an object from the two above.
+void AppendCompletionLogprobs(ResponseJson* all, const ResponseJson& more);
+
+// Chat-format entries ({"token", "logprob", "bytes", "top_logprobs"}), one per token.
+ResponseJson ChatLogprobsContentJson(const engine::Tokenizer& tok,
+                                     absl::Span<const engine::LogprobResult> logprobs);
+
+struct ChoiceResult {
+  int32_t index = 0;
+  std::string text;
+  ResponseJson logprobs;      // null when not requested
+  std::string finish_reason;  // "stop" | "length"
+};
+
+ResponseJson CompletionResponseJson(const ResponseMeta& meta,
+                                    const std::vector<ChoiceResult>& choices, const Usage& usage);
+ResponseJson ChatResponseJson(const ResponseMeta& meta, const std::vector<ChoiceResult>& choices,
+                              const Usage& usage);
+
+// One streaming chunk for one choice. `finish_reason` set => the last chunk
+// of that choice. `with_usage_null` adds "usage": null (include_usage set, as
+// OpenAI does on every chunk but the usage chunk).
+ResponseJson CompletionChunkJson(const ResponseMeta& meta, int32_t index, std::string_view text,
+                                 ResponseJson logprobs,
+                                 std::optional<std::string_view> finish_reason,
+                                 bool with_usage_null);
+// `delta` is {"role": "assistant", "content": ""}, {"content": "…"} or {}.
+ResponseJson ChatChunkJson(const ResponseMeta& meta, int32_t index, ResponseJson delta,
+                           ResponseJson logprobs, std::optional<std::string_view> finish_reason,
+                           bool with_usage_null);
+// The final usage chunk: "choices": [] and "usage". `object` is
+// "text_completion" or "chat.completion.chunk".
+ResponseJson UsageChunkJson(const ResponseMeta& meta, std::string_view object, const Usage& usage);
+
+}  // namespace restkv::server

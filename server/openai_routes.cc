@@ -1,0 +1,220 @@
+#include "server/openai_routes.h"
+
+#include <algorithm>
+#include <exception>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "server/api_error.h"
+#include "server/generation_plan.h"
+#include "server/openai_protocol.h"
+#include "server/openai_response.h"
+#include "server/version.h"
+
+namespace restkv::server {
+namespace {
+
+namespace http = boost::beast::http;
+using json = ResponseJson;
+
+std::string_view PathOf(std::string_view target) {
+  const size_t q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+struct Route {
+  std::string_view path;
+  http::verb method;
+};
+
+constexpr Route kRoutes[] = {
+    {"/v1/completions", http::verb::post}, {"/v1/chat/completions", http::verb::post},
+    {"/v1/models", http::verb::get},       {"/tokenize", http::verb::post},
+    {"/detokenize", http::verb::post},     {"/health", http::verb::get},
+    {"/version", http::verb::get},         {"/metrics", http::verb::get},
+};
+
+}  // namespace
+
+OpenAiRoutes::OpenAiRoutes(engine::Engine& engine, ServerMetrics& metrics, RequestLogger& log,
+                           RoutesConfig config)
+    : engine_(engine),
+      metrics_(metrics),
+      log_(log),
+      config_(std::move(config)),
+      auth_(config_.api_key),
+      created_(UnixSecondsNow()) {}
+
+void OpenAiRoutes::Handle(std::shared_ptr<HttpExchange> exchange) {
+  // The error boundary: exceptions only come from third-party code
+  // (nlohmann::json, Beast, std allocation); the client gets a 500 and the
+  // server keeps going.
+  try {
+    Dispatch(*exchange, exchange);
+  } catch (const std::exception& e) {
+    RespondError(*exchange, absl::InternalError(absl::StrCat("internal error: ", e.what())));
+  }
+}
+
+void OpenAiRoutes::Dispatch(HttpExchange& exchange, const std::shared_ptr<HttpExchange>& shared) {
+  const HttpRequest& req = exchange.request();
+  const std::string_view path = PathOf(StdView(req.target()));
+  const Route* route = nullptr;
+  bool path_known = false;
+  for (const Route& r : kRoutes) {
+    if (r.path != path) continue;
+    path_known = true;
+    if (r.method == req.method()) route = &r;
+  }
+  if (route == nullptr) {
+    const ApiError e =
+        path_known ? MakeApiError(405, absl::StrFormat("method %s is not allowed on %s",
+                                                       std::string(req.method_string()), path))
+                   : MakeApiError(404, absl::StrFormat("no route for %s %s",
+                                                       std::string(req.method_string()), path));
+    exchange.Respond(MakeHttpResponse(e.http_status, DumpJson(ApiErrorJson(e))));
+    return;
+  }
+  if (!ApiKeyAuth::IsPublicPath(path)) {
+    if (absl::Status s = auth_.Check(StdView(req[http::field::authorization])); !s.ok()) {
+      return RespondError(exchange, s);
+    }
+  }
+  if (path == "/health") {
+    const bool up = !draining();
+    exchange.Respond(
+        MakeHttpResponse(up ? 200 : 503, up ? R"({"status":"ok"})" : R"({"status":"draining"})"));
+    return;
+  }
+  if (path == "/version") return RespondJson(exchange, {{"version", kRestkvVersion}});
+  if (path == "/metrics") {
+    exchange.Respond(MakeHttpResponse(200, metrics_.Render(engine_.GetStats()),
+                                      "text/plain; version=0.0.4; charset=utf-8"));
+    return;
+  }
+  if (draining()) {
+    return RespondError(exchange, absl::UnavailableError("the server is shutting down"));
+  }
+  absl::Status status;
+  if (path == "/v1/completions") {
+    status = HandleCompletions(shared);
+  } else if (path == "/v1/chat/completions") {
+    status = HandleChat(shared);
+  } else if (path == "/tokenize") {
+    status = HandleTokenize(exchange);
+  } else if (path == "/detokenize") {
+    status = HandleDetokenize(exchange);
+  } else {
+    HandleModels(exchange);
+  }
+  if (!status.ok()) RespondError(exchange, status);
+}
+
+void OpenAiRoutes::RespondError(HttpExchange& exchange, const absl::Status& status) {
+  const ApiError e = ApiErrorFromStatus(status);
+  exchange.Respond(MakeHttpResponse(e.http_status, DumpJson(ApiErrorJson(e))));
+  RequestLogEntry log;
+  log.method = std::string(exchange.request().method_string());
+  log.target = std::string(exchange.request().target());
+  log.http_status = e.http_status;
+  log.n = 0;
+  log.note = e.param.empty() ? e.message : absl::StrFormat("%s: %s", e.param, e.message);
+  log_.Log(log);
+}
+
+void OpenAiRoutes::RespondJson(HttpExchange& exchange, const json& body) {
+  exchange.Respond(MakeHttpResponse(200, DumpJson(body)));
+}
+
+absl::StatusOr<std::string> OpenAiRoutes::ResolveModel(const std::string& requested) const {
+  if (requested.empty()) return config_.served_model_names.front();
+  const auto& names = config_.served_model_names;
+  if (std::find(names.begin(), names.end(), requested) != names.end()) return requested;
+  return WithParam(
+      absl::NotFoundError(absl::StrFormat("The model `%s` does not exist.", requested)), "model");
+}
+
+absl::Status OpenAiRoutes::HandleCompletions(const std::shared_ptr<HttpExchange>& exchange) {
+  RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
+  RESTKV_ASSIGN_OR_RETURN(CompletionRequest request, ParseCompletionRequest(body));
+  RESTKV_ASSIGN_OR_RETURN(std::string model, ResolveModel(request.model));
+  const PlanContext ctx{engine_.model(), engine_.max_model_len(), model, config_.default_kv_policy};
+  RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanCompletion(request, ctx));
+  GenerationCall::Start(exchange,
+                        {&engine_, &metrics_, &log_, config_.request_timeout, &active_calls_},
+                        std::move(plan));
+  return absl::OkStatus();
+}
+
+absl::Status OpenAiRoutes::HandleChat(const std::shared_ptr<HttpExchange>& exchange) {
+  RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
+  RESTKV_ASSIGN_OR_RETURN(ChatRequest request, ParseChatRequest(body));
+  RESTKV_ASSIGN_OR_RETURN(std::string model, ResolveModel(request.model));
+  const PlanContext ctx{engine_.model(), engine_.max_model_len(), model, config_.default_kv_policy};
+  RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanChat(request, ctx));
+  GenerationCall::Start(exchange,
+                        {&engine_, &metrics_, &log_, config_.request_timeout, &active_calls_},
+                        std::move(plan));
+  return absl::OkStatus();
+}
+
+absl::Status OpenAiRoutes::HandleTokenize(HttpExchange& exchange) {
+  RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange.request().body()));
+  RESTKV_ASSIGN_OR_RETURN(TokenizeRequest request, ParseTokenizeRequest(body));
+  RESTKV_RETURN_IF_ERROR(ResolveModel(request.model).status());
+  const engine::Model& model = engine_.model();
+  std::vector<int32_t> tokens;
+  if (request.is_chat) {
+    RESTKV_ASSIGN_OR_RETURN(tokens,
+                            TokenizeChat(model, request.messages, request.add_generation_prompt,
+                                         request.add_special_tokens));
+  } else {
+    tokens = model.tokenizer().Encode(request.prompt, request.add_special_tokens,
+                                      /*parse_special=*/true);
+  }
+  json out = {{"count", tokens.size()},
+              {"max_model_len", engine_.max_model_len()},
+              {"tokens", tokens},
+              {"token_strs", nullptr}};
+  if (request.return_token_strs) {
+    json strs = json::array();
+    for (int32_t id : tokens)
+      strs.push_back(model.tokenizer().TokenToPiece(id, /*render_special=*/true));
+    out["token_strs"] = std::move(strs);
+  }
+  RespondJson(exchange, out);
+  return absl::OkStatus();
+}
+
+absl::Status OpenAiRoutes::HandleDetokenize(HttpExchange& exchange) {
+  RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange.request().body()));
+  RESTKV_ASSIGN_OR_RETURN(DetokenizeRequest request, ParseDetokenizeRequest(body));
+  RESTKV_RETURN_IF_ERROR(ResolveModel(request.model).status());
+  const engine::Tokenizer& tok = engine_.model().tokenizer();
+  for (size_t i = 0; i < request.tokens.size(); ++i) {
+    if (!tok.IsValidId(request.tokens[i])) {
+      return InvalidParam("tokens",
+                          absl::StrFormat("tokens[%d] = %d is outside the vocabulary [0, %d)", i,
+                                          request.tokens[i], tok.vocab_size()));
+    }
+  }
+  RespondJson(exchange, {{"prompt", tok.Decode(request.tokens)}});
+  return absl::OkStatus();
+}
+
+void OpenAiRoutes::HandleModels(HttpExchange& exchange) {
+  json data = json::array();
+  for (const std::string& name : config_.served_model_names) {
+    data.push_back({{"id", name},
+                    {"object", "model"},
+                    {"created", created_},
+                    {"owned_by", "restkv"},
+                    {"root", engine_.model().path()},
+                    {"parent", nullptr},
+                    {"max_model_len", engine_.max_model_len()}});
+  }
+  RespondJson(exchange, {{"object", "list"}, {"data", std::move(data)}});
+}
+
+}  // namespace restkv::server

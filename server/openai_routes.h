@@ -1,0 +1,87 @@
+// OpenAiRoutes: the HTTP API of `restkv serve` — routing, authentication,
+// draining, and one error boundary that turns every failure into an OpenAI
+// error object.
+//
+//   POST /v1/completions        GenerationCall (completions)
+//   POST /v1/chat/completions   GenerationCall (chat)
+//   GET  /v1/models             the served model name(s)
+//   POST /tokenize              {"count", "max_model_len", "tokens", "token_strs"}   (vLLM)
+//   POST /detokenize            {"prompt"}                                          (vLLM)
+//   GET  /health                200 {"status": "ok"}; 503 {"status": "draining"} once draining
+//   GET  /version               {"version"}
+//   GET  /metrics               Prometheus text (metrics.h)
+//
+// Status codes: 400 bad JSON, field or prompt (api_error.h); 401 missing or
+// wrong API key (all routes but /health, /metrics, /version); 404 unknown
+// route or model; 405 wrong method; 429 engine queue full; 503 draining or
+// shutting down; 500 anything unexpected.
+//
+// Draining (graceful shutdown): after StartDraining, /health answers 503 so
+// load balancers stop routing here, and new API requests get 503, while
+// requests already running finish. /metrics and /version stay up.
+//
+// Thread safety: Handle may run concurrently on many connections' strands;
+// StartDraining and the getters are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/kv_policy_config.h"
+#include "server/auth.h"
+#include "server/generation_call.h"
+#include "server/http_exchange.h"
+#include "server/metrics.h"
+#include "server/request_log.h"
+
+namespace restkv::server {
+
+struct RoutesConfig {
+  std::vector<std::string> served_model_names;   // >= 1; requests may name any of them
+  std::string api_key;                           // "" => no authentication
+  std::chrono::milliseconds request_timeout{0};  // 0 => no limit
+  engine::KvPolicyConfig default_kv_policy;      // validated; requests may override kind and budget
+};
+
+class OpenAiRoutes {
+ public:
+  // All references must outlive the routes and every call they start.
+  OpenAiRoutes(engine::Engine& engine, ServerMetrics& metrics, RequestLogger& log,
+               RoutesConfig config);
+
+  // The HttpServer handler. Runs on the exchange's strand.
+  void Handle(std::shared_ptr<HttpExchange> exchange);
+
+  void StartDraining() { draining_ = true; }
+  [[nodiscard]] bool draining() const { return draining_.load(); }
+  // Generation requests still running in the engine.
+  [[nodiscard]] int active_calls() const { return active_calls_.load(); }
+
+ private:
+  void Dispatch(HttpExchange& exchange, const std::shared_ptr<HttpExchange>& shared);
+  void RespondError(HttpExchange& exchange, const absl::Status& status);
+  void RespondJson(HttpExchange& exchange, const ResponseJson& body);
+  absl::Status HandleCompletions(const std::shared_ptr<HttpExchange>& exchange);
+  absl::Status HandleChat(const std::shared_ptr<HttpExchange>& exchange);
+  absl::Status HandleTokenize(HttpExchange& exchange);
+  absl::Status HandleDetokenize(HttpExchange& exchange);
+  void HandleModels(HttpExchange& exchange);
+  // The served name a request's `model` refers to ("" => the first).
+  // NotFound (param "model") for any other name.
+  absl::StatusOr<std::string> ResolveModel(const std::string& requested) const;
+
+  engine::Engine& engine_;
+  ServerMetrics& metrics_;
+  RequestLogger& log_;
+  const RoutesConfig config_;
+  const ApiKeyAuth auth_;
+  const int64_t created_;  // Unix seconds, for /v1/models
+  std::atomic<bool> draining_{false};
+  std::atomic<int> active_calls_{0};
+};
+
+}  // namespace restkv::server

@@ -1,0 +1,375 @@
+// The API end to end inside the process: OpenAiRoutes + GenerationCall over
+// a real Engine on a small synthetic model, answering a fake exchange.
+#include "server/openai_routes.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "boost/asio/executor_work_guard.hpp"
+#include "boost/asio/io_context.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/strand.hpp"
+#include "engine/synthetic_model.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu/cpu_backend.h"
+
+namespace restkv::server {
+namespace {
+
+namespace net = boost::asio;
+namespace http = boost::beast::http;
+using nlohmann::json;
+
+// Records what a handler writes; `done` resolves when the response is complete.
+class FakeExchange final : public HttpExchange {
+ public:
+  FakeExchange(net::any_io_executor executor, HttpRequest request)
+      : executor_(std::move(executor)), request_(std::move(request)) {}
+
+  const HttpRequest& request() const override { return request_; }
+  net::any_io_executor executor() override { return executor_; }
+  void Respond(HttpResponse response) override {
+    status = response.result_int();
+    body = response.body();
+    done.set_value();
+  }
+  void BeginStream(http::status s, std::string_view) override {
+    status = static_cast<int>(s);
+    streamed = true;
+  }
+  void WriteChunk(std::string data) override { body += data; }
+  void EndStream() override { done.set_value(); }
+  void OnDisconnect(std::function<void()> callback) override {
+    on_disconnect = std::move(callback);
+  }
+  bool disconnected() const override { return gone; }
+
+  int status = 0;
+  bool streamed = false;
+  bool gone = false;
+  std::string body;
+  std::function<void()> on_disconnect;
+  std::promise<void> done;
+
+ private:
+  net::any_io_executor executor_;
+  HttpRequest request_;
+};
+
+// SSE body -> the JSON of each "data:" event; "[DONE]" becomes a string.
+std::vector<json> Events(const std::string& body) {
+  std::vector<json> out;
+  size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    const size_t end = body.find("\n\n", pos);
+    const std::string payload = body.substr(pos + 6, end - pos - 6);
+    out.push_back(payload == "[DONE]" ? json("[DONE]") : json::parse(payload));
+    pos = end;
+  }
+  return out;
+}
+
+class OpenAiRoutesTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    engine::SyntheticModelSpec spec;
+    spec.num_layers = 2;
+    spec.context_length = 2048;
+    spec.weight_type = kernels::GgmlType::kQ8_0;
+    path_ = new std::string((std::filesystem::temp_directory_path() /
+                             ("restkv_routes_test_" + std::to_string(::getpid()) + ".gguf"))
+                                .string());
+    std::ofstream(*path_, std::ios::binary) << engine::BuildSyntheticGguf(spec);
+  }
+  static void TearDownTestSuite() {
+    std::remove(path_->c_str());
+    delete path_;
+  }
+
+  void Init(RoutesConfig config = {}, engine::EngineOptions options = {}) {
+    backend_ = std::make_unique<kernels::cpu::CpuBackend>(1);
+    model_ = std::move(*engine::Model::Load(*path_, *backend_));
+    options.kv_cache_bytes = 8 << 20;
+    engine_ = std::move(*engine::Engine::Create(*model_, options));
+    metrics_ = std::make_unique<ServerMetrics>("synthetic");
+    log_file_ = std::tmpfile();
+    log_ = std::make_unique<RequestLogger>(log_file_);
+    if (config.served_model_names.empty()) config.served_model_names = {"synthetic"};
+    routes_ = std::make_unique<OpenAiRoutes>(*engine_, *metrics_, *log_, config);
+    io_thread_ = std::thread([this] { ioc_.run(); });
+  }
+
+  void TearDown() override {
+    if (engine_) engine_->Shutdown(0);
+    work_.reset();
+    io_thread_.join();
+    if (log_file_ != nullptr) std::fclose(log_file_);
+  }
+
+  std::shared_ptr<FakeExchange> Send(http::verb method, const std::string& target,
+                                     const std::string& body, const std::string& auth = "") {
+    HttpRequest req{method, target, 11};
+    req.body() = body;
+    if (!auth.empty()) req.set(http::field::authorization, auth);
+    auto ex = std::make_shared<FakeExchange>(net::make_strand(ioc_), std::move(req));
+    net::post(ex->executor(), [this, ex] { routes_->Handle(ex); });
+    return ex;
+  }
+
+  // Sends and waits for the complete response.
+  std::shared_ptr<FakeExchange> Call(http::verb method, const std::string& target,
+                                     const std::string& body, const std::string& auth = "") {
+    auto ex = Send(method, target, body, auth);
+    EXPECT_EQ(ex->done.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+    return ex;
+  }
+  std::shared_ptr<FakeExchange> Post(const std::string& target, const std::string& body) {
+    return Call(http::verb::post, target, body);
+  }
+
+  void WaitForNoPages() {
+    for (int i = 0; i < 500 && engine_->GetStats().kv_pages_used > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_EQ(engine_->GetStats().kv_pages_used, 0);
+  }
+
+  static std::string* path_;
+  net::io_context ioc_;
+  net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(ioc_);
+  std::thread io_thread_;
+  std::unique_ptr<kernels::cpu::CpuBackend> backend_;
+  std::unique_ptr<engine::Model> model_;
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::FILE* log_file_ = nullptr;
+  std::unique_ptr<RequestLogger> log_;
+  std::unique_ptr<OpenAiRoutes> routes_;
+};
+
+std::string* OpenAiRoutesTest::path_ = nullptr;
+
+TEST_F(OpenAiRoutesTest, CompletionWithSeveralPromptsAndChoices) {
+  Init();
+  auto ex = Post("/v1/completions",
+                 R"({"model": "synthetic", "prompt": ["ab", "cd"], "n": 2, "max_tokens": 5,
+                     "temperature": 0, "ignore_eos": true})");
+  ASSERT_EQ(ex->status, 200) << ex->body;
+  const json j = json::parse(ex->body);
+  EXPECT_EQ(j["object"], "text_completion");
+  EXPECT_EQ(j["model"], "synthetic");
+  EXPECT_EQ(j["id"].get<std::string>().rfind("cmpl-", 0), 0u);
+  ASSERT_EQ(j["choices"].size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(j["choices"][i]["index"], i);
+    EXPECT_EQ(j["choices"][i]["finish_reason"], "length");
+  }
+  // Greedy: both choices of one prompt agree.
+  EXPECT_EQ(j["choices"][0]["text"], j["choices"][1]["text"]);
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 4);  // "ab" and "cd", 2 byte tokens each, counted once
+  EXPECT_EQ(j["usage"]["completion_tokens"], 20);
+  EXPECT_EQ(j["usage"]["total_tokens"], 24);
+  WaitForNoPages();
+}
+
+TEST_F(OpenAiRoutesTest, ChatStreamMatchesNonStreamed) {
+  Init();
+  const std::string request =
+      R"({"messages": [{"role": "user", "content": "hello"}], "max_tokens": 6,
+                                  "temperature": 0, "ignore_eos": true)";
+  auto whole = Post("/v1/chat/completions", request + "}");
+  ASSERT_EQ(whole->status, 200) << whole->body;
+  const json j = json::parse(whole->body);
+  EXPECT_EQ(j["object"], "chat.completion");
+  EXPECT_EQ(j["choices"][0]["message"]["role"], "assistant");
+  const std::string content = j["choices"][0]["message"]["content"];
+
+  auto stream = Post("/v1/chat/completions",
+                     request + R"(, "stream": true, "stream_options": {"include_usage": true}})");
+  ASSERT_TRUE(stream->streamed);
+  const std::vector<json> events = Events(stream->body);
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_EQ(events[0]["choices"][0]["delta"],
+            json::parse(R"({"role": "assistant", "content": ""})"));
+  std::string streamed;
+  for (size_t i = 1; i + 3 < events.size(); ++i) {
+    EXPECT_EQ(events[i]["object"], "chat.completion.chunk");
+    EXPECT_TRUE(events[i]["choices"][0]["finish_reason"].is_null());
+    streamed += events[i]["choices"][0]["delta"]["content"].get<std::string>();
+  }
+  EXPECT_EQ(streamed, content);
+  const json& finish = events[events.size() - 3];
+  EXPECT_EQ(finish["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(finish["choices"][0]["delta"], json::object());
+  const json& usage = events[events.size() - 2];
+  EXPECT_EQ(usage["choices"], json::array());
+  EXPECT_EQ(usage["usage"]["completion_tokens"], 6);
+  EXPECT_EQ(usage["usage"]["prompt_tokens"], j["usage"]["prompt_tokens"]);
+  EXPECT_EQ(events.back(), "[DONE]");
+}
+
+TEST_F(OpenAiRoutesTest, ContextLengthErrorsNameBothLengths) {
+  engine::EngineOptions options;
+  options.max_model_len = 32;
+  Init({}, options);
+  auto too_long = Post("/v1/completions", json{{"prompt", std::string(40, 'x')}}.dump());
+  EXPECT_EQ(too_long->status, 400);
+  const json e = json::parse(too_long->body)["error"];
+  EXPECT_EQ(e["param"], "prompt");
+  EXPECT_NE(e["message"].get<std::string>().find("32"), std::string::npos) << e;
+  EXPECT_NE(e["message"].get<std::string>().find("40"), std::string::npos) << e;
+  auto too_many = Post("/v1/completions", R"({"prompt": "abcd", "max_tokens": 30})");
+  EXPECT_EQ(too_many->status, 400);
+  EXPECT_EQ(json::parse(too_many->body)["error"]["param"], "max_tokens");
+  // Without max_tokens, chat gets the rest of the context.
+  auto rest = Post(
+      "/v1/chat/completions",
+      R"({"messages": [{"role": "user", "content": "hi"}], "temperature": 0, "ignore_eos": true})");
+  ASSERT_EQ(rest->status, 200) << rest->body;
+  const json r = json::parse(rest->body);
+  EXPECT_EQ(r["usage"]["total_tokens"], 32);
+  EXPECT_EQ(r["choices"][0]["finish_reason"], "length");
+  auto bad_id = Post("/v1/completions", R"({"prompt": [1, 100000]})");
+  EXPECT_EQ(bad_id->status, 400);
+  EXPECT_EQ(json::parse(bad_id->body)["error"]["param"], "prompt");
+}
+
+TEST_F(OpenAiRoutesTest, DisconnectCancelsAndFreesPages) {
+  Init();
+  auto ex = Send(http::verb::post, "/v1/completions",
+                 R"({"prompt": "ab", "max_tokens": 2000, "ignore_eos": true, "stream": true})");
+  for (int i = 0; i < 500 && engine_->GetStats().kv_pages_used == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  net::post(ex->executor(), [ex] {
+    ex->gone = true;
+    ASSERT_TRUE(ex->on_disconnect);
+    ex->on_disconnect();
+  });
+  WaitForNoPages();
+  EXPECT_EQ(engine_->GetStats().num_running, 0);
+  for (int i = 0; i < 500 && routes_->active_calls() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(routes_->active_calls(), 0);
+}
+
+TEST_F(OpenAiRoutesTest, TimeoutAnswers504) {
+  RoutesConfig config;
+  config.request_timeout = std::chrono::milliseconds(1);
+  Init(config);
+  // 2000 tokens take far longer than the 1 ms limit, even on this tiny model.
+  auto ex = Post("/v1/completions", R"({"prompt": "ab", "max_tokens": 2000, "ignore_eos": true})");
+  EXPECT_EQ(ex->status, 504) << ex->body.substr(0, 300);
+  WaitForNoPages();
+}
+
+TEST_F(OpenAiRoutesTest, FullQueueAnswers429AndCancelsTheRest) {
+  engine::EngineOptions options;
+  options.max_queue = 1;
+  Init({}, options);
+  auto ex =
+      Post("/v1/completions", R"({"prompt": "ab", "n": 3, "max_tokens": 500, "ignore_eos": true})");
+  EXPECT_EQ(ex->status, 429) << ex->body;
+  EXPECT_EQ(json::parse(ex->body)["error"]["type"], "rate_limit_error");
+  WaitForNoPages();
+}
+
+TEST_F(OpenAiRoutesTest, AuthDrainingAndSmallRoutes) {
+  RoutesConfig config;
+  config.api_key = "k";
+  config.served_model_names = {"a", "b"};
+  Init(config);
+  EXPECT_EQ(Call(http::verb::get, "/v1/models", "")->status, 401);
+  EXPECT_EQ(Call(http::verb::get, "/v1/models", "", "Bearer wrong")->status, 401);
+  auto models = Call(http::verb::get, "/v1/models", "", "Bearer k");
+  ASSERT_EQ(models->status, 200);
+  const json m = json::parse(models->body);
+  EXPECT_EQ(m["data"].size(), 2u);
+  EXPECT_EQ(m["data"][1]["id"], "b");
+  EXPECT_EQ(Call(http::verb::get, "/health", "")->status, 200);
+  EXPECT_EQ(Call(http::verb::get, "/version", "")->status, 200);
+  auto metrics = Call(http::verb::get, "/metrics?x=1", "");
+  EXPECT_NE(metrics->body.find("restkv:kv_pages_total"), std::string::npos);
+  EXPECT_EQ(Call(http::verb::get, "/nope", "", "Bearer k")->status, 404);
+  EXPECT_EQ(Call(http::verb::get, "/v1/completions", "", "Bearer k")->status, 405);
+  auto unknown =
+      Call(http::verb::post, "/v1/completions", R"({"model": "c", "prompt": "x"})", "Bearer k");
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_EQ(json::parse(unknown->body)["error"]["code"], "model_not_found");
+
+  auto tok = Call(http::verb::post, "/tokenize", R"({"prompt": "abc", "return_token_strs": true})",
+                  "Bearer k");
+  ASSERT_EQ(tok->status, 200) << tok->body;
+  const json t = json::parse(tok->body);
+  EXPECT_EQ(t["count"], t["tokens"].size());
+  EXPECT_EQ(t["max_model_len"], 2048);
+  auto detok =
+      Call(http::verb::post, "/detokenize", json{{"tokens", t["tokens"]}}.dump(), "Bearer k");
+  ASSERT_EQ(detok->status, 200);
+  EXPECT_EQ(json::parse(detok->body)["prompt"], "abc");
+  EXPECT_EQ(Call(http::verb::post, "/detokenize", R"({"tokens": [99999]})", "Bearer k")->status,
+            400);
+
+  routes_->StartDraining();
+  EXPECT_EQ(Call(http::verb::get, "/health", "")->status, 503);
+  EXPECT_EQ(Call(http::verb::post, "/v1/completions", R"({"prompt": "x"})", "Bearer k")->status,
+            503);
+  EXPECT_EQ(Call(http::verb::get, "/metrics", "")->status, 200);
+}
+
+TEST_F(OpenAiRoutesTest, KvPolicyExtensions) {
+  Init();
+  const std::string prompt = std::string(64, 'a');
+  auto evicted = Post("/v1/completions", json{{"prompt", prompt},
+                                              {"max_tokens", 2},
+                                              {"temperature", 0},
+                                              {"ignore_eos", true},
+                                              {"kv_policy", "snapkv"},
+                                              {"kv_budget", 16}}
+                                             .dump());
+  ASSERT_EQ(evicted->status, 200) << evicted->body;
+  const json usage = json::parse(evicted->body)["usage"];
+  EXPECT_EQ(usage["kv_tokens_kept"], 16);
+  EXPECT_EQ(usage["kv_tokens_evicted"], usage["prompt_tokens"].get<int>() - 16);
+  auto full = Post("/v1/completions", json{{"prompt", prompt}, {"max_tokens", 2}}.dump());
+  ASSERT_EQ(full->status, 200) << full->body;
+  EXPECT_EQ(json::parse(full->body)["usage"]["kv_tokens_evicted"], 0);
+  auto unknown = Post("/v1/completions", R"({"prompt": "x", "kv_policy": "lru"})");
+  EXPECT_EQ(unknown->status, 400);
+  EXPECT_EQ(json::parse(unknown->body)["error"]["param"], "kv_policy");
+  WaitForNoPages();
+}
+
+TEST_F(OpenAiRoutesTest, LogprobsAndEcho) {
+  Init();
+  auto ex = Post("/v1/completions",
+                 R"({"prompt": "ab", "max_tokens": 3, "temperature": 0, "ignore_eos": true,
+                     "echo": true, "logprobs": 2})");
+  ASSERT_EQ(ex->status, 200) << ex->body;
+  const json c = json::parse(ex->body)["choices"][0];
+  EXPECT_EQ(c["text"].get<std::string>().rfind("ab", 0), 0u);
+  const json& lp = c["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 5u);  // 2 echoed + 3 generated
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_LE(lp["token_logprobs"][2].get<double>(), 0.0);
+  EXPECT_EQ(lp["top_logprobs"][2].size(), 2u);
+  EXPECT_EQ(lp["text_offset"][2], 2);
+
+  auto chat =
+      Post("/v1/chat/completions",
+           R"({"messages": [{"role": "user", "content": "x"}], "max_tokens": 2, "temperature": 0,
+                       "ignore_eos": true, "logprobs": true, "top_logprobs": 3})");
+  ASSERT_EQ(chat->status, 200) << chat->body;
+  const json content = json::parse(chat->body)["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 2u);
+  EXPECT_EQ(content[0]["top_logprobs"].size(), 3u);
+  EXPECT_TRUE(content[0]["bytes"].is_array());
+}
+
+}  // namespace
+}  // namespace restkv::server
