@@ -108,7 +108,7 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   const int64_t need = std::max({math.PrefillPeakPages(request.kv_policy, total),
                                  math.PagesAfterDecode(request.kv_policy, n, request.params.max_tokens)});
   if (need > pool_->num_pages()) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
+    return absl::InvalidArgumentError(absl::StrFormat(
         "the request needs up to %d KV pages (%d tokens with policy %s) but the whole pool has %d",
         need, total, KvPolicyName(request.kv_policy.kind), pool_->num_pages()));
   }

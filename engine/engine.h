@@ -87,8 +87,9 @@ class Engine {
   // Queues a request. On OK the sink will see exactly one OnFinish.
   // Errors: InvalidArgument (empty prompt; prompt or prompt + max_tokens past
   // max_model_len — the message names both lengths; bad sampling params;
-  // no sink), ResourceExhausted (the queue is full, or the prompt alone can
-  // never fit the KV pool), Unavailable (shutting down).
+  // no sink; a request whose footprint can never fit the KV pool — retrying
+  // cannot help), ResourceExhausted (the queue is full: retry later),
+  // Unavailable (shutting down).
   absl::StatusOr<RequestHandle> Submit(EngineRequest request);
   // Cancels a queued or running request: its sink gets OnFinish(kCancelled)
   // and its pages are freed at the next step. Unknown or finished handles

@@ -205,7 +205,7 @@ TEST_F(EngineTest, SubmitRejectsBadRequestsWithReasons) {
   EXPECT_EQ(engine->Submit({{9999}, Greedy(4), 0, sink}).status().code(), absl::StatusCode::kInvalidArgument);
   // 7 pages per layer x 3 layers > 20 pages: can never fit.
   EXPECT_EQ(engine->Submit({Prompt(100, 1), Greedy(4), 0, sink}).status().code(),
-            absl::StatusCode::kResourceExhausted);
+            absl::StatusCode::kInvalidArgument);
   SamplingParams bad = Greedy(4);
   bad.top_p = 2.0f;
   EXPECT_EQ(engine->Submit({Prompt(3, 1), bad, 0, sink}).status().code(), absl::StatusCode::kInvalidArgument);

@@ -37,15 +37,6 @@ class CallSink final : public engine::RequestSink {
   size_t choice_;
 };
 
-// The engine refuses a request that can never fit the KV pool with
-// ResourceExhausted too; that is the client's request, not load: 400.
-absl::Status ClassifySubmitError(const absl::Status& s) {
-  if (absl::IsResourceExhausted(s) && !absl::StrContains(s.message(), "queue is full")) {
-    return absl::InvalidArgumentError(s.message());
-  }
-  return s;
-}
-
 const char* OpenAiFinishReason(engine::FinishReason r) {
   return r == engine::FinishReason::kLength ? "length" : "stop";
 }
@@ -96,7 +87,10 @@ void GenerationCall::Submit() {
     absl::StatusOr<engine::RequestHandle> handle = ctx_.engine->Submit(std::move(request));
     if (!handle.ok()) {
       ending_ = Ending::kFailed;
-      error_ = ClassifySubmitError(handle.status());
+      // Engine codes already say who is at fault: InvalidArgument (this
+      // request, including one that can never fit the pool) is a 400,
+      // ResourceExhausted (a full queue) a 429.
+      error_ = handle.status();
       CancelUnfinished();
       MaybeComplete();
       return;
