@@ -37,12 +37,16 @@
 namespace restkv::kernels {
 
 // A weight matrix W [rows = out features][cols = in features], prepared for
-// MatMul. `data` is backend-owned (or the mmapped file, if used in place).
+// MatMul. `data` is backend-owned (or the mmapped file, if used in place) and
+// in GGUF row layout, so Embedding can read rows of it (tied output heads use
+// one matrix for both). `packed`, when set, is the backend's own faster form
+// of the same weights for MatMul (opaque outside the backend).
 struct Matrix {
   GgmlType type = GgmlType::kF32;
   int64_t rows = 0;
   int64_t cols = 0;
   const void* data = nullptr;
+  const void* packed = nullptr;
 };
 
 // Rotary embedding flavour: kNorm rotates adjacent pairs (x[2i], x[2i+1]) as

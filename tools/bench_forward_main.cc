@@ -33,6 +33,8 @@ int Main(int argc, char** argv) {
   app.add_option("--prompt-tokens", prompt_tokens, "Prompt length for prompt processing");
   app.add_option("--gen-tokens", gen_tokens, "Tokens to decode one at a time");
   app.add_option("--repeats", repeats, "Runs of each measurement; the best is reported");
+  bool unpacked = false;
+  app.add_flag("--unpacked", unpacked, "Keep quantised weights in GGUF layout (older kernels)");
   CLI11_PARSE(app, argc, argv);
   auto path = server::ResolveModelPath(model_flag);
   if (!path.ok()) {
@@ -40,7 +42,7 @@ int Main(int argc, char** argv) {
     return 1;
   }
   if (threads <= 0) threads = DefaultThreadCount();
-  kernels::cpu::CpuBackend backend(threads);
+  kernels::cpu::CpuBackend backend(threads, !unpacked);
   auto model = engine::Model::Load(*path, backend);
   if (!model.ok()) {
     std::fprintf(stderr, "bench_forward: %s\n", std::string(model.status().message()).c_str());

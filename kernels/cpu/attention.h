@@ -1,8 +1,10 @@
 // Paged causal attention on the CPU (the contract is Backend::Attention in
-// kernels/backend.h). One task per (sequence, query row, head), spread over
-// the pool; each task computes its scores into per-thread scratch, softmaxes
-// them in fp32 and accumulates V — exact (not online) softmax, which is what
-// the reference and the golden fixtures use.
+// kernels/backend.h). One task per (sequence, query row, head), split over
+// the pool by cost (visible keys); each task computes its scores into
+// per-thread scratch, softmaxes them in fp32 and accumulates V — exact (not
+// online) softmax, which is what the reference and the golden fixtures use.
+// A task's operations do not depend on the other tasks in the call, so
+// results are batch invariant.
 #pragma once
 
 #include "absl/types/span.h"

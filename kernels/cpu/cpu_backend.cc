@@ -10,6 +10,7 @@
 #include "common/check.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/dequantize.h"
+#include "kernels/cpu/packed_gemm.h"
 #include "kernels/cpu/quant_dot.h"
 #include "kernels/cpu/quantize_ref.h"
 #include "kernels/cpu/vec_math.h"
@@ -35,7 +36,8 @@ constexpr int64_t kRowGrain = 16;
 
 }  // namespace
 
-CpuBackend::CpuBackend(int num_threads) : pool_(num_threads) {
+CpuBackend::CpuBackend(int num_threads, bool pack_weights)
+    : pool_(num_threads), pack_weights_(pack_weights) {
   // Our pool splits the work; OpenBLAS threads inside a slice would only
   // fight it for the same cores.
   openblas_set_num_threads(1);
@@ -63,6 +65,10 @@ absl::StatusOr<Matrix> CpuBackend::PrepareMatrix(GgmlType type, int64_t rows, in
         "row length %d is not a multiple of the %s block size %d", cols, traits->name,
         traits->block_size));
   }
+  if (pack_weights_ && HasPackedGemm(type)) {
+    packed_.push_back(PackedWeights::Pack(type, rows, cols, host, pool_));
+    return Matrix{type, rows, cols, host, packed_.back().get()};
+  }
   if (type == GgmlType::kF32 || HasQuantDot(type)) {
     return Matrix{type, rows, cols, host};
   }
@@ -88,6 +94,7 @@ absl::StatusOr<Matrix> CpuBackend::PrepareMatrix(GgmlType type, int64_t rows, in
         absl::StrFormat("row length %d is not a multiple of 32", cols));
   }
   const int64_t dst_row_bytes = RowBytes(GgmlType::kQ8_0, cols);
+  const bool pack = pack_weights_ && HasPackedGemm(GgmlType::kQ8_0);
   auto dst = std::make_unique<uint8_t[]>(static_cast<size_t>(rows * dst_row_bytes));
   uint8_t* dst_ptr = dst.get();
   pool_.ParallelFor(rows, [&](int64_t r0, int64_t r1, int) {
@@ -98,7 +105,12 @@ absl::StatusOr<Matrix> CpuBackend::PrepareMatrix(GgmlType type, int64_t rows, in
     }
   });
   owned_.push_back(std::move(dst));
-  return Matrix{GgmlType::kQ8_0, rows, cols, owned_.back().get()};
+  Matrix m{GgmlType::kQ8_0, rows, cols, owned_.back().get()};
+  if (pack) {
+    packed_.push_back(PackedWeights::Pack(GgmlType::kQ8_0, rows, cols, m.data, pool_));
+    m.packed = packed_.back().get();
+  }
+  return m;
 }
 
 absl::StatusOr<const float*> CpuBackend::PrepareVector(GgmlType type, int64_t n,
@@ -160,6 +172,10 @@ void CpuBackend::MatMulQuantized(const Matrix& w, const float* x, int64_t m, flo
   RESTKV_CHECK(HasQuantDot(w.type)) << static_cast<int>(w.type);
   x_q8_.Resize(m, w.cols);
   pool_.ParallelFor(m, [&](int64_t r0, int64_t r1, int) { x_q8_.QuantizeRows(x, r0, r1); });
+  if (w.packed != nullptr) {
+    static_cast<const PackedWeights*>(w.packed)->MatMul(x_q8_, m, y, pool_);
+    return;
+  }
   const int64_t row_bytes = RowBytes(w.type, w.cols);
   const auto* wbytes = static_cast<const uint8_t*>(w.data);
   pool_.ParallelFor(

@@ -1,7 +1,9 @@
 // CpuBackend: the Backend contract on the host, multi-threaded and vectorised.
 //
 // - MatMul: Q4_0 / Q4_1 / Q8_0 weights use integer dots against Q8_1
-//   activations (quant_dot.h), in place on the mmapped file; F32 (and F16 /
+//   activations: repacked into 16-row panels for AVX-512 VNNI
+//   (packed_gemm.h) where the build has it, else in place on the mmapped
+//   file (quant_dot.h); F32 (and F16 /
 //   BF16, widened to F32 at load) go through OpenBLAS sgemm; every other GGUF
 //   type is repacked to Q8_0 at load. Work is split over weight rows across
 //   the thread pool; OpenBLAS runs single-threaded inside each slice so the
@@ -17,14 +19,16 @@
 
 #include "common/thread_pool.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/packed_gemm.h"
 #include "kernels/cpu/quant_dot.h"
 
 namespace restkv::kernels::cpu {
 
 class CpuBackend final : public Backend {
  public:
-  // REQUIRES: num_threads >= 1.
-  explicit CpuBackend(int num_threads);
+  // REQUIRES: num_threads >= 1. `pack_weights` false keeps quantised weights
+  // in the GGUF layout (the older kernels; benchmarks compare the two).
+  explicit CpuBackend(int num_threads, bool pack_weights = true);
   ~CpuBackend() override;
 
   [[nodiscard]] std::string_view name() const override { return "cpu"; }
@@ -62,8 +66,11 @@ class CpuBackend final : public Backend {
   void MatMulF32(const Matrix& w, const float* x, int64_t m, float* y);
 
   ThreadPool pool_;
+  const bool pack_weights_;
   // Converted weights and vectors, kept alive for the backend's lifetime.
   std::vector<std::unique_ptr<uint8_t[]>> owned_;
+  // Panel-packed copies of quantised weights (AVX-512 VNNI builds).
+  std::vector<std::unique_ptr<PackedWeights>> packed_;
   // Q8_1 activations for MatMulQuantized, grown on demand.
   Q8Activations x_q8_;
 };

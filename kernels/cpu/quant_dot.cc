@@ -185,6 +185,7 @@ void Q8Activations::Resize(int64_t m, int64_t n) {
     q_.resize(m * nb_);
     d_.resize(m * nb_);
     s_.resize(m * nb_);
+    sum_.resize(m * nb_);
   }
 }
 
@@ -195,6 +196,9 @@ void Q8Activations::QuantizeRows(const float* x, int64_t r0, int64_t r1) {
     for (int64_t b = 0; b < nb_; ++b) {
       d_[r * nb_ + b] = Fp16ToFloat(q[b].d);
       s_[r * nb_ + b] = Fp16ToFloat(q[b].s);
+      int32_t sum = 0;
+      for (int i = 0; i < kQK8_1; ++i) sum += q[b].qs[i];
+      sum_[r * nb_ + b] = sum;
     }
   }
 }

@@ -44,11 +44,14 @@ class Q8Activations {
   [[nodiscard]] const BlockQ8_1* blocks(int64_t row) const { return q_.data() + row * nb_; }
   [[nodiscard]] const float* d(int64_t row) const { return d_.data() + row * nb_; }
   [[nodiscard]] const float* s(int64_t row) const { return s_.data() + row * nb_; }
+  // Exact Σq of each block (the packed kernels correct signed weights with it).
+  [[nodiscard]] const int32_t* sum(int64_t row) const { return sum_.data() + row * nb_; }
 
  private:
   int64_t nb_ = 0, n_ = 0;
   std::vector<BlockQ8_1> q_;
   std::vector<float> d_, s_;
+  std::vector<int32_t> sum_;
 };
 
 // out[w * num_x + r] = dot(weight row w, activation row x_rows[r]) for
