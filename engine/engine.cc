@@ -36,6 +36,7 @@ struct Engine::Active {
   RequestSummary summary;
   Clock::time_point submitted;
   bool scheduled = false;
+  bool prompt_logprobs_pending = false;  // requested and not yet reported
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model& model, const EngineOptions& options) {
@@ -101,6 +102,20 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   }
   RESTKV_RETURN_IF_ERROR(request.params.Validate(c.vocab_size));
   RESTKV_RETURN_IF_ERROR(request.kv_policy.Validate());
+  if (request.prompt_logprobs >= 0) {
+    const int64_t logits_bytes = static_cast<int64_t>(n) * c.vocab_size * sizeof(float);
+    if (request.prompt_logprobs > kMaxLogprobs) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "prompt logprobs: at most %d alternatives, got %d", kMaxLogprobs, request.prompt_logprobs));
+    }
+    if (logits_bytes > kMaxPromptLogitsBytes) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "prompt logprobs for %d prompt tokens need %d MiB of logits; the limit is %d MiB "
+          "(at most %d tokens with this vocabulary)",
+          n, logits_bytes >> 20, kMaxPromptLogitsBytes >> 20,
+          kMaxPromptLogitsBytes / (static_cast<int64_t>(c.vocab_size) * sizeof(float))));
+    }
+  }
   // The most it can ever hold: its prefill peak, its full length after
   // decoding, or a recompute of prompt + output after preemption.
   const KvPageMath& math = kv_.math();
@@ -192,6 +207,7 @@ void Engine::DrainInbox() {
     a->max_new = p.max_tokens;
     a->summary.prompt_tokens = static_cast<int32_t>(request.prompt_tokens.size());
     a->request = std::move(request);
+    a->prompt_logprobs_pending = a->request.prompt_logprobs >= 0;
     kv_.SetPolicy(id, a->request.kv_policy);
     scheduler_.Add({id, a->request.priority, a->summary.prompt_tokens});
     local_stats_.prompt_tokens_total += a->summary.prompt_tokens;
@@ -318,7 +334,8 @@ void Engine::Step() {
     }
     in.cached_len = kv.cached_len();
     in.pages = kv.page_ptrs();
-    in.logits = LogitsMode::kLast;
+    in.logits = !w.decode && w.layer_end == L && a.prompt_logprobs_pending ? LogitsMode::kAll
+                                                                           : LogitsMode::kLast;
     in.layer_begin = w.layer_begin;
     in.layer_end = w.layer_end;
     in.hidden = a.hidden ? a.hidden->floats() : nullptr;
@@ -337,16 +354,38 @@ void Engine::Step() {
   std::vector<float> logits;
   std::vector<RequestHandle> to_emit;
   std::vector<std::vector<float>> emit_logits;
+  // Rows [row, row + rows) of `logits` belong to one sequence (one row per
+  // prompt token when `all`, for prompt logprobs): reports those, and queues
+  // the last row for sampling.
+  auto collect = [&](Active& a, int64_t row, int64_t rows, bool all) {
+    const int64_t V = c.vocab_size;
+    if (all) {
+      std::vector<LogprobResult> prompt_lp;
+      prompt_lp.reserve(rows - 1);
+      for (int64_t i = 0; i + 1 < rows; ++i) {
+        prompt_lp.push_back(ComputeLogprobs(
+            absl::MakeConstSpan(logits.data() + (row + i) * V, V), a.tokens[i + 1],
+            a.request.prompt_logprobs));
+      }
+      a.prompt_logprobs_pending = false;
+      a.request.sink->OnPromptLogprobs(prompt_lp);
+    }
+    to_emit.push_back(a.id);
+    emit_logits.emplace_back(logits.begin() + (row + rows - 1) * V, logits.begin() + (row + rows) * V);
+  };
   if (!full.empty()) {
     std::vector<SequenceInput> inputs;
     for (const Work& w : full) inputs.push_back(input_for(w));
     if (absl::Status s = model_.forward().Forward(inputs, &logits); !s.ok()) {
       fail(full, s);
     } else {
+      int64_t row = 0;
       for (size_t i = 0; i < full.size(); ++i) {
         if (!full[i].decode) FinishPrefill(*full[i].active, full[i].num_tokens);
-        to_emit.push_back(full[i].active->id);
-        emit_logits.emplace_back(logits.begin() + i * c.vocab_size, logits.begin() + (i + 1) * c.vocab_size);
+        const bool all = inputs[i].logits == LogitsMode::kAll;
+        const int64_t rows = all ? full[i].num_tokens : 1;
+        collect(*full[i].active, row, rows, all);
+        row += rows;
       }
     }
   }
@@ -368,8 +407,8 @@ void Engine::Step() {
     if (w.layer_end == L) {
       FinishPrefill(a, w.num_tokens);
       a.hidden.reset();
-      to_emit.push_back(a.id);
-      emit_logits.push_back(logits);
+      const bool all = in.logits == LogitsMode::kAll;
+      collect(a, 0, all ? w.num_tokens : 1, all);
     }
   }
   scheduler_.Update(plan);

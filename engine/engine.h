@@ -44,7 +44,7 @@ struct EngineOptions {
   int64_t kv_cache_bytes = 1LL << 30;
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
-  int32_t max_queue = 1024;       // waiting requests before Submit refuses
+  int32_t max_queue = 1024;       // unfinished (running + waiting) requests before Submit refuses
   int32_t max_model_len = 0;      // 0 = the model's context length
 };
 
@@ -54,7 +54,13 @@ struct EngineRequest {
   int32_t priority = 0;           // lower runs first
   std::shared_ptr<RequestSink> sink;
   KvPolicyConfig kv_policy;       // eviction during prefill (default: none)
+  // >= 0: report the logprob of every prompt token after the first, with this
+  // many top alternatives, once, through RequestSink::OnPromptLogprobs (the
+  // completions API's echo + logprobs). Costs a [prompt][vocab] logits pass,
+  // so Submit refuses prompts whose logits would pass kMaxPromptLogitsBytes.
+  int32_t prompt_logprobs = -1;
 };
+inline constexpr int64_t kMaxPromptLogitsBytes = 512LL << 20;
 
 // A snapshot for metrics and logs.
 struct EngineStats {

@@ -65,6 +65,37 @@ class CollectingSink final : public RequestSink {
   RequestSummary summary_;
 };
 
+// Records prompt logprobs as well.
+class PromptLogprobSink final : public RequestSink {
+ public:
+  void OnPromptLogprobs(const std::vector<LogprobResult>& lp) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    lp_ = lp;
+    tokens_before_ = tokens_.size();
+  }
+  void OnTokens(const TokenDelta& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    tokens_.insert(tokens_.end(), d.token_ids.begin(), d.token_ids.end());
+  }
+  void OnFinish(const RequestSummary& s) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done_; });
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  int calls_ = 0;
+  size_t tokens_before_ = 0;
+  std::vector<LogprobResult> lp_;
+  std::vector<int32_t> tokens_;
+};
+
 class EngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -227,6 +258,61 @@ TEST_F(EngineTest, ShutdownCancelsWhatIsLeftAndFreesPages) {
     EXPECT_EQ(s->finishes(), 1);
     EXPECT_EQ(s->Wait().reason, FinishReason::kCancelled);
   }
+  EXPECT_EQ(engine->GetStats().kv_pages_used, 0);
+}
+
+}  // namespace
+}  // namespace restkv::engine
+
+namespace restkv::engine {
+namespace {
+
+// Echo + logprobs: each prompt token's logprob equals the one computed from a
+// plain all-positions forward pass of the prompt; reported once, before the
+// first token; batching with other requests (and prefill slicing) changes
+// nothing; too-large requests are refused.
+TEST_F(EngineTest, PromptLogprobsMatchAllPositionsForward) {
+  const auto& c = model_->config();
+  const std::vector<int32_t> prompt = Prompt(90, 5);
+  std::vector<float> logits;
+  {
+    auto pool = *BlockPool::Create(*backend_, {c.num_kv_heads, c.head_dim, 16}, 1024);
+    SequenceKv kv(*pool, c.num_layers);
+    ASSERT_TRUE(kv.Reserve(static_cast<int32_t>(prompt.size())));
+    SequenceInput in{prompt, 0, kv.cached_len(), kv.page_ptrs(), LogitsMode::kAll};
+    ASSERT_TRUE(model_->forward().Forward({&in, 1}, &logits).ok());
+  }
+  EngineOptions opt;
+  opt.kv_cache_bytes = 1024 * PageBytes();
+  opt.max_num_batched_tokens = 128;  // slices the 90-token prefill by layers
+  auto engine = *Engine::Create(*model_, opt);
+  auto other = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine->Submit({Prompt(40, 9), Greedy(6), 0, other}).ok());
+  auto sink = std::make_shared<PromptLogprobSink>();
+  EngineRequest req{prompt, Greedy(4), 0, sink};
+  req.prompt_logprobs = 3;
+  ASSERT_TRUE(engine->Submit(std::move(req)).ok());
+  sink->Wait();
+  other->Wait();
+  EXPECT_EQ(sink->calls_, 1);
+  EXPECT_EQ(sink->tokens_before_, 0u);
+  EXPECT_EQ(sink->tokens_, Alone(prompt, Greedy(4)));
+  EXPECT_EQ(other->tokens(), Alone(Prompt(40, 9), Greedy(6)));
+  ASSERT_EQ(sink->lp_.size(), prompt.size() - 1);
+  for (size_t i = 0; i + 1 < prompt.size(); ++i) {
+    const LogprobResult want = ComputeLogprobs(
+        absl::MakeConstSpan(logits.data() + i * c.vocab_size, c.vocab_size), prompt[i + 1], 3);
+    EXPECT_EQ(sink->lp_[i].chosen.token, prompt[i + 1]);
+    EXPECT_EQ(sink->lp_[i].chosen.logprob, want.chosen.logprob) << "position " << i + 1;
+    ASSERT_EQ(sink->lp_[i].top.size(), 3u);
+    EXPECT_EQ(sink->lp_[i].top[0].token, want.top[0].token);
+  }
+
+  EngineRequest too_many{prompt, Greedy(1), 0, std::make_shared<CollectingSink>()};
+  too_many.prompt_logprobs = kMaxLogprobs + 1;
+  EXPECT_EQ(engine->Submit(std::move(too_many)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  engine->Shutdown(1000);
   EXPECT_EQ(engine->GetStats().kv_pages_used, 0);
 }
 

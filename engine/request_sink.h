@@ -1,7 +1,8 @@
 // The engine's per-request output channel, and the plain structs it carries.
 //
-// A RequestSink receives, on the engine thread, zero or more OnTokens()
-// calls followed by exactly one OnFinish(). Implementations must not block
+// A RequestSink receives, on the engine thread, at most one
+// OnPromptLogprobs(), zero or more OnTokens() calls, then exactly one
+// OnFinish(). Implementations must not block
 // and must not call back into the Engine synchronously: a network frontend
 // posts the event to its own executor.
 #pragma once
@@ -46,6 +47,9 @@ struct RequestSummary {
 class RequestSink {
  public:
   virtual ~RequestSink() = default;
+  // For requests with prompt_logprobs >= 0: called once, before the first
+  // OnTokens; entry i is prompt token i + 1 given the tokens before it.
+  virtual void OnPromptLogprobs(const std::vector<LogprobResult>& logprobs) {}
   virtual void OnTokens(const TokenDelta& delta) = 0;
   virtual void OnFinish(const RequestSummary& summary) = 0;
 };

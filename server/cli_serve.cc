@@ -284,7 +284,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-model-len", opt->max_model_len, "Context length limit (0: the model's)")
       ->capture_default_str();
-  cmd->add_option("--max-queue", opt->max_queue, "Most requests waiting before new ones get 429")
+  cmd->add_option("--max-queue", opt->max_queue, "Most requests in the engine (running + waiting) before new ones get 429")
       ->capture_default_str();
   cmd->add_option("--request-timeout", opt->request_timeout_s,
                   "Seconds a request may run before it is cancelled (0: no limit)")

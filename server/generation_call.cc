@@ -22,6 +22,11 @@ class CallSink final : public engine::RequestSink {
   CallSink(std::shared_ptr<GenerationCall> call, net::any_io_executor executor, size_t choice)
       : call_(std::move(call)), executor_(std::move(executor)), choice_(choice) {}
 
+  void OnPromptLogprobs(const std::vector<engine::LogprobResult>& logprobs) override {
+    net::post(executor_, [call = call_, choice = choice_, logprobs] {
+      call->OnPromptLogprobs(choice, logprobs);
+    });
+  }
   void OnTokens(const engine::TokenDelta& delta) override {
     net::post(executor_,
               [call = call_, choice = choice_, delta] { call->OnTokens(choice, delta); });
@@ -68,8 +73,12 @@ const engine::Tokenizer& GenerationCall::tokenizer() const {
   return ctx_.engine->model().tokenizer();
 }
 
+bool GenerationCall::WantsPromptLogprobs() const {
+  return plan_.kind == ApiKind::kCompletion && plan_.echo && plan_.logprobs;
+}
+
 void GenerationCall::Submit() {
-  if (plan_.kind == ApiKind::kCompletion && plan_.echo && plan_.logprobs) {
+  if (WantsPromptLogprobs()) {
     // Echoed prompt tokens come first in the logprobs, and offsets continue after them.
     for (size_t i = 0; i < choices_.size(); ++i) {
       const PlannedPrompt& prompt = plan_.prompts[plan_.choices[i].prompt_index];
@@ -83,6 +92,7 @@ void GenerationCall::Submit() {
     request.params = planned.params;
     request.priority = plan_.priority;
     request.kv_policy = plan_.kv_policy;
+    if (WantsPromptLogprobs()) request.prompt_logprobs = std::max(0, planned.params.logprobs);
     request.sink = std::make_shared<CallSink>(shared_from_this(), exchange_->executor(), i);
     absl::StatusOr<engine::RequestHandle> handle = ctx_.engine->Submit(std::move(request));
     if (!handle.ok()) {
@@ -120,14 +130,27 @@ void GenerationCall::BeginStream() {
       exchange_->WriteChunk(
           FormatSseJson(ChatChunkJson(plan_.meta, index, {{"role", "assistant"}, {"content", ""}},
                                       nullptr, std::nullopt, plan_.include_usage)));
-    } else if (plan_.echo) {
-      const PlannedPrompt& prompt = plan_.prompts[plan_.choices[i].prompt_index];
-      exchange_->WriteChunk(FormatSseJson(CompletionChunkJson(plan_.meta, index, prompt.echo_text,
-                                                              std::move(choices_[i].logprobs),
-                                                              std::nullopt, plan_.include_usage)));
-      choices_[i].logprobs = nullptr;
+    } else if (plan_.echo && !WantsPromptLogprobs()) {
+      SendEchoChunk(i);
     }
   }
+}
+
+void GenerationCall::SendEchoChunk(size_t choice) {
+  const PlannedPrompt& prompt = plan_.prompts[plan_.choices[choice].prompt_index];
+  exchange_->WriteChunk(FormatSseJson(CompletionChunkJson(plan_.meta, plan_.choices[choice].index,
+                                                          prompt.echo_text,
+                                                          std::move(choices_[choice].logprobs),
+                                                          std::nullopt, plan_.include_usage)));
+  choices_[choice].logprobs = nullptr;
+}
+
+void GenerationCall::OnPromptLogprobs(size_t choice,
+                                      const std::vector<engine::LogprobResult>& logprobs) {
+  ChoiceState& c = choices_[choice];
+  if (c.finished || ending_ != Ending::kNormal || !WantsPromptLogprobs()) return;
+  FillPromptLogprobs(tokenizer(), logprobs, &c.logprobs);
+  if (plan_.stream) SendEchoChunk(choice);
 }
 
 void GenerationCall::OnTokens(size_t choice, const engine::TokenDelta& delta) {

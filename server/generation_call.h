@@ -64,6 +64,7 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
                  GenerationPlan plan);
 
   // Strand-side handlers of the engine's events (called by the sink's posts).
+  void OnPromptLogprobs(size_t choice, const std::vector<engine::LogprobResult>& logprobs);
   void OnTokens(size_t choice, const engine::TokenDelta& delta);
   void OnFinish(size_t choice, const engine::RequestSummary& summary);
 
@@ -81,6 +82,10 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
 
   void Submit();
   void BeginStream();
+  // Completions with echo and logprobs: the prompt's logprobs come from the
+  // engine, so a streamed echo chunk waits for them.
+  [[nodiscard]] bool WantsPromptLogprobs() const;
+  void SendEchoChunk(size_t choice);
   void CancelUnfinished();
   void OnDisconnect();
   void OnTimeout();

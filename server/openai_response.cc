@@ -92,6 +92,19 @@ json EchoLogprobsJson(const engine::Tokenizer& tok, absl::Span<const int32_t> to
   return out;
 }
 
+void FillPromptLogprobs(const engine::Tokenizer& tok,
+                        absl::Span<const engine::LogprobResult> prompt_logprobs, json* echo) {
+  json& values = (*echo)["token_logprobs"];
+  json& tops = (*echo)["top_logprobs"];
+  for (size_t i = 0; i < prompt_logprobs.size() && i + 1 < values.size(); ++i) {
+    const engine::LogprobResult& r = prompt_logprobs[i];
+    values[i + 1] = Finite(r.chosen.logprob);
+    json top = json::object();
+    for (const engine::TokenLogprob& t : r.top) top[TokenText(tok, t.token)] = Finite(t.logprob);
+    tops[i + 1] = std::move(top);
+  }
+}
+
 void AppendCompletionLogprobs(json* all, const json& more) {
   if (all->is_null()) {
     *all = more;

@@ -57,11 +57,16 @@ ResponseJson UsageJson(const Usage& usage);
 ResponseJson CompletionLogprobsJson(const engine::Tokenizer& tok,
                                     absl::Span<const engine::LogprobResult> logprobs,
                                     int64_t* text_offset);
-// Completions-format logprobs for echoed prompt tokens: the engine computes
-// no prompt logprobs, so every token_logprobs / top_logprobs entry is null
-// (as OpenAI reports the first prompt token).
+// Completions-format logprobs for echoed prompt tokens, every
+// token_logprobs / top_logprobs entry null until FillPromptLogprobs (the
+// first prompt token stays null, as OpenAI reports it).
 ResponseJson EchoLogprobsJson(const engine::Tokenizer& tok, absl::Span<const int32_t> tokens,
                               int64_t* text_offset);
+// Sets entries 1.. of an EchoLogprobsJson object from the engine's prompt
+// logprobs (entry i + 1 from prompt_logprobs[i]).
+void FillPromptLogprobs(const engine::Tokenizer& tok,
+                        absl::Span<const engine::LogprobResult> prompt_logprobs,
+                        ResponseJson* echo);
 // Appends `more` (same format) to `all`, an object from the two above.
 void AppendCompletionLogprobs(ResponseJson* all, const ResponseJson& more);
 

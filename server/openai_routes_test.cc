@@ -356,6 +356,10 @@ TEST_F(OpenAiRoutesTest, LogprobsAndEcho) {
   const json& lp = c["logprobs"];
   ASSERT_EQ(lp["tokens"].size(), 5u);  // 2 echoed + 3 generated
   EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  // The second prompt token has a real logprob and top alternatives.
+  ASSERT_TRUE(lp["token_logprobs"][1].is_number()) << lp.dump();
+  EXPECT_LE(lp["token_logprobs"][1].get<double>(), 0.0);
+  EXPECT_EQ(lp["top_logprobs"][1].size(), 2u);
   EXPECT_LE(lp["token_logprobs"][2].get<double>(), 0.0);
   EXPECT_EQ(lp["top_logprobs"][2].size(), 2u);
   EXPECT_EQ(lp["text_offset"][2], 2);

@@ -219,6 +219,33 @@ def test_completion_prompt_shapes(server, client):
     assert multi.choices[1].text == multi.choices[0].text
 
 
+def test_echo_logprobs_score_the_prompt(client):
+    """lm-eval-harness style loglikelihood: echo + logprobs scores every prompt token
+    after the first, and a prompt token's logprob equals the logprob the same token
+    gets when it is generated after the shorter prompt."""
+    first = greedy(client, "The capital of France is", max_tokens=1, logprobs=1)
+    gen_token = first.choices[0].logprobs.tokens[0]
+    gen_logprob = first.choices[0].logprobs.token_logprobs[0]
+    scored = greedy(client, "The capital of France is" + gen_token, max_tokens=1, logprobs=1,
+                    echo=True)
+    lp = scored.choices[0].logprobs
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    prompt_len = scored.usage.prompt_tokens
+    assert all(x is not None and x <= 0 for x in lp.token_logprobs[1:prompt_len])
+    assert all(len(t) == 1 for t in lp.top_logprobs[1:prompt_len])
+    assert lp.tokens[prompt_len - 1] == gen_token
+    assert abs(lp.token_logprobs[prompt_len - 1] - gen_logprob) < 1e-3
+    # The greedy token is the top alternative at that position.
+    assert list(lp.top_logprobs[prompt_len - 1]) == [gen_token]
+
+    chunks = list(client.completions.create(model=MODEL, prompt="The capital of France is",
+                                            max_tokens=2, temperature=0, logprobs=1, echo=True,
+                                            stream=True))
+    echo_lp = chunks[0].choices[0].logprobs
+    assert chunks[0].choices[0].text == "The capital of France is"
+    assert echo_lp.token_logprobs[0] is None and echo_lp.token_logprobs[1] <= 0
+
+
 def test_kv_policy_extension(server, client):
     prompt = "The quick brown fox jumps over the lazy dog. " * 20
     r = client.completions.create(model=MODEL, prompt=prompt, max_tokens=4, temperature=0,
