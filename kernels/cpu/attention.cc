@@ -10,8 +10,9 @@
 
 #if defined(__AVX512F__)
 // GCC 12's AVX-512 headers build some intrinsics from _mm512_undefined_*(),
-// which its flow analysis reports as maybe-uninitialised (a false positive).
+// which its flow analysis reports as (maybe-)uninitialised (a false positive).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 namespace restkv::kernels::cpu {
@@ -45,6 +46,44 @@ void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int3
 }
 
 #if defined(__AVX512F__)
+// e^x for x <= 0 in 16 lanes, within ~2 ulp of expf: x = n·ln2 + r with
+// |r| <= ln2/2, e^r by its degree-6 Taylor polynomial, 2^n by scalef. The
+// scalar expf per key was most of the time of long-context attention.
+inline __m512 ExpNonPositive(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// scores[t] = e^(scores[t] - max) for t < n; returns their sum.
+inline float SoftmaxNumerators(float* scores, int32_t n, float max_score) {
+  const __m512 m = _mm512_set1_ps(max_score);
+  __m512 sum = _mm512_setzero_ps();
+  int32_t t = 0;
+  for (; t + 16 <= n; t += 16) {
+    const __m512 e = ExpNonPositive(_mm512_sub_ps(_mm512_loadu_ps(scores + t), m));
+    _mm512_storeu_ps(scores + t, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  if (t < n) {
+    const __mmask16 k = static_cast<__mmask16>((1u << (n - t)) - 1);
+    const __m512 e = ExpNonPositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, scores + t), m));
+    _mm512_mask_storeu_ps(scores + t, k, e);
+    sum = _mm512_mask_add_ps(sum, k, sum, e);
+  }
+  return _mm512_reduce_add_ps(sum);
+}
+
 // The same for head_dim = 16·NV with the query and the output row held in
 // registers: one reduction per score, and V rows accumulate without the
 // load/store of the output that an axpy per key costs.
@@ -68,11 +107,7 @@ void AttendAvx512(const float* qv, const float* const* pages, int32_t kvh, int32
       max_score = std::max(max_score, s);
     }
   }
-  float sum = 0.0f;
-  for (int32_t t = 0; t < visible; ++t) {
-    scores[t] = std::exp(scores[t] - max_score);
-    sum += scores[t];
-  }
+  const float sum = SoftmaxNumerators(scores, visible, max_score);
   __m512 acc[NV];
   for (int v = 0; v < NV; ++v) acc[v] = _mm512_setzero_ps();
   for (int32_t t0 = 0, p = 0; t0 < visible; t0 += block_size, ++p) {
