@@ -4,13 +4,13 @@ API key (which also covers UNAUTHENTICATED)."""
 import os
 import pathlib
 import signal
-import socket
-import subprocess
 import sys
 import time
 
 import pytest
 import requests
+
+from serve_process import ServeProcess, free_port
 
 grpc = pytest.importorskip("grpc")
 grpc_tools = pytest.importorskip("grpc_tools")
@@ -35,11 +35,6 @@ service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
 """
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def stubs(tmp_path_factory):
@@ -60,44 +55,17 @@ def stubs(tmp_path_factory):
     sys.path.remove(str(out))
 
 
-class GrpcServer:
+class GrpcServer(ServeProcess):
     def __init__(self, binary, model, log_path):
-        self.port = _free_port()
-        self.grpc_port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        log = open(log_path, "w")
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--model", model, "--port", str(self.port), "--grpc-port",
-             str(self.grpc_port), "--served-model-name", MODEL, "--api-key", API_KEY,
-             "--threads", "2", "--kv-cache-memory", "256MiB"],
-            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"restkv serve exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.time() > deadline:
-                self.proc.kill()
-                pytest.fail(f"restkv serve did not become healthy:\n{self.log()}")
-            time.sleep(0.1)
+        self.grpc_port = free_port()
+        super().__init__(binary, model, log_path, args=[
+            "--grpc-port", str(self.grpc_port), "--served-model-name", MODEL,
+            "--api-key", API_KEY, "--threads", "2", "--kv-cache-memory", "256MiB"])
         self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
 
-    def log(self):
-        return pathlib.Path(self.log_path).read_text()
-
-    def stop(self):
+    def stop(self, timeout=60):
         self.channel.close()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            pytest.fail(f"restkv serve did not exit after SIGTERM:\n{self.log()}")
+        return super().stop(timeout)
 
     def pages_used(self):
         text = requests.get(self.url + "/metrics", timeout=10).text

@@ -4,15 +4,15 @@ one for the shutdown test)."""
 import concurrent.futures
 import json
 import os
-import pathlib
 import signal
 import socket
-import subprocess
 import time
 
 import openai
 import pytest
 import requests
+
+from serve_process import ServeProcess
 
 API_KEY = "test-key"
 MODEL = "smollm"
@@ -20,49 +20,12 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 MAX_QUEUE = 40
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
+class Server(ServeProcess):
     def __init__(self, binary, model, log_path, extra=()):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        log = open(log_path, "w")
-        self.proc = subprocess.Popen(
-            [binary, "serve", "--model", model, "--port", str(self.port), "--grpc-port", "0",
-             "--served-model-name", MODEL, "--api-key", API_KEY, "--threads", "2",
-             "--kv-cache-memory", "768MiB", "--max-queue", str(MAX_QUEUE), "--max-body-size", "1MiB",
-             *extra],
-            stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while True:
-            if self.proc.poll() is not None:
-                pytest.fail(f"restkv serve exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.time() > deadline:
-                self.proc.kill()
-                pytest.fail(f"restkv serve did not become healthy:\n{self.log()}")
-            time.sleep(0.1)
-
-    def log(self):
-        return pathlib.Path(self.log_path).read_text()
-
-    def stop(self, timeout=60):
-        """SIGTERM, then the exit code (graceful shutdown must give 0)."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            pytest.fail(f"restkv serve did not exit after SIGTERM:\n{self.log()}")
+        super().__init__(binary, model, log_path, args=[
+            "--grpc-port", "0", "--served-model-name", MODEL, "--api-key", API_KEY,
+            "--threads", "2", "--kv-cache-memory", "768MiB", "--max-queue", str(MAX_QUEUE),
+            "--max-body-size", "1MiB", *extra])
 
     def client(self):
         return openai.OpenAI(base_url=self.url + "/v1", api_key=API_KEY, max_retries=0, timeout=120)

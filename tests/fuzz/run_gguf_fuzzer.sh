@@ -12,22 +12,9 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="$(mkdir -p "${1:-build-fuzz}" && cd "${1:-build-fuzz}" && pwd)"
-seconds="${FUZZ_SECONDS:-20}"
-cxx="${FUZZ_CXX:-clang++}"
-
-if ! command -v "$cxx" > /dev/null 2>&1; then
-  echo "skipped: clang not found ($cxx)"
-  exit 0
-fi
-# clang without the libFuzzer runtime (e.g. no libclang-rt package) cannot
-# build the target at all; that is a missing tool, not a failure.
-probe="$build/probe"
-mkdir -p "$probe"
-printf 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }\n' > "$probe/p.cc"
-if ! "$cxx" -fsanitize=fuzzer,address,undefined "$probe/p.cc" -o "$probe/p" > "$probe/log" 2>&1; then
-  echo "skipped: $cxx cannot link -fsanitize=fuzzer,address,undefined (see $probe/log)"
-  exit 0
-fi
+# shellcheck source=tests/fuzz/fuzz_common.sh
+source "$root/tests/fuzz/fuzz_common.sh"
+fuzz_probe_clang
 
 generator=()
 if command -v ninja > /dev/null 2>&1; then generator=(-G Ninja); fi
@@ -46,17 +33,4 @@ if [[ -f "$root/engine/testdata/gguf_py_small.gguf" ]]; then
   cp "$root/engine/testdata/gguf_py_small.gguf" "$seeds/"
 fi
 
-echo "fuzzing GgufFile::FromBuffer for ${seconds}s ($(ls "$seeds" | wc -l) seeds)"
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
-status=0
-"$build/gguf_file_fuzzer" "$corpus" "$seeds" \
-  -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-  -dict="$root/tests/fuzz/gguf.dict" -artifact_prefix="$build/" -print_final_stats=1 \
-  > "$build/fuzz.log" 2>&1 || status=$?
-tail -n 25 "$build/fuzz.log"
-if [[ $status -ne 0 ]]; then
-  echo "FAILED: gguf_file_fuzzer exited with status $status; crashing input: $(ls "$build"/crash-* "$build"/leak-* "$build"/timeout-* "$build"/oom-* 2>/dev/null | tr '\n' ' ')"
-  exit 1
-fi
-echo "ok: no crashes in ${seconds}s"
+fuzz_run "GgufFile::FromBuffer" "$build/gguf_file_fuzzer" 8192 "$root/tests/fuzz/gguf.dict"
