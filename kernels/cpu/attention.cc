@@ -84,65 +84,114 @@ inline float SoftmaxNumerators(float* scores, int32_t n, float max_score) {
   return _mm512_reduce_add_ps(sum);
 }
 
-// The same for head_dim = 16·NV with the query and the output row held in
-// registers: one reduction per score, and V rows accumulate without the
-// load/store of the output that an axpy per key costs.
+// Keys per block of the blocked (online) softmax. Block boundaries sit at
+// absolute key positions, so a query row's arithmetic is the same whether it
+// is computed alone (decode) or in a tile of prefill rows (recompute after
+// preemption reproduces decode exactly).
+constexpr int32_t kKeyBlock = 256;
+
+// Per-row running state of the online softmax.
+struct RowState {
+  float max = -std::numeric_limits<float>::infinity();
+  float sum = 0.0f;
+};
+
+// Attention of `rows` query vectors that share one KV head, for head_dim =
+// 16·NV. Keys are visited in blocks of kKeyBlock; within a block every row
+// scores its visible keys (one reduction per score, query in registers),
+// rescales its accumulator to the new running max, and adds its weighted V
+// rows. A block's K and V (128 KiB at d = 64) stay in L2 while all rows of
+// the tile pass over them, so long contexts stream K/V from memory once per
+// tile instead of once per query row and head.
 template <int NV>
-void AttendAvx512(const float* qv, const float* const* pages, int32_t kvh, int32_t visible,
-                  int32_t block_size, int64_t page_v_offset, float scale, float* scores,
-                  float* o) {
+void AttendTileAvx512(int32_t rows, const float* const* q, float* const* out,
+                      const int32_t* visible, const float* const* pages, int32_t kvh,
+                      int32_t block_size, int64_t page_v_offset, float scale, float* scores,
+                      float* acc, RowState* state) {
   constexpr int64_t kDim = 16 * NV;
-  __m512 qr[NV];
-  for (int v = 0; v < NV; ++v) qr[v] = _mm512_loadu_ps(qv + 16 * v);
   const int64_t head_offset = static_cast<int64_t>(kvh) * block_size * kDim;
-  float max_score = -std::numeric_limits<float>::infinity();
-  for (int32_t t0 = 0, p = 0; t0 < visible; t0 += block_size, ++p) {
-    const float* k = pages[p] + head_offset;
-    const int32_t n = std::min(block_size, visible - t0);
-    for (int32_t i = 0; i < n; ++i, k += kDim) {
-      __m512 acc = _mm512_mul_ps(qr[0], _mm512_loadu_ps(k));
-      for (int v = 1; v < NV; ++v) acc = _mm512_fmadd_ps(qr[v], _mm512_loadu_ps(k + 16 * v), acc);
-      const float s = _mm512_reduce_add_ps(acc) * scale;
-      scores[t0 + i] = s;
-      max_score = std::max(max_score, s);
+  int32_t max_visible = 0;
+  for (int32_t r = 0; r < rows; ++r) {
+    max_visible = std::max(max_visible, visible[r]);
+    state[r] = RowState{};
+    std::fill(acc + r * kDim, acc + (r + 1) * kDim, 0.0f);
+  }
+  for (int32_t kb = 0; kb < max_visible; kb += kKeyBlock) {
+    for (int32_t r = 0; r < rows; ++r) {
+      const int32_t n = std::min(kb + kKeyBlock, visible[r]) - kb;
+      if (n <= 0) continue;
+      __m512 qr[NV];
+      for (int v = 0; v < NV; ++v) qr[v] = _mm512_loadu_ps(q[r] + 16 * v);
+      float block_max = -std::numeric_limits<float>::infinity();
+      for (int32_t i = 0, t = kb; i < n;) {
+        const int32_t in_page = std::min(n - i, block_size - t % block_size);
+        const float* k = pages[t / block_size] + head_offset + (t % block_size) * kDim;
+        for (int32_t e = 0; e < in_page; ++e, k += kDim) {
+          __m512 dot = _mm512_mul_ps(qr[0], _mm512_loadu_ps(k));
+          for (int v = 1; v < NV; ++v) dot = _mm512_fmadd_ps(qr[v], _mm512_loadu_ps(k + 16 * v), dot);
+          const float sc = _mm512_reduce_add_ps(dot) * scale;
+          scores[i + e] = sc;
+          block_max = std::max(block_max, sc);
+        }
+        i += in_page;
+        t += in_page;
+      }
+      RowState& st = state[r];
+      const float new_max = std::max(st.max, block_max);
+      const float correction = std::exp(st.max - new_max);  // 0 for the first block
+      st.sum = st.sum * correction + SoftmaxNumerators(scores, n, new_max);
+      st.max = new_max;
+      float* a = acc + r * kDim;
+      __m512 ar[NV];
+      const __m512 c = _mm512_set1_ps(correction);
+      for (int v = 0; v < NV; ++v) ar[v] = _mm512_mul_ps(_mm512_loadu_ps(a + 16 * v), c);
+      for (int32_t i = 0, t = kb; i < n;) {
+        const int32_t in_page = std::min(n - i, block_size - t % block_size);
+        const float* vr = pages[t / block_size] + page_v_offset + head_offset + (t % block_size) * kDim;
+        for (int32_t e = 0; e < in_page; ++e, vr += kDim) {
+          const __m512 w = _mm512_set1_ps(scores[i + e]);
+          for (int v = 0; v < NV; ++v) ar[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr + 16 * v), ar[v]);
+        }
+        i += in_page;
+        t += in_page;
+      }
+      for (int v = 0; v < NV; ++v) _mm512_storeu_ps(a + 16 * v, ar[v]);
     }
   }
-  const float sum = SoftmaxNumerators(scores, visible, max_score);
-  __m512 acc[NV];
-  for (int v = 0; v < NV; ++v) acc[v] = _mm512_setzero_ps();
-  for (int32_t t0 = 0, p = 0; t0 < visible; t0 += block_size, ++p) {
-    const float* vr = pages[p] + page_v_offset + head_offset;
-    const int32_t n = std::min(block_size, visible - t0);
-    for (int32_t i = 0; i < n; ++i, vr += kDim) {
-      const __m512 w = _mm512_set1_ps(scores[t0 + i]);
-      for (int v = 0; v < NV; ++v) acc[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr + 16 * v), acc[v]);
+  for (int32_t r = 0; r < rows; ++r) {
+    const __m512 inv = _mm512_set1_ps(1.0f / state[r].sum);
+    for (int v = 0; v < NV; ++v) {
+      _mm512_storeu_ps(out[r] + 16 * v, _mm512_mul_ps(_mm512_loadu_ps(acc + r * kDim + 16 * v), inv));
     }
   }
-  const __m512 inv = _mm512_set1_ps(1.0f / sum);
-  for (int v = 0; v < NV; ++v) _mm512_storeu_ps(o + 16 * v, _mm512_mul_ps(acc[v], inv));
 }
 #endif
 
-using AttendFn = void (*)(const float*, const float* const*, int32_t, int32_t, int32_t, int64_t,
-                          float, float*, float*);
+using TileFn = void (*)(int32_t, const float* const*, float* const*, const int32_t*,
+                        const float* const*, int32_t, int32_t, int64_t, float, float*, float*,
+                        RowState*);
 
-AttendFn FastAttend(int32_t head_dim) {
+TileFn FastTile(int32_t head_dim) {
 #if defined(__AVX512F__)
   switch (head_dim) {
     case 32:
-      return AttendAvx512<2>;
+      return AttendTileAvx512<2>;
     case 64:
-      return AttendAvx512<4>;
+      return AttendTileAvx512<4>;
     case 96:
-      return AttendAvx512<6>;
+      return AttendTileAvx512<6>;
     case 128:
-      return AttendAvx512<8>;
+      return AttendTileAvx512<8>;
     default:
       break;
   }
 #endif
   return nullptr;
 }
+
+// Query rows of one sequence per tile: enough to reuse each K/V block many
+// times, few enough that the tile's accumulators stay in L1/L2.
+constexpr int32_t kTileRows = 16;
 
 }  // namespace
 
@@ -151,55 +200,73 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
                     float scale, float* out) {
   RESTKV_CHECK(heads % kv_heads == 0) << heads << " / " << kv_heads;
   const int32_t group = heads / kv_heads;
-  // Task t = (query row t / heads, head t % heads); query rows are numbered
-  // across sequences. A task's cost grows with its visible keys (causal rows
-  // differ, decode sequences differ), so the tasks are split between threads
-  // by cost, not by count: equal counts left one thread idle half the time.
-  constexpr int64_t kTaskOverhead = 16;  // per-task cost in key equivalents
-  std::vector<int32_t> row_seq, row_visible;
-  std::vector<int64_t> row_cost_begin{0};
-  int32_t max_kv = 0;
+  // A task is (sequence, tile of up to kTileRows query rows, KV head) and
+  // covers the `group` query heads of that KV head. Its cost grows with its
+  // visible keys (causal rows differ, decode sequences differ), so tasks are
+  // split between threads by cost, not by count.
+  constexpr int64_t kRowOverhead = 16;  // per-row cost in key equivalents
+  struct Task {
+    int32_t seq, row_begin, row_end, kv_head;
+  };
+  std::vector<Task> tasks;
+  std::vector<int64_t> cost_begin{0};
+  int32_t max_rows = 0;
   for (size_t s = 0; s < seqs.size(); ++s) {
-    RESTKV_CHECK(seqs[s].num_q <= seqs[s].kv_len) << seqs[s].num_q << " > " << seqs[s].kv_len;
-    max_kv = std::max(max_kv, seqs[s].kv_len);
-    for (int32_t j = 0; j < seqs[s].num_q; ++j) {
-      const int32_t visible = seqs[s].kv_len - seqs[s].num_q + j + 1;
-      row_seq.push_back(static_cast<int32_t>(s));
-      row_visible.push_back(visible);
-      row_cost_begin.push_back(row_cost_begin.back() + (visible + kTaskOverhead) * heads);
+    const AttentionSeq& seq = seqs[s];
+    RESTKV_CHECK(seq.num_q <= seq.kv_len) << seq.num_q << " > " << seq.kv_len;
+    for (int32_t j0 = 0; j0 < seq.num_q; j0 += kTileRows) {
+      const int32_t j1 = std::min(seq.num_q, j0 + kTileRows);
+      max_rows = std::max(max_rows, j1 - j0);
+      int64_t cost = 0;
+      for (int32_t j = j0; j < j1; ++j) cost += seq.kv_len - seq.num_q + j + 1 + kRowOverhead;
+      for (int32_t g = 0; g < kv_heads; ++g) {
+        tasks.push_back({static_cast<int32_t>(s), j0, j1, g});
+        cost_begin.push_back(cost_begin.back() + cost * group);
+      }
     }
   }
-  const int64_t num_rows = static_cast<int64_t>(row_seq.size());
-  const int64_t num_tasks = num_rows * heads, total_cost = row_cost_begin.back();
+  const int64_t total_cost = cost_begin.back();
   // First task whose cost range starts at or after `cost` (monotone in cost).
   auto task_at_cost = [&](int64_t cost) -> int64_t {
-    if (cost >= total_cost) return num_tasks;
-    const int64_t r =
-        std::upper_bound(row_cost_begin.begin(), row_cost_begin.end(), cost) - row_cost_begin.begin() - 1;
-    const int64_t per_head = row_visible[r] + kTaskOverhead;
-    const int64_t h = std::min<int64_t>(heads, (cost - row_cost_begin[r] + per_head - 1) / per_head);
-    return r * heads + h;
+    return std::lower_bound(cost_begin.begin(), cost_begin.end() - 1, cost) - cost_begin.begin();
   };
   const int64_t page_v_offset = static_cast<int64_t>(kv_heads) * block_size * head_dim;
-  const AttendFn fast = FastAttend(head_dim);
+  const TileFn fast = FastTile(head_dim);
   const int parts = pool.num_threads();
   pool.ParallelFor(parts, [&](int64_t p0, int64_t p1, int) {
-    std::vector<float> scores(max_kv);
-    const int64_t t_end = task_at_cost(total_cost * p1 / parts);
-    for (int64_t task = task_at_cost(total_cost * p0 / parts); task < t_end; ++task) {
-      const int64_t r = task / heads;
-      const int32_t h = static_cast<int32_t>(task % heads);
-      const AttentionSeq& seq = seqs[row_seq[r]];
-      // Query row j of the sequence sees kv_len - num_q + j + 1 keys.
-      const int64_t qrow = seq.q_begin + row_visible[r] - (seq.kv_len - seq.num_q + 1);
-      const float* qv = q + (qrow * heads + h) * head_dim;
-      float* o = out + (qrow * heads + h) * head_dim;
+    const int32_t max_tile = max_rows * group;
+    std::vector<float> scores(fast != nullptr ? kKeyBlock : 0);
+    std::vector<float> full_scores;
+    std::vector<float> acc(fast != nullptr ? static_cast<size_t>(max_tile) * head_dim : 0);
+    std::vector<RowState> state(max_tile);
+    std::vector<const float*> qrows(max_tile);
+    std::vector<float*> orows(max_tile);
+    std::vector<int32_t> visible(max_tile);
+    const int64_t t_end = p1 == parts ? static_cast<int64_t>(tasks.size())
+                                      : task_at_cost(total_cost * p1 / parts);
+    for (int64_t ti = p0 == 0 ? 0 : task_at_cost(total_cost * p0 / parts); ti < t_end; ++ti) {
+      const Task& task = tasks[ti];
+      const AttentionSeq& seq = seqs[task.seq];
+      int32_t rows = 0;
+      for (int32_t j = task.row_begin; j < task.row_end; ++j) {
+        for (int32_t h = task.kv_head * group; h < (task.kv_head + 1) * group; ++h) {
+          const int64_t at = (static_cast<int64_t>(seq.q_begin + j) * heads + h) * head_dim;
+          qrows[rows] = q + at;
+          orows[rows] = out + at;
+          // Query row j of the sequence sees kv_len - num_q + j + 1 keys.
+          visible[rows] = seq.kv_len - seq.num_q + j + 1;
+          ++rows;
+        }
+      }
       if (fast != nullptr) {
-        fast(qv, seq.pages, h / group, row_visible[r], block_size, page_v_offset, scale,
-             scores.data(), o);
-      } else {
-        AttendGeneric(qv, seq.pages, h / group, row_visible[r], head_dim, block_size,
-                      page_v_offset, scale, scores.data(), o);
+        fast(rows, qrows.data(), orows.data(), visible.data(), seq.pages, task.kv_head,
+             block_size, page_v_offset, scale, scores.data(), acc.data(), state.data());
+        continue;
+      }
+      full_scores.resize(seq.kv_len);
+      for (int32_t r = 0; r < rows; ++r) {
+        AttendGeneric(qrows[r], seq.pages, task.kv_head, visible[r], head_dim, block_size,
+                      page_v_offset, scale, full_scores.data(), orows[r]);
       }
     }
   });

@@ -29,8 +29,10 @@ TEST_P(PagedAttentionTest, MatchesContiguousReference) {
   const Case c = GetParam();
   CpuBackend backend(2);
   std::mt19937 rng(42);
-  // (kv_len, num_q): prefill, chunked prefill, decode; lengths not multiples of the block.
-  const std::vector<std::pair<int32_t, int32_t>> shapes = {{1, 1}, {37, 37}, {129, 5}, {57, 1}, {16, 16}};
+  // (kv_len, num_q): prefill, chunked prefill, decode; lengths not multiples of
+  // the block; several key blocks of the online softmax (> 256 keys).
+  const std::vector<std::pair<int32_t, int32_t>> shapes = {
+      {1, 1}, {37, 37}, {129, 5}, {57, 1}, {16, 16}, {700, 19}, {1030, 1}};
   const int64_t page_floats = 2LL * c.kv_heads * c.block_size * c.head_dim;
   const int64_t qrow = static_cast<int64_t>(c.heads) * c.head_dim;
   const int64_t kvrow = static_cast<int64_t>(c.kv_heads) * c.head_dim;
@@ -73,6 +75,37 @@ TEST_P(PagedAttentionTest, MatchesContiguousReference) {
       const float got = out[seqs[s].q_begin * qrow + i];
       ASSERT_FALSE(std::isnan(got)) << "seq " << s << " element " << i;
       ASSERT_NEAR(got, ref[i], 1e-5f + 1e-4f * std::fabs(ref[i])) << "seq " << s << " element " << i;
+    }
+  }
+}
+
+// A query row's result is bit-identical whether it is computed alone (decode)
+// or among a prefill chunk's rows (recompute after preemption relies on it).
+TEST(PagedAttention, RowAloneEqualsRowInChunk) {
+  const int32_t heads = 6, kv_heads = 2, d = 64, bs = 16, kv_len = 600;
+  CpuBackend backend(2);
+  std::mt19937 rng(3);
+  const int64_t page_floats = 2LL * kv_heads * bs * d;
+  std::vector<std::vector<float>> store((kv_len + bs - 1) / bs, std::vector<float>(page_floats));
+  std::vector<float*> table;
+  for (auto& p : store) table.push_back(p.data());
+  const std::vector<float> k = Random(int64_t{kv_len} * kv_heads * d, rng);
+  const std::vector<float> v = Random(int64_t{kv_len} * kv_heads * d, rng);
+  std::vector<KvSlot> slots(kv_len);
+  for (int32_t t = 0; t < kv_len; ++t) slots[t] = {table[t / bs], t % bs};
+  backend.StoreKv(k.data(), v.data(), slots.data(), kv_len, kv_heads, d, bs);
+  const int32_t nq = 300;
+  const std::vector<float> q = Random(int64_t{nq} * heads * d, rng);
+  std::vector<float> chunk(q.size());
+  const AttentionSeq all{0, nq, kv_len, table.data()};
+  backend.Attention(q.data(), {&all, 1}, heads, kv_heads, d, bs, 0.125f, chunk.data());
+  for (int32_t j : {0, 17, 255, 256, 299}) {
+    std::vector<float> one(int64_t{heads} * d);
+    const AttentionSeq seq{0, 1, kv_len - nq + j + 1, table.data()};
+    backend.Attention(q.data() + int64_t{j} * heads * d, {&seq, 1}, heads, kv_heads, d, bs, 0.125f,
+                      one.data());
+    for (int64_t i = 0; i < heads * d; ++i) {
+      ASSERT_EQ(one[i], chunk[int64_t{j} * heads * d + i]) << "row " << j << " element " << i;
     }
   }
 }
