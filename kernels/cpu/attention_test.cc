@@ -30,7 +30,7 @@ TEST_P(PagedAttentionTest, MatchesContiguousReference) {
   CpuBackend backend(2);
   std::mt19937 rng(42);
   // (kv_len, num_q): prefill, chunked prefill, decode; lengths not multiples of
-  // the block; several key blocks of the online softmax (> 256 keys).
+  // the block; several key blocks of the online softmax.
   const std::vector<std::pair<int32_t, int32_t>> shapes = {
       {1, 1}, {37, 37}, {129, 5}, {57, 1}, {16, 16}, {700, 19}, {1030, 1}};
   const int64_t page_floats = 2LL * c.kv_heads * c.block_size * c.head_dim;
