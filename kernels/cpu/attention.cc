@@ -119,7 +119,7 @@ struct RowState {
 
 // Attention of `rows` query vectors that share one KV head, for head_dim =
 // 16·NV. Keys are visited in blocks of kKeyBlock; within a block every row
-// scores its visible keys (one reduction per score, query in registers),
+// scores its visible keys (query in registers, 16 scores per reduction),
 // rescales its accumulator to the new running max, and adds its weighted V
 // rows. A block's K and V (32 KiB at d = 64) stay in L1 while all rows of
 // the tile pass over them, so long contexts stream K/V from memory once per
