@@ -27,8 +27,8 @@ from deploy_helpers import DEPLOY, PROFILES, container, container_env, find, ren
 
 API_KEY = "deploy-test-key"
 # The CPU profile as a user installs it, with an API key, and sized for a
-# 2-core CI machine (the only differences from values-cpu.yaml).
-TEST_SETS = ["apiKey.enabled=true", f"apiKey.value={API_KEY}", "server.threads=2",
+# shared 2-core CI machine (the only differences from values-cpu.yaml).
+TEST_SETS = ["apiKey.enabled=true", f"apiKey.value={API_KEY}", "server.threads=1",
              "server.kvCacheMemory=256MiB"]
 STREAM_TOKENS = 16
 
