@@ -223,6 +223,10 @@ def test_config_and_secret_reach_the_server(helm):
     a = find(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
     b = find(other, "Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert a["checksum/config"] != b["checksum/config"]
+    # Nothing derived from the key lands in the (widely readable) pod template.
+    rotated = render(helm, PROFILES["cpu"], ["apiKey.enabled=true", "apiKey.value=other",
+                                             "server.kvOptions=alpha=0.3"])
+    assert find(rotated, "Deployment")["spec"]["template"] == find(objects, "Deployment")["spec"]["template"]
 
 
 @pytest.mark.parametrize("sets, message", [
