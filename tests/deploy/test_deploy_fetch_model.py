@@ -53,6 +53,18 @@ def test_corrupt_file_is_fetched_again(tmp_path, source):
     assert (volume / NAME).read_bytes() == PAYLOAD
 
 
+def test_stale_partial_files_are_removed(tmp_path, source):
+    volume = tmp_path / "models"
+    volume.mkdir()
+    stale, fresh = volume / f"{NAME}.part-old-pod-1", volume / f"{NAME}.part-live-pod-2"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"y")
+    os.utime(stale, (1, 1))
+    r = run(volume, MODEL_URL=source.as_uri())
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in volume.iterdir()) == sorted([NAME, fresh.name])
+
+
 def test_checksum_mismatch_fails_and_leaves_nothing(tmp_path, source):
     volume = tmp_path / "models"
     volume.mkdir()

