@@ -39,7 +39,7 @@ absl::Status ApiKeyAuth::Check(std::string_view authorization) const {
 }
 
 bool ApiKeyAuth::IsPublicPath(std::string_view path) {
-  return path == "/health" || path == "/metrics" || path == "/version";
+  return path == "/health" || path == "/live" || path == "/metrics" || path == "/version";
 }
 
 }  // namespace restkv::server

@@ -3,7 +3,7 @@
 //
 // With no key configured every request is allowed. With a key, every route
 // needs it except the public ones that probes and scrapers call without
-// credentials: /health, /metrics, /version (IsPublicPath).
+// credentials: /health, /live, /metrics, /version (IsPublicPath).
 // The comparison takes the same time wherever the keys differ.
 //
 // Thread safety: immutable after construction.

@@ -30,6 +30,7 @@ TEST(ApiKeyAuthTest, AcceptsOnlyTheBearerKey) {
 
 TEST(ApiKeyAuthTest, PublicPaths) {
   EXPECT_TRUE(ApiKeyAuth::IsPublicPath("/health"));
+  EXPECT_TRUE(ApiKeyAuth::IsPublicPath("/live"));
   EXPECT_TRUE(ApiKeyAuth::IsPublicPath("/metrics"));
   EXPECT_TRUE(ApiKeyAuth::IsPublicPath("/version"));
   EXPECT_FALSE(ApiKeyAuth::IsPublicPath("/v1/models"));

@@ -33,6 +33,7 @@ constexpr Route kRoutes[] = {
     {"/v1/models", http::verb::get},       {"/tokenize", http::verb::post},
     {"/detokenize", http::verb::post},     {"/health", http::verb::get},
     {"/version", http::verb::get},         {"/metrics", http::verb::get},
+    {"/live", http::verb::get},
 };
 
 }  // namespace
@@ -85,6 +86,12 @@ void OpenAiRoutes::Dispatch(HttpExchange& exchange, const std::shared_ptr<HttpEx
     const bool up = !draining();
     exchange.Respond(
         MakeHttpResponse(up ? 200 : 503, up ? R"({"status":"ok"})" : R"({"status":"draining"})"));
+    return;
+  }
+  // Liveness is not readiness: a draining server is alive (it is finishing
+  // streams) and must not be restarted by a liveness probe that reads drain.
+  if (path == "/live") {
+    exchange.Respond(MakeHttpResponse(200, R"({"status":"alive"})"));
     return;
   }
   if (path == "/version") return RespondJson(exchange, {{"version", kRestkvVersion}});

@@ -8,17 +8,20 @@
 //   POST /tokenize              {"count", "max_model_len", "tokens", "token_strs"}   (vLLM)
 //   POST /detokenize            {"prompt"}                                          (vLLM)
 //   GET  /health                200 {"status": "ok"}; 503 {"status": "draining"} once draining
+//                               (readiness: a load balancer stops routing here)
+//   GET  /live                  200 {"status": "alive"} while the process serves HTTP, draining
+//                               included (liveness: a drain must not look like a hang)
 //   GET  /version               {"version"}
 //   GET  /metrics               Prometheus text (metrics.h)
 //
 // Status codes: 400 bad JSON, field or prompt (api_error.h); 401 missing or
-// wrong API key (all routes but /health, /metrics, /version); 404 unknown
+// wrong API key (all routes but /health, /live, /metrics, /version); 404 unknown
 // route or model; 405 wrong method; 429 engine queue full; 503 draining or
 // shutting down; 500 anything unexpected.
 //
 // Draining (graceful shutdown): after StartDraining, /health answers 503 so
 // load balancers stop routing here, and new API requests get 503, while
-// requests already running finish. /metrics and /version stay up.
+// requests already running finish. /live, /metrics and /version stay up.
 //
 // Thread safety: Handle may run concurrently on many connections' strands;
 // StartDraining and the getters are thread-safe.

@@ -292,6 +292,7 @@ TEST_F(OpenAiRoutesTest, AuthDrainingAndSmallRoutes) {
   EXPECT_EQ(m["data"].size(), 2u);
   EXPECT_EQ(m["data"][1]["id"], "b");
   EXPECT_EQ(Call(http::verb::get, "/health", "")->status, 200);
+  EXPECT_EQ(Call(http::verb::get, "/live", "")->status, 200);
   EXPECT_EQ(Call(http::verb::get, "/version", "")->status, 200);
   auto metrics = Call(http::verb::get, "/metrics?x=1", "");
   EXPECT_NE(metrics->body.find("restkv:kv_pages_total"), std::string::npos);
@@ -317,6 +318,7 @@ TEST_F(OpenAiRoutesTest, AuthDrainingAndSmallRoutes) {
 
   routes_->StartDraining();
   EXPECT_EQ(Call(http::verb::get, "/health", "")->status, 503);
+  EXPECT_EQ(Call(http::verb::get, "/live", "")->status, 200);  // draining is not dead
   EXPECT_EQ(Call(http::verb::post, "/v1/completions", R"({"prompt": "x"})", "Bearer k")->status,
             503);
   EXPECT_EQ(Call(http::verb::get, "/metrics", "")->status, 200);
