@@ -13,9 +13,13 @@
 #include <cmath>
 #include <memory>
 #include <numeric>
+#include <ostream>
+#include <string>
 #include <random>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/dequantize.h"
@@ -252,6 +256,17 @@ struct AttentionCase {
   std::vector<std::pair<int32_t, int32_t>> seqs;  // (num_q, kv_len)
 };
 
+// Stable, readable test names (the default prints the vector's bytes,
+// pointers included, which differ between ctest's discovery and its run).
+std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
+  const AttentionCase& c = info.param;
+  // (StrAppend: GCC 12 warns falsely on literal + std::string here.)
+  std::string name = absl::StrFormat("H%dkv%dd%db%d", c.heads, c.kv_heads, c.head_dim, c.block_size);
+  for (auto [nq, kv] : c.seqs) absl::StrAppend(&name, "_q", nq, "n", kv);
+  return name;
+}
+void PrintTo(const AttentionCase& c, std::ostream* os) { *os << CaseName({c, 0}); }
+
 class CudaAttentionTest : public CudaBackendTest,
                           public ::testing::WithParamInterface<AttentionCase> {};
 
@@ -329,7 +344,8 @@ INSTANTIATE_TEST_SUITE_P(
         // Ratio 8, head_dim 64, block size 32, one long prefill.
         AttentionCase{8, 1, 64, 32, {{700, 700}}},
         // Ratio 1 decode of a single long sequence (max splits).
-        AttentionCase{4, 4, 128, 16, {{1, 20000}}}));
+        AttentionCase{4, 4, 128, 16, {{1, 20000}}}),
+    CaseName);
 
 }  // namespace
 }  // namespace restkv::kernels::cuda
