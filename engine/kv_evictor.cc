@@ -10,8 +10,13 @@
 
 namespace restkv::engine {
 
-KvEvictor::KvEvictor(const ModelConfig& config, const ModelWeights& weights, ThreadPool* pool)
-    : config_(config), weights_(weights), pool_(pool), wo_factor_(config.num_layers) {}
+KvEvictor::KvEvictor(const ModelConfig& config, const ModelWeights& weights,
+                     kernels::Backend& backend)
+    : config_(config),
+      weights_(weights),
+      backend_(backend),
+      pool_(backend.host_pool()),
+      wo_factor_(config.num_layers) {}
 
 const float* KvEvictor::WoFactor(int32_t layer) {
   std::vector<float>& f = wo_factor_[layer];
@@ -20,9 +25,17 @@ const float* KvEvictor::WoFactor(int32_t layer) {
     const kernels::Matrix& wo = weights_.layers[layer].wo;
     std::vector<float> dense(static_cast<size_t>(wo.rows) * wo.cols);
     const int64_t row_bytes = kernels::RowBytes(wo.type, wo.cols);
+    const uint8_t* bytes = static_cast<const uint8_t*>(wo.data);
+    std::vector<float> staged;  // device weights: their bytes, copied to the host
+    if (!backend_.host_addressable()) {
+      const int64_t total = row_bytes * wo.rows;
+      RESTKV_CHECK(total % sizeof(float) == 0) << "W_O of " << total << " bytes";
+      staged.resize(static_cast<size_t>(total / sizeof(float)));
+      backend_.CopyToHost(static_cast<const float*>(wo.data), staged.data(), staged.size());
+      bytes = reinterpret_cast<const uint8_t*>(staged.data());
+    }
     for (int64_t r = 0; r < wo.rows; ++r) {
-      kernels::DequantizeRow(wo.type, static_cast<const uint8_t*>(wo.data) + r * row_bytes,
-                             dense.data() + r * wo.cols, wo.cols);
+      kernels::DequantizeRow(wo.type, bytes + r * row_bytes, dense.data() + r * wo.cols, wo.cols);
     }
     f = ComputeWoFactor(dense.data(), config_.hidden_size, config_.num_heads, config_.head_dim);
   }
@@ -72,11 +85,15 @@ void KvEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32_t 
   // Gather the layer's K/V into [Hkv][N][d].
   k_.resize(static_cast<size_t>(Hkv) * n * d);
   v_.resize(k_.size());
-  for (int32_t h = 0; h < Hkv; ++h) {
-    for (int32_t t = 0; t < n; ++t) {
-      const float* src = pages[t / bs] + (static_cast<int64_t>(h) * bs + t % bs) * d;
-      std::memcpy(&k_[(static_cast<int64_t>(h) * n + t) * d], src, d * sizeof(float));
-      std::memcpy(&v_[(static_cast<int64_t>(h) * n + t) * d], src + page_v, d * sizeof(float));
+  if (!backend_.host_addressable()) {
+    GatherFromDevice(pages, n, bs);
+  } else {
+    for (int32_t h = 0; h < Hkv; ++h) {
+      for (int32_t t = 0; t < n; ++t) {
+        const float* src = pages[t / bs] + (static_cast<int64_t>(h) * bs + t % bs) * d;
+        std::memcpy(&k_[(static_cast<int64_t>(h) * n + t) * d], src, d * sizeof(float));
+        std::memcpy(&v_[(static_cast<int64_t>(h) * n + t) * d], src + page_v, d * sizeof(float));
+      }
     }
   }
   LayerScoringInput in;
@@ -99,15 +116,19 @@ void KvEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32_t 
       SelectTokens(policy, layer, config_.num_layers, in, pool_);
   RESTKV_CHECK_EQ(static_cast<int32_t>(keep.size()), Hkv);
   const int32_t kept = static_cast<int32_t>(keep[0].size());
-  // Compact in place, head by head: slot i <- token keep[h][i] (keep ascends).
-  for (int32_t h = 0; h < Hkv; ++h) {
-    RESTKV_CHECK_EQ(static_cast<int32_t>(keep[h].size()), kept) << "head " << h;
-    for (int32_t i = 0; i < kept; ++i) {
-      const int32_t t = keep[h][i];
-      RESTKV_CHECK(t >= i && t < n) << "kept index " << t << " at slot " << i;
-      float* dst = pages[i / bs] + (static_cast<int64_t>(h) * bs + i % bs) * d;
-      std::memcpy(dst, &k_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
-      std::memcpy(dst + page_v, &v_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
+  if (!backend_.host_addressable()) {
+    CompactOnDevice(pages, keep, n, bs);
+  } else {
+    // Compact in place, head by head: slot i <- token keep[h][i] (keep ascends).
+    for (int32_t h = 0; h < Hkv; ++h) {
+      RESTKV_CHECK_EQ(static_cast<int32_t>(keep[h].size()), kept) << "head " << h;
+      for (int32_t i = 0; i < kept; ++i) {
+        const int32_t t = keep[h][i];
+        RESTKV_CHECK(t >= i && t < n) << "kept index " << t << " at slot " << i;
+        float* dst = pages[i / bs] + (static_cast<int64_t>(h) * bs + i % bs) * d;
+        std::memcpy(dst, &k_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
+        std::memcpy(dst + page_v, &v_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
+      }
     }
   }
   const int32_t released = kv.TruncateLayer(layer, kept);
@@ -115,6 +136,59 @@ void KvEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32_t 
     report->tokens_kept += kept;
     report->tokens_evicted += n - kept;
     report->pages_released += released;
+  }
+}
+
+void KvEvictor::GatherFromDevice(const std::vector<float*>& pages, int32_t n, int32_t bs) {
+  const int32_t Hkv = config_.num_kv_heads, d = config_.head_dim;
+  const int64_t page_v = static_cast<int64_t>(Hkv) * bs * d;
+  const int64_t page_floats = 2 * page_v;
+  const int32_t num_pages = (n + bs - 1) / bs;
+  // Pages adjacent in memory (the pool hands out runs) come over in one
+  // copy: each copy synchronises with the device.
+  constexpr int32_t kMaxRun = 64;
+  page_.resize(static_cast<size_t>(page_floats * std::min(kMaxRun, num_pages)));
+  for (int32_t p0 = 0; p0 < num_pages;) {
+    int32_t run = 1;
+    while (p0 + run < num_pages && run < kMaxRun && pages[p0 + run] == pages[p0] + run * page_floats) {
+      ++run;
+    }
+    backend_.CopyToHost(pages[p0], page_.data(), static_cast<size_t>(run * page_floats));
+    for (int32_t p = p0; p < p0 + run; ++p) {
+      const float* image = page_.data() + (p - p0) * page_floats;
+      const int32_t rows = std::min(bs, n - p * bs);
+      for (int32_t h = 0; h < Hkv; ++h) {
+        const float* src = image + static_cast<int64_t>(h) * bs * d;
+        const int64_t dst = (static_cast<int64_t>(h) * n + static_cast<int64_t>(p) * bs) * d;
+        std::memcpy(&k_[dst], src, static_cast<size_t>(rows) * d * sizeof(float));
+        std::memcpy(&v_[dst], src + page_v, static_cast<size_t>(rows) * d * sizeof(float));
+      }
+    }
+    p0 += run;
+  }
+}
+
+void KvEvictor::CompactOnDevice(const std::vector<float*>& pages,
+                                const std::vector<std::vector<int32_t>>& keep, int32_t n,
+                                int32_t bs) {
+  const int32_t Hkv = config_.num_kv_heads, d = config_.head_dim;
+  const int64_t page_v = static_cast<int64_t>(Hkv) * bs * d;
+  const int32_t kept = static_cast<int32_t>(keep[0].size());
+  page_.assign(static_cast<size_t>(2 * page_v), 0.0f);
+  // Page images are built from the host copies, so order is free. Rows past
+  // `kept` in the last page are never read (the layer is truncated to kept).
+  for (int32_t p = 0; p * bs < kept; ++p) {
+    for (int32_t h = 0; h < Hkv; ++h) {
+      RESTKV_CHECK_EQ(static_cast<int32_t>(keep[h].size()), kept) << "head " << h;
+      for (int32_t i = p * bs; i < std::min(kept, (p + 1) * bs); ++i) {
+        const int32_t t = keep[h][i];
+        RESTKV_CHECK(t >= i && t < n) << "kept index " << t << " at slot " << i;
+        float* dst = page_.data() + (static_cast<int64_t>(h) * bs + i % bs) * d;
+        std::memcpy(dst, &k_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
+        std::memcpy(dst + page_v, &v_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
+      }
+    }
+    backend_.CopyFromHost(page_.data(), pages[p], page_.size());
   }
 }
 

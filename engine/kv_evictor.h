@@ -10,6 +10,12 @@
 // keys carry RoPE, so positions travel with them. Compaction is in place:
 // kept indices ascend, so a slot is never overwritten before it is read.
 //
+// Pages in device memory (Backend::host_addressable() false) are read and
+// written through the backend's copies, one whole page at a time.
+// NOTE(restkv): on a GPU this means the layer's K/V cross PCIe twice per
+// evicting layer and scoring runs on the host; GPU scoring kernels are the
+// follow-up (issue 6).
+//
 // Thread safety: one caller thread (the engine's); the W_O factors are
 // computed lazily on first use and cached.
 #pragma once
@@ -32,8 +38,9 @@ struct EvictionReport {
 
 class KvEvictor {
  public:
-  // `weights` must outlive the evictor; `pool` may be null.
-  KvEvictor(const ModelConfig& config, const ModelWeights& weights, ThreadPool* pool);
+  // `weights` and `backend` must outlive the evictor; scoring runs on
+  // backend.host_pool() (inline when null).
+  KvEvictor(const ModelConfig& config, const ModelWeights& weights, kernels::Backend& backend);
 
   // REQUIRES: layer `layer` of `kv` holds exactly num_tokens slots (the
   // whole prompt, just prefilled); q_window [num_queries][H][d] are its last
@@ -45,12 +52,19 @@ class KvEvictor {
 
  private:
   const float* WoFactor(int32_t layer);
+  // k_/v_ [Hkv][n][d] <- the layer's n slots; pages -> host through copies.
+  void GatherFromDevice(const std::vector<float*>& pages, int32_t n, int32_t block_size);
+  // Writes kept[h][i] of k_/v_ into slot i of head h, whole pages at a time.
+  void CompactOnDevice(const std::vector<float*>& pages, const std::vector<std::vector<int32_t>>& keep,
+                       int32_t n, int32_t block_size);
 
   const ModelConfig& config_;
   const ModelWeights& weights_;
+  kernels::Backend& backend_;
   ThreadPool* pool_;
   std::vector<std::vector<float>> wo_factor_;  // [L][H][d][d], empty until needed
   std::vector<float> k_, v_, h2o_;             // scratch: [Hkv][N][d], [Hkv][N][d], [H][N]
+  std::vector<float> page_;                    // one page image (device path)
 };
 
 // H2O's heavy-hitter scores: for each query head, the causal attention

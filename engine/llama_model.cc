@@ -15,7 +15,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, const ModelWeights& weights,
       weights_(weights),
       backend_(backend),
       block_size_(block_size),
-      evictor_(config, weights, backend.host_pool()) {
+      evictor_(config, weights, backend) {
   rope_.style = config.rope_style;
   rope_.rot_dims = config.rope_dims;
   rope_.theta_base = config.rope_theta;

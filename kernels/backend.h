@@ -94,6 +94,10 @@ class Backend {
   // Threads for host-side work that accompanies the device's (eviction
   // scoring on host copies, for instance); null to run it inline.
   virtual ThreadPool* host_pool() { return nullptr; }
+  // Whether the host may dereference pointers into backend memory (true for
+  // the CPU backend). When false, host-side code (eviction scoring and
+  // compaction) moves data only through CopyToHost / CopyFromHost.
+  [[nodiscard]] virtual bool host_addressable() const { return true; }
 
   // Errors: ResourceExhausted when memory is short.
   virtual absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) = 0;

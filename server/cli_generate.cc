@@ -16,6 +16,7 @@
 #include "engine/kv_policy_config.h"
 #include "engine/model.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "server/device_choice.h"
 #include "nlohmann/json.hpp"
 #include "server/cli.h"
 #include "server/default_model.h"
@@ -50,6 +51,8 @@ struct GenerateOptions {
   std::vector<std::string> kv_options;
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
+  DeviceFlags device;
+  bool kv_cache_memory_given = false;
 };
 
 // Collects one prompt's output; streams it to stdout when asked. Called on
@@ -129,7 +132,9 @@ absl::StatusOr<std::vector<std::string>> ReadPrompts(const GenerateOptions& opt)
 int RunGenerate(const GenerateOptions& opt) {
   auto prompts = ReadPrompts(opt);
   if (!prompts.ok()) return Fail(std::string(prompts.status().message()));
-  auto path = ResolveModelPath(opt.model);
+  auto path = opt.device.random_weights.empty()
+                  ? ResolveModelPath(opt.model)
+                  : RandomWeightsModel(opt.device.random_weights, opt.device.random_weights_dir);
   if (!path.ok()) return Fail(std::string(path.status().message()));
   auto kv_bytes = ParseByteSize(opt.kv_cache_memory);
   if (!kv_bytes.ok()) return Fail("--kv-cache-memory: " + std::string(kv_bytes.status().message()));
@@ -141,9 +146,18 @@ int RunGenerate(const GenerateOptions& opt) {
     model_options.chat_format = *f;
   }
   const int threads = opt.threads > 0 ? opt.threads : DefaultThreadCount();
-  kernels::cpu::CpuBackend backend(threads);
+  auto backend_or = CreateBackend(opt.device, threads);
+  if (!backend_or.ok()) return Fail(std::string(backend_or.status().message()));
+  kernels::Backend& backend = **backend_or;
   const auto t_load = std::chrono::steady_clock::now();
-  if (!opt.json) std::fprintf(stderr, "loading %s ...", path->c_str());
+  if (!opt.device.random_weights.empty()) {
+    // Always said, --json included: these figures come from no real model.
+    std::fprintf(stderr, "RANDOM WEIGHTS of shape %s: output text is meaningless\n",
+                 opt.device.random_weights.c_str());
+  }
+  if (!opt.json) {
+    std::fprintf(stderr, "loading %s on %s ...", path->c_str(), std::string(backend.name()).c_str());
+  }
   auto model = engine::Model::Load(*path, backend, model_options);
   if (!model.ok()) {
     if (!opt.json) std::fprintf(stderr, "\n");
@@ -155,7 +169,9 @@ int RunGenerate(const GenerateOptions& opt) {
 
   const engine::ModelConfig& c = (*model)->config();
   engine::EngineOptions engine_options;
-  engine_options.kv_cache_bytes = *kv_bytes;
+  auto pool_bytes = KvCacheBytes(backend, opt.device, *kv_bytes, opt.kv_cache_memory_given);
+  if (!pool_bytes.ok()) return Fail(std::string(pool_bytes.status().message()));
+  engine_options.kv_cache_bytes = *pool_bytes;
   engine_options.max_num_seqs = opt.max_num_seqs;
   engine_options.max_num_batched_tokens = opt.max_num_batched_tokens;
   engine_options.max_queue = std::max<int32_t>(1024, static_cast<int32_t>(prompts->size()));
@@ -311,7 +327,11 @@ void AddGenerateCommand(CLI::App& app, int* exit_code) {
                   "Policy knob key=value[,key=value] (window, alpha, beta, kernel_size, pooling, ...)");
   cmd->add_option("--max-num-seqs", opt->max_num_seqs, "Most requests running at once")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", opt->max_num_batched_tokens, "Tokens per engine step (prefill is sliced by layers to fit)")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->callback([opt, exit_code] { *exit_code = RunGenerate(*opt); });
+  AddDeviceFlags(cmd, &opt->device);
+  cmd->callback([opt, cmd, exit_code] {
+    opt->kv_cache_memory_given = cmd->count("--kv-cache-memory") > 0;
+    *exit_code = RunGenerate(*opt);
+  });
 }
 
 }  // namespace restkv::server

@@ -94,7 +94,9 @@ int RunServe(ServeOptions opt) {
   if (opt.api_key.empty()) {
     if (const char* env = std::getenv("RESTKV_API_KEY"); env != nullptr) opt.api_key = env;
   }
-  auto path = ResolveModelPath(opt.model);
+  auto path = opt.device.random_weights.empty()
+                  ? ResolveModelPath(opt.model)
+                  : RandomWeightsModel(opt.device.random_weights, opt.device.random_weights_dir);
   if (!path.ok()) return Fail(std::string(path.status().message()));
   auto kv_bytes = ParseByteSize(opt.kv_cache_memory);
   if (!kv_bytes.ok()) return Fail("--kv-cache-memory: " + std::string(kv_bytes.status().message()));
@@ -110,12 +112,19 @@ int RunServe(ServeOptions opt) {
   }
   RequestLogger log;
   const int threads = opt.threads > 0 ? opt.threads : DefaultThreadCount();
-  kernels::cpu::CpuBackend backend(threads);
+  auto backend_or = CreateBackend(opt.device, threads);
+  if (!backend_or.ok()) return Fail(std::string(backend_or.status().message()));
+  kernels::Backend& backend = **backend_or;
+  if (!opt.device.random_weights.empty()) {
+    log.Info("RANDOM WEIGHTS of shape " + opt.device.random_weights + ": output text is meaningless");
+  }
   const auto t_load = Clock::now();
   auto model = engine::Model::Load(*path, backend, model_options);
   if (!model.ok()) return Fail(std::string(model.status().message()));
   engine::EngineOptions engine_options;
-  engine_options.kv_cache_bytes = *kv_bytes;
+  auto pool_bytes = KvCacheBytes(backend, opt.device, *kv_bytes, opt.kv_cache_memory_given);
+  if (!pool_bytes.ok()) return Fail(std::string(pool_bytes.status().message()));
+  engine_options.kv_cache_bytes = *pool_bytes;
   engine_options.max_num_seqs = opt.max_num_seqs;
   engine_options.max_num_batched_tokens = opt.max_num_batched_tokens;
   engine_options.max_queue = opt.max_queue;
@@ -176,12 +185,12 @@ int RunServe(ServeOptions opt) {
       c.context_length, std::chrono::duration<double>(Clock::now() - t_load).count(), *path));
   log.Info(absl::StrFormat(
       "KV cache: %s in %d pages of %d tokens (%s per token, room for %d tokens); kv policy %s; "
-      "max_model_len %d, max_num_seqs %d, max_num_batched_tokens %d, max_queue %d; %d CPU threads",
-      FormatByteSize(*kv_bytes), stats.kv_pages_total, shape.block_size,
+      "max_model_len %d, max_num_seqs %d, max_num_batched_tokens %d, max_queue %d; %d CPU threads; device %s",
+      FormatByteSize(*pool_bytes), stats.kv_pages_total, shape.block_size,
       FormatByteSize(shape.page_bytes() * c.num_layers / shape.block_size),
       static_cast<int64_t>(stats.kv_pages_total) * shape.block_size / c.num_layers,
       engine::KvPolicyDebugString(kv_policy), (*engine)->max_model_len(), opt.max_num_seqs,
-      opt.max_num_batched_tokens, opt.max_queue, threads));
+      opt.max_num_batched_tokens, opt.max_queue, threads, std::string(backend.name())));
   log.Info(absl::StrFormat("HTTP: OpenAI API at %s/v1 (health %s/health, metrics %s/metrics)%s",
                            base, base, base, opt.api_key.empty() ? "" : "; API key required"));
   log.Info(opt.grpc_port == 0
@@ -297,7 +306,11 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--threads", opt->threads,
                   "CPU threads for the model (default: all available cores)");
-  cmd->callback([opt, exit_code] { *exit_code = RunServe(*opt); });
+  AddDeviceFlags(cmd, &opt->device);
+  cmd->callback([opt, cmd, exit_code] {
+    opt->kv_cache_memory_given = cmd->count("--kv-cache-memory") > 0;
+    *exit_code = RunServe(*opt);
+  });
 }
 
 }  // namespace restkv::server

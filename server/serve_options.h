@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "server/device_choice.h"
+
 namespace restkv::server {
 
 struct ServeOptions {
@@ -28,6 +30,8 @@ struct ServeOptions {
   double shutdown_timeout_s = 20;
   std::string max_body_size = "32MiB";
   int32_t threads = 0;  // 0 => all cores
+  DeviceFlags device;   // --device, --gpu-memory-utilization, --random-weights
+  bool kv_cache_memory_given = false;  // --kv-cache-memory was on the command line
 };
 
 }  // namespace restkv::server

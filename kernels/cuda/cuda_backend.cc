@@ -1,0 +1,387 @@
+#include "kernels/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/check.h"
+#include "common/status_macros.h"
+#include "kernels/cpu/dequantize.h"
+#include "kernels/cuda/cuda_error.h"
+#include "kernels/cuda/launch.h"
+#include "kernels/fp16.h"
+
+namespace restkv::kernels::cuda {
+namespace {
+
+static_assert(sizeof(KvSlot) == sizeof(DeviceKvSlot));
+static_assert(offsetof(KvSlot, page) == offsetof(DeviceKvSlot, page));
+static_assert(offsetof(KvSlot, row) == offsetof(DeviceKvSlot, row));
+
+class DeviceBuffer final : public Buffer {
+ public:
+  DeviceBuffer(DeviceMemory mem, size_t bytes, std::shared_ptr<int64_t> allocated)
+      : mem_(std::move(mem)), bytes_(bytes), allocated_(std::move(allocated)) {}
+  ~DeviceBuffer() override { *allocated_ -= static_cast<int64_t>(mem_.bytes()); }
+  void* data() override { return mem_.get(); }
+  size_t size_bytes() const override { return bytes_; }
+
+ private:
+  DeviceMemory mem_;
+  size_t bytes_;
+  std::shared_ptr<int64_t> allocated_;
+};
+
+// Split-K scratch is capped so a large batch never asks for much memory; the
+// number of splits shrinks instead.
+constexpr int64_t kMaxPartialBytes = int64_t{256} << 20;
+constexpr int32_t kMaxSplits = 32;
+// Keys a split should at least cover, so the combine step stays cheap.
+constexpr int32_t kMinKeysPerSplit = 256;
+
+}  // namespace
+
+CudaBackend::StreamOwner::~StreamOwner() {
+  if (stream != nullptr) cudaStreamDestroy(stream);
+}
+
+absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaBackendOptions& options) {
+  const int count = DeviceCount();
+  if (options.device < 0 || options.device >= count) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "CUDA device %d is not available (%d device(s) found)", options.device, count));
+  }
+  if (options.host_threads < 1) return absl::InvalidArgumentError("host_threads must be >= 1");
+  RESTKV_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(options.device), "cudaSetDevice"));
+  const DeviceInfo info = GetDeviceInfo(options.device);
+  cudaStream_t stream = nullptr;
+  RESTKV_RETURN_IF_ERROR(
+      CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"));
+  cublasHandle_t cublas = nullptr;
+  if (const cublasStatus_t st = cublasCreate(&cublas); st != CUBLAS_STATUS_SUCCESS) {
+    cudaStreamDestroy(stream);
+    return absl::InternalError(absl::StrCat("cublasCreate: ", CublasStatusName(st)));
+  }
+  return std::unique_ptr<CudaBackend>(new CudaBackend(options, info, stream, cublas));
+}
+
+CudaBackend::CudaBackend(const CudaBackendOptions& options, const DeviceInfo& info,
+                         cudaStream_t stream, cublasHandle_t cublas)
+    : options_(options),
+      info_(info),
+      stream_owner_{stream},
+      stream_(stream),
+      cublas_(cublas),
+      pool_(options.host_threads),
+      act_bf16_(stream),
+      attn_partials_(stream),
+      uploads_(stream) {
+  RESTKV_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  // Tensor cores for bf16 with fp32 accumulation; no reduced-precision
+  // reductions.
+  RESTKV_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+}
+
+CudaBackend::~CudaBackend() {
+  cudaStreamSynchronize(stream_);
+  cublasDestroy(cublas_);
+}
+
+void CudaBackend::Synchronize() {
+  Bind();
+  RESTKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+absl::Status CudaBackend::Reserve(size_t bytes) {
+  if (options_.memory_limit > 0 &&
+      *allocated_ + static_cast<int64_t>(bytes) > options_.memory_limit) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "device memory limit: %d bytes requested, %d of %d in use", bytes, *allocated_,
+        options_.memory_limit));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Buffer>> CudaBackend::Allocate(size_t bytes) {
+  Bind();
+  RESTKV_RETURN_IF_ERROR(Reserve(bytes));
+  void* ptr = nullptr;
+  const size_t alloc = std::max<size_t>(bytes, 16);
+  if (const cudaError_t err = cudaMalloc(&ptr, alloc); err != cudaSuccess) {
+    cudaGetLastError();
+    return CudaStatus(err, absl::StrFormat("cudaMalloc(%d bytes)", bytes));
+  }
+  *allocated_ += static_cast<int64_t>(alloc);
+  return std::make_unique<DeviceBuffer>(DeviceMemory(ptr, alloc), bytes, allocated_);
+}
+
+absl::StatusOr<void*> CudaBackend::AllocateOwned(size_t bytes) {
+  RESTKV_RETURN_IF_ERROR(Reserve(bytes));
+  void* ptr = nullptr;
+  if (const cudaError_t err = cudaMalloc(&ptr, std::max<size_t>(bytes, 16)); err != cudaSuccess) {
+    cudaGetLastError();
+    return CudaStatus(err, absl::StrFormat("cudaMalloc(%d bytes)", bytes));
+  }
+  *allocated_ += static_cast<int64_t>(bytes);
+  owned_.emplace_back(ptr, bytes);
+  return ptr;
+}
+
+absl::StatusOr<Matrix> CudaBackend::PrepareMatrix(GgmlType type, int64_t rows, int64_t cols,
+                                                  const void* host) {
+  Bind();
+  const GgmlTypeTraits* traits = GetGgmlTypeTraits(type);
+  if (traits == nullptr || !traits->supported) {
+    return absl::UnimplementedError(
+        absl::StrFormat("CUDA backend cannot use weights of type id %d", static_cast<int>(type)));
+  }
+  if (rows <= 0 || cols <= 0 || cols % traits->block_size != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "matrix [%d][%d] of %s: bad shape (row length must be a multiple of %d)", rows, cols,
+        traits->name, traits->block_size));
+  }
+  RESTKV_ASSIGN_OR_RETURN(void* dev, AllocateOwned(static_cast<size_t>(rows * cols) * 2));
+  // Dequantise and round to bf16 on the host in chunks of rows, uploading
+  // each chunk synchronously (load time, not a hot path).
+  const int64_t src_row_bytes = RowBytes(type, cols);
+  const auto* src = static_cast<const uint8_t*>(host);
+  const int64_t chunk_rows = std::max<int64_t>(1, (int64_t{32} << 20) / (cols * 2));
+  std::vector<uint16_t> staging(static_cast<size_t>(std::min(rows, chunk_rows) * cols));
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk_rows) {
+    const int64_t n = std::min(chunk_rows, rows - r0);
+    pool_.ParallelFor(n, [&](int64_t a, int64_t b, int) {
+      std::vector<float> row(static_cast<size_t>(cols));
+      for (int64_t r = a; r < b; ++r) {
+        DequantizeRow(type, src + (r0 + r) * src_row_bytes, row.data(), cols);
+        uint16_t* dst = staging.data() + r * cols;
+        for (int64_t c = 0; c < cols; ++c) dst[c] = FloatToBf16(row[c]);
+      }
+    });
+    // On our stream and waited for: the staging buffer is refilled next.
+    RESTKV_RETURN_IF_ERROR(CudaStatus(
+        cudaMemcpyAsync(static_cast<uint16_t*>(dev) + r0 * cols, staging.data(),
+                        static_cast<size_t>(n * cols) * 2, cudaMemcpyHostToDevice, stream_),
+        "weight upload"));
+    RESTKV_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(stream_), "weight upload"));
+  }
+  return Matrix{GgmlType::kBF16, rows, cols, dev};
+}
+
+absl::StatusOr<const float*> CudaBackend::PrepareVector(GgmlType type, int64_t n,
+                                                        const void* host) {
+  Bind();
+  const GgmlTypeTraits* traits = GetGgmlTypeTraits(type);
+  if (traits == nullptr || !traits->supported || n <= 0 || n % traits->block_size != 0) {
+    return absl::UnimplementedError(
+        absl::StrFormat("CUDA backend cannot use a vector of type id %d", static_cast<int>(type)));
+  }
+  std::vector<float> f(static_cast<size_t>(n));
+  DequantizeRow(type, host, f.data(), n);
+  RESTKV_ASSIGN_OR_RETURN(void* dev, AllocateOwned(static_cast<size_t>(n) * sizeof(float)));
+  RESTKV_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(dev, f.data(), static_cast<size_t>(n) * sizeof(float),
+                                                    cudaMemcpyHostToDevice, stream_),
+                                    "vector upload"));
+  RESTKV_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(stream_), "vector upload"));
+  return static_cast<const float*>(dev);
+}
+
+void CudaBackend::CopyToHost(const float* src, float* dst, size_t n) {
+  Bind();
+  if (n == 0) return;
+  RESTKV_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  RESTKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::CopyFromHost(const float* src, float* dst, size_t n) {
+  Bind();
+  if (n == 0) return;
+  RESTKV_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
+  // The caller may free or reuse src as soon as this returns.
+  RESTKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::CopyDevice(const float* src, float* dst, size_t n) {
+  Bind();
+  if (n == 0 || src == dst) return;
+  const bool overlap = src < dst + n && dst < src + n;
+  if (!overlap) {
+    RESTKV_CUDA_CHECK(
+        cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+    return;
+  }
+  // memmove semantics through a scratch copy (cudaMemcpy forbids overlap).
+  auto* tmp = static_cast<float*>(attn_partials_.Get(n * sizeof(float)));
+  RESTKV_CUDA_CHECK(cudaMemcpyAsync(tmp, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+  RESTKV_CUDA_CHECK(cudaMemcpyAsync(dst, tmp, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::GatherRows(const float* src, const int64_t* rows, int64_t num_rows,
+                             int64_t width, float* dst) {
+  Bind();
+  if (num_rows <= 0) return;
+  const int64_t* d_rows = uploads_.UploadArray(rows, static_cast<size_t>(num_rows));
+  LaunchGatherRows(src, d_rows, num_rows, width, dst, stream_);
+  RESTKV_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::MatMul(const Matrix& w, const float* x, int64_t m, float* y) {
+  Bind();
+  if (m <= 0) return;
+  RESTKV_CHECK(w.type == GgmlType::kBF16) << "matrix not prepared by the CUDA backend";
+  auto* xb = static_cast<Bf16Bits*>(act_bf16_.Get(static_cast<size_t>(m * w.cols) * 2));
+  LaunchF32ToBf16(x, m * w.cols, xb, stream_);
+  RESTKV_CUDA_CHECK(cudaGetLastError());
+  // Row-major y[m][rows] = x[m][cols] · Wᵀ is column-major
+  // yᵀ (rows x m) = W (rows x cols, stored column-major as cols x rows: op T)
+  //                 · xᵀ (cols x m, stored column-major as is: op N).
+  const float alpha = 1.0f, beta = 0.0f;
+  RESTKV_CUBLAS_CHECK(cublasGemmEx(
+      cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), static_cast<int>(m),
+      static_cast<int>(w.cols), &alpha, w.data, CUDA_R_16BF, static_cast<int>(w.cols), xb,
+      CUDA_R_16BF, static_cast<int>(w.cols), &beta, y, CUDA_R_32F, static_cast<int>(w.rows),
+      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+void CudaBackend::Embedding(const Matrix& table, const int32_t* ids, int64_t m, float* out) {
+  Bind();
+  if (m <= 0) return;
+  RESTKV_CHECK(table.type == GgmlType::kBF16) << "table not prepared by the CUDA backend";
+  for (int64_t i = 0; i < m; ++i) {
+    RESTKV_CHECK(ids[i] >= 0 && ids[i] < table.rows) << "token id " << ids[i];
+  }
+  const int32_t* d_ids = uploads_.UploadArray(ids, static_cast<size_t>(m));
+  LaunchEmbedding(static_cast<const Bf16Bits*>(table.data), table.cols, d_ids, m, out, stream_);
+  RESTKV_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::RmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps,
+                          float* y) {
+  Bind();
+  LaunchRmsNorm(x, weight, m, n, eps, y, stream_);
+  RESTKV_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::AddBias(float* x, const float* bias, int64_t m, int64_t n) {
+  Bind();
+  LaunchAddBias(x, bias, m, n, stream_);
+  RESTKV_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::Add(float* x, const float* y, int64_t n) {
+  Bind();
+  LaunchAdd(x, y, n, stream_);
+  RESTKV_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::SwiGlu(float* gate, const float* up, int64_t n) {
+  Bind();
+  LaunchSwiGlu(gate, up, n, stream_);
+  RESTKV_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::Rope(float* x, const int32_t* positions, int64_t m, int32_t heads,
+                       int32_t head_dim, const RopeParams& p) {
+  Bind();
+  if (m <= 0) return;
+  const int32_t rot = p.rot_dims > 0 ? p.rot_dims : head_dim;
+  RESTKV_CHECK(rot % 2 == 0 && rot <= head_dim) << "rot_dims " << rot;
+  RopeLaunchParams lp;
+  lp.neox = p.style == RopeStyle::kNeox;
+  lp.rot_dims = rot;
+  // The same float expression as the CPU backend, so both start from the
+  // same theta_scale.
+  lp.theta_scale = std::pow(p.theta_base, -2.0f / static_cast<float>(rot));
+  lp.position_scale = p.position_scale;
+  lp.freq_factors = p.freq_factors;
+  const int32_t* d_pos = uploads_.UploadArray(positions, static_cast<size_t>(m));
+  LaunchRope(x, d_pos, m, heads, head_dim, lp, stream_);
+  RESTKV_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m,
+                          int32_t kv_heads, int32_t head_dim, int32_t block_size) {
+  Bind();
+  if (m <= 0) return;
+  for (int64_t t = 0; t < m; ++t) {
+    RESTKV_CHECK(slots[t].row >= 0 && slots[t].row < block_size) << slots[t].row;
+    RESTKV_CHECK(slots[t].page != nullptr) << "slot " << t;
+  }
+  const auto* d_slots = static_cast<const DeviceKvSlot*>(
+      uploads_.Upload(slots, static_cast<size_t>(m) * sizeof(KvSlot)));
+  LaunchStoreKv(k, v, d_slots, m, kv_heads, head_dim, block_size, stream_);
+  RESTKV_CUDA_CHECK(cudaGetLastError());
+}
+
+void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs, int32_t heads,
+                            int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
+                            float* out) {
+  Bind();
+  if (seqs.empty()) return;
+  RESTKV_CHECK(kv_heads > 0 && heads % kv_heads == 0) << heads << " / " << kv_heads;
+  RESTKV_CHECK(AttentionSupportsHeadDim(head_dim))
+      << "CUDA attention supports head_dim 64 and 128, not " << head_dim;
+  RESTKV_CHECK_GT(block_size, 0);
+  const int32_t group = heads / kv_heads;
+  // Flatten the block tables and cut every sequence into row tiles.
+  std::vector<DeviceAttentionSeq> d_seqs;
+  std::vector<float*> table;
+  std::vector<DeviceAttentionTile> tiles;
+  d_seqs.reserve(seqs.size());
+  int32_t max_kv = 0, num_tokens = 0;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const AttentionSeq& a = seqs[s];
+    RESTKV_CHECK(a.num_q >= 0 && a.num_q <= a.kv_len) << a.num_q << " > " << a.kv_len;
+    const int32_t num_pages = (a.kv_len + block_size - 1) / block_size;
+    d_seqs.push_back({a.q_begin, a.num_q, a.kv_len, static_cast<int32_t>(table.size())});
+    for (int32_t p = 0; p < num_pages; ++p) {
+      RESTKV_CHECK(reinterpret_cast<uintptr_t>(a.pages[p]) % 16 == 0)
+          << "KV page " << p << " is not 16-byte aligned";
+      table.push_back(a.pages[p]);
+    }
+    const int32_t rows = a.num_q * group;
+    for (int32_t r = 0; r < rows; r += kAttentionRowsPerTile) {
+      tiles.push_back({static_cast<int32_t>(s), r});
+    }
+    max_kv = std::max(max_kv, a.kv_len);
+    num_tokens = std::max(num_tokens, a.q_begin + a.num_q);
+  }
+  if (tiles.empty()) return;
+  AttentionLaunch args;
+  args.q = q;
+  args.seqs = uploads_.UploadArray(d_seqs.data(), d_seqs.size());
+  args.page_table = uploads_.UploadArray(table.data(), table.size());
+  args.tiles = uploads_.UploadArray(tiles.data(), tiles.size());
+  args.num_tiles = static_cast<int32_t>(tiles.size());
+  args.heads = heads;
+  args.kv_heads = kv_heads;
+  args.head_dim = head_dim;
+  args.block_size = block_size;
+  args.scale = scale;
+  args.num_tokens = num_tokens;
+  args.out = out;
+  // Split-K when the tiles alone leave SMs idle (decode, short batches):
+  // aim for about two blocks per SM, each covering >= kMinKeysPerSplit keys.
+  const int64_t blocks = static_cast<int64_t>(tiles.size()) * kv_heads;
+  const int64_t want = 2LL * std::max(1, info_.sm_count);
+  int64_t splits = 1;
+  if (blocks < want) {
+    splits = std::min<int64_t>({(want + blocks - 1) / blocks,
+                                (max_kv + kMinKeysPerSplit - 1) / kMinKeysPerSplit, kMaxSplits});
+    const int64_t per_split_bytes = static_cast<int64_t>(num_tokens) * heads * (head_dim + 2) * 4;
+    splits = std::max<int64_t>(1, std::min(splits, kMaxPartialBytes / per_split_bytes));
+  }
+  args.num_splits = static_cast<int32_t>(splits);
+  if (splits > 1) {
+    const int64_t rows = splits * num_tokens * heads;
+    auto* base = static_cast<float*>(attn_partials_.Get(static_cast<size_t>(rows * (head_dim + 2)) * 4));
+    args.partial_o = base;
+    args.partial_ml = base + rows * head_dim;
+  }
+  LaunchPagedAttention(args, stream_);
+  RESTKV_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace restkv::kernels::cuda

@@ -1,0 +1,123 @@
+// CudaBackend: the Backend contract (kernels/backend.h) on one NVIDIA GPU.
+//
+// Data placement:
+// - Buffers, weights, activations and KV pages are device memory. Weights of
+//   every GGUF type are dequantised on the host (kernels/cpu/dequantize.h)
+//   and uploaded as bf16; MatMul rounds the f32 activations to bf16 and calls
+//   cuBLAS (bf16 inputs, fp32 accumulation and output, tensor cores).
+// - The KV cache stays fp32, in the page layout of backend.h. NOTE(restkv):
+//   fp32 because the engine's page arithmetic (BlockPool, KvPageShape), the
+//   host-side evictor and the CPU reference all read pages as floats; bf16
+//   pages would halve KV memory and decode bandwidth and are the next step
+//   (they need a dtype in KvPageShape and bf16 loads in paged_attention.cu).
+// - Index tables that the engine builds on the host — token ids, positions,
+//   KvSlot arrays, AttentionSeq spans and their block tables, GatherRows row
+//   lists — are read from HOST memory, as the engine passes them, and
+//   uploaded by the backend (UploadRing). RopeParams::freq_factors is device
+//   memory (it comes from PrepareVector).
+// Execution: one stream; operations are queued and return at once; CopyToHost
+// and CopyFromHost synchronise. Errors inside operations abort (the contract
+// says operations do not fail); Create/Allocate/Prepare* return Status.
+// Attention supports head_dim 64 and 128 (AttentionSupportsHeadDim).
+//
+// Thread safety: one caller thread at a time, like every Backend.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/thread_pool.h"
+#include "kernels/backend.h"
+#include "kernels/cuda/cuda_device.h"
+#include "kernels/cuda/cuda_error.h"
+#include "kernels/cuda/device_memory.h"
+
+namespace restkv::kernels::cuda {
+
+struct CudaBackendOptions {
+  int device = 0;
+  int host_threads = 1;  // for weight conversion and host_pool()
+  // Cap on device memory handed out by Allocate/Prepare* (bytes); 0 = none.
+  int64_t memory_limit = 0;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  // Errors: FailedPrecondition when the device does not exist (no GPU);
+  // Internal for other CUDA / cuBLAS set-up failures.
+  static absl::StatusOr<std::unique_ptr<CudaBackend>> Create(const CudaBackendOptions& options);
+  ~CudaBackend() override;
+
+  [[nodiscard]] std::string_view name() const override { return "cuda"; }
+  ThreadPool* host_pool() override { return &pool_; }
+  [[nodiscard]] bool host_addressable() const override { return false; }
+  [[nodiscard]] const DeviceInfo& device_info() const { return info_; }
+  [[nodiscard]] cudaStream_t stream() const { return stream_; }
+  // Device bytes currently held by Allocate() buffers and prepared weights.
+  [[nodiscard]] int64_t allocated_bytes() const { return *allocated_; }
+  // Waits for every queued operation.
+  void Synchronize();
+
+  absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override;
+  absl::StatusOr<Matrix> PrepareMatrix(GgmlType type, int64_t rows, int64_t cols,
+                                       const void* host) override;
+  absl::StatusOr<const float*> PrepareVector(GgmlType type, int64_t n, const void* host) override;
+  void CopyToHost(const float* src, float* dst, size_t n) override;
+  void CopyFromHost(const float* src, float* dst, size_t n) override;
+  void CopyDevice(const float* src, float* dst, size_t n) override;
+  void GatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
+                  float* dst) override;
+
+  void MatMul(const Matrix& w, const float* x, int64_t m, float* y) override;
+  void Embedding(const Matrix& table, const int32_t* ids, int64_t m, float* out) override;
+  void RmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps,
+               float* y) override;
+  void AddBias(float* x, const float* bias, int64_t m, int64_t n) override;
+  void Add(float* x, const float* y, int64_t n) override;
+  void Rope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
+            const RopeParams& params) override;
+  void SwiGlu(float* gate, const float* up, int64_t n) override;
+  void StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m, int32_t kv_heads,
+               int32_t head_dim, int32_t block_size) override;
+  void Attention(const float* q, absl::Span<const AttentionSeq> seqs, int32_t heads,
+                 int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
+                 float* out) override;
+
+ private:
+  CudaBackend(const CudaBackendOptions& options, const DeviceInfo& info, cudaStream_t stream,
+              cublasHandle_t cublas);
+  // Makes options_.device current on the calling thread (the engine calls
+  // from its own thread, whose current device is 0 by default).
+  void Bind() {
+    if (options_.device != 0) RESTKV_CUDA_CHECK(cudaSetDevice(options_.device));
+  }
+  // Device memory for weights, counted against the limit.
+  absl::StatusOr<void*> AllocateOwned(size_t bytes);
+  absl::Status Reserve(size_t bytes);
+
+  // Destroys the stream last: the members below queue work on it.
+  struct StreamOwner {
+    cudaStream_t stream = nullptr;
+    ~StreamOwner();
+  };
+
+  const CudaBackendOptions options_;
+  const DeviceInfo info_;
+  StreamOwner stream_owner_;
+  cudaStream_t stream_;
+  cublasHandle_t cublas_;
+  ThreadPool pool_;
+  // Shared with live Buffers, which give their bytes back when destroyed.
+  std::shared_ptr<int64_t> allocated_ = std::make_shared<int64_t>(0);
+  std::vector<DeviceMemory> owned_;  // prepared weights and vectors
+  DeviceScratch act_bf16_;           // MatMul activations rounded to bf16
+  DeviceScratch attn_partials_;      // split-K partial outputs
+  UploadRing uploads_;
+};
+
+}  // namespace restkv::kernels::cuda

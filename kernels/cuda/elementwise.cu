@@ -1,0 +1,191 @@
+// Element-wise and row-wise kernels of CudaBackend (contracts in launch.h).
+// Grid-stride loops over int64 indices: any n fits a bounded grid.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cuda/launch.h"
+
+namespace restkv::kernels::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// Enough blocks to fill any current GPU several times over; the loops
+// stride past the grid for larger n.
+unsigned GridFor(int64_t n) {
+  const int64_t blocks = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(blocks, 65535)));
+}
+
+__device__ __forceinline__ int64_t GlobalThread() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t GridStride() {
+  return static_cast<int64_t>(gridDim.x) * blockDim.x;
+}
+
+__device__ __forceinline__ float Bf16BitsToFloat(Bf16Bits b) {
+  return __uint_as_float(static_cast<uint32_t>(b) << 16);
+}
+
+__global__ void F32ToBf16Kernel(const float* __restrict__ src, int64_t n, Bf16Bits* __restrict__ dst) {
+  for (int64_t i = GlobalThread(); i < n; i += GridStride()) {
+    dst[i] = __bfloat16_as_ushort(__float2bfloat16_rn(src[i]));
+  }
+}
+
+__global__ void EmbeddingKernel(const Bf16Bits* __restrict__ table, int64_t cols,
+                                const int32_t* __restrict__ ids, int64_t m, float* __restrict__ out) {
+  const int64_t total = m * cols;
+  for (int64_t e = GlobalThread(); e < total; e += GridStride()) {
+    const int64_t i = e / cols, c = e % cols;
+    out[e] = Bf16BitsToFloat(table[static_cast<int64_t>(ids[i]) * cols + c]);
+  }
+}
+
+// One block per row: sum of squares by a block reduction, then scale.
+// In place is safe: each thread reads x[i] before writing y[i] for the same
+// i, and every read of the reduction happens before the barrier.
+__global__ void RmsNormKernel(const float* x, const float* __restrict__ weight, int64_t n, float eps,
+                              float* y) {
+  __shared__ float warp_sums[kThreads / 32];
+  const float* xr = x + static_cast<int64_t>(blockIdx.x) * n;
+  float* yr = y + static_cast<int64_t>(blockIdx.x) * n;
+  float sum = 0.0f;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += xr[i] * xr[i];
+  for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+  if ((threadIdx.x & 31) == 0) warp_sums[threadIdx.x >> 5] = sum;
+  __syncthreads();
+  float total = 0.0f;
+  for (int w = 0; w < kThreads / 32; ++w) total += warp_sums[w];  // same order in every thread
+  const float scale = rsqrtf(total / static_cast<float>(n) + eps);
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * scale * weight[i];
+}
+
+__global__ void AddBiasKernel(float* __restrict__ x, const float* __restrict__ bias, int64_t m, int64_t n) {
+  const int64_t total = m * n;
+  for (int64_t e = GlobalThread(); e < total; e += GridStride()) x[e] += bias[e % n];
+}
+
+__global__ void AddKernel(float* __restrict__ x, const float* __restrict__ y, int64_t n) {
+  for (int64_t i = GlobalThread(); i < n; i += GridStride()) x[i] += y[i];
+}
+
+__global__ void SwiGluKernel(float* __restrict__ gate, const float* __restrict__ up, int64_t n) {
+  for (int64_t i = GlobalThread(); i < n; i += GridStride()) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + expf(-g)) * up[i];
+  }
+}
+
+// One thread per (token, rotated pair): the angle is built by repeated
+// multiplication exactly as the CPU backend does (theta *= theta_scale), so
+// angles agree bit for bit before cos/sin; the thread then rotates that pair
+// in every head.
+__global__ void RopeKernel(float* __restrict__ x, const int32_t* __restrict__ positions, int64_t m,
+                           int32_t heads, int32_t head_dim, RopeLaunchParams p) {
+  const int32_t half = p.rot_dims / 2;
+  const int64_t total = m * half;
+  for (int64_t e = GlobalThread(); e < total; e += GridStride()) {
+    const int64_t t = e / half;
+    const int32_t i = static_cast<int32_t>(e % half);
+    float theta = static_cast<float>(positions[t]);
+    for (int32_t k = 0; k < i; ++k) theta *= p.theta_scale;
+    float angle = theta * p.position_scale;
+    if (p.freq_factors != nullptr) angle /= p.freq_factors[i];
+    const float c = cosf(angle), s = sinf(angle);
+    const int32_t a = p.neox ? i : 2 * i;
+    const int32_t b = p.neox ? i + half : 2 * i + 1;
+    for (int32_t h = 0; h < heads; ++h) {
+      float* v = x + (t * heads + h) * head_dim;
+      const float x0 = v[a], x1 = v[b];
+      v[a] = x0 * c - x1 * s;
+      v[b] = x0 * s + x1 * c;
+    }
+  }
+}
+
+__global__ void StoreKvKernel(const float* __restrict__ k, const float* __restrict__ v,
+                              const DeviceKvSlot* __restrict__ slots, int64_t m, int32_t kv_heads,
+                              int32_t head_dim, int32_t block_size) {
+  const int64_t row = static_cast<int64_t>(kv_heads) * head_dim;  // floats per token
+  const int64_t total = m * row;
+  const int64_t v_offset = static_cast<int64_t>(kv_heads) * block_size * head_dim;
+  for (int64_t e = GlobalThread(); e < total; e += GridStride()) {
+    const int64_t t = e / row;
+    const int32_t h = static_cast<int32_t>((e % row) / head_dim);
+    const int32_t i = static_cast<int32_t>(e % head_dim);
+    const DeviceKvSlot slot = slots[t];
+    const int64_t dst = (static_cast<int64_t>(h) * block_size + slot.row) * head_dim + i;
+    slot.page[dst] = k[e];
+    slot.page[v_offset + dst] = v[e];
+  }
+}
+
+__global__ void GatherRowsKernel(const float* __restrict__ src, const int64_t* __restrict__ rows,
+                                 int64_t num_rows, int64_t width, float* __restrict__ dst) {
+  const int64_t total = num_rows * width;
+  for (int64_t e = GlobalThread(); e < total; e += GridStride()) {
+    const int64_t i = e / width;
+    dst[e] = src[rows[i] * width + e % width];
+  }
+}
+
+}  // namespace
+
+void LaunchF32ToBf16(const float* src, int64_t n, Bf16Bits* dst, cudaStream_t stream) {
+  if (n <= 0) return;
+  F32ToBf16Kernel<<<GridFor(n), kThreads, 0, stream>>>(src, n, dst);
+}
+
+void LaunchEmbedding(const Bf16Bits* table, int64_t cols, const int32_t* ids, int64_t m, float* out,
+                     cudaStream_t stream) {
+  if (m <= 0) return;
+  EmbeddingKernel<<<GridFor(m * cols), kThreads, 0, stream>>>(table, cols, ids, m, out);
+}
+
+void LaunchRmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y,
+                   cudaStream_t stream) {
+  if (m <= 0) return;
+  RmsNormKernel<<<static_cast<unsigned>(m), kThreads, 0, stream>>>(x, weight, n, eps, y);
+}
+
+void LaunchAddBias(float* x, const float* bias, int64_t m, int64_t n, cudaStream_t stream) {
+  if (m <= 0) return;
+  AddBiasKernel<<<GridFor(m * n), kThreads, 0, stream>>>(x, bias, m, n);
+}
+
+void LaunchAdd(float* x, const float* y, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  AddKernel<<<GridFor(n), kThreads, 0, stream>>>(x, y, n);
+}
+
+void LaunchSwiGlu(float* gate, const float* up, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return;
+  SwiGluKernel<<<GridFor(n), kThreads, 0, stream>>>(gate, up, n);
+}
+
+void LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
+                const RopeLaunchParams& params, cudaStream_t stream) {
+  if (m <= 0 || params.rot_dims < 2) return;
+  RopeKernel<<<GridFor(m * (params.rot_dims / 2)), kThreads, 0, stream>>>(x, positions, m, heads,
+                                                                         head_dim, params);
+}
+
+void LaunchStoreKv(const float* k, const float* v, const DeviceKvSlot* slots, int64_t m,
+                   int32_t kv_heads, int32_t head_dim, int32_t block_size, cudaStream_t stream) {
+  if (m <= 0) return;
+  StoreKvKernel<<<GridFor(m * kv_heads * head_dim), kThreads, 0, stream>>>(k, v, slots, m, kv_heads,
+                                                                          head_dim, block_size);
+}
+
+void LaunchGatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
+                      float* dst, cudaStream_t stream) {
+  if (num_rows <= 0) return;
+  GatherRowsKernel<<<GridFor(num_rows * width), kThreads, 0, stream>>>(src, rows, num_rows, width, dst);
+}
+
+}  // namespace restkv::kernels::cuda

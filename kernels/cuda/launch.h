@@ -1,0 +1,114 @@
+// Launchers of the CUDA kernels behind CudaBackend (cuda_backend.h).
+//
+// This header is the seam between host C++ (compiled by the host compiler,
+// with absl) and the .cu files (compiled by nvcc, without absl): plain
+// types only. Every launcher enqueues work on `stream` and returns at once;
+// every pointer is device memory unless its comment says otherwise. Shape
+// checks are the caller's (CudaBackend checks before launching).
+//
+// Layouts follow kernels/backend.h: a KV page is K [Hkv][block][d] then
+// V [Hkv][block][d], f32.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace restkv::kernels::cuda {
+
+// bf16 is carried as its 16 raw bits on the host side of the seam.
+using Bf16Bits = uint16_t;
+
+// dst[i] = bf16(src[i]) (round to nearest even), i < n.
+void LaunchF32ToBf16(const float* src, int64_t n, Bf16Bits* dst, cudaStream_t stream);
+
+// out[i][cols] = f32(table[ids[i]][cols]).
+void LaunchEmbedding(const Bf16Bits* table, int64_t cols, const int32_t* ids, int64_t m, float* out,
+                     cudaStream_t stream);
+
+// y[m][n] = x / rms(x) * weight; y may equal x.
+void LaunchRmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y,
+                   cudaStream_t stream);
+
+// x[m][n] += bias[n]
+void LaunchAddBias(float* x, const float* bias, int64_t m, int64_t n, cudaStream_t stream);
+// x[i] += y[i]
+void LaunchAdd(float* x, const float* y, int64_t n, cudaStream_t stream);
+// gate[i] = silu(gate[i]) * up[i]
+void LaunchSwiGlu(float* gate, const float* up, int64_t n, cudaStream_t stream);
+
+struct RopeLaunchParams {
+  bool neox = false;             // kNeox: pairs (i, i + rot/2); else (2i, 2i + 1)
+  int32_t rot_dims = 0;          // even, <= head_dim
+  float theta_scale = 1.0f;      // base^(-2/rot), computed on the host as the CPU does
+  float position_scale = 1.0f;
+  const float* freq_factors = nullptr;  // [rot/2] device, or null
+};
+// x [m][heads][head_dim] rotated in place at positions[m].
+void LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
+                const RopeLaunchParams& params, cudaStream_t stream);
+
+// Mirrors kernels::KvSlot (same layout; cuda_backend.cc static_asserts it).
+struct DeviceKvSlot {
+  float* page;
+  int32_t row;
+};
+// Writes k, v [m][Hkv][d] into slots[m] (slots in device memory).
+void LaunchStoreKv(const float* k, const float* v, const DeviceKvSlot* slots, int64_t m,
+                   int32_t kv_heads, int32_t head_dim, int32_t block_size, cudaStream_t stream);
+
+// dst[i][width] = src[rows[i]][width] (rows in device memory).
+void LaunchGatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
+                      float* dst, cudaStream_t stream);
+
+// ---- Paged attention --------------------------------------------------------
+
+// One sequence of an attention call, with its block table flattened into
+// one device array of page pointers (`page_table[page_begin + i]`).
+struct DeviceAttentionSeq {
+  int32_t q_begin;
+  int32_t num_q;
+  int32_t kv_len;
+  int32_t page_begin;
+};
+
+// A unit of work: `kRowsPerTile` consecutive (query token, group head) rows
+// of one sequence, row r = token * G + group head, starting at first_row.
+struct DeviceAttentionTile {
+  int32_t seq;
+  int32_t first_row;
+};
+
+// Rows of one attention tile (query-token x group-head pairs): the host
+// splits every sequence into ceil(num_q * G / kAttentionRowsPerTile) tiles.
+inline constexpr int32_t kAttentionRowsPerTile = 16;
+// Keys per shared-memory tile; also the granularity of split-K ranges.
+inline constexpr int32_t kAttentionKeysPerTile = 32;
+
+// Head dims the attention kernels are instantiated for.
+inline bool AttentionSupportsHeadDim(int32_t head_dim) { return head_dim == 64 || head_dim == 128; }
+
+struct AttentionLaunch {
+  const float* q = nullptr;                 // [T][H][d]
+  const DeviceAttentionSeq* seqs = nullptr;  // device
+  float* const* page_table = nullptr;        // device
+  const DeviceAttentionTile* tiles = nullptr;  // device, num_tiles entries
+  int32_t num_tiles = 0;
+  int32_t heads = 0;
+  int32_t kv_heads = 0;
+  int32_t head_dim = 0;
+  int32_t block_size = 0;
+  float scale = 1.0f;
+  // Split-K: each (tile, kv head) is computed as num_splits independent
+  // ranges of keys, merged by a second kernel. 1 = no split, out written
+  // directly. With num_splits > 1, partial_o [num_splits][T][H][d] and
+  // partial_ml [num_splits][T][H][2] are scratch (device).
+  int32_t num_splits = 1;
+  int32_t num_tokens = 0;  // T, rows of q/out
+  float* partial_o = nullptr;
+  float* partial_ml = nullptr;
+  float* out = nullptr;  // [T][H][d]
+};
+void LaunchPagedAttention(const AttentionLaunch& args, cudaStream_t stream);
+
+}  // namespace restkv::kernels::cuda
