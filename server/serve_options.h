@@ -28,6 +28,7 @@ struct ServeOptions {
   double shutdown_timeout_s = 20;
   std::string max_body_size = "32MiB";
   int32_t threads = 0;  // 0 => all cores
+  std::string record_requests;  // "" => off; else a Mooncake-format JSONL file
 };
 
 }  // namespace restkv::server
