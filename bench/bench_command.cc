@@ -168,7 +168,9 @@ json StepJson(const StepResult& s, bool with_requests) {
   json j = {{"request_rate", std::isfinite(s.offered_rate) ? json(s.offered_rate) : json("inf")},
             {"summary", SummaryJson(s.summary)},
             {"not_sent", s.run.not_sent},
-            {"client_cpu_s", s.run.client_cpu_s}};
+            {"client_cpu_s", s.run.client_cpu_s},
+            // Lets tests line records up with a server's own CLOCK_MONOTONIC timestamps.
+            {"start_monotonic_s", s.run.start_monotonic_s}};
   if (with_requests) {
     json reqs = json::array();
     for (const RequestRecord& r : s.run.records) reqs.push_back(RecordJson(r));
@@ -380,6 +382,7 @@ int RunBench(BenchOptions o) {
     out["summary"] = step["summary"];
     out["requests"] = step["requests"];
     out["not_sent"] = step["not_sent"];
+    out["start_monotonic_s"] = step["start_monotonic_s"];
     out["client"] = {{"cpu_s", steps[0].run.client_cpu_s},
                      {"bottleneck", ClientBound(steps[0])}};
   } else {
@@ -400,7 +403,14 @@ int RunBench(BenchOptions o) {
   }
   if (metrics_before && metrics_after) {
     const json& d = out["server_metrics"]["delta"];
-    auto get = [&](const char* k) { return d.contains(k) ? d[k].get<double>() : 0.0; };
+    // Summed over label sets: "restkv:x_total{model_name=...}".
+    auto get = [&](const std::string& name) {
+      double sum = 0;
+      for (const auto& [k, v] : d.items()) {
+        if (k == name || k.rfind(name + "{", 0) == 0) sum += v.get<double>();
+      }
+      return sum;
+    };
     std::printf("restkv /metrics during the run: %.0f preemptions, %.0f KV pages released by "
                 "eviction, %.0f tokens evicted\n",
                 get("restkv:num_preemptions_total"), get("restkv:kv_pages_released_by_eviction_total"),

@@ -184,6 +184,7 @@ absl::StatusOr<RunResult> RunLoad(const std::vector<WorkItem>& items, const RunO
   out.not_sent = st.not_sent;
   out.duration_s = Seconds(st.last_done - st.start);
   out.client_cpu_s = CpuSeconds() - cpu0;
+  out.start_monotonic_s = std::chrono::duration<double>(st.start.time_since_epoch()).count();
   return out;
 }
 

@@ -50,6 +50,7 @@ struct RunResult {
   int64_t not_sent = 0;                // past send_window_s
   double duration_s = 0;               // start to the last completion
   double client_cpu_s = 0;             // this process's CPU time during the run
+  double start_monotonic_s = 0;        // the run's start on steady_clock (CLOCK_MONOTONIC)
 };
 
 absl::StatusOr<RunResult> RunLoad(const std::vector<WorkItem>& items, const RunOptions& options);

@@ -50,7 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path not in ("/v1/completions", "/v1/chat/completions"):
             self._send_json(404, {"error": {"message": "not found"}})
             return
-        srv.count_request(body)
+        timing = {"recv": time.monotonic(), "chunks": [], "done": None}
+        srv.count_request(body, timing)
         if cfg.mode == "status":
             self._send_json(cfg.status, {"error": {"message": "injected failure"}})
             return
@@ -58,12 +59,12 @@ class _Handler(BaseHTTPRequestHandler):
         if slot is not None:
             slot.acquire()
         try:
-            self._stream(body, cfg)
+            self._stream(body, cfg, timing)
         finally:
             if slot is not None:
                 slot.release()
 
-    def _stream(self, body, cfg):
+    def _stream(self, body, cfg, timing):
         chat = self.path.endswith("chat/completions")
         n = int(body.get("max_tokens", 16))
         self.send_response(200)
@@ -81,6 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 obj = {"object": "text_completion", "choices": [{"index": 0, "text": "tok", "finish_reason": None}]}
             self._chunk(b"data: " + json.dumps(obj).encode() + b"\n\n")
+            timing["chunks"].append(time.monotonic())
             if cfg.mode == "stall" and i == 0:
                 time.sleep(3600)
             if cfg.mode == "drop" and i == 1:
@@ -91,6 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._chunk(b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n")
         self._chunk(b"data: [DONE]\n\n")
         self._chunk(b"")
+        timing["done"] = time.monotonic()
 
 
 class FakeServer(ThreadingHTTPServer):
@@ -102,13 +105,18 @@ class FakeServer(ThreadingHTTPServer):
         self.config = config
         self.slots = threading.Semaphore(config.capacity) if config.capacity > 0 else None
         self.requests = []
+        self.timings = []
         self._lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
 
-    def count_request(self, body):
+    def count_request(self, body, timing):
+        """Keeps each request's body and its timing: when it arrived and when each chunk
+        and the end were written (time.monotonic(), the clock restkv bench's steady_clock
+        uses, so tests can line the two up)."""
         with self._lock:
             self.requests.append(body)
+            self.timings.append(timing)
 
     @property
     def url(self):
