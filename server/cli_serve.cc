@@ -40,6 +40,7 @@
 #include "server/metrics.h"
 #include "server/openai_routes.h"
 #include "server/request_log.h"
+#include "server/request_recorder.h"
 #include "server/serve_options.h"
 #include "server/version.h"
 
@@ -141,6 +142,11 @@ int RunServe(ServeOptions opt) {
   routes_config.api_key = opt.api_key;
   routes_config.request_timeout = Millis(opt.request_timeout_s);
   routes_config.default_kv_policy = kv_policy;
+  std::unique_ptr<RequestRecorder> recorder;
+  if (!opt.record_requests.empty()) {
+    recorder = std::make_unique<RequestRecorder>(opt.record_requests, &log);
+    routes_config.recorder = recorder.get();
+  }
   OpenAiRoutes routes(**engine, metrics, log, routes_config);
 
   net::io_context ioc(kIoThreads);
@@ -306,6 +312,10 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--threads", opt->threads,
                   "CPU threads for the model (default: all available cores)");
+  cmd->add_option("--record-requests", opt->record_requests,
+                  "Write one JSON line per finished HTTP request (Mooncake trace format: "
+                  "arrival, lengths, prefix-block hashes; never the prompt) for restkv bench "
+                  "--replay");
   AddDeviceFlags(cmd, &opt->device);
   cmd->callback([opt, cmd, exit_code] {
     opt->kv_cache_memory_given = cmd->count("--kv-cache-memory") > 0;

@@ -335,7 +335,36 @@ void GenerationCall::MaybeComplete() {
     exchange_->Respond(MakeHttpResponse(200, DumpJson(body)));
   }
   ctx_.log->Log(log);
+  if (ctx_.recorder != nullptr) Record(log);
   --*ctx_.active_calls;
+}
+
+void GenerationCall::Record(const RequestLogEntry& log) {
+  RecordedRequest r;
+  r.arrival = started_;
+  r.input_length = log.prompt_tokens;
+  for (const ChoiceState& c : choices_) {
+    if (c.submitted) r.output_length = std::max<int64_t>(r.output_length, c.summary.completion_tokens);
+  }
+  if (!plan_.prompts.empty()) r.block_hashes = ChainedBlockHashes(plan_.prompts[0].tokens);
+  r.endpoint = log.target;
+  r.n = log.n;
+  r.stream = plan_.stream;
+  if (!plan_.choices.empty()) {
+    const engine::SamplingParams& p = plan_.choices[0].params;
+    r.temperature = p.temperature;
+    r.top_p = p.top_p;
+    r.top_k = p.top_k;
+    r.max_tokens = p.max_tokens;
+    r.ignore_eos = p.ignore_eos;
+  }
+  r.kv_policy = std::string(engine::KvPolicyName(plan_.kv_policy.kind));
+  r.kv_budget = plan_.kv_policy.budget;
+  r.http_status = log.http_status;
+  r.finish = log.finish;
+  r.ttft_ms = log.ttft_ms;
+  r.e2e_ms = log.total_ms;
+  ctx_.recorder->Record(std::move(r));
 }
 
 }  // namespace restkv::server

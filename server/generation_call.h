@@ -21,7 +21,9 @@
 //   cancelled by engine shutdown (→ 503): a non-streamed request answers
 //   with that error (the other choices are cancelled); a streamed one sends
 //   an error event for it ({"error": {...}}, as vLLM does) and goes on.
-// Every call logs one line (request_log.h) and feeds ServerMetrics per choice.
+// Every call logs one line (request_log.h), feeds ServerMetrics per choice
+// and, when recording, hands a RecordedRequest to the recorder (which only
+// queues it; request_recorder.h).
 //
 // Lifetime: shared by the sinks the engine holds and by pending strand
 // work; `active_calls` counts calls that have not yet finished all their
@@ -41,6 +43,7 @@
 #include "server/http_exchange.h"
 #include "server/metrics.h"
 #include "server/request_log.h"
+#include "server/request_recorder.h"
 
 namespace restkv::server {
 
@@ -50,6 +53,7 @@ struct CallContext {
   RequestLogger* log = nullptr;
   std::chrono::milliseconds timeout{0};  // 0 => no limit
   std::atomic<int>* active_calls = nullptr;
+  RequestRecorder* recorder = nullptr;  // --record-requests; nullptr => off
 };
 
 class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
@@ -93,6 +97,7 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
   void SendFinishChunk(size_t choice, const char* finish_reason);
   void SendErrorEvent(const absl::Status& status);
   void MaybeComplete();
+  void Record(const RequestLogEntry& log);
   [[nodiscard]] const engine::Tokenizer& tokenizer() const;
 
   std::shared_ptr<HttpExchange> exchange_;

@@ -149,7 +149,8 @@ absl::Status OpenAiRoutes::HandleCompletions(const std::shared_ptr<HttpExchange>
   const PlanContext ctx{engine_.model(), engine_.max_model_len(), model, config_.default_kv_policy};
   RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanCompletion(request, ctx));
   GenerationCall::Start(exchange,
-                        {&engine_, &metrics_, &log_, config_.request_timeout, &active_calls_},
+                        {&engine_, &metrics_, &log_, config_.request_timeout, &active_calls_,
+                         config_.recorder},
                         std::move(plan));
   return absl::OkStatus();
 }
@@ -161,7 +162,8 @@ absl::Status OpenAiRoutes::HandleChat(const std::shared_ptr<HttpExchange>& excha
   const PlanContext ctx{engine_.model(), engine_.max_model_len(), model, config_.default_kv_policy};
   RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanChat(request, ctx));
   GenerationCall::Start(exchange,
-                        {&engine_, &metrics_, &log_, config_.request_timeout, &active_calls_},
+                        {&engine_, &metrics_, &log_, config_.request_timeout, &active_calls_,
+                         config_.recorder},
                         std::move(plan));
   return absl::OkStatus();
 }

@@ -48,6 +48,7 @@ struct RoutesConfig {
   std::string api_key;                           // "" => no authentication
   std::chrono::milliseconds request_timeout{0};  // 0 => no limit
   engine::KvPolicyConfig default_kv_policy;      // validated; requests may override kind and budget
+  RequestRecorder* recorder = nullptr;           // --record-requests; outlives the routes
 };
 
 class OpenAiRoutes {

@@ -32,6 +32,7 @@ struct ServeOptions {
   int32_t threads = 0;  // 0 => all cores
   DeviceFlags device;   // --device, --gpu-memory-utilization, --random-weights
   bool kv_cache_memory_given = false;  // --kv-cache-memory was on the command line
+  std::string record_requests;  // "" => off; else a Mooncake-format JSONL file
 };
 
 }  // namespace restkv::server

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Replays one trace against `restkv serve` and llama.cpp's `llama-server` on the same GGUF
+and threads, one server at a time, with `restkv bench`, and prints the two summaries side
+by side (the issue's closing-note benchmark). Not a test: it takes minutes.
+
+    tools/compare_servers.py --llama-server PATH [--requests 200] [--rate 1.5] [--out DIR]
+
+The trace (Mooncake JSONL, written to OUT/trace.jsonl) is seeded: Poisson arrivals at
+--rate, prompts of mixed lengths (log-uniform 32..768 tokens, a third of them starting
+with a shared 512-token block), outputs 8..64 tokens.
+"""
+import argparse
+import json
+import math
+import pathlib
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+KEYS = ["completed", "failed", "duration", "request_throughput", "output_throughput",
+        "median_ttft_ms", "p90_ttft_ms", "p99_ttft_ms", "median_tpot_ms", "p99_tpot_ms",
+        "median_itl_ms", "p99_itl_ms", "median_e2el_ms", "p99_e2el_ms", "max_concurrent_requests",
+        "p99_send_lag_ms"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_trace(path, n, rate, seed):
+    rng = random.Random(seed)
+    t = 0.0
+    next_id = 1
+    with open(path, "w") as f:
+        for _ in range(n):
+            t += rng.expovariate(rate)
+            shared = rng.random() < 1 / 3
+            input_len = int(math.exp(rng.uniform(math.log(32), math.log(768))))
+            if shared:
+                input_len = max(input_len, 513)
+            blocks = (input_len + 511) // 512
+            ids = []
+            for b in range(blocks):
+                if b == 0 and shared:
+                    ids.append(0)
+                else:
+                    ids.append(next_id)
+                    next_id += 1
+            f.write(json.dumps({"timestamp": round(t * 1000, 3), "input_length": input_len,
+                                "output_length": rng.randint(8, 64), "hash_ids": ids}) + "\n")
+
+
+def wait_healthy(url, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited with {proc.returncode}")
+        try:
+            if urllib.request.urlopen(url + "/health", timeout=2).status == 200:
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    sys.exit("server did not become healthy")
+
+
+def run(name, cmd, port, trace, out, bench_args):
+    log = open(out / f"{name}.log", "w")
+    proc = subprocess.Popen(["nice", "-n", "19", *cmd], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        result = out / f"{name}.json"
+        subprocess.run(["nice", "-n", "19", str(ROOT / "build" / "restkv"), "bench", "--url", url,
+                        "--replay", str(trace), "--result", str(result), "--no-progress",
+                        *bench_args], check=True)
+        return json.loads(result.read_text())
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--llama-server", required=True)
+    ap.add_argument("--model", default=str(ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--rate", type=float, default=1.5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--parallel", type=int, default=8, help="llama-server -np (its slots)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="compare-out")
+    ap.add_argument("--bench-arg", action="append", default=[], help="extra restkv bench flag")
+    args = ap.parse_args()
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    trace = out / "trace.jsonl"
+    make_trace(trace, args.requests, args.rate, args.seed)
+    ctx = 2048
+    p1 = free_port()
+    restkv = run("restkv", [str(ROOT / "build" / "restkv"), "serve", "--model", args.model,
+                            "--port", str(p1), "--grpc-port", "0", "--threads", str(args.threads),
+                            "--max-model-len", str(ctx), "--max-num-seqs", str(args.parallel)],
+                 p1, trace, out, args.bench_arg)
+    p2 = free_port()
+    # -c is the total context shared by the slots: ctx per slot, as restkv's max-model-len.
+    llama = run("llamacpp", [args.llama_server, "-m", args.model, "--port", str(p2), "-t",
+                             str(args.threads), "-tb", str(args.threads), "-np", str(args.parallel),
+                             "-c", str(ctx * args.parallel), "--metrics"],
+                p2, trace, out, args.bench_arg + ["--max-model-len", str(ctx)])
+    print(f"\n{'metric':28}{'restkv':>14}{'llama-server':>14}{'ratio':>9}")
+    for k in KEYS:
+        a, b = restkv["summary"].get(k), llama["summary"].get(k)
+        ratio = f"{a / b:.2f}" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "-"
+        fa = f"{a:.2f}" if isinstance(a, float) else str(a)
+        fb = f"{b:.2f}" if isinstance(b, float) else str(b)
+        print(f"{k:28}{fa:>14}{fb:>14}{ratio:>9}")
+    print(f"\nrestkv /metrics delta: " + json.dumps({k: v for k, v in restkv.get("server_metrics", {}).get("delta", {}).items() if "preempt" in k or "evict" in k}))
+
+
+if __name__ == "__main__":
+    main()
