@@ -14,5 +14,7 @@ void AddGenerateCommand(CLI::App& app, int* exit_code);
 void AddPlanCommand(CLI::App& app, int* exit_code);
 // Adds `restkv serve` (cli_serve.cc).
 void AddServeCommand(CLI::App& app, int* exit_code);
+// Adds `restkv eval` (cli_eval*.cc).
+void AddEvalCommand(CLI::App& app, int* exit_code);
 
 }  // namespace restkv::server
