@@ -136,6 +136,12 @@ void KvEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32_t 
     report->tokens_kept += kept;
     report->tokens_evicted += n - kept;
     report->pages_released += released;
+    if (report->record_kept) {
+      if (report->kept.size() < static_cast<size_t>(config_.num_layers)) {
+        report->kept.resize(config_.num_layers);
+      }
+      report->kept[layer] = keep;
+    }
   }
 }
 

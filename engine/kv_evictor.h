@@ -34,6 +34,11 @@ struct EvictionReport {
   int64_t tokens_kept = 0;     // summed over layers
   int64_t tokens_evicted = 0;  // summed over layers
   int64_t pages_released = 0;
+  // Observer for inspection tools (`restkv eval keep`): when true, EvictLayer
+  // records the selection it compacted to, kept[layer][kv_head] = ascending
+  // prompt positions. Layers that were not evicted stay empty. Off in serving.
+  bool record_kept = false;
+  std::vector<std::vector<std::vector<int32_t>>> kept;
 };
 
 class KvEvictor {

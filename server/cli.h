@@ -16,5 +16,7 @@ void AddPlanCommand(CLI::App& app, int* exit_code);
 void AddServeCommand(CLI::App& app, int* exit_code);
 // Adds `restkv bench` (bench/bench_command.cc; library restkv_bench).
 void AddBenchCommand(CLI::App& app, int* exit_code);
+// Adds `restkv eval` (cli_eval*.cc).
+void AddEvalCommand(CLI::App& app, int* exit_code);
 
 }  // namespace restkv::server

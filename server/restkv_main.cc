@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   restkv::server::AddPlanCommand(app, &exit_code);
   restkv::server::AddServeCommand(app, &exit_code);
   restkv::server::AddBenchCommand(app, &exit_code);
+  restkv::server::AddEvalCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
