@@ -227,6 +227,9 @@ void Engine::Finish(RequestHandle id, FinishReason reason, absl::Status error) {
   a.summary.error = std::move(error);
   a.summary.completion_tokens = a.num_output;
   a.summary.e2e_ms = MsBetween(a.submitted, Clock::now());
+  // Published first, so a client that has seen its response complete reads
+  // stats (and /metrics) that already count it.
+  PublishStats();
   a.request.sink->OnFinish(a.summary);
   active_.erase(it);
   std::lock_guard<std::mutex> lock(mu_);
