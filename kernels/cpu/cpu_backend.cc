@@ -65,12 +65,8 @@ absl::StatusOr<Matrix> CpuBackend::PrepareMatrix(GgmlType type, int64_t rows, in
         "row length %d is not a multiple of the %s block size %d", cols, traits->name,
         traits->block_size));
   }
-  if (pack_weights_ && HasPackedGemm(type)) {
-    packed_.push_back(PackedWeights::Pack(type, rows, cols, host, pool_));
-    return Matrix{type, rows, cols, host, packed_.back().get()};
-  }
   if (type == GgmlType::kF32 || HasQuantDot(type)) {
-    return Matrix{type, rows, cols, host};
+    return WithPacked(Matrix{type, rows, cols, host});
   }
   const int64_t src_row_bytes = RowBytes(type, cols);
   const auto* src = static_cast<const uint8_t*>(host);
@@ -94,7 +90,6 @@ absl::StatusOr<Matrix> CpuBackend::PrepareMatrix(GgmlType type, int64_t rows, in
         absl::StrFormat("row length %d is not a multiple of 32", cols));
   }
   const int64_t dst_row_bytes = RowBytes(GgmlType::kQ8_0, cols);
-  const bool pack = pack_weights_ && HasPackedGemm(GgmlType::kQ8_0);
   auto dst = std::make_unique<uint8_t[]>(static_cast<size_t>(rows * dst_row_bytes));
   uint8_t* dst_ptr = dst.get();
   pool_.ParallelFor(rows, [&](int64_t r0, int64_t r1, int) {
@@ -105,9 +100,12 @@ absl::StatusOr<Matrix> CpuBackend::PrepareMatrix(GgmlType type, int64_t rows, in
     }
   });
   owned_.push_back(std::move(dst));
-  Matrix m{GgmlType::kQ8_0, rows, cols, owned_.back().get()};
-  if (pack) {
-    packed_.push_back(PackedWeights::Pack(GgmlType::kQ8_0, rows, cols, m.data, pool_));
+  return WithPacked(Matrix{GgmlType::kQ8_0, rows, cols, owned_.back().get()});
+}
+
+Matrix CpuBackend::WithPacked(Matrix m) {
+  if (pack_weights_ && HasPackedGemm(m.type)) {
+    packed_.push_back(PackedWeights::Pack(m.type, m.rows, m.cols, m.data, pool_));
     m.packed = packed_.back().get();
   }
   return m;

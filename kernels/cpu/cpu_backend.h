@@ -64,6 +64,8 @@ class CpuBackend final : public Backend {
  private:
   void MatMulQuantized(const Matrix& w, const float* x, int64_t m, float* y);
   void MatMulF32(const Matrix& w, const float* x, int64_t m, float* y);
+  // `m` with its panel-packed copy attached, where this build and type have one.
+  Matrix WithPacked(Matrix m);
 
   ThreadPool pool_;
   const bool pack_weights_;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/random_testutil.h"
 #include "kernels/cpu/dequantize.h"
 #include "kernels/cpu/quantize_ref.h"
 #include "kernels/fp16.h"
@@ -13,13 +14,7 @@
 namespace restkv::kernels::cpu {
 namespace {
 
-std::vector<float> RandomVector(int64_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using ::restkv::kernels::testing::RandomVector;
 
 class QuantDotTest : public ::testing::TestWithParam<GgmlType> {};
 
