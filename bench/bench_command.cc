@@ -12,12 +12,15 @@
 #include <memory>
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/numbers.h"
 #include "bench/arrivals.h"
+#include "bench/gguf_token_counter.h"
+#include "bench/grpc_client.h"
 #include "bench/http_client.h"
 #include "bench/prompt_builder.h"
 #include "bench/runner.h"
@@ -39,6 +42,9 @@ constexpr milliseconds kSetupTimeout{30'000};
 
 struct BenchOptions {
   std::string url = "http://127.0.0.1:8000";
+  std::string grpc;         // host:port: the gRPC target instead of --url
+  std::string metrics_url;  // with --grpc: where restkv's /metrics is
+  std::string tokenizer;    // a local GGUF whose tokenizer builds the prompts
   std::string endpoint = "/v1/completions";
   std::string model;
   std::string api_key;
@@ -120,6 +126,25 @@ std::optional<TargetTokenizer> ProbeTokenizer(const Endpoint& ep, const std::str
   return t;
 }
 
+// The same through the gRPC target's Tokenize; max_model_len from it too.
+std::optional<TargetTokenizer> ProbeGrpcTokenizer(std::shared_ptr<GrpcTarget> target,
+                                                  const std::string& model) {
+  auto probe = target->Tokenize(model, " the", kSetupTimeout);
+  if (!probe.ok()) {
+    std::fprintf(stderr, "restkv bench: gRPC Tokenize failed (%s)\n",
+                 std::string(probe.status().message()).c_str());
+    return std::nullopt;
+  }
+  TargetTokenizer t;
+  t.count = [target, model](const std::string& text) -> absl::StatusOr<int32_t> {
+    auto n = target->Tokenize(model, text, kSetupTimeout);
+    if (!n.ok()) return n.status();
+    return n->count;
+  };
+  t.max_model_len = probe->max_model_len;
+  return t;
+}
+
 absl::StatusOr<std::string> FirstModel(const Endpoint& ep, const std::string& api_key) {
   auto reply = HttpGet(ep, "/v1/models", api_key, kSetupTimeout);
   if (!reply.ok()) return reply.status();
@@ -190,8 +215,26 @@ int RunBench(BenchOptions o) {
   if (o.api_key.empty()) {
     if (const char* k = std::getenv("OPENAI_API_KEY"); k != nullptr) o.api_key = k;
   }
-  auto ep = ParseUrl(o.url);
-  if (!ep.ok()) return Fail(std::string(ep.status().message()));
+  const bool use_grpc = !o.grpc.empty();
+  absl::StatusOr<Endpoint> ep = absl::UnavailableError("no HTTP target");
+  std::shared_ptr<GrpcTarget> grpc_target;
+  if (use_grpc) {
+    auto t = GrpcTarget::Create(o.grpc, o.api_key);
+    if (!t.ok()) return Fail(std::string(t.status().message()));
+    grpc_target = *t;
+  } else {
+    ep = ParseUrl(o.url);
+    if (!ep.ok()) return Fail(std::string(ep.status().message()));
+  }
+  // Where restkv's /metrics is: the HTTP target, or --metrics-url with --grpc.
+  std::optional<Endpoint> metrics_ep;
+  if (!use_grpc) metrics_ep = *ep;
+  if (!o.metrics_url.empty()) {
+    auto m = ParseUrl(o.metrics_url);
+    if (!m.ok()) return Fail("--metrics-url: " + std::string(m.status().message()));
+    if (absl::EndsWith(m->base_path, "/metrics")) m->base_path.resize(m->base_path.size() - 8);
+    metrics_ep = *m;
+  }
   if (o.endpoint != "/v1/completions" && o.endpoint != "/v1/chat/completions") {
     return Fail("--endpoint must be /v1/completions or /v1/chat/completions");
   }
@@ -227,12 +270,42 @@ int RunBench(BenchOptions o) {
   }
 
   // The target: model, tokenizer, context length.
+  const std::string target_name = use_grpc ? "grpc://" + grpc_target->address() : o.url;
+  int32_t listed_max_model_len = 0;
   if (o.model.empty()) {
-    auto m = FirstModel(*ep, o.api_key);
-    if (!m.ok()) return Fail(absl::StrCat("cannot query ", o.url, ": ", m.status().message()));
-    o.model = *m;
+    if (use_grpc) {
+      auto models = grpc_target->ListModels(kSetupTimeout);
+      if (!models.ok()) return Fail(std::string(models.status().message()));
+      if (models->empty()) return Fail("gRPC ListModels listed no model; give --model");
+      o.model = models->front().id;
+      listed_max_model_len = models->front().max_model_len;
+    } else {
+      auto m = FirstModel(*ep, o.api_key);
+      if (!m.ok()) return Fail(absl::StrCat("cannot query ", o.url, ": ", m.status().message()));
+      o.model = *m;
+    }
   }
-  std::optional<TargetTokenizer> tok = ProbeTokenizer(*ep, o.model, o.api_key);
+  // Prompts are built with --tokenizer's GGUF when given, else with the
+  // target's own tokenizer (/tokenize, gRPC Tokenize), else unchecked.
+  std::optional<TargetTokenizer> tok;
+  std::string tokenizer_source;
+  if (!o.tokenizer.empty()) {
+    auto local = LoadGgufTokenizer(o.tokenizer);
+    if (!local.ok()) return Fail(std::string(local.status().message()));
+    tok = TargetTokenizer{local->count, 0};
+    tokenizer_source = "local GGUF " + o.tokenizer;
+    // The target's context when it reports one, else the model file's.
+    std::optional<TargetTokenizer> remote;
+    if (o.max_model_len == 0 && !use_grpc) remote = ProbeTokenizer(*ep, o.model, o.api_key);
+    tok->max_model_len = remote ? remote->max_model_len : listed_max_model_len;
+    if (tok->max_model_len == 0) tok->max_model_len = local->context_length;
+  } else if (use_grpc) {
+    tok = ProbeGrpcTokenizer(grpc_target, o.model);
+    tokenizer_source = "target gRPC Tokenize";
+  } else {
+    tok = ProbeTokenizer(*ep, o.model, o.api_key);
+    tokenizer_source = "target /tokenize";
+  }
   std::optional<PromptBuilder> builder;
   if (tok) {
     auto b = PromptBuilder::FromTokenizer(tok->count, o.seed);
@@ -241,10 +314,13 @@ int RunBench(BenchOptions o) {
     if (o.max_model_len == 0) o.max_model_len = tok->max_model_len;
   } else {
     std::fprintf(stderr,
-                 "restkv bench: %s has no /tokenize; prompt lengths assume one token a word\n",
-                 o.url.c_str());
+                 "restkv bench: %s has no tokenizer endpoint; prompt lengths assume one token a "
+                 "word (give --tokenizer MODEL.gguf for exact lengths)\n",
+                 target_name.c_str());
     builder = PromptBuilder::Unchecked(o.seed);
+    tokenizer_source = "none (one token a word assumed)";
   }
+  if (o.max_model_len == 0) o.max_model_len = listed_max_model_len;
 
   // The requests.
   std::vector<TraceRequest> requests;
@@ -293,15 +369,23 @@ int RunBench(BenchOptions o) {
   wo.temperature = o.temperature;
   wo.max_model_len = o.max_model_len;
   wo.skip_long = o.long_requests == "skip";
+  wo.grpc = use_grpc;
   Workload workload = BuildWorkload(requests, *builder, wo, tok ? &tok->count : nullptr);
   if (workload.items.empty()) return Fail("every request was longer than the context; nothing to send");
 
+  const StreamTimeouts timeouts{Ms(o.connect_timeout_s), Ms(o.stall_timeout_s),
+                                Ms(o.request_timeout_s)};
+  std::unique_ptr<RequestSender> sender;
+  if (use_grpc) {
+    sender = std::make_unique<GrpcSender>(grpc_target, wo, timeouts);
+  } else {
+    auto http = HttpSender::Create(*ep, o.endpoint, o.api_key, timeouts);
+    if (!http.ok()) return Fail(std::string(http.status().message()));
+    sender = std::make_unique<HttpSender>(*std::move(http));
+  }
   RunOptions run;
-  run.endpoint = *ep;
-  run.route = o.endpoint;
-  run.api_key = o.api_key;
+  run.sender = sender.get();
   run.max_concurrency = o.max_concurrency;
-  run.timeouts = {Ms(o.connect_timeout_s), Ms(o.stall_timeout_s), Ms(o.request_timeout_s)};
   run.send_window_s = o.duration_s;
   run.progress = !o.no_progress;
 
@@ -309,7 +393,11 @@ int RunBench(BenchOptions o) {
   std::vector<double> rates = sweep_rates;
   if (rates.empty()) rates.push_back(use_trace_times ? INFINITY : o.request_rate);
   std::optional<std::map<std::string, double>> metrics_before;
-  if (!o.no_metrics) metrics_before = ScrapeRestkv(*ep, o.api_key);
+  if (!o.no_metrics && metrics_ep) metrics_before = ScrapeRestkv(*metrics_ep, o.api_key);
+  if (!o.no_metrics && !metrics_ep) {
+    std::fprintf(stderr, "restkv bench: the server's /metrics are not read over gRPC; give "
+                         "--metrics-url http://host:port to include them\n");
+  }
   std::vector<StepResult> steps;
   for (double rate : rates) {
     std::vector<WorkItem> items = workload.items;
@@ -342,11 +430,16 @@ int RunBench(BenchOptions o) {
     steps.push_back(std::move(step));
   }
   std::optional<std::map<std::string, double>> metrics_after;
-  if (metrics_before) metrics_after = ScrapeRestkv(*ep, o.api_key);
+  if (metrics_before) metrics_after = ScrapeRestkv(*metrics_ep, o.api_key);
 
   json out = {
       {"tool", "restkv bench"},
-      {"target", {{"url", o.url}, {"endpoint", o.endpoint}, {"model", o.model}}},
+      {"target",
+       {{"transport", use_grpc ? "grpc" : "http"},
+        {"url", use_grpc ? json(nullptr) : json(o.url)},
+        {"grpc", use_grpc ? json(grpc_target->address()) : json(nullptr)},
+        {"endpoint", use_grpc ? json("restkv.v1.Generation/Generate") : json(o.endpoint)},
+        {"model", o.model}}},
       {"config",
        {{"replay", o.replay},
         {"time_scale", o.time_scale},
@@ -373,7 +466,7 @@ int RunBench(BenchOptions o) {
         {"skipped_too_long", workload.skipped_long},
         {"trace_rows_skipped", trace_skipped},
         {"trace_rows_skipped_why", trace_skipped_why},
-        {"tokenizer", tok ? "target /tokenize" : "none (one token a word assumed)"},
+        {"tokenizer", tokenizer_source},
         {"prompt_words", builder->words().size()}}},
   };
   if (metrics_before && metrics_after) out["server_metrics"] = MetricsDelta(*metrics_before, *metrics_after);
@@ -455,8 +548,15 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "bench", "Load-test an OpenAI-compatible server: synthetic or replayed traffic (Mooncake, "
                "BurstGPT, ShareGPT), open or closed loop, vLLM-style latency summary");
-  cmd->add_option("--url", o->url, "Server root, http://host:port")->capture_default_str();
-  cmd->add_option("--endpoint", o->endpoint, "/v1/completions or /v1/chat/completions")
+  auto* url = cmd->add_option("--url", o->url, "Server root, http://host:port")->capture_default_str();
+  cmd->add_option("--grpc", o->grpc,
+                  "Target restkv's gRPC API (restkv.v1.Generation) at host:port instead of --url")
+      ->excludes(url);
+  cmd->add_option("--metrics-url", o->metrics_url,
+                  "With --grpc: the target's HTTP root (http://host:port) for /metrics before and after");
+  cmd->add_option("--tokenizer", o->tokenizer,
+                  "Build prompts with this GGUF model's tokenizer instead of the target's /tokenize");
+  cmd->add_option("--endpoint", o->endpoint, "/v1/completions or /v1/chat/completions (with --grpc: text or chat input)")
       ->capture_default_str();
   cmd->add_option("--model", o->model, "Model name (default: the first of /v1/models)");
   cmd->add_option("--api-key", o->api_key, "Bearer key (default: $OPENAI_API_KEY)");

@@ -300,4 +300,21 @@ net::awaitable<void> StreamCompletion(const tcp::resolver::results_type& to,
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
 }
 
+absl::StatusOr<HttpSender> HttpSender::Create(const Endpoint& ep, std::string route,
+                                              std::string api_key, StreamTimeouts timeouts) {
+  auto to = Resolve(ep);
+  if (!to.ok()) return to.status();
+  HttpSender s;
+  s.to_ = *std::move(to);
+  s.host_header_ = ep.host + ":" + ep.port;
+  s.target_ = ep.base_path + route;
+  s.api_key_ = std::move(api_key);
+  s.timeouts_ = timeouts;
+  return s;
+}
+
+net::awaitable<void> HttpSender::Send(const WorkItem& item, StreamResult* out) {
+  co_await StreamCompletion(to_, host_header_, target_, item.body, api_key_, timeouts_, out);
+}
+
 }  // namespace restkv::bench

@@ -30,10 +30,9 @@
 #include "absl/status/statusor.h"
 #include "boost/asio/awaitable.hpp"
 #include "boost/asio/ip/tcp.hpp"
+#include "bench/request_sender.h"
 
 namespace restkv::bench {
-
-using Clock = std::chrono::steady_clock;
 
 struct Endpoint {
   std::string host;
@@ -43,26 +42,6 @@ struct Endpoint {
 
 // "http://host[:port][/prefix]" (https is not supported).
 absl::StatusOr<Endpoint> ParseUrl(const std::string& url);
-
-struct StreamTimeouts {
-  std::chrono::milliseconds connect{10'000};
-  std::chrono::milliseconds stall{60'000};
-  std::chrono::milliseconds total{600'000};
-};
-
-// What one streamed request saw; times are steady_clock.
-struct StreamResult {
-  bool ok = false;
-  int http_status = 0;
-  std::string error_kind;  // "" when ok
-  std::string error;       // a human-readable detail
-  Clock::time_point sent;  // when the connection attempt began
-  std::vector<Clock::time_point> chunk_times;  // events with text
-  Clock::time_point done;
-  int64_t usage_prompt_tokens = -1;  // from `usage`; -1 when absent
-  int64_t usage_completion_tokens = -1;
-  std::string finish_reason;
-};
 
 // POSTs `body` to endpoint.base_path + target and reads the SSE stream.
 boost::asio::awaitable<void> StreamCompletion(const boost::asio::ip::tcp::resolver::results_type& to,
@@ -84,5 +63,20 @@ absl::StatusOr<HttpReply> HttpPostJson(const Endpoint& ep, const std::string& ta
                                        std::chrono::milliseconds timeout);
 
 absl::StatusOr<boost::asio::ip::tcp::resolver::results_type> Resolve(const Endpoint& ep);
+
+// RequestSender over HTTP: POSTs item.body to base_path + route with
+// StreamCompletion (one connection per request). Create resolves the host once.
+class HttpSender final : public RequestSender {
+ public:
+  static absl::StatusOr<HttpSender> Create(const Endpoint& ep, std::string route,
+                                           std::string api_key, StreamTimeouts timeouts);
+  boost::asio::awaitable<void> Send(const WorkItem& item, StreamResult* out) override;
+
+ private:
+  HttpSender() = default;
+  boost::asio::ip::tcp::resolver::results_type to_;
+  std::string host_header_, target_, api_key_;
+  StreamTimeouts timeouts_;
+};
 
 }  // namespace restkv::bench

@@ -33,8 +33,6 @@ double CpuSeconds() {
 struct LoopState {
   const std::vector<WorkItem>* items = nullptr;
   const RunOptions* options = nullptr;
-  net::ip::tcp::resolver::results_type to;
-  std::string host_header;
   Clock::time_point start;
   std::vector<RequestRecord> records;  // indexed by send order
   int64_t in_flight = 0, sent = 0, done = 0, failed = 0, not_sent = 0;
@@ -48,8 +46,7 @@ net::awaitable<void> OneRequest(LoopState& st, size_t item_index, size_t slot,
                                 Clock::time_point intended) {
   const WorkItem& item = (*st.items)[item_index];
   StreamResult result;
-  co_await StreamCompletion(st.to, st.host_header, st.options->endpoint.base_path + st.options->route,
-                            item.body, st.options->api_key, st.options->timeouts, &result);
+  co_await st.options->sender->Send(item, &result);
   st.records[slot] = MakeRecord(static_cast<int64_t>(item_index), st.start, intended, item, result);
   --st.in_flight;
   ++st.done;
@@ -144,6 +141,7 @@ RequestRecord MakeRecord(int64_t index, Clock::time_point start, Clock::time_poi
   rec.error = r.error;
   rec.finish_reason = r.finish_reason;
   rec.chunks = static_cast<int64_t>(r.chunk_times.size());
+  rec.streamed_tokens = r.streamed_tokens;
   rec.prompt_tokens = r.usage_prompt_tokens;
   rec.usage_reported = r.usage_completion_tokens >= 0;
   rec.output_tokens = rec.usage_reported ? r.usage_completion_tokens : rec.chunks;
@@ -162,14 +160,11 @@ RequestRecord MakeRecord(int64_t index, Clock::time_point start, Clock::time_poi
 }
 
 absl::StatusOr<RunResult> RunLoad(const std::vector<WorkItem>& items, const RunOptions& options) {
-  auto to = Resolve(options.endpoint);
-  if (!to.ok()) return to.status();
+  if (options.sender == nullptr) return absl::InvalidArgumentError("RunLoad: no sender");
   net::io_context ioc(1);
   LoopState st;
   st.items = &items;
   st.options = &options;
-  st.to = *to;
-  st.host_header = options.endpoint.host + ":" + options.endpoint.port;
   st.slot_freed = std::make_unique<net::steady_timer>(ioc);
   st.tick = std::make_unique<net::steady_timer>(ioc);
   st.records.reserve(items.size());

@@ -13,7 +13,10 @@
 // line; the report gives the sender's lag behind schedule and the client's
 // CPU use so a saturated client is visible.
 //
-// Bounded: each request has its own timeouts (http_client.h); after
+// The transport is a RequestSender (request_sender.h): HTTP or gRPC, the
+// scheduling here is the same for both.
+//
+// Bounded: each request has its own timeouts (applied by the sender); after
 // `send_window_s` (when > 0) nothing more is sent, and the run ends when the
 // requests in flight end.
 #pragma once
@@ -22,24 +25,15 @@
 #include <string>
 #include <vector>
 
-#include "bench/http_client.h"
+#include "absl/status/statusor.h"
+#include "bench/request_sender.h"
 #include "bench/summary.h"
 
 namespace restkv::bench {
 
-struct WorkItem {
-  double arrival_s = 0;
-  std::string body;  // the JSON request
-  int32_t input_tokens = 0;
-  int32_t output_tokens = 0;
-};
-
 struct RunOptions {
-  Endpoint endpoint;
-  std::string route = "/v1/completions";
-  std::string api_key;
+  RequestSender* sender = nullptr;  // REQUIRED; outlives RunLoad
   int64_t max_concurrency = 0;  // 0 => unlimited
-  StreamTimeouts timeouts;
   double send_window_s = 0;  // 0 => send everything
   bool progress = true;      // a live line on stderr
   std::string progress_label;

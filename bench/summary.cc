@@ -100,8 +100,11 @@ Summary Summarize(const std::vector<RequestRecord>& records, double duration_s,
     if (r.tpot_ms >= 0) tpot.push_back(r.tpot_ms);
     itl.insert(itl.end(), r.itl_ms.begin(), r.itl_ms.end());
     e2el.push_back(r.e2el_ms);
-    // A chunk may carry several tokens, never less than one.
-    if (r.usage_reported && r.chunks > r.output_tokens) ++s.usage_mismatches;
+    // A chunk may carry several tokens, never less than one; where the stream
+    // carries token ids (gRPC), their count must equal usage exactly.
+    if (r.usage_reported && (r.chunks > r.output_tokens ||
+                             (r.streamed_tokens >= 0 && r.streamed_tokens != r.output_tokens)))
+      ++s.usage_mismatches;
     if (slo.any() && MeetsSlo(r, slo)) ++good;
   }
   std::sort(edges.begin(), edges.end());
@@ -170,6 +173,7 @@ nlohmann::json RecordJson(const RequestRecord& r) {
       {"chunks", r.chunks},
       {"finish_reason", r.finish_reason},
   };
+  if (r.streamed_tokens >= 0) j["streamed_tokens"] = r.streamed_tokens;
   if (!r.ok) {
     j["error_kind"] = r.error_kind;
     j["error"] = r.error;

@@ -42,6 +42,7 @@ struct RequestRecord {
   int64_t prompt_tokens = -1;  // usage
   int64_t output_tokens = -1;  // usage, else chunks
   int64_t chunks = 0;
+  int64_t streamed_tokens = -1;  // token ids counted in the stream (gRPC); -1: not carried
   bool usage_reported = false;
   std::string finish_reason;
 };
@@ -65,7 +66,9 @@ struct Summary {
   // The sender: how far behind its schedule it sent (ms).
   double mean_send_lag_ms = 0, p99_send_lag_ms = 0, max_send_lag_ms = 0;
   int64_t max_concurrent_requests = 0;
-  int64_t usage_mismatches = 0;  // requests streaming more text chunks than `usage` tokens
+  // Requests streaming more text chunks than `usage` tokens, or (gRPC) a
+  // different number of token ids.
+  int64_t usage_mismatches = 0;
 };
 
 // Linear-interpolated percentile (numpy's default), p in [0, 100]; NaN when empty.

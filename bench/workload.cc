@@ -87,9 +87,9 @@ Workload BuildWorkload(const std::vector<TraceRequest>& requests, const PromptBu
     item.arrival_s = std::max(0.0, r.arrival_s);
     item.input_tokens = input;
     item.output_tokens = output;
-    const std::string prompt =
+    item.prompt =
         text_prompt ? r.prompt : builder.Build(input, r.hash_ids, static_cast<int64_t>(i));
-    item.body = RequestBody(o, prompt, output);
+    if (!o.grpc) item.body = RequestBody(o, item.prompt, output);
     w.items.push_back(std::move(item));
   }
   return w;

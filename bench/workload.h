@@ -40,6 +40,7 @@ struct WorkloadOptions {
   double temperature = 0;
   int32_t max_model_len = 0;  // 0 => unknown, no check
   bool skip_long = false;     // else clamp
+  bool grpc = false;          // no JSON bodies: GrpcSender builds requests from the prompts
 };
 
 struct Workload {
