@@ -173,7 +173,8 @@ int RunServe(ServeOptions opt) {
   std::unique_ptr<GrpcServer> grpc;
   if (opt.grpc_port != 0) {
     auto g = GrpcServer::Start(opt.host, opt.grpc_port, **engine,
-                               {opt.served_model_names, opt.api_key, kv_policy, &metrics, &log});
+                               {opt.served_model_names, opt.api_key, kv_policy, &metrics, &log,
+                                recorder.get()});
     if (!g.ok()) {
       (*engine)->Shutdown(0);
       return Fail(std::string(g.status().message()));

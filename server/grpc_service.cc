@@ -158,6 +158,7 @@ class GrpcGenerationService::GenerateReactor final
     RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanGrpcGenerate(request, plan_ctx));
     RESTKV_CHECK(plan.prompts.size() == 1 && plan.choices.size() == 1);
     id_ = plan.meta.id;
+    if (cfg.recorder != nullptr) record_ = PlannedRecord(plan);
     engine::EngineRequest req;
     req.prompt_tokens = std::move(plan.prompts[0].tokens);
     req.params = plan.choices[0].params;
@@ -241,9 +242,43 @@ class GrpcGenerationService::GenerateReactor final
     Finish(status);  // `this` may be deleted from here on
   }
 
-  // One request-log line; `http_status` is the HTTP API's equivalent of the
-  // outcome so both frontends' lines read alike.
+  // What --record-requests keeps of a planned call; the outcome is added
+  // when it ends (LogLine).
+  static RecordedRequest PlannedRecord(const GenerationPlan& plan) {
+    RecordedRequest r;
+    r.input_length = static_cast<int64_t>(plan.prompts[0].tokens.size());
+    r.block_hashes = ChainedBlockHashes(plan.prompts[0].tokens);
+    r.endpoint = "grpc:Generate";
+    r.n = 1;
+    r.stream = true;
+    const engine::SamplingParams& p = plan.choices[0].params;
+    r.temperature = p.temperature;
+    r.top_p = p.top_p;
+    r.top_k = p.top_k;
+    r.max_tokens = p.max_tokens;
+    r.ignore_eos = p.ignore_eos;
+    r.kv_policy = std::string(engine::KvPolicyName(plan.kv_policy.kind));
+    r.kv_budget = plan.kv_policy.budget;
+    return r;
+  }
+
+  // One request-log line, and the recording when there is one;
+  // `http_status` is the HTTP API's equivalent of the outcome so both
+  // frontends' lines read alike.
   void LogLine(int http_status, int64_t prompt, int64_t completion, std::string finish, std::string note) {
+    const double total_ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
+    if (record_.has_value()) {
+      RecordedRequest r = *std::move(record_);
+      record_.reset();
+      r.arrival = started_;
+      if (prompt > 0) r.input_length = prompt;
+      r.output_length = completion;
+      r.http_status = http_status;
+      r.finish = finish;
+      r.ttft_ms = summary_.ttft_ms;
+      r.e2e_ms = total_ms;
+      service_.config_.recorder->Record(std::move(r));
+    }
     if (service_.config_.log == nullptr) return;
     RequestLogEntry e;
     e.id = id_;
@@ -253,7 +288,7 @@ class GrpcGenerationService::GenerateReactor final
     e.prompt_tokens = prompt;
     e.completion_tokens = completion;
     e.ttft_ms = summary_.ttft_ms;
-    e.total_ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
+    e.total_ms = total_ms;
     e.finish = std::move(finish);
     e.note = std::move(note);
     service_.config_.log->Log(e);
@@ -264,6 +299,7 @@ class GrpcGenerationService::GenerateReactor final
   const Clock::time_point started_;
   std::string id_;
   engine::RequestSummary summary_;  // written before engine_finished_ is set
+  std::optional<RecordedRequest> record_;  // set by Submit when recording; used once by LogLine
 
   std::mutex mu_;
   std::deque<pb::GenerateResponse> queue_;  // guarded by mu_

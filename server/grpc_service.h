@@ -20,6 +20,12 @@
 // call ends once the engine's OnFinish has arrived. (--request-timeout is
 // not applied here; gRPC clients set a deadline instead.)
 //
+// Recording (--record-requests): every Generate call that got as far as a
+// plan (the prompt tokenized) is handed to the recorder when it ends, with
+// endpoint "grpc:Generate" and the HTTP API's equivalent status; the
+// prompt's block hashes are computed before submission, on gRPC's thread,
+// and Record() only queues, so the engine thread never waits on it.
+//
 // Thread safety: the handlers run on gRPC's threads and the sinks on the
 // engine thread; shared state is behind each call's mutex and atomics.
 #pragma once
@@ -35,6 +41,7 @@
 #include "restkv/v1/generation.grpc.pb.h"
 #include "server/metrics.h"
 #include "server/request_log.h"
+#include "server/request_recorder.h"
 
 namespace restkv::server {
 
@@ -44,6 +51,7 @@ struct GrpcServiceConfig {
   engine::KvPolicyConfig default_kv_policy;
   ServerMetrics* metrics = nullptr;              // optional; must outlive the service
   RequestLogger* log = nullptr;                  // optional; must outlive the service
+  RequestRecorder* recorder = nullptr;           // --record-requests; optional; must outlive the service
 };
 
 // absl status → gRPC status with the same message (codes as above).
