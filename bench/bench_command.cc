@@ -274,7 +274,8 @@ int RunBench(BenchOptions o) {
   int32_t listed_max_model_len = 0;
   if (o.model.empty()) {
     if (use_grpc) {
-      auto models = grpc_target->ListModels(kSetupTimeout);
+      // The first call: it waits for the channel to connect, up to --connect-timeout.
+      auto models = grpc_target->ListModels(Ms(o.connect_timeout_s));
       if (!models.ok()) return Fail(std::string(models.status().message()));
       if (models->empty()) return Fail("gRPC ListModels listed no model; give --model");
       o.model = models->front().id;

@@ -59,6 +59,7 @@ class GenerateCall final : public grpc::ClientReadReactor<pb::GenerateResponse> 
     streamed_tokens += message_.token_ids_size();
     if (message_.finished()) {
       finished = true;
+      finished_at = now;
       finish_reason = message_.finish_reason();
       if (message_.has_usage()) {
         usage_prompt = message_.usage().prompt_tokens();
@@ -88,7 +89,7 @@ class GenerateCall final : public grpc::ClientReadReactor<pb::GenerateResponse> 
   net::steady_timer& wake() { return wake_; }
 
   // Results; see the class comment for who touches them when.
-  Clock::time_point sent, done;
+  Clock::time_point sent, done, finished_at;
   std::vector<Clock::time_point> chunk_times;
   int64_t streamed_tokens = 0;
   bool finished = false;
@@ -233,7 +234,9 @@ net::awaitable<void> GrpcSender::Send(const WorkItem& item, StreamResult* out) {
     if (cancelled) call->Cancel();
   }
   out->sent = call->sent;
-  out->done = call->done;
+  // The output is complete with the `finished` message; the trailing status
+  // that follows is protocol, not generation (HTTP's [DONE] plays that role).
+  out->done = call->finished ? call->finished_at : call->done;
   out->chunk_times = std::move(call->chunk_times);
   out->streamed_tokens = call->streamed_tokens;
   out->finish_reason = call->finish_reason;

@@ -11,7 +11,9 @@
 // message is stamped on gRPC's callback thread as it arrives; messages with
 // token ids or text are the chunks TTFT and ITL are measured on; the
 // `finished` message gives usage and finish_reason; token ids are counted
-// to cross-check usage (StreamResult::streamed_tokens).
+// to cross-check usage (StreamResult::streamed_tokens). The end of a
+// request (E2E) is the arrival of the `finished` message, or the call's end
+// when there is none.
 //
 // Bounded: the call's deadline is start + the request timeout; a watchdog
 // on the runner's io_context cancels a call that receives nothing for the
