@@ -1,6 +1,7 @@
 // `restkv bench`: load-test any OpenAI-compatible server (restkv, vLLM,
-// llama.cpp's server) with synthetic or replayed traffic; see README
-// "Load testing". Wires the flags to trace.h, arrivals.h, workload.h,
+// llama.cpp's server), or restkv's gRPC API (--grpc), with synthetic or
+// replayed traffic; see README "Load testing". Wires the flags to trace.h,
+// arrivals.h, workload.h, the sender (http_client.h / grpc_client.h),
 // runner.h and summary.h, and writes the table, the JSON and the plots.
 #include <unistd.h>
 
@@ -547,7 +548,7 @@ int RunBench(BenchOptions o) {
 void AddBenchCommand(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "bench", "Load-test an OpenAI-compatible server: synthetic or replayed traffic (Mooncake, "
+      "bench", "Load-test an OpenAI-compatible server (or restkv's gRPC API): synthetic or replayed traffic (Mooncake, "
                "BurstGPT, ShareGPT), open or closed loop, vLLM-style latency summary");
   auto* url = cmd->add_option("--url", o->url, "Server root, http://host:port")->capture_default_str();
   cmd->add_option("--grpc", o->grpc,
