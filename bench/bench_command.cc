@@ -548,8 +548,9 @@ int RunBench(BenchOptions o) {
 void AddBenchCommand(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "bench", "Load-test an OpenAI-compatible server (or restkv's gRPC API): synthetic or replayed traffic (Mooncake, "
-               "BurstGPT, ShareGPT), open or closed loop, vLLM-style latency summary");
+      "bench", "Load-test an OpenAI-compatible server (or restkv's gRPC API): synthetic or "
+               "replayed traffic (Mooncake, BurstGPT, ShareGPT), open or closed loop, vLLM-style "
+               "latency summary");
   auto* url = cmd->add_option("--url", o->url, "Server root, http://host:port")->capture_default_str();
   cmd->add_option("--grpc", o->grpc,
                   "Target restkv's gRPC API (restkv.v1.Generation) at host:port instead of --url")
@@ -558,7 +559,8 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
                   "With --grpc: the target's HTTP root (http://host:port) for /metrics before and after");
   cmd->add_option("--tokenizer", o->tokenizer,
                   "Build prompts with this GGUF model's tokenizer instead of the target's /tokenize");
-  cmd->add_option("--endpoint", o->endpoint, "/v1/completions or /v1/chat/completions (with --grpc: text or chat input)")
+  cmd->add_option("--endpoint", o->endpoint,
+                  "/v1/completions or /v1/chat/completions (with --grpc: text or chat input)")
       ->capture_default_str();
   cmd->add_option("--model", o->model, "Model name (default: the first of /v1/models)");
   cmd->add_option("--api-key", o->api_key, "Bearer key (default: $OPENAI_API_KEY)");

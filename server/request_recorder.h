@@ -12,9 +12,10 @@
 // two prompts share ids exactly as long as they share a prefix of whole
 // blocks. Ids are small integers given in order of first appearance.
 // Prompts are user data and never stored; only these hashes.
-// restkv's fields: endpoint, n, stream, temperature, top_p, top_k,
-// max_tokens, ignore_eos, kv_policy, kv_budget, status (HTTP), finish
-// (per choice, comma-separated), ttft_ms and e2e_ms as the server saw them.
+// restkv's fields: endpoint (the HTTP route, or "grpc:Generate"), n,
+// stream, temperature, top_p, top_k, max_tokens, ignore_eos, kv_policy,
+// kv_budget, status (HTTP, or its equivalent for gRPC), finish (per choice,
+// comma-separated), ttft_ms and e2e_ms as the server saw them.
 //
 // Never blocks the caller on I/O: Record() hands the entry to a writer
 // thread through a bounded queue (full => the entry is dropped and
