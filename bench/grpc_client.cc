@@ -29,7 +29,8 @@ absl::Status FromGrpc(const grpc::Status& s, const std::string& what) {
 }
 
 // One Generate call. Shared by the Send coroutine (which waits for it) and
-// gRPC (from StartCall to OnDone, through `self_`). The reactions run on
+// gRPC (from StartCall to OnDone, through `self_`, handed to the io thread
+// by OnDone's post, so it is always destroyed there). The reactions run on
 // gRPC's threads, one at a time per call; they write only the call's own
 // fields, which the coroutine reads after OnDone has posted `Finished` to
 // its executor (the post orders the accesses). `last_event_` is the one
@@ -72,9 +73,12 @@ class GenerateCall final : public grpc::ClientReadReactor<pb::GenerateResponse> 
   void OnDone(const grpc::Status& s) override {
     done = Clock::now();
     status = s;
-    // The last thing this reaction does: hand over to the io thread.
-    std::shared_ptr<GenerateCall> self = std::move(self_);
-    net::post(executor_, [self] {
+    // The last thing this reaction does: hand gRPC's reference over to the
+    // io thread. No reference may stay on this thread: the last one must be
+    // dropped on the io thread, while the io_context (which `wake_` and the
+    // executor point into) still exists — RunLoad destroys it as soon as the
+    // coroutines are done. Nothing here touches `this` after the post.
+    net::post(executor_, [self = std::move(self_)] {
       self->ended = true;
       self->wake_.cancel();
     });

@@ -113,8 +113,11 @@ def test_saturated_server_latency_grows_from_intended_send(restkv_bin, tmp_path,
     assert proc.returncode == 0, proc.stderr
     assert data["summary"]["completed"] == 8
     pairs = pair_with_server(data, srv)
-    for r, t in pairs:
-        assert r["done_s"] == pytest.approx(t["done"], abs=0.05)
+    # The fake's one slot is not handed out in arrival order, so compare the completions
+    # as sets: the client saw each one when the server finished it.
+    assert sorted(r["done_s"] for r, _ in pairs) == pytest.approx(
+        sorted(t["done"] for _, t in pairs), abs=0.05)
+    for r, _ in pairs:
         assert r["e2el_ms"] / 1000 == pytest.approx(r["done_s"] - r["intended_s"], abs=1e-3)
     # Open loop: all sent on schedule though the server serves one at a time...
     assert max(r["sent_s"] - r["intended_s"] for r, _ in pairs) < 0.1
