@@ -401,8 +401,13 @@ int RunBench(BenchOptions o) {
                          "--metrics-url http://host:port to include them\n");
   }
   std::vector<StepResult> steps;
-  for (double rate : rates) {
-    std::vector<WorkItem> items = workload.items;
+  for (size_t k = 0; k < rates.size(); ++k) {
+    const double rate = rates[k];
+    // Every swept rate after the first gets prompt text of its own (same lengths and prefix
+    // structure): a rate must not be served from a prompt cache the rate before it warmed.
+    std::vector<WorkItem> items =
+        k == 0 ? workload.items
+               : BuildWorkload(requests, builder->WithSeed(o.seed + k), wo, tok ? &tok->count : nullptr).items;
     if (!use_trace_times) {
       ArrivalOptions a = arrival;
       a.rate = rate;
@@ -593,7 +598,7 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
                   "Most requests in flight (with no rate: a closed loop)");
   cmd->add_option("--ramp-up", o->ramp_up_s, "Seconds to raise the rate linearly to --request-rate");
   cmd->add_option("--ramp-start-rate", o->ramp_start_rate, "Rate at the start of the ramp");
-  cmd->add_option("--sweep", o->sweep, "Run once per rate, e.g. 1,2,4,8, and report saturation");
+  cmd->add_option("--sweep", o->sweep, "Run once per rate, e.g. 1,2,4,8, and report saturation (fresh prompt text per rate)");
   cmd->add_option("--seed", o->seed, "Seed for lengths, prompts and arrivals")->capture_default_str();
   cmd->add_option("--request-timeout", o->request_timeout_s, "Seconds a request may take")
       ->capture_default_str();

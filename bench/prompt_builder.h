@@ -47,6 +47,9 @@ class PromptBuilder {
   std::string Build(int32_t tokens, const std::vector<int64_t>& hash_ids,
                     int64_t request_index) const;
 
+  // The same words, other text: a copy whose blocks come from `seed`.
+  PromptBuilder WithSeed(uint64_t seed) const { return PromptBuilder(words_, seed); }
+
   const std::vector<std::string>& words() const { return words_; }
 
  private:

@@ -37,6 +37,18 @@ TEST(PromptBuilder, RequestsWithoutIdsGetTheirOwnBlocksAndSeedsMatter) {
   EXPECT_NE(PromptBuilder::Unchecked(8).Build(100, {}, 3), b.Build(100, {}, 3));
 }
 
+TEST(PromptBuilder, WithSeedKeepsTheStructureAndChangesTheText) {
+  const PromptBuilder b = PromptBuilder::Unchecked(7);
+  const PromptBuilder other = b.WithSeed(8);
+  EXPECT_EQ(other.words(), b.words());
+  EXPECT_EQ(other.Build(700, {1, 2}, 0), PromptBuilder::Unchecked(8).Build(700, {1, 2}, 0));
+  EXPECT_NE(other.Build(700, {1, 2}, 0), b.Build(700, {1, 2}, 0));
+  EXPECT_EQ(Words(other.Build(700, {1, 2}, 0)), 700u);
+  // Shared prefixes stay shared under the new seed.
+  const std::string x = other.Build(700, {1, 2}, 0), y = other.Build(600, {1, 3}, 1);
+  EXPECT_EQ(x.substr(0, other.Block(1, kHashBlockTokens).size()), y.substr(0, other.Block(1, kHashBlockTokens).size()));
+}
+
 TEST(PromptBuilder, KeepsOnlySingleTokenWords) {
   // A fake tokenizer: words longer than 5 letters (plus the space) are two tokens.
   TokenCounter count = [](const std::string& text) -> absl::StatusOr<int32_t> {

@@ -214,6 +214,11 @@ def test_sweep_reports_saturation(restkv_bin, tmp_path, fake):
     assert [s["request_rate"] for s in data["sweep"]] == [2, 40]
     assert data["first_unsustained_rate"] == 40
     assert 2 < data["saturation_request_rate"] < 13
+    # Each rate sends its own prompt text (no prompt cache warmed by the rate before).
+    prompts = [b["prompt"] for b in srv.requests]
+    assert len(prompts) == 16
+    assert set(prompts[:8]).isdisjoint(prompts[8:])
+    assert sorted(len(p.split()) for p in prompts[:8]) == sorted(len(p.split()) for p in prompts[8:])
 
 
 def test_plot_writes_pngs(restkv_bin, tmp_path, fake):
