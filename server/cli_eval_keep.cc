@@ -3,9 +3,12 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "eval/eval_runner.h"
+#include "eval/token_ids.h"
 #include "server/cli_eval_common.h"
 
 namespace restkv::server {
@@ -15,18 +18,23 @@ struct KeepOptions {
   EvalCommonOptions common;
   std::string prompt;
   std::string prompt_file;
+  std::string prompt_tokens_file;  // ids verbatim (no tokeniser, no BOS)
   std::string output;  // "-" = stdout
 };
 
 int RunKeep(const KeepOptions& opt) {
   const std::string sub = "keep";
-  if (opt.prompt.empty() == opt.prompt_file.empty()) {
-    return EvalFail(sub, absl::InvalidArgumentError("give exactly one of --prompt TEXT or --prompt-file FILE"));
+  const int sources = static_cast<int>(!opt.prompt.empty()) + static_cast<int>(!opt.prompt_file.empty()) +
+                      static_cast<int>(!opt.prompt_tokens_file.empty());
+  if (sources != 1) {
+    return EvalFail(sub, absl::InvalidArgumentError(
+                             "give exactly one of --prompt TEXT, --prompt-file FILE or --prompt-tokens-file FILE"));
   }
   std::string text = opt.prompt;
-  if (!opt.prompt_file.empty()) {
-    std::ifstream in(opt.prompt_file, std::ios::binary);
-    if (!in) return EvalFail(sub, absl::NotFoundError("cannot read " + opt.prompt_file));
+  for (const std::string* path : {&opt.prompt_file, &opt.prompt_tokens_file}) {
+    if (path->empty()) continue;
+    std::ifstream in(*path, std::ios::binary);
+    if (!in) return EvalFail(sub, absl::NotFoundError("cannot read " + *path));
     std::stringstream ss;
     ss << in.rdbuf();
     text = ss.str();
@@ -40,7 +48,14 @@ int RunKeep(const KeepOptions& opt) {
   auto loaded = LoadEvalModel(opt.common);
   if (!loaded.ok()) return EvalFail(sub, loaded.status());
   engine::Model& model = *loaded->model;
-  const std::vector<int32_t> tokens = model.tokenizer().Encode(text, true, false);
+  std::vector<int32_t> tokens;
+  if (opt.prompt_tokens_file.empty()) {
+    tokens = model.tokenizer().Encode(text, true, false);
+  } else {
+    auto ids = eval::ParseTokenIds(text, model.config().vocab_size);
+    if (!ids.ok()) return EvalFail(sub, ids.status());
+    tokens = std::move(*ids);
+  }
   const eval::PolicySetting& s = grid->front();
   const engine::KvPolicyConfig policy = s.For(static_cast<int32_t>(tokens.size()));
   eval::EvalRunner runner(model);
@@ -75,6 +90,9 @@ void AddEvalKeepCommand(CLI::App& eval, int* exit_code) {
   AddEvalCommonOptions(cmd, &opt->common, /*grid=*/false);
   cmd->add_option("--prompt,-p", opt->prompt, "Prompt text (tokenised with BOS, no chat template)");
   cmd->add_option("--prompt-file", opt->prompt_file, "Read the prompt from a file (used verbatim)");
+  cmd->add_option("--prompt-tokens-file", opt->prompt_tokens_file,
+                  "Read the prompt as token ids (whitespace/comma separated or a JSON array), used verbatim: "
+                  "no tokeniser, no BOS added");
   cmd->add_option("--output,-o", opt->output, "Write the JSON here instead of stdout");
   cmd->callback([opt, exit_code] { *exit_code = RunKeep(*opt); });
 }

@@ -77,3 +77,22 @@ def test_ppl_budget_at_least_the_context_equals_full(restkv_bin, model_path, tmp
     assert cases["restkv@25%"]["nll_sum"] != cases["full"]["nll_sum"]
     assert 1 < cases["full"]["perplexity"] < 100
     assert "vs full" in r.stdout
+
+
+def test_keep_reads_token_ids_verbatim(restkv_bin, model_path, tmp_path):
+    # The ids are the prompt as given: no tokeniser, no BOS (scripts/kvpress-agreement relies on it).
+    ids = tmp_path / "ids.json"
+    ids.write_text("[" + ", ".join(str(100 + i) for i in range(150)) + "]\n")
+    r = run(restkv_bin, "keep", "--model", model_path, "--prompt-tokens-file", str(ids),
+            "--policies", "streamingllm", "--budgets", "64", "--kv-option", "sink_tokens=4")
+    j = json.loads(r.stdout)
+    assert j["num_tokens"] == 150 and j["evicted"]
+    assert j["kept"][0][0] == list(range(4)) + list(range(90, 150))
+    ids.write_text("1 2 49152\n")
+    bad = subprocess.run([restkv_bin, "eval", "keep", "--model", model_path, "--prompt-tokens-file", str(ids),
+                          "--policies", "streamingllm", "--budgets", "64"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "item 2 is 49152, outside the vocabulary" in bad.stderr
+    both = subprocess.run([restkv_bin, "eval", "keep", "--model", model_path, "--prompt", "hi",
+                           "--prompt-tokens-file", str(ids), "--policies", "streamingllm", "--budgets", "64"],
+                          capture_output=True, text=True)
+    assert both.returncode == 1 and "exactly one of" in both.stderr
