@@ -14,6 +14,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 grpc = pytest.importorskip("grpc")
 pytest.importorskip("grpc_tools")
 from fake_grpc_server import FakeGrpcConfig, FakeGrpcServer, generate_stubs  # noqa: E402
+from bench_test_helpers import pair_with_server, fake_lateness  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,29 +47,6 @@ def run_bench(restkv_bin, tmp_path, address, *args, timeout=120):
     elapsed = time.monotonic() - t0
     data = json.loads(result.read_text()) if result.exists() else None
     return proc, data, elapsed
-
-
-def pair_with_server(data, srv):
-    """(bench record, fake timing) pairs in send/arrival order, fake times relative to the
-    run's start (both sides read CLOCK_MONOTONIC)."""
-    t0 = data["start_monotonic_s"]
-    reqs = sorted(data["requests"], key=lambda r: r["sent_s"])
-    timings = sorted(srv.timings, key=lambda t: t["recv"])
-    assert len(reqs) == len(timings)
-    rel = [{"recv": t["recv"] - t0, "chunks": [c - t0 for c in t["chunks"]],
-            "done": None if t["done"] is None else t["done"] - t0} for t in timings]
-    return list(zip(reqs, rel))
-
-
-def fake_lateness(pairs, ttft, itl):
-    """How far behind its injected schedule the fake itself ran (s); a CPU-starved machine
-    makes this large and the client cannot be blamed for it."""
-    late = 0.0
-    for r, t in pairs:
-        accept = t["recv"] - r["intended_s"]
-        chunk = max((c - (t["recv"] + ttft + i * itl) for i, c in enumerate(t["chunks"])), default=0)
-        late = max(late, accept + chunk)
-    return late
 
 
 def test_latencies_match_injected_delays(restkv_bin, tmp_path, fake):

@@ -6,7 +6,6 @@ import json
 import pathlib
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -14,6 +13,7 @@ import requests
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from fake_openai_server import FakeConfig, FakeServer  # noqa: E402
 from serve_process import ServeProcess, free_port  # noqa: E402
+from bench_test_helpers import read_lines  # noqa: E402
 
 pytest.importorskip("grpc")
 
@@ -31,16 +31,6 @@ def bench(restkv_bin, result, *args):
         capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(pathlib.Path(result).read_text()), proc.stdout
-
-
-def read_lines(path, want, timeout=10):
-    deadline = time.time() + timeout
-    while True:
-        text = path.read_text() if path.exists() else ""
-        lines = [json.loads(l) for l in text.splitlines() if l.strip()]
-        if len(lines) >= want or time.time() > deadline:
-            return lines
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

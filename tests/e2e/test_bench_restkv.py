@@ -6,12 +6,12 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from test_server_openai import API_KEY, Server  # noqa: E402
+from bench_test_helpers import read_lines  # noqa: E402
 
 N = 24
 
@@ -26,16 +26,6 @@ def bench(restkv_bin, url, result, *args):
         capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(pathlib.Path(result).read_text()), proc.stdout
-
-
-def read_lines(path, want, timeout=10):
-    deadline = time.time() + timeout
-    while True:
-        text = path.read_text() if path.exists() else ""
-        lines = [json.loads(l) for l in text.splitlines() if l.strip()]
-        if len(lines) >= want or time.time() > deadline:
-            return lines
-        time.sleep(0.1)
 
 
 def test_record_then_replay(restkv_bin, model_path, tmp_path):
