@@ -18,7 +18,6 @@ This is a benchmark, not a test: run it on a quiet machine.
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,14 +26,12 @@ import time
 
 import requests
 
+from server_process import free_port, wait_healthy  # tools/server_process.py
+
 WORDS = ("the quick brown fox jumps over a lazy dog while seven wizards quietly "
          "study ancient maps of distant rivers and forgotten mountain towns").split()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_prompt(i, words):
@@ -51,18 +48,6 @@ def percentile(xs, p):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
-def wait_ready(url, proc, timeout=180):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if requests.get(url + "/health", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("server did not become ready")
 
 
 def one_request(url, model, prompt, max_tokens):
@@ -161,7 +146,7 @@ def main():
             proc = start_restkv(args, port) if name == "restkv" else start_llama(args, port, c)
             url = f"http://127.0.0.1:{port}"
             try:
-                wait_ready(url, proc)
+                wait_healthy(url, proc, timeout=180)
                 # One warm-up request so neither side pays first-touch costs.
                 one_request(url, "bench", make_prompt(10**6, 8), 4)
                 res = run_load(url, "bench", c, per_client, args.max_tokens, args.prompt_words,

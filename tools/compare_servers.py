@@ -21,11 +21,9 @@ import math
 import pathlib
 import random
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
+
+from server_process import free_port, wait_healthy  # tools/server_process.py
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KEYS = ["completed", "failed", "duration", "request_throughput", "output_throughput",
@@ -34,10 +32,6 @@ KEYS = ["completed", "failed", "duration", "request_throughput", "output_through
         "p99_send_lag_ms"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_trace(path, n, rate, seed):
@@ -63,19 +57,6 @@ def make_trace(path, n, rate, seed):
                                 "output_length": rng.randint(8, 64), "hash_ids": ids}) + "\n")
 
 
-def wait_healthy(url, proc, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited with {proc.returncode}")
-        try:
-            if urllib.request.urlopen(url + "/health", timeout=2).status == 200:
-                return
-        except Exception:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    sys.exit("server did not become healthy")
 
 
 def run(name, cmd, port, trace, out, bench_args, sweep, sweep_requests, nice):
@@ -161,7 +142,7 @@ def main():
             knee = next((r for r, s in swept if s["request_throughput"] < 0.9 * r), None)
             print(f"{name}: saturation {best:.2f} req/s completed at most; "
                   + (f"first rate not sustained (<90 % completed): {knee}" if knee else "every rate sustained"))
-    print(f"\nrestkv /metrics delta: " + json.dumps({k: v for k, v in restkv.get("server_metrics", {}).get("delta", {}).items() if "preempt" in k or "evict" in k}))
+    print("\nrestkv /metrics delta: " + json.dumps({k: v for k, v in restkv.get("server_metrics", {}).get("delta", {}).items() if "preempt" in k or "evict" in k}))
 
 
 if __name__ == "__main__":

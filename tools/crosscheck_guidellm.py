@@ -32,35 +32,18 @@ import os
 import resource
 import pathlib
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import time
-import urllib.request
+
+from server_process import free_port, wait_healthy  # tools/server_process.py
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def wait_healthy(url, proc, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"server exited with {proc.returncode}")
-        try:
-            if urllib.request.urlopen(url + "/health", timeout=2).status == 200:
-                return
-        except Exception:
-            pass
-        time.sleep(0.5)
-    sys.exit("server did not become healthy")
 
 
 def hf_tokenizer(venv, model, out):
