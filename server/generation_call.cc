@@ -8,6 +8,7 @@
 #include "boost/asio/post.hpp"
 #include "server/api_error.h"
 #include "server/openai_response.h"
+#include "server/planned_record.h"
 #include "server/sse_stream.h"
 
 namespace restkv::server {
@@ -340,26 +341,13 @@ void GenerationCall::MaybeComplete() {
 }
 
 void GenerationCall::Record(const RequestLogEntry& log) {
-  RecordedRequest r;
+  RecordedRequest r = PlannedRecord(plan_, log.target);
   r.arrival = started_;
   r.input_length = log.prompt_tokens;
   for (const ChoiceState& c : choices_) {
     if (c.submitted) r.output_length = std::max<int64_t>(r.output_length, c.summary.completion_tokens);
   }
-  if (!plan_.prompts.empty()) r.block_hashes = ChainedBlockHashes(plan_.prompts[0].tokens);
-  r.endpoint = log.target;
   r.n = log.n;
-  r.stream = plan_.stream;
-  if (!plan_.choices.empty()) {
-    const engine::SamplingParams& p = plan_.choices[0].params;
-    r.temperature = p.temperature;
-    r.top_p = p.top_p;
-    r.top_k = p.top_k;
-    r.max_tokens = p.max_tokens;
-    r.ignore_eos = p.ignore_eos;
-  }
-  r.kv_policy = std::string(engine::KvPolicyName(plan_.kv_policy.kind));
-  r.kv_budget = plan_.kv_policy.budget;
   r.http_status = log.http_status;
   r.finish = log.finish;
   r.ttft_ms = log.ttft_ms;

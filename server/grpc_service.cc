@@ -14,6 +14,7 @@
 #include "server/api_error.h"
 #include "server/auth.h"
 #include "server/generation_plan.h"
+#include "server/planned_record.h"
 #include "server/grpc_request.h"
 
 namespace restkv::server {
@@ -158,7 +159,10 @@ class GrpcGenerationService::GenerateReactor final
     RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanGrpcGenerate(request, plan_ctx));
     RESTKV_CHECK(plan.prompts.size() == 1 && plan.choices.size() == 1);
     id_ = plan.meta.id;
-    if (cfg.recorder != nullptr) record_ = PlannedRecord(plan);
+    if (cfg.recorder != nullptr) {
+      record_ = PlannedRecord(plan, "grpc:Generate");
+      record_->stream = true;  // Generate always streams
+    }
     engine::EngineRequest req;
     req.prompt_tokens = std::move(plan.prompts[0].tokens);
     req.params = plan.choices[0].params;
@@ -240,26 +244,6 @@ class GrpcGenerationService::GenerateReactor final
     LogLine(http_status, summary_.prompt_tokens, summary_.completion_tokens,
             std::string(engine::FinishReasonName(summary_.reason)), note);
     Finish(status);  // `this` may be deleted from here on
-  }
-
-  // What --record-requests keeps of a planned call; the outcome is added
-  // when it ends (LogLine).
-  static RecordedRequest PlannedRecord(const GenerationPlan& plan) {
-    RecordedRequest r;
-    r.input_length = static_cast<int64_t>(plan.prompts[0].tokens.size());
-    r.block_hashes = ChainedBlockHashes(plan.prompts[0].tokens);
-    r.endpoint = "grpc:Generate";
-    r.n = 1;
-    r.stream = true;
-    const engine::SamplingParams& p = plan.choices[0].params;
-    r.temperature = p.temperature;
-    r.top_p = p.top_p;
-    r.top_k = p.top_k;
-    r.max_tokens = p.max_tokens;
-    r.ignore_eos = p.ignore_eos;
-    r.kv_policy = std::string(engine::KvPolicyName(plan.kv_policy.kind));
-    r.kv_budget = plan.kv_policy.budget;
-    return r;
   }
 
   // One request-log line, and the recording when there is one;
