@@ -54,178 +54,206 @@ absl::Status LlamaModel::EnsureWorkspace(int64_t num_tokens, int64_t num_logit_r
   return absl::OkStatus();
 }
 
-absl::Status LlamaModel::Forward(absl::Span<const SequenceInput> batch,
-                                 std::vector<float>* logits) {
+// One Forward call's rows: every sequence's new tokens packed in input order.
+struct LlamaModel::Step {
+  int32_t layer_begin = 0, layer_end = 0;
+  std::vector<int32_t> tokens, positions;  // [T]
+  std::vector<int64_t> logit_rows;         // rows that produce logits
+  std::vector<int64_t> seq_row;            // [S+1]: sequence s owns rows [seq_row[s], seq_row[s+1])
+  // Queries a hook asked for: the last num_rows rows of sequence s.
+  struct QueryCapture {
+    int32_t num_rows = 0;
+    std::vector<float> q;  // [num_rows][H][d]
+  };
+  std::vector<QueryCapture> captured;      // [S]
+  std::vector<kernels::KvSlot> slots;      // [chunk] where each row's K/V goes
+  std::vector<kernels::AttentionSeq> seqs; // the chunk's attention segments
+  [[nodiscard]] int64_t num_rows() const { return static_cast<int64_t>(tokens.size()); }
+};
+
+absl::StatusOr<LlamaModel::Step> LlamaModel::PackBatch(absl::Span<const SequenceInput> batch) const {
   const ModelConfig& c = config_;
   if (batch.empty()) return absl::InvalidArgumentError("empty batch");
-  const int32_t layer_begin = batch[0].layer_begin;
-  const int32_t layer_end = batch[0].layer_end < 0 ? c.num_layers : batch[0].layer_end;
-  RESTKV_CHECK(0 <= layer_begin && layer_begin < layer_end && layer_end <= c.num_layers)
-      << "layers [" << layer_begin << ", " << layer_end << ")";
-  // Pack tokens and positions; remember which rows need logits.
-  std::vector<int32_t> tokens, positions;
-  std::vector<int64_t> logit_rows;
-  for (const SequenceInput& s : batch) {
-    RESTKV_CHECK_EQ(static_cast<int32_t>(s.cached_len.size()), c.num_layers);
-    RESTKV_CHECK_EQ(static_cast<int32_t>(s.pages.size()), c.num_layers);
-    RESTKV_CHECK(s.layer_begin == layer_begin &&
-                 (s.layer_end < 0 ? c.num_layers : s.layer_end) == layer_end)
+  Step step;
+  step.layer_begin = batch[0].layer_begin;
+  step.layer_end = batch[0].layer_end < 0 ? c.num_layers : batch[0].layer_end;
+  RESTKV_CHECK(0 <= step.layer_begin && step.layer_begin < step.layer_end &&
+               step.layer_end <= c.num_layers)
+      << "layers [" << step.layer_begin << ", " << step.layer_end << ")";
+  step.seq_row.assign(batch.size() + 1, 0);
+  step.captured.resize(batch.size());
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SequenceInput& in = batch[s];
+    RESTKV_CHECK_EQ(static_cast<int32_t>(in.cached_len.size()), c.num_layers);
+    RESTKV_CHECK_EQ(static_cast<int32_t>(in.pages.size()), c.num_layers);
+    RESTKV_CHECK(in.layer_begin == step.layer_begin &&
+                 (in.layer_end < 0 ? c.num_layers : in.layer_end) == step.layer_end)
         << "one Forward call runs one layer range";
-    RESTKV_CHECK((layer_begin == 0 && layer_end == c.num_layers) || s.hidden != nullptr)
+    RESTKV_CHECK((step.layer_begin == 0 && step.layer_end == c.num_layers) || in.hidden != nullptr)
         << "a partial layer range needs a hidden-state buffer";
-    const int64_t base = static_cast<int64_t>(tokens.size());
-    for (size_t i = 0; i < s.tokens.size(); ++i) {
-      const int32_t id = s.tokens[i];
+    const int64_t base = step.num_rows();
+    const int32_t n = static_cast<int32_t>(in.tokens.size());
+    for (int32_t i = 0; i < n; ++i) {
+      const int32_t id = in.tokens[i];
       if (id < 0 || id >= c.vocab_size) {
         return absl::InvalidArgumentError(
             absl::StrFormat("token id %d is outside the vocabulary [0, %d)", id, c.vocab_size));
       }
-      tokens.push_back(id);
-      positions.push_back(s.first_position + static_cast<int32_t>(i));
-      if (s.logits == LogitsMode::kAll) logit_rows.push_back(base + static_cast<int64_t>(i));
+      step.tokens.push_back(id);
+      step.positions.push_back(in.first_position + i);
+      if (in.logits == LogitsMode::kAll) step.logit_rows.push_back(base + i);
     }
-    if (s.logits == LogitsMode::kLast && !s.tokens.empty()) {
-      logit_rows.push_back(base + static_cast<int64_t>(s.tokens.size()) - 1);
+    if (in.logits == LogitsMode::kLast && n > 0) step.logit_rows.push_back(base + n - 1);
+    step.seq_row[s + 1] = step.num_rows();
+    if (in.hook != nullptr) {
+      Step::QueryCapture& cap = step.captured[s];
+      cap.num_rows = std::clamp(in.hook->NumQueryRows(n), 0, n);
+      cap.q.resize(static_cast<size_t>(cap.num_rows) * c.q_dim());
     }
   }
-  const int64_t T = static_cast<int64_t>(tokens.size());
-  if (T == 0) return absl::InvalidArgumentError("batch has no tokens");
-  RESTKV_RETURN_IF_ERROR(EnsureWorkspace(T, static_cast<int64_t>(logit_rows.size())));
+  if (step.num_rows() == 0) return absl::InvalidArgumentError("batch has no tokens");
+  return step;
+}
 
+void LlamaModel::LoadResidual(absl::Span<const SequenceInput> batch, const Step& step) {
+  const int64_t D = config_.hidden_size;
   float* x = x_->floats();
+  if (step.layer_begin == 0) {
+    backend_.Embedding(weights_.token_embd, step.tokens.data(), step.num_rows(), x);
+    return;
+  }
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const int64_t n = step.seq_row[s + 1] - step.seq_row[s];
+    backend_.CopyDevice(batch[s].hidden, x + step.seq_row[s] * D, n * D);
+  }
+}
+
+absl::Status LlamaModel::Forward(absl::Span<const SequenceInput> batch,
+                                 std::vector<float>* logits) {
+  RESTKV_ASSIGN_OR_RETURN(Step step, PackBatch(batch));
+  RESTKV_RETURN_IF_ERROR(
+      EnsureWorkspace(step.num_rows(), static_cast<int64_t>(step.logit_rows.size())));
+  LoadResidual(batch, step);
+  for (int32_t l = step.layer_begin; l < step.layer_end; ++l) {
+    RESTKV_RETURN_IF_ERROR(RunLayer(l, batch, step));
+  }
+  if (step.layer_end < config_.num_layers) {
+    // A prefill slice: the residual stream waits in each sequence's buffer.
+    const int64_t D = config_.hidden_size;
+    for (size_t s = 0; s < batch.size(); ++s) {
+      const int64_t n = step.seq_row[s + 1] - step.seq_row[s];
+      backend_.CopyDevice(x_->floats() + step.seq_row[s] * D, batch[s].hidden, n * D);
+    }
+    logits->clear();
+    return absl::OkStatus();
+  }
+  ComputeLogits(step, logits);
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::RunLayer(int32_t layer, absl::Span<const SequenceInput> batch,
+                                  Step& step) {
+  for (const SequenceInput& in : batch) {
+    if (in.hook == nullptr) continue;
+    RESTKV_RETURN_IF_ERROR(in.hook->BeforeLayer(layer, static_cast<int32_t>(in.tokens.size())));
+  }
+  // NOTE(restkv): rows are processed in chunks of at most kMaxChunkTokens so
+  // per-token activations stay bounded for long prompts. A chunk's K/V are
+  // stored before its attention runs, and earlier chunks' K/V are already
+  // in the pages, so causal attention is exact across chunk boundaries.
+  const int64_t T = step.num_rows();
+  const int64_t chunk = std::min<int64_t>(T, kMaxChunkTokens);
+  step.slots.resize(chunk);
+  for (int64_t c0 = 0; c0 < T; c0 += chunk) {
+    RunChunk(weights_.layers[layer], layer, batch, step, c0, std::min(chunk, T - c0));
+  }
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const SequenceInput& in = batch[s];
+    if (in.hook == nullptr) continue;
+    const Step::QueryCapture& cap = step.captured[s];
+    RESTKV_RETURN_IF_ERROR(in.hook->AfterLayer(layer, static_cast<int32_t>(in.tokens.size()),
+                                               cap.num_rows > 0 ? cap.q.data() : nullptr));
+  }
+  return absl::OkStatus();
+}
+
+void LlamaModel::RunChunk(const LayerWeights& lw, int32_t layer,
+                          absl::Span<const SequenceInput> batch, Step& step, int64_t c0,
+                          int64_t n) {
+  const ModelConfig& c = config_;
+  const int64_t D = c.hidden_size;
+  const int64_t qrow = c.q_dim();
+  float* xc = x_->floats() + c0 * D;
   float* xb = xb_->floats();
   float* q = q_->floats();
   float* k = k_->floats();
   float* v = v_->floats();
   float* att = att_->floats();
+  // Attention block.
+  backend_.RmsNorm(xc, lw.attn_norm, n, D, c.rms_eps, xb);
+  backend_.MatMul(lw.wq, xb, n, q);
+  backend_.MatMul(lw.wk, xb, n, k);
+  backend_.MatMul(lw.wv, xb, n, v);
+  if (c.has_qkv_bias) {
+    backend_.AddBias(q, lw.bq, n, c.q_dim());
+    backend_.AddBias(k, lw.bk, n, c.kv_dim());
+    backend_.AddBias(v, lw.bv, n, c.kv_dim());
+  }
+  backend_.Rope(q, step.positions.data() + c0, n, c.num_heads, c.head_dim, rope_);
+  backend_.Rope(k, step.positions.data() + c0, n, c.num_kv_heads, c.head_dim, rope_);
+  step.seqs.clear();
+  for (size_t s = 0; s < batch.size(); ++s) {
+    const int64_t r0 = std::max(step.seq_row[s], c0);
+    const int64_t r1 = std::min(step.seq_row[s + 1], c0 + n);
+    if (r0 >= r1) continue;
+    const SequenceInput& in = batch[s];
+    const int32_t cached = in.cached_len[layer];
+    const int32_t first = static_cast<int32_t>(r0 - step.seq_row[s]);  // index in the sequence
+    const int32_t count = static_cast<int32_t>(r1 - r0);
+    const std::vector<float*>& pages = in.pages[layer];
+    RESTKV_CHECK_GE(static_cast<int64_t>(pages.size()) * block_size_, cached + first + count)
+        << "layer " << layer << " block table too short";
+    for (int32_t i = 0; i < count; ++i) {
+      const int32_t slot = cached + first + i;
+      step.slots[r0 - c0 + i] = {pages[slot / block_size_], slot % block_size_};
+    }
+    step.seqs.push_back({static_cast<int32_t>(r0 - c0), count, cached + first + count, pages.data()});
+    // Keep the queries the hook asked for.
+    Step::QueryCapture& cap = step.captured[s];
+    if (cap.num_rows > 0) {
+      const int32_t from = static_cast<int32_t>(in.tokens.size()) - cap.num_rows;
+      for (int32_t i = std::max(first, from); i < first + count; ++i) {
+        backend_.CopyToHost(q + (step.seq_row[s] + i - c0) * qrow, cap.q.data() + (i - from) * qrow,
+                            qrow);
+      }
+    }
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  backend_.StoreKv(k, v, step.slots.data(), n, c.num_kv_heads, c.head_dim, block_size_);
+  backend_.Attention(q, step.seqs, c.num_heads, c.num_kv_heads, c.head_dim, block_size_, scale, att);
+  backend_.MatMul(lw.wo, att, n, xb);
+  backend_.Add(xc, xb, n * D);
+  // Feed-forward block.
   float* gate = gate_->floats();
   float* up = up_->floats();
-  const int64_t D = c.hidden_size;
+  backend_.RmsNorm(xc, lw.ffn_norm, n, D, c.rms_eps, xb);
+  backend_.MatMul(lw.w_gate, xb, n, gate);
+  backend_.MatMul(lw.w_up, xb, n, up);
+  backend_.SwiGlu(gate, up, n * c.ffn_size);
+  backend_.MatMul(lw.w_down, gate, n, xb);
+  backend_.Add(xc, xb, n * D);
+}
 
-  if (layer_begin == 0) {
-    backend_.Embedding(weights_.token_embd, tokens.data(), T, x);
-  } else {
-    int64_t row = 0;
-    for (const SequenceInput& s : batch) {
-      const int64_t n = static_cast<int64_t>(s.tokens.size());
-      backend_.CopyDevice(s.hidden, x + row * D, n * D);
-      row += n;
-    }
-  }
-  // Packed rows of each sequence: [seq_row[s], seq_row[s] + n_s).
-  std::vector<int64_t> seq_row(batch.size() + 1, 0);
-  for (size_t s = 0; s < batch.size(); ++s) {
-    seq_row[s + 1] = seq_row[s] + static_cast<int64_t>(batch[s].tokens.size());
-  }
-  // Queries the hooks asked for: the last num_rows rows of each sequence.
-  struct QueryCapture {
-    int32_t num_rows = 0;
-    std::vector<float> q;  // [num_rows][H][d]
-  };
-  std::vector<QueryCapture> captured(batch.size());
-  const int64_t qrow = c.q_dim();
-  for (size_t s = 0; s < batch.size(); ++s) {
-    const SequenceInput& in = batch[s];
-    if (in.hook == nullptr) continue;
-    const int32_t n = static_cast<int32_t>(in.tokens.size());
-    captured[s].num_rows = std::clamp(in.hook->NumQueryRows(n), 0, n);
-    captured[s].q.resize(captured[s].num_rows * qrow);
-  }
-  const int64_t chunk = std::min<int64_t>(T, kMaxChunkTokens);
-  std::vector<kernels::KvSlot> slots(chunk);
-  std::vector<kernels::AttentionSeq> seqs;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-
-  for (int32_t l = layer_begin; l < layer_end; ++l) {
-    const LayerWeights& lw = weights_.layers[l];
-    for (const SequenceInput& in : batch) {
-      if (in.hook == nullptr) continue;
-      RESTKV_RETURN_IF_ERROR(in.hook->BeforeLayer(l, static_cast<int32_t>(in.tokens.size())));
-    }
-    // NOTE(restkv): rows are processed in chunks of at most kMaxChunkTokens so
-    // per-token activations stay bounded for long prompts. A chunk's K/V are
-    // stored before its attention runs, and earlier chunks' K/V are already
-    // in the pages, so causal attention is exact across chunk boundaries.
-    for (int64_t c0 = 0; c0 < T; c0 += chunk) {
-      const int64_t n = std::min(chunk, T - c0);
-      float* xc = x + c0 * D;
-      // Attention block.
-      backend_.RmsNorm(xc, lw.attn_norm, n, D, c.rms_eps, xb);
-      backend_.MatMul(lw.wq, xb, n, q);
-      backend_.MatMul(lw.wk, xb, n, k);
-      backend_.MatMul(lw.wv, xb, n, v);
-      if (c.has_qkv_bias) {
-        backend_.AddBias(q, lw.bq, n, c.q_dim());
-        backend_.AddBias(k, lw.bk, n, c.kv_dim());
-        backend_.AddBias(v, lw.bv, n, c.kv_dim());
-      }
-      backend_.Rope(q, positions.data() + c0, n, c.num_heads, c.head_dim, rope_);
-      backend_.Rope(k, positions.data() + c0, n, c.num_kv_heads, c.head_dim, rope_);
-      seqs.clear();
-      for (size_t s = 0; s < batch.size(); ++s) {
-        const int64_t r0 = std::max(seq_row[s], c0), r1 = std::min(seq_row[s + 1], c0 + n);
-        if (r0 >= r1) continue;
-        const SequenceInput& in = batch[s];
-        const int32_t cached = in.cached_len[l];
-        const int32_t first = static_cast<int32_t>(r0 - seq_row[s]);  // index in the sequence
-        const int32_t count = static_cast<int32_t>(r1 - r0);
-        const std::vector<float*>& pages = in.pages[l];
-        RESTKV_CHECK_GE(static_cast<int64_t>(pages.size()) * block_size_, cached + first + count)
-            << "layer " << l << " block table too short";
-        for (int32_t i = 0; i < count; ++i) {
-          const int32_t slot = cached + first + i;
-          slots[r0 - c0 + i] = {pages[slot / block_size_], slot % block_size_};
-        }
-        seqs.push_back({static_cast<int32_t>(r0 - c0), count, cached + first + count, pages.data()});
-        // Keep the queries the hook asked for.
-        QueryCapture& cap = captured[s];
-        if (cap.num_rows > 0) {
-          const int32_t from = static_cast<int32_t>(in.tokens.size()) - cap.num_rows;
-          for (int32_t i = std::max(first, from); i < first + count; ++i) {
-            backend_.CopyToHost(q + (seq_row[s] + i - c0) * qrow, cap.q.data() + (i - from) * qrow, qrow);
-          }
-        }
-      }
-      backend_.StoreKv(k, v, slots.data(), n, c.num_kv_heads, c.head_dim, block_size_);
-      backend_.Attention(q, seqs, c.num_heads, c.num_kv_heads, c.head_dim, block_size_, scale, att);
-      backend_.MatMul(lw.wo, att, n, xb);
-      backend_.Add(xc, xb, n * D);
-      // Feed-forward block.
-      backend_.RmsNorm(xc, lw.ffn_norm, n, D, c.rms_eps, xb);
-      backend_.MatMul(lw.w_gate, xb, n, gate);
-      backend_.MatMul(lw.w_up, xb, n, up);
-      backend_.SwiGlu(gate, up, n * c.ffn_size);
-      backend_.MatMul(lw.w_down, gate, n, xb);
-      backend_.Add(xc, xb, n * D);
-    }
-    for (size_t s = 0; s < batch.size(); ++s) {
-      const SequenceInput& in = batch[s];
-      if (in.hook == nullptr) continue;
-      const float* queries = captured[s].num_rows > 0 ? captured[s].q.data() : nullptr;
-      RESTKV_RETURN_IF_ERROR(
-          in.hook->AfterLayer(l, static_cast<int32_t>(in.tokens.size()), queries));
-    }
-  }
-
-  if (layer_end < c.num_layers) {
-    int64_t row = 0;
-    for (const SequenceInput& s : batch) {
-      const int64_t n = static_cast<int64_t>(s.tokens.size());
-      backend_.CopyDevice(x + row * D, s.hidden, n * D);
-      row += n;
-    }
-    logits->clear();
-    return absl::OkStatus();
-  }
-  const int64_t R = static_cast<int64_t>(logit_rows.size());
+void LlamaModel::ComputeLogits(const Step& step, std::vector<float>* logits) {
+  const ModelConfig& c = config_;
+  const int64_t R = static_cast<int64_t>(step.logit_rows.size());
   logits->assign(static_cast<size_t>(R) * c.vocab_size, 0.0f);
-  if (R == 0) return absl::OkStatus();
+  if (R == 0) return;
   float* lin = logit_in_->floats();
-  backend_.GatherRows(x, logit_rows.data(), R, D, lin);
-  backend_.RmsNorm(lin, weights_.output_norm, R, D, c.rms_eps, lin);
+  backend_.GatherRows(x_->floats(), step.logit_rows.data(), R, c.hidden_size, lin);
+  backend_.RmsNorm(lin, weights_.output_norm, R, c.hidden_size, c.rms_eps, lin);
   backend_.MatMul(weights_.output, lin, R, logits_->floats());
   backend_.CopyToHost(logits_->floats(), logits->data(), logits->size());
-  return absl::OkStatus();
 }
 
 }  // namespace restkv::engine

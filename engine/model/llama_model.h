@@ -70,7 +70,22 @@ class LlamaModel {
   absl::Status Forward(absl::Span<const SequenceInput> batch, std::vector<float>* logits);
 
  private:
+  struct Step;  // one Forward call's packed rows (llama_model.cc)
+
   absl::Status EnsureWorkspace(int64_t num_tokens, int64_t num_logit_rows);
+  // Packs the batch's tokens, positions and logit rows; checks the inputs.
+  absl::StatusOr<Step> PackBatch(absl::Span<const SequenceInput> batch) const;
+  // x <- embeddings (first layer) or the sequences' saved hidden states.
+  void LoadResidual(absl::Span<const SequenceInput> batch, const Step& step);
+  // One layer over every row: hooks before, attention and FFN per chunk,
+  // hooks after.
+  absl::Status RunLayer(int32_t layer, absl::Span<const SequenceInput> batch, Step& step);
+  // Rows [c0, c0 + n): the attention block (K/V stored into the pages) and
+  // the feed-forward block, both added to the residual stream.
+  void RunChunk(const LayerWeights& lw, int32_t layer, absl::Span<const SequenceInput> batch,
+                Step& step, int64_t c0, int64_t n);
+  // The [V] logits of the step's logit rows, to host memory.
+  void ComputeLogits(const Step& step, std::vector<float>* logits);
 
   const ModelConfig config_;
   const ModelWeights& weights_;
