@@ -3,9 +3,9 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
-#include "engine/gguf_file.h"
-#include "engine/tokenizer.h"
-#include "engine/tokenizer_gguf.h"
+#include "engine/gguf/gguf_file.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/tokenizer/tokenizer_gguf.h"
 
 namespace restkv::bench {
 

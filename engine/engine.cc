@@ -6,10 +6,11 @@
 #include "absl/strings/str_format.h"
 #include "common/check.h"
 #include "common/status_macros.h"
-#include "engine/incremental_detokenizer.h"
-#include "engine/logprobs.h"
-#include "engine/sampler.h"
-#include "engine/stop_matcher.h"
+#include "engine/kv/kv_layer_hook.h"
+#include "engine/tokenizer/incremental_detokenizer.h"
+#include "engine/sampling/logprobs.h"
+#include "engine/sampling/sampler.h"
+#include "engine/sampling/stop_matcher.h"
 
 namespace restkv::engine {
 namespace {
@@ -69,6 +70,7 @@ Engine::Engine(Model& model, const EngineOptions& options, std::unique_ptr<Block
                                                : model.config().context_length),
       pool_(std::move(pool)),
       kv_(*pool_, model.config().num_layers),
+      evictor_(model.config(), model.weights(), model.backend()),
       scheduler_({model.config().num_layers, options.max_num_seqs, options.max_num_batched_tokens},
                  kv_) {
   local_stats_.kv_pages_total = pool_->num_pages();
@@ -324,6 +326,7 @@ void Engine::Step() {
     }
   }
 
+  std::deque<KvLayerHook> hooks;  // stable addresses for this step's inputs
   auto input_for = [&](const Work& w) {
     Active& a = *w.active;
     SequenceKv& kv = kv_.Get(a.id);
@@ -342,12 +345,13 @@ void Engine::Step() {
     in.layer_begin = w.layer_begin;
     in.layer_end = w.layer_end;
     in.hidden = a.hidden ? a.hidden->floats() : nullptr;
-    in.kv = &kv;
-    if (!w.decode) {
-      in.policy = &a.request.kv_policy;
-      in.report = &a.eviction;
+    if (w.decode) {
+      hooks.emplace_back(kv);
+    } else {
       if (w.layer_begin == 0) a.eviction = {};
+      hooks.emplace_back(kv, a.request.kv_policy, evictor_, &a.eviction);
     }
+    in.hook = &hooks.back();
     return in;
   };
   auto fail = [&](const std::vector<Work>& works, const absl::Status& s) {

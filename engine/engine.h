@@ -30,12 +30,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/block_pool.h"
-#include "engine/kv_cache_manager.h"
-#include "engine/kv_policy_config.h"
-#include "engine/model.h"
+#include "engine/kv/block_pool.h"
+#include "engine/kv/kv_cache_manager.h"
+#include "engine/kv/layer_evictor.h"
+#include "engine/eviction/policy_config.h"
+#include "engine/model/model.h"
 #include "engine/request_sink.h"
-#include "engine/sampling_params.h"
+#include "engine/sampling/sampling_params.h"
 #include "scheduler/scheduler.h"
 
 namespace restkv::engine {
@@ -129,6 +130,7 @@ class Engine {
   const int32_t max_model_len_;
   std::unique_ptr<BlockPool> pool_;
   KvCacheManager kv_;
+  LayerEvictor evictor_;  // eviction during prefill, for every request
   scheduler::Scheduler scheduler_;
   std::map<RequestHandle, std::unique_ptr<Active>> active_;  // engine thread only
 

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "engine/generator.h"
-#include "engine/synthetic_model.h"
+#include "engine/model/synthetic_model.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 

@@ -8,12 +8,13 @@
 #include <mutex>
 #include <thread>
 
+#include "engine/kv/kv_layer_hook.h"
 #include "engine/engine.h"
 #include "engine/generator.h"
-#include "engine/gguf_file.h"
-#include "engine/kv_page_math.h"
-#include "engine/llama_model.h"
-#include "engine/synthetic_model.h"
+#include "engine/gguf/gguf_file.h"
+#include "engine/kv/page_math.h"
+#include "engine/model/llama_model.h"
+#include "engine/model/synthetic_model.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 
@@ -70,9 +71,9 @@ TEST_F(EvictionEngineTest, PoolFollowsPageArithmeticLayerByLayer) {
     EvictionReport report;
     pool->ResetHighWater();
     SequenceInput in{prompt, 0, kv.cached_len(), kv.page_ptrs(), LogitsMode::kLast};
-    in.kv = &kv;
-    in.policy = &policy;
-    in.report = &report;
+    LayerEvictor evictor(model_->config(), model_->weights(), model_->backend());
+    KvLayerHook hook(kv, policy, evictor, &report);
+    in.hook = &hook;
     std::vector<float> logits;
     ASSERT_TRUE(model_->forward().Forward({&in, 1}, &logits).ok());
     EXPECT_EQ(pool->high_water(), math.PrefillPeakPages(policy, n));

@@ -6,10 +6,10 @@
 
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
-#include "engine/incremental_detokenizer.h"
-#include "engine/sampler.h"
-#include "engine/sequence_kv.h"
-#include "engine/stop_matcher.h"
+#include "engine/tokenizer/incremental_detokenizer.h"
+#include "engine/sampling/sampler.h"
+#include "engine/kv/sequence_kv.h"
+#include "engine/sampling/stop_matcher.h"
 
 namespace restkv::engine {
 namespace {

@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/block_pool.h"
-#include "engine/model.h"
+#include "engine/kv/block_pool.h"
+#include "engine/model/model.h"
 #include "engine/request_sink.h"
-#include "engine/sampling_params.h"
+#include "engine/sampling/sampling_params.h"
 
 namespace restkv::engine {
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "engine/logprobs.h"
+#include "engine/sampling/logprobs.h"
 
 namespace restkv::engine {
 

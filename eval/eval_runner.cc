@@ -7,7 +7,8 @@
 #include <numeric>
 
 #include "absl/strings/str_format.h"
-#include "engine/sequence_kv.h"
+#include "engine/kv/kv_layer_hook.h"
+#include "engine/kv/sequence_kv.h"
 
 namespace restkv::eval {
 namespace {
@@ -124,9 +125,8 @@ absl::StatusOr<KeptSelection> EvalRunner::Keep(const std::vector<int32_t>& promp
   in.cached_len = kv.cached_len();
   in.pages = kv.page_ptrs();
   in.logits = engine::LogitsMode::kNone;
-  in.kv = &kv;
-  in.policy = &policy;
-  in.report = &report;
+  engine::KvLayerHook hook(kv, policy, evictor_, &report);
+  in.hook = &hook;
   std::vector<float> logits;
   if (absl::Status s = model_.forward().Forward({&in, 1}, &logits); !s.ok()) return s;
   KeptSelection out;
@@ -167,9 +167,8 @@ absl::StatusOr<PerplexityResult> EvalRunner::Perplexity(const std::vector<int32_
     in.cached_len = kv.cached_len();
     in.pages = kv.page_ptrs();
     in.logits = engine::LogitsMode::kLast;
-    in.kv = &kv;
-    in.policy = &policy;
-    in.report = &report;
+    engine::KvLayerHook hook(kv, policy, evictor_, &report);
+    in.hook = &hook;
     if (absl::Status s = model_.forward().Forward({&in, 1}, &logits); !s.ok()) return s;
   }
   PerplexityResult r;
@@ -186,7 +185,8 @@ absl::StatusOr<PerplexityResult> EvalRunner::Perplexity(const std::vector<int32_
     in.cached_len = kv.cached_len();
     in.pages = kv.page_ptrs();
     in.logits = engine::LogitsMode::kAll;
-    in.kv = &kv;
+    engine::KvLayerHook hook(kv);
+    in.hook = &hook;
     if (absl::Status s = model_.forward().Forward({&in, 1}, &logits); !s.ok()) return s;
     for (int32_t i = 0; i + 1 < m; ++i) {
       r.nll_sum += NegLogLikelihood(logits.data() + static_cast<int64_t>(i) * V, V, tokens[context + 1 + i]);

@@ -4,9 +4,9 @@
 //   Generate    greedy completion via engine::Engine (Submit + sink), exactly
 //               what `restkv serve` and `restkv generate` run
 //   Keep        prefill via LlamaModel::Forward with the policy, recording
-//               the selection KvEvictor compacts to (EvictionReport::kept)
+//               the selection LayerEvictor compacts to (EvictionReport::kept)
 //   Perplexity  post-fill teacher forcing: the context is prefilled and
-//               evicted by the policy (the same Forward/KvEvictor path), then
+//               evicted by the policy (the same Forward/LayerEvictor path), then
 //               the continuation is fed in one forward step against the
 //               compressed cache and scored. Scored tokens are never evicted:
 //               restkv evicts during prefill only.
@@ -22,10 +22,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/block_pool.h"
+#include "engine/kv/block_pool.h"
+#include "engine/kv/layer_evictor.h"
 #include "engine/engine.h"
-#include "engine/kv_policy_config.h"
-#include "engine/model.h"
+#include "engine/eviction/policy_config.h"
+#include "engine/model/model.h"
 
 namespace restkv::eval {
 
@@ -57,7 +58,8 @@ double NegLogLikelihood(const float* logits, int32_t vocab, int32_t target);
 class EvalRunner {
  public:
   // `model` must outlive the runner.
-  explicit EvalRunner(engine::Model& model) : model_(model) {}
+  explicit EvalRunner(engine::Model& model)
+      : model_(model), evictor_(model.config(), model.weights(), model.backend()) {}
   ~EvalRunner();
 
   // Errors: those of Engine::Submit, or the request's failure.
@@ -79,6 +81,7 @@ class EvalRunner {
   absl::Status EnsurePool();
 
   engine::Model& model_;
+  engine::LayerEvictor evictor_;  // keeps its W_O factors across calls
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<engine::BlockPool> pool_;
 };

@@ -3,7 +3,8 @@
 #include <cstring>
 #include <numeric>
 
-#include "engine/sequence_kv.h"
+#include "engine/kv/kv_layer_hook.h"
+#include "engine/kv/sequence_kv.h"
 #include "eval/test_model.h"
 #include "gtest/gtest.h"
 
@@ -97,11 +98,9 @@ TEST_F(EvalRunnerTest, RecordedSelectionMatchesTheCompactedCache) {
     in.cached_len = kv->cached_len();
     in.pages = kv->page_ptrs();
     in.logits = engine::LogitsMode::kNone;
-    in.kv = kv;
-    if (kv == &evicted) {
-      in.policy = &p;
-      in.report = &report;
-    }
+    engine::LayerEvictor evictor(m_.model().config(), m_.model().weights(), m_.model().backend());
+    engine::KvLayerHook plain(*kv), evicting(*kv, p, evictor, &report);
+    in.hook = kv == &evicted ? &evicting : &plain;
     ASSERT_TRUE(m_.model().forward().Forward({&in, 1}, &logits).ok());
   }
   ASSERT_EQ(report.kept.size(), static_cast<size_t>(c.num_layers));
@@ -136,7 +135,8 @@ double PlainNll(engine::Model& model, const std::vector<int32_t>& tokens, int co
   in.cached_len = kv.cached_len();
   in.pages = kv.page_ptrs();
   in.logits = engine::LogitsMode::kAll;
-  in.kv = &kv;
+  engine::KvLayerHook hook(kv);
+  in.hook = &hook;
   std::vector<float> logits;
   EXPECT_TRUE(model.forward().Forward({&in, 1}, &logits).ok());
   double nll = 0;

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/kv_policy_config.h"
+#include "engine/eviction/policy_config.h"
 
 namespace restkv::eval {
 

@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "engine/model.h"
-#include "engine/synthetic_model.h"
+#include "engine/model/model.h"
+#include "engine/model/synthetic_model.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace restkv::eval {

@@ -29,9 +29,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/kv_policy_config.h"
-#include "engine/model.h"
-#include "engine/sampling_params.h"
+#include "engine/eviction/policy_config.h"
+#include "engine/model/model.h"
+#include "engine/sampling/sampling_params.h"
 #include "server/openai_protocol.h"
 #include "server/openai_response.h"
 

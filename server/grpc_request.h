@@ -20,7 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/chat_template.h"
+#include "engine/tokenizer/chat_template.h"
 #include "restkv/v1/generation.pb.h"
 #include "server/generation_plan.h"
 #include "server/openai_protocol.h"

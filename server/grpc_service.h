@@ -36,7 +36,7 @@
 
 #include "absl/status/status.h"
 #include "engine/engine.h"
-#include "engine/kv_policy_config.h"
+#include "engine/eviction/policy_config.h"
 #include "grpcpp/grpcpp.h"
 #include "restkv/v1/generation.grpc.pb.h"
 #include "server/metrics.h"

@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/chat_template.h"
-#include "engine/sampling_params.h"
+#include "engine/tokenizer/chat_template.h"
+#include "engine/sampling/sampling_params.h"
 #include "nlohmann/json.hpp"
 
 namespace restkv::server {

@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "absl/types/span.h"
-#include "engine/logprobs.h"
-#include "engine/tokenizer.h"
+#include "engine/sampling/logprobs.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "server/api_error.h"
 
 namespace restkv::server {

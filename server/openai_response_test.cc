@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "engine/tokenizer.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
 #include "server/api_error.h"
 

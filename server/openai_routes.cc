@@ -10,7 +10,7 @@
 #include "server/generation_plan.h"
 #include "server/openai_protocol.h"
 #include "server/openai_response.h"
-#include "server/version.h"
+#include "common/version.h"
 
 namespace restkv::server {
 namespace {

@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "engine/engine.h"
-#include "engine/kv_policy_config.h"
+#include "engine/eviction/policy_config.h"
 #include "server/auth.h"
 #include "server/generation_call.h"
 #include "server/http_exchange.h"

@@ -13,7 +13,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/asio/strand.hpp"
-#include "engine/synthetic_model.h"
+#include "engine/model/synthetic_model.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 

@@ -18,10 +18,10 @@
 #include "CLI/CLI.hpp"
 #include "common/thread_pool.h"
 #include "engine/engine.h"
-#include "engine/sequence_kv.h"
+#include "engine/kv/sequence_kv.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "nlohmann/json.hpp"
-#include "server/default_model.h"
+#include "cli/default_model.h"
 
 namespace restkv {
 namespace {
@@ -85,7 +85,7 @@ int Main(int argc, char** argv) {
   app.add_option("--gen-tokens", gen_tokens);
   app.add_option("--threads", threads);
   CLI11_PARSE(app, argc, argv);
-  auto path = server::ResolveModelPath(model_flag);
+  auto path = cli::ResolveModelPath(model_flag);
   if (!path.ok()) return 1;
   if (threads <= 0) threads = DefaultThreadCount();
   kernels::cpu::CpuBackend backend(threads);

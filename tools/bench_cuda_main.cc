@@ -9,7 +9,7 @@
 //   prefill_attention causal attention of an N-token prompt, one layer, in
 //                     the engine's 512-token chunks: tokens/s.
 //   model             a Llama-3-8B-shaped model with seeded random weights
-//                     (engine/synthetic_model.h, 263-token vocabulary; the
+//                     (engine/model/synthetic_model.h, 263-token vocabulary; the
 //                     figures are labelled "random-weights") prefilled at
 //                     each --prefill-tokens length under each --policies
 //                     entry (full, and restkv / snapkv at --kv-budget), then
@@ -37,12 +37,13 @@
 
 #include "CLI/CLI.hpp"
 #include "common/thread_pool.h"
-#include "engine/block_pool.h"
-#include "engine/kv_page_math.h"
-#include "engine/kv_policy_config.h"
-#include "engine/model.h"
-#include "engine/sequence_kv.h"
-#include "engine/synthetic_model.h"
+#include "engine/kv/kv_layer_hook.h"
+#include "engine/kv/block_pool.h"
+#include "engine/kv/page_math.h"
+#include "engine/eviction/policy_config.h"
+#include "engine/model/model.h"
+#include "engine/kv/sequence_kv.h"
+#include "engine/model/synthetic_model.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "nlohmann/json.hpp"
 
@@ -200,9 +201,9 @@ void Prefill(engine::Model& model, engine::SequenceKv& kv, const engine::KvPolic
              absl::Span<const int32_t> prompt, std::vector<float>* logits) {
   engine::EvictionReport report;
   engine::SequenceInput in{prompt, 0, kv.cached_len(), kv.page_ptrs(), engine::LogitsMode::kLast};
-  in.kv = &kv;  // Forward reserves and commits layer by layer
-  in.policy = &policy;
-  in.report = &report;
+  engine::LayerEvictor evictor(model.config(), model.weights(), model.backend());
+  engine::KvLayerHook hook(kv, policy, evictor, &report);
+  in.hook = &hook;
   const absl::Status st = model.forward().Forward({&in, 1}, logits);
   if (!st.ok()) Die(std::string(st.message()));
 }

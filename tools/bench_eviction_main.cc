@@ -17,15 +17,16 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_split.h"
 #include "common/thread_pool.h"
-#include "engine/block_pool.h"
-#include "engine/gguf_file.h"
-#include "engine/kv_page_math.h"
-#include "engine/llama_model.h"
-#include "engine/model.h"
-#include "engine/synthetic_model.h"
+#include "engine/kv/kv_layer_hook.h"
+#include "engine/kv/block_pool.h"
+#include "engine/gguf/gguf_file.h"
+#include "engine/kv/page_math.h"
+#include "engine/model/llama_model.h"
+#include "engine/model/model.h"
+#include "engine/model/synthetic_model.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "nlohmann/json.hpp"
-#include "server/default_model.h"
+#include "cli/default_model.h"
 
 namespace restkv {
 namespace {
@@ -39,17 +40,17 @@ struct Run {
   int32_t high_water = 0, pages_after = 0;
 };
 
-Run Measure(engine::LlamaModel& model, engine::BlockPool& pool, const std::vector<int32_t>& prompt,
-            const engine::KvPolicyConfig& policy, int decode_tokens) {
+Run Measure(engine::LlamaModel& model, engine::LayerEvictor& evictor, engine::BlockPool& pool,
+            const std::vector<int32_t>& prompt, const engine::KvPolicyConfig& policy,
+            int decode_tokens) {
   const int32_t L = model.config().num_layers;
   Run run;
   engine::SequenceKv kv(pool, L);
   engine::EvictionReport report;
   pool.ResetHighWater();
   engine::SequenceInput in{prompt, 0, kv.cached_len(), kv.page_ptrs(), engine::LogitsMode::kLast};
-  in.kv = &kv;
-  in.policy = &policy;
-  in.report = &report;
+  engine::KvLayerHook hook(kv, policy, evictor, &report);
+  in.hook = &hook;
   std::vector<float> logits;
   auto t0 = std::chrono::steady_clock::now();
   if (!model.Forward({&in, 1}, &logits).ok()) std::abort();
@@ -61,7 +62,8 @@ Run Measure(engine::LlamaModel& model, engine::BlockPool& pool, const std::vecto
   for (int i = 0; i < decode_tokens; ++i) {
     const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     engine::SequenceInput step{absl::MakeConstSpan(&next, 1), pos++, kv.cached_len(), kv.page_ptrs(), engine::LogitsMode::kLast};
-    step.kv = &kv;
+    engine::KvLayerHook step_hook(kv);
+    step.hook = &step_hook;
     if (!model.Forward({&step, 1}, &logits).ok()) std::abort();
   }
   run.decode_ms_per_token = decode_tokens > 0 ? Seconds(t0) * 1000 / decode_tokens : 0;
@@ -105,6 +107,7 @@ int Main(int argc, char** argv) {
   engine::ModelWeights weights;
   std::unique_ptr<engine::Model> real;
   engine::LlamaModel* model = nullptr;
+  const engine::ModelWeights* weights_used = nullptr;
   std::unique_ptr<engine::LlamaModel> synthetic;
   std::vector<int32_t> prompt;
   if (mode == "long") {
@@ -123,13 +126,15 @@ int Main(int argc, char** argv) {
     weights = *engine::ModelWeights::Load(*file, config, backend);
     synthetic = std::make_unique<engine::LlamaModel>(config, weights, backend, 16);
     model = synthetic.get();
+    weights_used = &weights;
     for (int i = 0; i < tokens; ++i) prompt.push_back((i * 7919 + 13) % 256);
   } else {
     if (tokens == 0) tokens = 8192;
-    auto path = server::ResolveModelPath(model_flag);
+    auto path = cli::ResolveModelPath(model_flag);
     if (!path.ok()) return 1;
     real = *engine::Model::Load(*path, backend);
     config = real->config();
+    weights_used = &real->weights();
     model = &real->forward();
     const std::vector<int32_t> text = real->tokenizer().Encode(
         "The history of the harbour town is long. Ships came and went, and the market grew "
@@ -148,8 +153,9 @@ int Main(int argc, char** argv) {
   std::vector<engine::KvPolicyConfig> all = {full};
   for (const auto& p : ParsePolicies(policies)) all.push_back(p);
   double full_prefill = 0, full_decode = 0;
+  engine::LayerEvictor evictor(config, *weights_used, backend);
   for (const auto& p : all) {
-    const Run r = Measure(*model, *pool, prompt, p, mode == "long" ? decode_tokens : 0);
+    const Run r = Measure(*model, evictor, *pool, prompt, p, mode == "long" ? decode_tokens : 0);
     if (p.kind == engine::KvPolicyKind::kFull) {
       full_prefill = r.prefill_s;
       full_decode = r.decode_ms_per_token;

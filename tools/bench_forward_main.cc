@@ -10,12 +10,12 @@
 
 #include "CLI/CLI.hpp"
 #include "common/thread_pool.h"
-#include "engine/block_pool.h"
-#include "engine/model.h"
-#include "engine/sequence_kv.h"
+#include "engine/kv/block_pool.h"
+#include "engine/model/model.h"
+#include "engine/kv/sequence_kv.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "nlohmann/json.hpp"
-#include "server/default_model.h"
+#include "cli/default_model.h"
 
 namespace restkv {
 namespace {
@@ -36,7 +36,7 @@ int Main(int argc, char** argv) {
   bool unpacked = false;
   app.add_flag("--unpacked", unpacked, "Keep quantised weights in GGUF layout (older kernels)");
   CLI11_PARSE(app, argc, argv);
-  auto path = server::ResolveModelPath(model_flag);
+  auto path = cli::ResolveModelPath(model_flag);
   if (!path.ok()) {
     std::fprintf(stderr, "bench_forward: %s\n", std::string(path.status().message()).c_str());
     return 1;

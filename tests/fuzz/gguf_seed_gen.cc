@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/gguf_writer.h"
+#include "engine/gguf/gguf_writer.h"
 #include "kernels/cpu/quantize_ref.h"
 #include "kernels/ggml_type.h"
 

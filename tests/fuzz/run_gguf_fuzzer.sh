@@ -29,8 +29,8 @@ corpus="$build/corpus"  # what the fuzzer discovers; kept between runs
 rm -rf "$seeds"
 mkdir -p "$seeds" "$corpus"
 "$build/gguf_seed_gen" "$seeds"
-if [[ -f "$root/engine/testdata/gguf_py_small.gguf" ]]; then
-  cp "$root/engine/testdata/gguf_py_small.gguf" "$seeds/"
+if [[ -f "$root/engine/gguf/testdata/gguf_py_small.gguf" ]]; then
+  cp "$root/engine/gguf/testdata/gguf_py_small.gguf" "$seeds/"
 fi
 
 fuzz_run "GgufFile::FromBuffer" "$build/gguf_file_fuzzer" 8192 "$root/tests/fuzz/gguf.dict"

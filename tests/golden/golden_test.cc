@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/block_pool.h"
+#include "engine/kv/block_pool.h"
 #include "engine/engine.h"
 #include "engine/generator.h"
-#include "engine/model.h"
-#include "engine/sequence_kv.h"
+#include "engine/model/model.h"
+#include "engine/kv/sequence_kv.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "nlohmann/json.hpp"

@@ -1,0 +1,160 @@
+// `restkv plan`: KV memory arithmetic for one context length under an
+// eviction policy — pages per request at the prefill peak and after prefill,
+// and how many such requests fit at once, with `full` and with the policy.
+// The numbers come from engine/kv/page_math.h, the code admission uses.
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "absl/strings/str_format.h"
+#include "common/byte_size.h"
+#include "engine/gguf/gguf_file.h"
+#include "engine/kv/page_math.h"
+#include "engine/eviction/policy_config.h"
+#include "engine/model/model_config.h"
+#include "nlohmann/json.hpp"
+#include "cli/cli.h"
+
+namespace restkv::cli {
+namespace {
+
+struct Shape {
+  std::string name;
+  int32_t layers, kv_heads, head_dim;
+};
+
+// Published shapes of common checkpoints (no weights needed to plan).
+const std::map<std::string, Shape>& NamedShapes() {
+  static const auto* shapes = new std::map<std::string, Shape>{
+      {"smollm2-135m", {"SmolLM2-135M", 30, 3, 64}},
+      {"llama3-8b", {"Llama-3-8B", 32, 8, 128}},
+      {"llama3-70b", {"Llama-3-70B", 80, 8, 128}},
+      {"mistral-7b", {"Mistral-7B", 32, 8, 128}},
+      {"qwen2.5-7b", {"Qwen2.5-7B", 28, 4, 128}},
+      {"llama2-7b", {"Llama-2-7B", 32, 32, 128}},
+  };
+  return *shapes;
+}
+
+struct PlanOptions {
+  std::string model = "llama3-8b";
+  std::string kv_cache_memory = "64GiB";
+  int32_t context = 131072;
+  int32_t gen_tokens = 0;
+  std::string kv_policy = "restkv";
+  int32_t kv_budget = 2048;
+  std::vector<std::string> kv_options;
+  int32_t block_size = 16;
+  std::string kv_dtype = "f32";
+  bool json = false;
+};
+
+int Fail(const std::string& m) {
+  std::fprintf(stderr, "restkv plan: %s\n", m.c_str());
+  return 1;
+}
+
+int RunPlan(const PlanOptions& opt) {
+  Shape shape;
+  if (auto it = NamedShapes().find(opt.model); it != NamedShapes().end()) {
+    shape = it->second;
+  } else {
+    auto file = engine::GgufFile::Open(opt.model);
+    if (!file.ok()) {
+      std::string names;
+      for (const auto& [k, v] : NamedShapes()) names += " " + k;
+      return Fail(std::string(file.status().message()) + " (or name a shape:" + names + ")");
+    }
+    auto c = engine::ModelConfig::FromGguf(**file);
+    if (!c.ok()) return Fail(std::string(c.status().message()));
+    shape = {c->name, c->num_layers, c->num_kv_heads, c->head_dim};
+  }
+  auto bytes = ParseByteSize(opt.kv_cache_memory);
+  if (!bytes.ok()) return Fail("--kv-cache-memory: " + std::string(bytes.status().message()));
+  const std::map<std::string, int> dtype_bytes = {{"f32", 4}, {"f16", 2}, {"bf16", 2}};
+  if (!dtype_bytes.count(opt.kv_dtype)) return Fail("--kv-dtype must be f32, f16 or bf16");
+  if (opt.context < 1 || opt.block_size < 1 || opt.gen_tokens < 0) {
+    return Fail("--context and --block-size must be positive, --gen-tokens non-negative");
+  }
+  engine::KvPolicyConfig policy;
+  auto kind = engine::ParseKvPolicy(opt.kv_policy);
+  if (!kind.ok()) return Fail(std::string(kind.status().message()));
+  policy.kind = *kind;
+  policy.budget = opt.kv_budget;
+  for (const auto& o : opt.kv_options) {
+    if (absl::Status s = engine::ApplyKvPolicyOptions(o, &policy); !s.ok()) return Fail(std::string(s.message()));
+  }
+  if (absl::Status s = policy.Validate(); !s.ok()) return Fail(std::string(s.message()));
+
+  const int64_t page_bytes = 2LL * shape.kv_heads * opt.block_size * shape.head_dim * dtype_bytes.at(opt.kv_dtype);
+  const int64_t total_pages = *bytes / page_bytes;
+  const engine::KvPageMath math{shape.layers, opt.block_size};
+  const engine::KvPolicyConfig full;
+  auto describe = [&](const engine::KvPolicyConfig& p) {
+    return nlohmann::json{
+        {"policy", std::string(engine::KvPolicyName(p.kind))},
+        {"budget", p.kind == engine::KvPolicyKind::kFull ? 0 : p.budget},
+        {"pages_prefill_peak", math.PrefillPeakPages(p, opt.context)},
+        {"pages_after_prefill", math.PagesAfterPrefill(p, opt.context)},
+        {"pages_after_decode", math.PagesAfterDecode(p, opt.context, opt.gen_tokens)},
+        {"bytes_after_prefill", math.PagesAfterPrefill(p, opt.context) * page_bytes},
+        {"fit", math.MaxConcurrent(p, opt.context, opt.gen_tokens, total_pages)},
+    };
+  };
+  const nlohmann::json f = describe(full), q = describe(policy);
+  nlohmann::json j = {{"model", shape.name},
+                      {"layers", shape.layers},
+                      {"kv_heads", shape.kv_heads},
+                      {"head_dim", shape.head_dim},
+                      {"context", opt.context},
+                      {"gen_tokens", opt.gen_tokens},
+                      {"kv_dtype", opt.kv_dtype},
+                      {"block_size", opt.block_size},
+                      {"page_bytes", page_bytes},
+                      {"kv_cache_bytes", *bytes},
+                      {"total_pages", total_pages},
+                      {"full", f},
+                      {"with_policy", q},
+                      {"fit_full", f["fit"]},
+                      {"fit_policy", q["fit"]}};
+  if (opt.json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%s: %d layers, %d KV heads x %d; %s KV cache, %s pages of %s (block %d)\n",
+              shape.name.c_str(), shape.layers, shape.kv_heads, shape.head_dim,
+              FormatByteSize(*bytes).c_str(), std::to_string(total_pages).c_str(),
+              FormatByteSize(page_bytes).c_str(), opt.block_size);
+  std::printf("context %d tokens (+%d generated)\n\n", opt.context, opt.gen_tokens);
+  std::printf("%-22s %14s %14s %14s %10s\n", "policy", "prefill peak", "after prefill", "memory", "fit");
+  for (const nlohmann::json* row : {&f, &q}) {
+    const std::string name = absl::StrFormat("%s%s", (*row)["policy"].get<std::string>(),
+                                             (*row)["budget"].get<int>() > 0 ? absl::StrFormat(" @%d", (*row)["budget"].get<int>()) : "");
+    std::printf("%-22s %14lld %14lld %14s %10lld\n", name.c_str(),
+                (*row)["pages_prefill_peak"].get<long long>(), (*row)["pages_after_prefill"].get<long long>(),
+                FormatByteSize((*row)["bytes_after_prefill"].get<int64_t>()).c_str(), (*row)["fit"].get<long long>());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddPlanCommand(CLI::App& app, int* exit_code) {
+  auto opt = std::make_shared<PlanOptions>();
+  CLI::App* cmd = app.add_subcommand("plan", "KV cache arithmetic: pages per request and how many fit, full vs a policy");
+  std::string names;
+  for (const auto& [k, v] : NamedShapes()) names += (names.empty() ? "" : ", ") + k;
+  cmd->add_option("--model,-m", opt->model, "GGUF file or a named shape: " + names)->capture_default_str();
+  cmd->add_option("--kv-cache-memory", opt->kv_cache_memory, "KV pool size")->capture_default_str();
+  cmd->add_option("--context", opt->context, "Prompt tokens per request")->capture_default_str();
+  cmd->add_option("--gen-tokens", opt->gen_tokens, "Generated tokens per request")->capture_default_str();
+  cmd->add_option("--kv-policy", opt->kv_policy, "Eviction policy")->capture_default_str();
+  cmd->add_option("--kv-budget", opt->kv_budget, "Tokens kept per layer and KV head")->capture_default_str();
+  cmd->add_option("--kv-option", opt->kv_options, "Policy knob key=value");
+  cmd->add_option("--block-size", opt->block_size, "Token slots per page")->capture_default_str();
+  cmd->add_option("--kv-dtype", opt->kv_dtype, "Cache element type: f32 (CPU backend), f16, bf16")->capture_default_str();
+  cmd->add_flag("--json", opt->json, "Print JSON (fit_full, fit_policy, ...)");
+  cmd->callback([opt, exit_code] { *exit_code = RunPlan(*opt); });
+}
+
+}  // namespace restkv::cli

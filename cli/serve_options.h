@@ -1,0 +1,38 @@
+// ServeOptions: the flags of `restkv serve`, shared by the HTTP frontend
+// (cli_serve.cc) and the gRPC frontend that will start beside it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cli/device_choice.h"
+
+namespace restkv::cli {
+
+struct ServeOptions {
+  std::string model;  // "" => the default model
+  std::string host = "127.0.0.1";
+  int32_t port = 8000;                          // 0 => an ephemeral port
+  int32_t grpc_port = 50051;                    // 0 => no gRPC frontend
+  std::vector<std::string> served_model_names;  // empty => the model file's stem
+  std::string api_key;                          // "" => $RESTKV_API_KEY, else none
+  std::string chat_format;                      // "" => detected from the model
+  std::string kv_cache_memory = "1GiB";
+  std::string kv_policy = "full";
+  int32_t kv_budget = 0;                // tokens kept per layer and KV head; 0 => keep all
+  std::vector<std::string> kv_options;  // policy knobs, "key=value[,key=value]"
+  int32_t max_num_seqs = 64;
+  int32_t max_num_batched_tokens = 2048;
+  int32_t max_model_len = 0;  // 0 => the model's context length
+  int32_t max_queue = 1024;
+  double request_timeout_s = 0;  // 0 => no limit
+  double shutdown_timeout_s = 20;
+  std::string max_body_size = "32MiB";
+  int32_t threads = 0;  // 0 => all cores
+  DeviceFlags device;   // --device, --gpu-memory-utilization, --random-weights
+  bool kv_cache_memory_given = false;  // --kv-cache-memory was on the command line
+  std::string record_requests;  // "" => off; else a Mooncake-format JSONL file
+};
+
+}  // namespace restkv::cli

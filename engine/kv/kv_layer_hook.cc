@@ -1,0 +1,47 @@
+#include "engine/kv/kv_layer_hook.h"
+
+#include "absl/strings/str_format.h"
+
+namespace restkv::engine {
+
+bool KvLayerHook::Evicts(int32_t num_new_tokens) const {
+  return policy_ != nullptr && EvictsPrompt(*policy_, num_new_tokens);
+}
+
+int32_t KvLayerHook::NumQueryRows(int32_t num_new_tokens) const {
+  if (!Evicts(num_new_tokens)) return 0;
+  // H2O scores every query; the others only the observation window.
+  return NeedsH2oScores(*policy_) ? num_new_tokens : ScoringWindow(*policy_, num_new_tokens);
+}
+
+absl::Status KvLayerHook::BeforeLayer(int32_t layer, int32_t num_new_tokens) {
+  if (Evicts(num_new_tokens) && kv_.cached_len()[layer] != 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "layer %d: eviction runs on a whole prompt prefilled from position 0, but %d slots "
+        "are already cached",
+        layer, kv_.cached_len()[layer]));
+  }
+  if (!kv_.ReserveLayers(layer, layer + 1, num_new_tokens)) {
+    return absl::InternalError(absl::StrFormat(
+        "layer %d: no pages for %d new slots (the scheduler's reservation was not there)", layer,
+        num_new_tokens));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KvLayerHook::AfterLayer(int32_t layer, int32_t num_new_tokens,
+                                     const float* queries) {
+  kv_.CommitLayers(layer, layer + 1, num_new_tokens);
+  if (!Evicts(num_new_tokens)) return absl::OkStatus();
+  const int32_t window = ScoringWindow(*policy_, num_new_tokens);
+  const bool all = NeedsH2oScores(*policy_);
+  // With H2O `queries` holds every row and the window is its tail.
+  const int64_t qrow = static_cast<int64_t>(evictor_->config().q_dim());
+  const float* q_window =
+      queries == nullptr ? nullptr : queries + (all ? (num_new_tokens - window) * qrow : 0);
+  evictor_->EvictLayer(*policy_, layer, num_new_tokens, q_window, window, all ? queries : nullptr,
+                       kv_, report_);
+  return absl::OkStatus();
+}
+
+}  // namespace restkv::engine

@@ -1,0 +1,49 @@
+// KvLayerHook: the KV cache side of one sequence's layers during a forward
+// step — the LayerHook (engine/model/layer_hook.h) the engine, the eval
+// runner and the tools hand to LlamaModel::Forward.
+//
+//   BeforeLayer(l, n): reserve pages so layer l can take n more slots
+//   AfterLayer(l, n):  count the n slots as filled; with an eviction policy
+//                      (a whole prompt prefilled from position 0), run it on
+//                      layer l and release the emptied pages before layer l+1
+//
+// Thread safety: none (the caller's thread). The referenced objects must
+// outlive the hook.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/eviction/policy_config.h"
+#include "engine/kv/layer_evictor.h"
+#include "engine/kv/sequence_kv.h"
+#include "engine/model/layer_hook.h"
+
+namespace restkv::engine {
+
+class KvLayerHook final : public LayerHook {
+ public:
+  // Reserve and commit only: no eviction.
+  explicit KvLayerHook(SequenceKv& kv) : kv_(kv) {}
+  // Evicts with `policy` after each layer when EvictsPrompt(policy, n) holds
+  // for the step's n tokens; `report` (may be null) accumulates what it did.
+  KvLayerHook(SequenceKv& kv, const KvPolicyConfig& policy, LayerEvictor& evictor,
+              EvictionReport* report)
+      : kv_(kv), policy_(&policy), evictor_(&evictor), report_(report) {}
+
+  [[nodiscard]] int32_t NumQueryRows(int32_t num_new_tokens) const override;
+  // Errors: Internal when the pool cannot supply the pages (the scheduler's
+  // reservation should have guaranteed them); FailedPrecondition when an
+  // evicting step is not a whole prompt from position 0.
+  absl::Status BeforeLayer(int32_t layer, int32_t num_new_tokens) override;
+  absl::Status AfterLayer(int32_t layer, int32_t num_new_tokens, const float* queries) override;
+
+ private:
+  [[nodiscard]] bool Evicts(int32_t num_new_tokens) const;
+
+  SequenceKv& kv_;
+  const KvPolicyConfig* policy_ = nullptr;
+  LayerEvictor* evictor_ = nullptr;
+  EvictionReport* report_ = nullptr;
+};
+
+}  // namespace restkv::engine

@@ -1,0 +1,201 @@
+#include "engine/kv/layer_evictor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "common/check.h"
+#include "engine/eviction/wo_factor.h"
+#include "kernels/cpu/dequantize.h"
+
+namespace restkv::engine {
+
+LayerEvictor::LayerEvictor(const ModelConfig& config, const ModelWeights& weights,
+                     kernels::Backend& backend)
+    : config_(config),
+      weights_(weights),
+      backend_(backend),
+      pool_(backend.host_pool()),
+      wo_factor_(config.num_layers) {}
+
+const float* LayerEvictor::WoFactor(int32_t layer) {
+  std::vector<float>& f = wo_factor_[layer];
+  if (f.empty()) {
+    // W_O [D][H·d] in f32, from the weights as the backend holds them.
+    const kernels::Matrix& wo = weights_.layers[layer].wo;
+    std::vector<float> dense(static_cast<size_t>(wo.rows) * wo.cols);
+    const int64_t row_bytes = kernels::RowBytes(wo.type, wo.cols);
+    const uint8_t* bytes = static_cast<const uint8_t*>(wo.data);
+    std::vector<float> staged;  // device weights: their bytes, copied to the host
+    if (!backend_.host_addressable()) {
+      const int64_t total = row_bytes * wo.rows;
+      RESTKV_CHECK(total % sizeof(float) == 0) << "W_O of " << total << " bytes";
+      staged.resize(static_cast<size_t>(total / sizeof(float)));
+      backend_.CopyToHost(static_cast<const float*>(wo.data), staged.data(), staged.size());
+      bytes = reinterpret_cast<const uint8_t*>(staged.data());
+    }
+    for (int64_t r = 0; r < wo.rows; ++r) {
+      kernels::DequantizeRow(wo.type, bytes + r * row_bytes, dense.data() + r * wo.cols, wo.cols);
+    }
+    f = ComputeWoFactor(dense.data(), config_.hidden_size, config_.num_heads, config_.head_dim);
+  }
+  return f.data();
+}
+
+void AccumulatedAttention(const float* q, const float* k, int32_t n, int32_t heads,
+                          int32_t kv_heads, int32_t d, float* out, ThreadPool* pool) {
+  const int32_t group = heads / kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  auto run = [&](int64_t h0, int64_t h1, int) {
+    std::vector<float> p(n);
+    for (int64_t h = h0; h < h1; ++h) {
+      float* col = out + h * n;
+      std::fill(col, col + n, 0.0f);
+      const float* kh = k + static_cast<int64_t>(h / group) * n * d;
+      for (int32_t t = 0; t < n; ++t) {
+        const float* qt = q + (static_cast<int64_t>(t) * heads + h) * d;
+        float mx = -INFINITY;
+        for (int32_t j = 0; j <= t; ++j) {
+          float dot = 0;
+          for (int32_t i = 0; i < d; ++i) dot += qt[i] * kh[static_cast<int64_t>(j) * d + i];
+          p[j] = dot * scale;
+          mx = std::max(mx, p[j]);
+        }
+        float sum = 0;
+        for (int32_t j = 0; j <= t; ++j) sum += (p[j] = std::exp(p[j] - mx));
+        for (int32_t j = 0; j <= t; ++j) col[j] += p[j] / sum;
+      }
+    }
+  };
+  if (pool != nullptr) {
+    pool->ParallelFor(heads, run);
+  } else {
+    run(0, heads, 0);
+  }
+}
+
+void LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32_t n,
+                           const float* q_window, int32_t num_queries, const float* q_all,
+                           SequenceKv& kv, EvictionReport* report) {
+  const int32_t H = config_.num_heads, Hkv = config_.num_kv_heads, d = config_.head_dim;
+  const int32_t bs = kv.block_size();
+  RESTKV_CHECK_EQ(kv.cached_len()[layer], n) << "layer " << layer;
+  const std::vector<float*>& pages = kv.page_ptrs()[layer];
+  const int64_t page_v = static_cast<int64_t>(Hkv) * bs * d;
+  // Gather the layer's K/V into [Hkv][N][d].
+  k_.resize(static_cast<size_t>(Hkv) * n * d);
+  v_.resize(k_.size());
+  if (!backend_.host_addressable()) {
+    GatherFromDevice(pages, n, bs);
+  } else {
+    for (int32_t h = 0; h < Hkv; ++h) {
+      for (int32_t t = 0; t < n; ++t) {
+        const float* src = pages[t / bs] + (static_cast<int64_t>(h) * bs + t % bs) * d;
+        std::memcpy(&k_[(static_cast<int64_t>(h) * n + t) * d], src, d * sizeof(float));
+        std::memcpy(&v_[(static_cast<int64_t>(h) * n + t) * d], src + page_v, d * sizeof(float));
+      }
+    }
+  }
+  LayerScoringInput in;
+  in.num_tokens = n;
+  in.num_heads = H;
+  in.num_kv_heads = Hkv;
+  in.head_dim = d;
+  in.num_queries = num_queries;
+  in.q_window = q_window;
+  in.k = k_.data();
+  in.v = v_.data();
+  if (NeedsWoFactor(policy)) in.wo_factor = WoFactor(layer);
+  if (NeedsH2oScores(policy)) {
+    RESTKV_CHECK(q_all != nullptr) << "H2O needs every query";
+    h2o_.resize(static_cast<size_t>(H) * n);
+    AccumulatedAttention(q_all, k_.data(), n, H, Hkv, d, h2o_.data(), pool_);
+    in.h2o_scores = h2o_.data();
+  }
+  const std::vector<std::vector<int32_t>> keep =
+      SelectTokens(policy, layer, config_.num_layers, in, pool_);
+  RESTKV_CHECK_EQ(static_cast<int32_t>(keep.size()), Hkv);
+  const int32_t kept = static_cast<int32_t>(keep[0].size());
+  if (!backend_.host_addressable()) {
+    CompactOnDevice(pages, keep, n, bs);
+  } else {
+    // Compact in place, head by head: slot i <- token keep[h][i] (keep ascends).
+    for (int32_t h = 0; h < Hkv; ++h) {
+      RESTKV_CHECK_EQ(static_cast<int32_t>(keep[h].size()), kept) << "head " << h;
+      for (int32_t i = 0; i < kept; ++i) {
+        const int32_t t = keep[h][i];
+        RESTKV_CHECK(t >= i && t < n) << "kept index " << t << " at slot " << i;
+        float* dst = pages[i / bs] + (static_cast<int64_t>(h) * bs + i % bs) * d;
+        std::memcpy(dst, &k_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
+        std::memcpy(dst + page_v, &v_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
+      }
+    }
+  }
+  const int32_t released = kv.TruncateLayer(layer, kept);
+  if (report != nullptr) {
+    report->tokens_kept += kept;
+    report->tokens_evicted += n - kept;
+    report->pages_released += released;
+    if (report->record_kept) {
+      if (report->kept.size() < static_cast<size_t>(config_.num_layers)) {
+        report->kept.resize(config_.num_layers);
+      }
+      report->kept[layer] = keep;
+    }
+  }
+}
+
+void LayerEvictor::GatherFromDevice(const std::vector<float*>& pages, int32_t n, int32_t bs) {
+  const int32_t Hkv = config_.num_kv_heads, d = config_.head_dim;
+  const int64_t page_v = static_cast<int64_t>(Hkv) * bs * d;
+  const int64_t page_floats = 2 * page_v;
+  const int32_t num_pages = (n + bs - 1) / bs;
+  // Pages adjacent in memory (the pool hands out runs) come over in one
+  // copy: each copy synchronises with the device.
+  constexpr int32_t kMaxRun = 64;
+  page_.resize(static_cast<size_t>(page_floats * std::min(kMaxRun, num_pages)));
+  for (int32_t p0 = 0; p0 < num_pages;) {
+    int32_t run = 1;
+    while (p0 + run < num_pages && run < kMaxRun && pages[p0 + run] == pages[p0] + run * page_floats) {
+      ++run;
+    }
+    backend_.CopyToHost(pages[p0], page_.data(), static_cast<size_t>(run * page_floats));
+    for (int32_t p = p0; p < p0 + run; ++p) {
+      const float* image = page_.data() + (p - p0) * page_floats;
+      const int32_t rows = std::min(bs, n - p * bs);
+      for (int32_t h = 0; h < Hkv; ++h) {
+        const float* src = image + static_cast<int64_t>(h) * bs * d;
+        const int64_t dst = (static_cast<int64_t>(h) * n + static_cast<int64_t>(p) * bs) * d;
+        std::memcpy(&k_[dst], src, static_cast<size_t>(rows) * d * sizeof(float));
+        std::memcpy(&v_[dst], src + page_v, static_cast<size_t>(rows) * d * sizeof(float));
+      }
+    }
+    p0 += run;
+  }
+}
+
+void LayerEvictor::CompactOnDevice(const std::vector<float*>& pages,
+                                const std::vector<std::vector<int32_t>>& keep, int32_t n,
+                                int32_t bs) {
+  const int32_t Hkv = config_.num_kv_heads, d = config_.head_dim;
+  const int64_t page_v = static_cast<int64_t>(Hkv) * bs * d;
+  const int32_t kept = static_cast<int32_t>(keep[0].size());
+  page_.assign(static_cast<size_t>(2 * page_v), 0.0f);
+  // Page images are built from the host copies, so order is free. Rows past
+  // `kept` in the last page are never read (the layer is truncated to kept).
+  for (int32_t p = 0; p * bs < kept; ++p) {
+    for (int32_t h = 0; h < Hkv; ++h) {
+      RESTKV_CHECK_EQ(static_cast<int32_t>(keep[h].size()), kept) << "head " << h;
+      for (int32_t i = p * bs; i < std::min(kept, (p + 1) * bs); ++i) {
+        const int32_t t = keep[h][i];
+        RESTKV_CHECK(t >= i && t < n) << "kept index " << t << " at slot " << i;
+        float* dst = page_.data() + (static_cast<int64_t>(h) * bs + i % bs) * d;
+        std::memcpy(dst, &k_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
+        std::memcpy(dst + page_v, &v_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
+      }
+    }
+    backend_.CopyFromHost(page_.data(), pages[p], page_.size());
+  }
+}
+
+}  // namespace restkv::engine

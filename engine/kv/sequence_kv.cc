@@ -1,0 +1,80 @@
+#include "engine/kv/sequence_kv.h"
+
+#include <algorithm>
+
+#include "common/check.h"
+
+namespace restkv::engine {
+
+SequenceKv::SequenceKv(BlockPool& pool, int32_t num_layers)
+    : pool_(pool), cached_len_(num_layers, 0), page_ids_(num_layers), page_ptrs_(num_layers) {}
+
+SequenceKv::~SequenceKv() { Release(); }
+
+int32_t SequenceKv::PagesNeededLayers(int32_t layer_begin, int32_t layer_end,
+                                      int32_t num_new) const {
+  const int32_t bs = pool_.shape().block_size;
+  int32_t needed = 0;
+  for (int32_t l = layer_begin; l < layer_end; ++l) {
+    const int32_t want = (cached_len_[l] + num_new + bs - 1) / bs;
+    needed += std::max(0, want - static_cast<int32_t>(page_ids_[l].size()));
+  }
+  return needed;
+}
+
+bool SequenceKv::ReserveLayers(int32_t layer_begin, int32_t layer_end, int32_t num_new) {
+  RESTKV_CHECK(0 <= layer_begin && layer_begin <= layer_end && layer_end <= num_layers());
+  if (PagesNeededLayers(layer_begin, layer_end, num_new) > pool_.num_free()) return false;
+  const int32_t bs = pool_.shape().block_size;
+  for (int32_t l = layer_begin; l < layer_end; ++l) {
+    const int32_t want = (cached_len_[l] + num_new + bs - 1) / bs;
+    while (static_cast<int32_t>(page_ids_[l].size()) < want) {
+      const std::optional<int32_t> id = pool_.Allocate();
+      RESTKV_CHECK(id.has_value()) << "pool ran dry after PagesNeeded said it would not";
+      page_ids_[l].push_back(*id);
+      page_ptrs_[l].push_back(pool_.PageData(*id));
+    }
+  }
+  return true;
+}
+
+void SequenceKv::CommitLayers(int32_t layer_begin, int32_t layer_end, int32_t num_new) {
+  const int32_t bs = pool_.shape().block_size;
+  for (int32_t l = layer_begin; l < layer_end; ++l) {
+    RESTKV_CHECK_LE(cached_len_[l] + num_new, static_cast<int32_t>(page_ids_[l].size()) * bs)
+        << "layer " << l;
+    cached_len_[l] += num_new;
+  }
+}
+
+int32_t SequenceKv::TruncateLayer(int32_t layer, int32_t new_len) {
+  RESTKV_CHECK(new_len >= 0 && new_len <= cached_len_[layer]) << new_len << " > " << cached_len_[layer];
+  const int32_t bs = pool_.shape().block_size;
+  const size_t keep_pages = static_cast<size_t>((new_len + bs - 1) / bs);
+  int32_t released = 0;
+  while (page_ids_[layer].size() > keep_pages) {
+    pool_.Free(page_ids_[layer].back());
+    page_ids_[layer].pop_back();
+    page_ptrs_[layer].pop_back();
+    ++released;
+  }
+  cached_len_[layer] = new_len;
+  return released;
+}
+
+void SequenceKv::Release() {
+  for (size_t l = 0; l < page_ids_.size(); ++l) {
+    for (int32_t id : page_ids_[l]) pool_.Free(id);
+    page_ids_[l].clear();
+    page_ptrs_[l].clear();
+    cached_len_[l] = 0;
+  }
+}
+
+int32_t SequenceKv::num_pages() const {
+  int32_t n = 0;
+  for (const auto& ids : page_ids_) n += static_cast<int32_t>(ids.size());
+  return n;
+}
+
+}  // namespace restkv::engine

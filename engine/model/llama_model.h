@@ -1,0 +1,92 @@
+// LlamaModel: the decoder forward pass over a batch of sequences on a Backend.
+//
+// One Forward() call is one engine step: each sequence contributes some new
+// tokens (a whole prompt, a prompt chunk, or one decode token); their K/V are
+// written into the sequence's pages layer by layer and attention reads each
+// sequence's pages only. Sequences never see each other, so a sequence gets
+// the same result alone or in a batch (up to float reassociation in kernels
+// that tile over the batch; see the batch-invariance tests).
+//
+// Legend as in kernels/backend.h. Thread safety: one caller thread; the model
+// owns reusable activation buffers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "engine/model/model_config.h"
+#include "engine/model/layer_hook.h"
+#include "engine/model/model_weights.h"
+#include "kernels/backend.h"
+
+namespace restkv::engine {
+
+enum class LogitsMode { kNone, kLast, kAll };
+
+// One sequence's share of a step.
+//
+//   layer l's pages:  [ slot 0 .. cached_len[l]-1 | new tokens | free slots ]
+//
+// Prefill may run a slice of layers [layer_begin, layer_end) per step; the
+// hidden states between slices live in `hidden` ([n][D], backend memory):
+// read from it when layer_begin > 0, written to it when layer_end < L.
+// Logits are produced only by a step that reaches layer L.
+//
+// REQUIRES: pages[l] covers cached_len[l] + tokens.size() slots for every
+// layer l in the range.
+struct SequenceInput {
+  absl::Span<const int32_t> tokens;     // [n] new tokens
+  int32_t first_position = 0;           // RoPE position of tokens[0]
+  absl::Span<const int32_t> cached_len; // [L] slots already filled per layer
+  absl::Span<const std::vector<float*>> pages;  // [L] block table as page pointers
+  LogitsMode logits = LogitsMode::kLast;
+  int32_t layer_begin = 0;
+  int32_t layer_end = -1;               // -1 = L
+  float* hidden = nullptr;              // [n][D]; needed for partial ranges
+  // The caller's KV bookkeeping around each layer (reserve, commit, evict);
+  // null when the caller reserved and will commit the pages itself.
+  LayerHook* hook = nullptr;
+};
+
+class LlamaModel {
+ public:
+  // `weights` and `backend` must outlive the model.
+  LlamaModel(const ModelConfig& config, const ModelWeights& weights, kernels::Backend& backend,
+             int32_t block_size);
+
+  [[nodiscard]] const ModelConfig& config() const { return config_; }
+  [[nodiscard]] int32_t block_size() const { return block_size_; }
+
+  // Runs the step. All sequences of one call share the same layer range.
+  // On success `logits` holds, in input order, one [V] row per sequence with
+  // kLast and one per token for kAll (host memory), for calls that end at
+  // layer L; it is empty otherwise.
+  // Errors: InvalidArgument for token ids out of range or an empty batch;
+  // ResourceExhausted if activation buffers cannot grow.
+  absl::Status Forward(absl::Span<const SequenceInput> batch, std::vector<float>* logits);
+
+ private:
+  absl::Status EnsureWorkspace(int64_t num_tokens, int64_t num_logit_rows);
+
+  const ModelConfig config_;
+  const ModelWeights& weights_;
+  kernels::Backend& backend_;
+  const int32_t block_size_;
+  kernels::RopeParams rope_;
+
+  // Per-token activations are computed in chunks of at most this many rows.
+  static constexpr int64_t kMaxChunkTokens = 512;
+
+  int64_t capacity_x_tokens_ = 0;  // rows of x_
+  int64_t capacity_tokens_ = 0;    // rows of the chunk buffers
+  int64_t capacity_logit_rows_ = 0;
+  std::unique_ptr<kernels::Buffer> x_;  // [T][D] residual stream of the whole step
+  std::unique_ptr<kernels::Buffer> xb_, q_, k_, v_, att_, gate_, up_;  // [chunk][...]
+  std::unique_ptr<kernels::Buffer> logit_in_, logits_;                     // [R][D], [R][V]
+};
+
+}  // namespace restkv::engine

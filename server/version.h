@@ -1,8 +1,0 @@
-// The restkv release, as `restkv --version` and GET /version report it.
-#pragma once
-
-namespace restkv::server {
-
-inline constexpr char kRestkvVersion[] = "0.1.0";
-
-}  // namespace restkv::server
