@@ -19,6 +19,7 @@
 #include "cli/device_choice.h"
 #include "nlohmann/json.hpp"
 #include "cli/cli.h"
+#include "cli/kv_policy_flags.h"
 #include "cli/default_model.h"
 
 namespace restkv::cli {
@@ -45,10 +46,8 @@ struct GenerateOptions {
   bool json = false;
   int threads = 0;
   std::string kv_cache_memory = "1GiB";
-  std::string kv_policy = "full";
-  int32_t kv_budget = 0;
+  KvPolicyFlags kv;
   float kv_ratio = 0.0f;
-  std::vector<std::string> kv_options;
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
   DeviceFlags device;
@@ -192,22 +191,11 @@ int RunGenerate(const GenerateOptions& opt) {
   params.ignore_eos = opt.ignore_eos;
   if (absl::Status s = params.Validate(c.vocab_size); !s.ok()) return Fail(std::string(s.message()));
 
-  engine::KvPolicyConfig policy;
-  {
-    auto kind = engine::ParseKvPolicy(opt.kv_policy);
-    if (!kind.ok()) return Fail("--kv-policy: " + std::string(kind.status().message()));
-    policy.kind = *kind;
-    policy.budget = opt.kv_budget;
-    for (const std::string& o : opt.kv_options) {
-      if (absl::Status s = engine::ApplyKvPolicyOptions(o, &policy); !s.ok()) {
-        return Fail("--kv-option: " + std::string(s.message()));
-      }
-    }
-    if (opt.kv_ratio < 0.0f || opt.kv_ratio > 1.0f) return Fail("--kv-ratio must be in [0, 1]");
-    if (absl::Status s = policy.Validate(); !s.ok() && opt.kv_ratio == 0.0f) {
-      return Fail("--kv-policy: " + std::string(s.message()));
-    }
-  }
+  // With --kv-ratio the budget is set per prompt, so it is validated there.
+  auto policy_or = BuildKvPolicy(opt.kv, /*validate=*/opt.kv_ratio == 0.0f);
+  if (!policy_or.ok()) return Fail(std::string(policy_or.status().message()));
+  const engine::KvPolicyConfig policy = *policy_or;
+  if (opt.kv_ratio < 0.0f || opt.kv_ratio > 1.0f) return Fail("--kv-ratio must be in [0, 1]");
 
   // Every prompt is submitted at once: the engine batches them continuously.
   // A single prompt streams to the terminal as it is generated.
@@ -317,14 +305,8 @@ void AddGenerateCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--json", opt->json, "Print one JSON object per prompt instead of streaming text");
   cmd->add_option("--threads", opt->threads, "CPU threads (default: all available cores)");
   cmd->add_option("--kv-cache-memory", opt->kv_cache_memory, "KV cache pool size, e.g. 512MiB, 2GiB")->capture_default_str();
-  cmd->add_option("--kv-policy", opt->kv_policy,
-                  "KV eviction during prefill: full, streamingllm, h2o, tova, snapkv, pyramidkv, restkv")
-      ->capture_default_str();
-  cmd->add_option("--kv-budget", opt->kv_budget, "Tokens kept per layer and KV head (0 = keep all)")
-      ->capture_default_str();
+  AddKvPolicyFlags(cmd, &opt->kv);
   cmd->add_option("--kv-ratio", opt->kv_ratio, "Budget as a fraction of each prompt (overrides --kv-budget)");
-  cmd->add_option("--kv-option", opt->kv_options,
-                  "Policy knob key=value[,key=value] (window, alpha, beta, kernel_size, pooling, ...)");
   cmd->add_option("--max-num-seqs", opt->max_num_seqs, "Most requests running at once")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", opt->max_num_batched_tokens, "Tokens per engine step (prefill is sliced by layers to fit)")->check(CLI::PositiveNumber)->capture_default_str();
   AddDeviceFlags(cmd, &opt->device);

@@ -14,6 +14,7 @@
 #include "engine/model/model_config.h"
 #include "nlohmann/json.hpp"
 #include "cli/cli.h"
+#include "cli/kv_policy_flags.h"
 
 namespace restkv::cli {
 namespace {
@@ -41,9 +42,7 @@ struct PlanOptions {
   std::string kv_cache_memory = "64GiB";
   int32_t context = 131072;
   int32_t gen_tokens = 0;
-  std::string kv_policy = "restkv";
-  int32_t kv_budget = 2048;
-  std::vector<std::string> kv_options;
+  KvPolicyFlags kv{"restkv", 2048, {}};
   int32_t block_size = 16;
   std::string kv_dtype = "f32";
   bool json = false;
@@ -76,15 +75,9 @@ int RunPlan(const PlanOptions& opt) {
   if (opt.context < 1 || opt.block_size < 1 || opt.gen_tokens < 0) {
     return Fail("--context and --block-size must be positive, --gen-tokens non-negative");
   }
-  engine::KvPolicyConfig policy;
-  auto kind = engine::ParseKvPolicy(opt.kv_policy);
-  if (!kind.ok()) return Fail(std::string(kind.status().message()));
-  policy.kind = *kind;
-  policy.budget = opt.kv_budget;
-  for (const auto& o : opt.kv_options) {
-    if (absl::Status s = engine::ApplyKvPolicyOptions(o, &policy); !s.ok()) return Fail(std::string(s.message()));
-  }
-  if (absl::Status s = policy.Validate(); !s.ok()) return Fail(std::string(s.message()));
+  auto policy_or = BuildKvPolicy(opt.kv);
+  if (!policy_or.ok()) return Fail(std::string(policy_or.status().message()));
+  const engine::KvPolicyConfig& policy = *policy_or;
 
   const int64_t page_bytes = 2LL * shape.kv_heads * opt.block_size * shape.head_dim * dtype_bytes.at(opt.kv_dtype);
   const int64_t total_pages = *bytes / page_bytes;
@@ -148,9 +141,7 @@ void AddPlanCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--kv-cache-memory", opt->kv_cache_memory, "KV pool size")->capture_default_str();
   cmd->add_option("--context", opt->context, "Prompt tokens per request")->capture_default_str();
   cmd->add_option("--gen-tokens", opt->gen_tokens, "Generated tokens per request")->capture_default_str();
-  cmd->add_option("--kv-policy", opt->kv_policy, "Eviction policy")->capture_default_str();
-  cmd->add_option("--kv-budget", opt->kv_budget, "Tokens kept per layer and KV head")->capture_default_str();
-  cmd->add_option("--kv-option", opt->kv_options, "Policy knob key=value");
+  AddKvPolicyFlags(cmd, &opt->kv);
   cmd->add_option("--block-size", opt->block_size, "Token slots per page")->capture_default_str();
   cmd->add_option("--kv-dtype", opt->kv_dtype, "Cache element type: f32 (CPU backend), f16, bf16")->capture_default_str();
   cmd->add_flag("--json", opt->json, "Print JSON (fit_full, fit_policy, ...)");

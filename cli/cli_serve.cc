@@ -91,19 +91,9 @@ bool WaitUntil(Clock::time_point deadline, Pred pred) {
 int RunServe(ServeOptions opt) {
   if (opt.port < 0 || opt.port > 65535) return Fail("--port must be in [0, 65535]");
   if (opt.grpc_port < 0 || opt.grpc_port > 65535) return Fail("--grpc-port must be in [0, 65535]");
-  engine::KvPolicyConfig kv_policy;
-  {
-    auto kind = engine::ParseKvPolicy(opt.kv_policy);
-    if (!kind.ok()) return Fail("--kv-policy: " + std::string(kind.status().message()));
-    kv_policy.kind = *kind;
-    kv_policy.budget = opt.kv_budget;
-    for (const std::string& o : opt.kv_options) {
-      if (absl::Status s = engine::ApplyKvPolicyOptions(o, &kv_policy); !s.ok()) {
-        return Fail("--kv-option: " + std::string(s.message()));
-      }
-    }
-    if (absl::Status s = kv_policy.Validate(); !s.ok()) return Fail(std::string(s.message()));
-  }
+  auto kv_policy_or = BuildKvPolicy(opt.kv);
+  if (!kv_policy_or.ok()) return Fail(std::string(kv_policy_or.status().message()));
+  const engine::KvPolicyConfig kv_policy = *kv_policy_or;
   if (opt.request_timeout_s < 0 || opt.shutdown_timeout_s < 0) {
     return Fail("--request-timeout and --shutdown-timeout must be >= 0");
   }
@@ -297,17 +287,8 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--kv-cache-memory", opt->kv_cache_memory,
                   "KV cache pool size, e.g. 512MiB, 2GiB")
       ->capture_default_str();
-  cmd->add_option("--kv-policy", opt->kv_policy,
-                  "Default KV eviction during prefill: full, streamingllm, h2o, tova, snapkv, "
-                  "pyramidkv, restkv "
-                  "(requests may override with kv_policy)")
-      ->capture_default_str();
-  cmd->add_option("--kv-budget", opt->kv_budget,
-                  "Default tokens kept per layer and KV head (0 = keep all; requests: kv_budget)")
-      ->capture_default_str();
-  cmd->add_option(
-      "--kv-option", opt->kv_options,
-      "Policy knob key=value[,key=value] (window, alpha, beta, kernel_size, pooling, ...)");
+  // Requests may override these with kv_policy, kv_budget and kv_options.
+  AddKvPolicyFlags(cmd, &opt->kv, "Default");
   cmd->add_option("--max-num-seqs", opt->max_num_seqs, "Most requests running at once")
       ->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", opt->max_num_batched_tokens,

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/device_choice.h"
+#include "cli/kv_policy_flags.h"
 
 namespace restkv::cli {
 
@@ -19,9 +20,7 @@ struct ServeOptions {
   std::string api_key;                          // "" => $RESTKV_API_KEY, else none
   std::string chat_format;                      // "" => detected from the model
   std::string kv_cache_memory = "1GiB";
-  std::string kv_policy = "full";
-  int32_t kv_budget = 0;                // tokens kept per layer and KV head; 0 => keep all
-  std::vector<std::string> kv_options;  // policy knobs, "key=value[,key=value]"
+  KvPolicyFlags kv;  // the default policy; requests may override it
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
   int32_t max_model_len = 0;  // 0 => the model's context length
