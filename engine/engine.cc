@@ -7,10 +7,9 @@
 #include "common/check.h"
 #include "common/status_macros.h"
 #include "engine/kv/kv_layer_hook.h"
-#include "engine/tokenizer/incremental_detokenizer.h"
 #include "engine/sampling/logprobs.h"
 #include "engine/sampling/sampler.h"
-#include "engine/sampling/stop_matcher.h"
+#include "engine/sampling/output_processor.h"
 
 namespace restkv::engine {
 namespace {
@@ -23,21 +22,42 @@ double MsBetween(Clock::time_point a, Clock::time_point b) {
 
 }  // namespace
 
-struct Engine::Active {
+// A request the engine holds, from DrainInbox until Finish: waiting,
+// running or preempted.
+struct Engine::RequestState {
   RequestHandle id = 0;
   EngineRequest request;
   std::unique_ptr<Sampler> sampler;
-  std::unique_ptr<IncrementalDetokenizer> detok;
-  std::unique_ptr<StopMatcher> stops;
+  std::unique_ptr<OutputProcessor> output;  // text and the end-of-sequence decision
   std::vector<int32_t> tokens;   // prompt, then every generated token
-  int32_t num_output = 0;
-  int32_t max_new = 0;
   std::unique_ptr<kernels::Buffer> hidden;  // [n][D] between prefill slices
   EvictionReport eviction;                  // of the current prefill attempt
   RequestSummary summary;
   Clock::time_point submitted;
   bool scheduled = false;
   bool prompt_logprobs_pending = false;  // requested and not yet reported
+};
+
+// One request's share of a step.
+struct Engine::Work {
+  RequestState* request;
+  int32_t num_tokens;
+  int32_t layer_begin, layer_end;
+  bool decode;
+};
+
+// What the scheduler decided for this step, as work for the forward pass.
+// Work that runs all layers shares one forward pass; prefill slices of a
+// layer range run alone (each has its own hidden-state buffer).
+struct Engine::StepPlan {
+  scheduler::SchedulerOutput schedule;
+  std::vector<Work> full, partial;
+};
+
+// A sequence whose step reached the last layer: the logits to sample from.
+struct Engine::SampleRow {
+  RequestHandle id;
+  std::vector<float> logits;  // [V]
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model& model, const EngineOptions& options) {
@@ -131,12 +151,12 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return absl::UnavailableError("the server is shutting down");
-  if (queued_ >= options_.max_queue) {
+  if (num_unfinished_ >= options_.max_queue) {
     return absl::ResourceExhaustedError(
         absl::StrFormat("the request queue is full (%d requests)", options_.max_queue));
   }
   const RequestHandle id = next_handle_++;
-  ++queued_;
+  ++num_unfinished_;
   inbox_.emplace_back(id, std::move(request));
   cv_.notify_all();
   return id;
@@ -153,7 +173,7 @@ void Engine::Shutdown(int64_t drain_ms) {
     std::unique_lock<std::mutex> lock(mu_);
     accepting_ = false;
     cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(0, drain_ms)),
-                 [this] { return queued_ == 0; });
+                 [this] { return num_unfinished_ == 0; });
     stop_ = true;
     cv_.notify_all();
   }
@@ -181,7 +201,7 @@ void Engine::Loop() {
   // Shutting down: everything still here is cancelled.
   DrainInbox();
   std::vector<RequestHandle> left;
-  for (const auto& [id, a] : active_) left.push_back(id);
+  for (const auto& [id, a] : requests_) left.push_back(id);
   for (RequestHandle id : left) Finish(id, FinishReason::kCancelled);
   PublishStats();
 }
@@ -195,237 +215,216 @@ void Engine::DrainInbox() {
     cancels.swap(cancels_);
   }
   for (auto& [id, request] : inbox) {
-    auto a = std::make_unique<Active>();
+    auto a = std::make_unique<RequestState>();
     a->id = id;
     a->submitted = Clock::now();
     const SamplingParams& p = request.params;
     const uint64_t seed = p.seed.has_value() ? *p.seed : std::random_device{}();
     a->sampler = std::make_unique<Sampler>(p, seed);
-    // Completions continue the prompt, so their first token keeps its space.
-    a->detok = std::make_unique<IncrementalDetokenizer>(
-        model_.tokenizer(), IncrementalDetokenizer::StripLeadingSpace::kKeep);
-    a->stops = std::make_unique<StopMatcher>(p.stop);
     a->tokens = request.prompt_tokens;
-    a->max_new = p.max_tokens;
     a->summary.prompt_tokens = static_cast<int32_t>(request.prompt_tokens.size());
+    a->output = std::make_unique<OutputProcessor>(model_.tokenizer(), p, a->summary.prompt_tokens,
+                                                  max_model_len_);
     a->request = std::move(request);
     a->prompt_logprobs_pending = a->request.prompt_logprobs >= 0;
     kv_.SetPolicy(id, a->request.kv_policy);
     scheduler_.Add({id, a->request.priority, a->summary.prompt_tokens});
     local_stats_.prompt_tokens_total += a->summary.prompt_tokens;
-    active_.emplace(id, std::move(a));
+    requests_.emplace(id, std::move(a));
   }
   for (RequestHandle id : cancels) {
-    if (active_.count(id)) Finish(id, FinishReason::kCancelled);
+    if (requests_.count(id)) Finish(id, FinishReason::kCancelled);
   }
 }
 
 void Engine::Finish(RequestHandle id, FinishReason reason, absl::Status error) {
-  auto it = active_.find(id);
-  if (it == active_.end()) return;
-  Active& a = *it->second;
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  RequestState& a = *it->second;
   scheduler_.Remove(id);  // frees the KV pages
   a.summary.reason = reason;
   a.summary.error = std::move(error);
-  a.summary.completion_tokens = a.num_output;
+  a.summary.completion_tokens = a.output->num_output();
   a.summary.e2e_ms = MsBetween(a.submitted, Clock::now());
   // Published first, so a client that has seen its response complete reads
   // stats (and /metrics) that already count it.
   PublishStats();
   a.request.sink->OnFinish(a.summary);
-  active_.erase(it);
+  requests_.erase(it);
   std::lock_guard<std::mutex> lock(mu_);
-  --queued_;
+  --num_unfinished_;
   cv_.notify_all();
 }
 
-bool Engine::Emit(Active& a, const float* logits) {
+bool Engine::SampleNext(RequestState& a, const float* logits) {
   const int32_t vocab = model_.config().vocab_size;
   const SamplingParams& p = a.request.params;
   std::vector<float> row(logits, logits + vocab);
   const int32_t prompt_len = a.summary.prompt_tokens;
   const int32_t next = a.sampler->Sample(absl::MakeSpan(row),
                                          absl::MakeConstSpan(a.tokens.data(), prompt_len));
-  if (a.num_output == 0) a.summary.ttft_ms = MsBetween(a.submitted, Clock::now());
+  if (a.output->num_output() == 0) a.summary.ttft_ms = MsBetween(a.submitted, Clock::now());
+  OutputProcessor::Update u = a.output->Push(next);
   TokenDelta delta;
-  const bool stop_id = std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), next) !=
-                       p.stop_token_ids.end();
-  if ((!p.ignore_eos && model_.tokenizer().IsEndOfGeneration(next)) || stop_id) {
-    StopMatcher::Result r = a.stops->Push(a.detok->Flush());
-    delta.text = r.text + (r.stopped ? "" : a.stops->Flush());
-    if (!delta.text.empty()) a.request.sink->OnTokens(delta);
-    Finish(a.id, FinishReason::kStop);
-    return true;
-  }
-  a.sampler->Accept(next);
-  a.tokens.push_back(next);
-  ++a.num_output;
-  ++local_stats_.generation_tokens_total;
-  delta.token_ids.push_back(next);
-  if (p.logprobs >= 0) delta.logprobs.push_back(ComputeLogprobs({logits, static_cast<size_t>(vocab)}, next, p.logprobs));
-  StopMatcher::Result r = a.stops->Push(a.detok->Push(next));
-  delta.text = std::move(r.text);
-  bool done = false;
-  FinishReason reason = FinishReason::kStop;
-  if (r.stopped) {
-    a.summary.stop_string = r.matched;
-    done = true;
-  } else if (a.num_output >= a.max_new || static_cast<int32_t>(a.tokens.size()) >= max_model_len_) {
-    StopMatcher::Result tail = a.stops->Push(a.detok->Flush());
-    delta.text += tail.text;
-    if (tail.stopped) {
-      a.summary.stop_string = tail.matched;
-    } else {
-      delta.text += a.stops->Flush();
-      reason = FinishReason::kLength;
+  delta.text = std::move(u.text);
+  if (u.accepted) {
+    a.sampler->Accept(next);
+    a.tokens.push_back(next);
+    ++local_stats_.generation_tokens_total;
+    delta.token_ids.push_back(next);
+    if (p.logprobs >= 0) {
+      delta.logprobs.push_back(
+          ComputeLogprobs({logits, static_cast<size_t>(vocab)}, next, p.logprobs));
     }
-    done = true;
   }
-  a.request.sink->OnTokens(delta);
-  if (done) Finish(a.id, reason);
-  return done;
+  // An end-of-generation token adds no token, only the held-back text.
+  if (u.accepted || !delta.text.empty()) a.request.sink->OnTokens(delta);
+  if (!u.finished) return false;
+  a.summary.stop_string = std::move(u.stop_string);
+  Finish(a.id, *u.finished);
+  return true;
 }
 
+// NOTE(restkv): a step is plan -> run -> sample. The scheduler's plan becomes
+// forward-pass work; the forward passes leave one logits row per sequence
+// that reached the last layer; the scheduler learns what ran before any
+// sequence is sampled, so a request that finishes while sampling is removed
+// from a scheduler that is already up to date.
 void Engine::Step() {
-  const ModelConfig& c = model_.config();
-  const int32_t L = c.num_layers;
-  scheduler::SchedulerOutput plan = scheduler_.Schedule();
+  StepPlan plan = PlanStep();
+  std::vector<SampleRow> rows;
+  RunFullBatch(plan.full, &rows);
+  for (const Work& w : plan.partial) RunSlice(w, &rows);
+  scheduler_.Update(plan.schedule);
+  for (SampleRow& r : rows) {
+    auto it = requests_.find(r.id);
+    if (it != requests_.end()) SampleNext(*it->second, r.logits.data());
+  }
+}
+
+Engine::StepPlan Engine::PlanStep() {
+  const int32_t L = model_.config().num_layers;
+  StepPlan plan;
+  plan.schedule = scheduler_.Schedule();
   ++local_stats_.steps;
-  for (scheduler::RequestId id : plan.preempted) {
-    Active& a = *active_.at(id);
+  for (scheduler::RequestId id : plan.schedule.preempted) {
+    RequestState& a = *requests_.at(id);
     a.hidden.reset();
     ++a.summary.num_preemptions;
   }
   local_stats_.num_preemptions = scheduler_.num_preemptions();
+  for (scheduler::RequestId id : plan.schedule.decodes) {
+    plan.full.push_back({requests_.at(id).get(), 1, 0, L, true});
+  }
+  for (const scheduler::PrefillSlice& s : plan.schedule.prefills) {
+    Work w{requests_.at(s.id).get(), s.num_tokens, s.layer_begin, s.layer_end, false};
+    (s.layer_begin == 0 && s.layer_end == L ? plan.full : plan.partial).push_back(w);
+  }
   const auto now = Clock::now();
-
-  // Work that runs all layers shares one forward pass; prefill slices of a
-  // layer range run alone (each has its own hidden-state buffer).
-  struct Work {
-    Active* active;
-    int32_t num_tokens;
-    int32_t layer_begin, layer_end;
-    bool decode;
-  };
-  std::vector<Work> full, partial;
-  for (scheduler::RequestId id : plan.decodes) full.push_back({active_.at(id).get(), 1, 0, L, true});
-  for (const scheduler::PrefillSlice& s : plan.prefills) {
-    Work w{active_.at(s.id).get(), s.num_tokens, s.layer_begin, s.layer_end, false};
-    (s.layer_begin == 0 && s.layer_end == L ? full : partial).push_back(w);
-  }
-  for (const Work& w : full) {
-    if (!w.active->scheduled) {
-      w.active->scheduled = true;
-      w.active->summary.queue_ms = MsBetween(w.active->submitted, now);
+  for (const std::vector<Work>* works : {&plan.full, &plan.partial}) {
+    for (const Work& w : *works) {
+      if (w.request->scheduled) continue;
+      w.request->scheduled = true;
+      w.request->summary.queue_ms = MsBetween(w.request->submitted, now);
     }
   }
-  for (const Work& w : partial) {
-    if (!w.active->scheduled) {
-      w.active->scheduled = true;
-      w.active->summary.queue_ms = MsBetween(w.active->submitted, now);
-    }
+  return plan;
+}
+
+SequenceInput Engine::InputFor(const Work& w, std::deque<KvLayerHook>* hooks) {
+  RequestState& a = *w.request;
+  SequenceKv& kv = kv_.Get(a.id);
+  SequenceInput in;
+  if (w.decode) {
+    in.tokens = absl::MakeConstSpan(a.tokens.data() + a.tokens.size() - 1, 1);
+    in.first_position = static_cast<int32_t>(a.tokens.size()) - 1;
+  } else {
+    in.tokens = absl::MakeConstSpan(a.tokens.data(), w.num_tokens);
+    in.first_position = 0;
   }
+  in.cached_len = kv.cached_len();
+  in.pages = kv.page_ptrs();
+  const bool last_layer = w.layer_end == model_.config().num_layers;
+  in.logits = !w.decode && last_layer && a.prompt_logprobs_pending ? LogitsMode::kAll
+                                                                   : LogitsMode::kLast;
+  in.layer_begin = w.layer_begin;
+  in.layer_end = w.layer_end;
+  in.hidden = a.hidden ? a.hidden->floats() : nullptr;
+  if (w.decode) {
+    hooks->emplace_back(kv);
+  } else {
+    if (w.layer_begin == 0) a.eviction = {};
+    hooks->emplace_back(kv, a.request.kv_policy, evictor_, &a.eviction);
+  }
+  in.hook = &hooks->back();
+  return in;
+}
 
-  std::deque<KvLayerHook> hooks;  // stable addresses for this step's inputs
-  auto input_for = [&](const Work& w) {
-    Active& a = *w.active;
-    SequenceKv& kv = kv_.Get(a.id);
-    SequenceInput in;
-    if (w.decode) {
-      in.tokens = absl::MakeConstSpan(a.tokens.data() + a.tokens.size() - 1, 1);
-      in.first_position = static_cast<int32_t>(a.tokens.size()) - 1;
-    } else {
-      in.tokens = absl::MakeConstSpan(a.tokens.data(), w.num_tokens);
-      in.first_position = 0;
+void Engine::CollectLogits(RequestState& a, const std::vector<float>& logits, int64_t row,
+                           int64_t rows, bool all, std::vector<SampleRow>* out) {
+  const int64_t V = model_.config().vocab_size;
+  if (all) {
+    // One row per prompt token: the prompt's logprobs, reported once.
+    std::vector<LogprobResult> prompt_lp;
+    prompt_lp.reserve(rows - 1);
+    for (int64_t i = 0; i + 1 < rows; ++i) {
+      prompt_lp.push_back(ComputeLogprobs(absl::MakeConstSpan(logits.data() + (row + i) * V, V),
+                                          a.tokens[i + 1], a.request.prompt_logprobs));
     }
-    in.cached_len = kv.cached_len();
-    in.pages = kv.page_ptrs();
-    in.logits = !w.decode && w.layer_end == L && a.prompt_logprobs_pending ? LogitsMode::kAll
-                                                                           : LogitsMode::kLast;
-    in.layer_begin = w.layer_begin;
-    in.layer_end = w.layer_end;
-    in.hidden = a.hidden ? a.hidden->floats() : nullptr;
-    if (w.decode) {
-      hooks.emplace_back(kv);
-    } else {
-      if (w.layer_begin == 0) a.eviction = {};
-      hooks.emplace_back(kv, a.request.kv_policy, evictor_, &a.eviction);
-    }
-    in.hook = &hooks.back();
-    return in;
-  };
-  auto fail = [&](const std::vector<Work>& works, const absl::Status& s) {
-    for (const Work& w : works) Finish(w.active->id, FinishReason::kError, s);
-  };
+    a.prompt_logprobs_pending = false;
+    a.request.sink->OnPromptLogprobs(prompt_lp);
+  }
+  out->push_back({a.id, std::vector<float>(logits.begin() + (row + rows - 1) * V,
+                                           logits.begin() + (row + rows) * V)});
+}
 
+void Engine::RunFullBatch(const std::vector<Work>& works, std::vector<SampleRow>* rows) {
+  if (works.empty()) return;
+  std::deque<KvLayerHook> hooks;  // stable addresses for the inputs
+  std::vector<SequenceInput> inputs;
+  for (const Work& w : works) inputs.push_back(InputFor(w, &hooks));
   std::vector<float> logits;
-  std::vector<RequestHandle> to_emit;
-  std::vector<std::vector<float>> emit_logits;
-  // Rows [row, row + rows) of `logits` belong to one sequence (one row per
-  // prompt token when `all`, for prompt logprobs): reports those, and queues
-  // the last row for sampling.
-  auto collect = [&](Active& a, int64_t row, int64_t rows, bool all) {
-    const int64_t V = c.vocab_size;
-    if (all) {
-      std::vector<LogprobResult> prompt_lp;
-      prompt_lp.reserve(rows - 1);
-      for (int64_t i = 0; i + 1 < rows; ++i) {
-        prompt_lp.push_back(ComputeLogprobs(
-            absl::MakeConstSpan(logits.data() + (row + i) * V, V), a.tokens[i + 1],
-            a.request.prompt_logprobs));
-      }
-      a.prompt_logprobs_pending = false;
-      a.request.sink->OnPromptLogprobs(prompt_lp);
-    }
-    to_emit.push_back(a.id);
-    emit_logits.emplace_back(logits.begin() + (row + rows - 1) * V, logits.begin() + (row + rows) * V);
-  };
-  if (!full.empty()) {
-    std::vector<SequenceInput> inputs;
-    for (const Work& w : full) inputs.push_back(input_for(w));
-    if (absl::Status s = model_.forward().Forward(inputs, &logits); !s.ok()) {
-      fail(full, s);
-    } else {
-      int64_t row = 0;
-      for (size_t i = 0; i < full.size(); ++i) {
-        if (!full[i].decode) FinishPrefill(*full[i].active, full[i].num_tokens);
-        const bool all = inputs[i].logits == LogitsMode::kAll;
-        const int64_t rows = all ? full[i].num_tokens : 1;
-        collect(*full[i].active, row, rows, all);
-        row += rows;
-      }
-    }
+  if (absl::Status s = model_.forward().Forward(inputs, &logits); !s.ok()) {
+    for (const Work& w : works) Finish(w.request->id, FinishReason::kError, s);
+    return;
   }
-  for (const Work& w : partial) {
-    Active& a = *w.active;
-    if (!a.hidden) {
-      auto buf = model_.backend().Allocate(static_cast<size_t>(w.num_tokens) * c.hidden_size * sizeof(float));
-      if (!buf.ok()) {
-        fail({w}, buf.status());
-        continue;
-      }
-      a.hidden = std::move(*buf);
-    }
-    SequenceInput in = input_for(w);
-    if (absl::Status s = model_.forward().Forward({&in, 1}, &logits); !s.ok()) {
-      fail({w}, s);
-      continue;
-    }
-    if (w.layer_end == L) {
-      FinishPrefill(a, w.num_tokens);
-      a.hidden.reset();
-      const bool all = in.logits == LogitsMode::kAll;
-      collect(a, 0, all ? w.num_tokens : 1, all);
-    }
-  }
-  scheduler_.Update(plan);
-  for (size_t i = 0; i < to_emit.size(); ++i) {
-    auto it = active_.find(to_emit[i]);
-    if (it != active_.end()) Emit(*it->second, emit_logits[i].data());
+  int64_t row = 0;
+  for (size_t i = 0; i < works.size(); ++i) {
+    if (!works[i].decode) RecordPrefillEviction(*works[i].request, works[i].num_tokens);
+    const bool all = inputs[i].logits == LogitsMode::kAll;
+    const int64_t n = all ? works[i].num_tokens : 1;
+    CollectLogits(*works[i].request, logits, row, n, all, rows);
+    row += n;
   }
 }
 
-void Engine::FinishPrefill(Active& a, int32_t num_tokens) {
+void Engine::RunSlice(const Work& w, std::vector<SampleRow>* rows) {
+  const ModelConfig& c = model_.config();
+  RequestState& a = *w.request;
+  if (!a.hidden) {
+    auto buf = model_.backend().Allocate(static_cast<size_t>(w.num_tokens) * c.hidden_size *
+                                         sizeof(float));
+    if (!buf.ok()) {
+      Finish(a.id, FinishReason::kError, buf.status());
+      return;
+    }
+    a.hidden = std::move(*buf);
+  }
+  std::deque<KvLayerHook> hooks;
+  SequenceInput in = InputFor(w, &hooks);
+  std::vector<float> logits;
+  if (absl::Status s = model_.forward().Forward({&in, 1}, &logits); !s.ok()) {
+    Finish(a.id, FinishReason::kError, s);
+    return;
+  }
+  if (w.layer_end < c.num_layers) return;
+  RecordPrefillEviction(a, w.num_tokens);
+  a.hidden.reset();
+  const bool all = in.logits == LogitsMode::kAll;
+  CollectLogits(a, logits, 0, all ? w.num_tokens : 1, all, rows);
+}
+
+void Engine::RecordPrefillEviction(RequestState& a, int32_t num_tokens) {
   const int32_t L = model_.config().num_layers;
   if (a.eviction.tokens_kept + a.eviction.tokens_evicted == 0) {
     a.summary.kv_tokens_kept = num_tokens;  // nothing evicted

@@ -32,7 +32,9 @@
 #include "absl/status/statusor.h"
 #include "engine/kv/block_pool.h"
 #include "engine/kv/kv_cache_manager.h"
+#include "engine/kv/kv_layer_hook.h"
 #include "engine/kv/layer_evictor.h"
+#include "engine/model/llama_model.h"
 #include "engine/eviction/policy_config.h"
 #include "engine/model/model.h"
 #include "engine/request_sink.h"
@@ -111,19 +113,35 @@ class Engine {
   [[nodiscard]] const Model& model() const { return model_; }
 
  private:
-  struct Active;
+  struct RequestState;
+  struct Work;
+  struct StepPlan;
+  struct SampleRow;
   Engine(Model& model, const EngineOptions& options, std::unique_ptr<BlockPool> pool);
 
   void Loop();
   void DrainInbox();
+  // One engine step: PlanStep -> RunFullBatch / RunSlice -> SampleNext.
   void Step();
+  StepPlan PlanStep();
+  // The forward-pass input of one request's work; its LayerHook goes in `hooks`.
+  SequenceInput InputFor(const Work& w, std::deque<KvLayerHook>* hooks);
+  // Every work item that runs all layers, in one forward pass.
+  void RunFullBatch(const std::vector<Work>& works, std::vector<SampleRow>* rows);
+  // One prefill slice of a layer range, alone.
+  void RunSlice(const Work& w, std::vector<SampleRow>* rows);
+  // Rows [row, row + rows) of `logits` are one sequence's (one per prompt
+  // token when `all`, for prompt logprobs): reports those and queues the
+  // last row for sampling.
+  void CollectLogits(RequestState& a, const std::vector<float>& logits, int64_t row, int64_t rows,
+                     bool all, std::vector<SampleRow>* out);
+  // Samples the next token from `logits` [V], streams it and finishes the
+  // request when the OutputProcessor says so; returns true if it finished.
+  bool SampleNext(RequestState& a, const float* logits);
   void Finish(RequestHandle id, FinishReason reason, absl::Status error = absl::OkStatus());
-  // Samples the next token from `logits` and emits it; returns true if the
-  // request finished.
-  bool Emit(Active& a, const float* logits);
   void PublishStats();
   // Records what eviction did once a request's prefill reached layer L.
-  void FinishPrefill(Active& a, int32_t num_tokens);
+  void RecordPrefillEviction(RequestState& a, int32_t num_tokens);
 
   Model& model_;
   const EngineOptions options_;
@@ -132,13 +150,13 @@ class Engine {
   KvCacheManager kv_;
   LayerEvictor evictor_;  // eviction during prefill, for every request
   scheduler::Scheduler scheduler_;
-  std::map<RequestHandle, std::unique_ptr<Active>> active_;  // engine thread only
+  std::map<RequestHandle, std::unique_ptr<RequestState>> requests_;  // engine thread only
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::pair<RequestHandle, EngineRequest>> inbox_;  // guarded by mu_
   std::vector<RequestHandle> cancels_;                         // guarded by mu_
-  int32_t queued_ = 0;           // submitted, not yet finished; guarded by mu_
+  int32_t num_unfinished_ = 0;           // submitted, not yet finished; guarded by mu_
   bool accepting_ = true;        // guarded by mu_
   bool stop_ = false;            // guarded by mu_
   RequestHandle next_handle_ = 1;  // guarded by mu_

@@ -6,10 +6,9 @@
 
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
-#include "engine/tokenizer/incremental_detokenizer.h"
 #include "engine/sampling/sampler.h"
 #include "engine/kv/sequence_kv.h"
-#include "engine/sampling/stop_matcher.h"
+#include "engine/sampling/output_processor.h"
 
 namespace restkv::engine {
 namespace {
@@ -36,7 +35,6 @@ absl::StatusOr<GenerationResult> Generator::Generate(
         "the prompt has %d tokens; the model's context length is %d", n_prompt,
         config.context_length));
   }
-  const int32_t max_new = std::min(params.max_tokens, config.context_length - n_prompt);
 
   SequenceKv kv(pool_, config.num_layers);
   pool_.ResetHighWater();
@@ -45,20 +43,11 @@ absl::StatusOr<GenerationResult> Generator::Generate(
 
   const uint64_t seed = params.seed.has_value() ? *params.seed : std::random_device{}();
   Sampler sampler(params, seed);
-  // The completion continues the prompt: its first token keeps its space.
-  IncrementalDetokenizer detok(tok, IncrementalDetokenizer::StripLeadingSpace::kKeep);
-  StopMatcher stops(params.stop);
+  OutputProcessor output(tok, params, n_prompt, config.context_length);
   std::vector<float> logits;
   std::vector<int32_t> step_tokens = request.prompt_tokens;
   int32_t position = 0;
-  auto emit = [&](const std::string& piece) {
-    if (piece.empty()) return;
-    result.text += piece;
-    if (on_text) on_text(piece);
-  };
-
-  bool stopped = false;
-  for (int32_t i = 0; i < max_new && !stopped; ++i) {
+  while (!output.finished()) {
     const int32_t n = static_cast<int32_t>(step_tokens.size());
     if (!kv.Reserve(n)) {
       return absl::ResourceExhaustedError(absl::StrFormat(
@@ -68,36 +57,23 @@ absl::StatusOr<GenerationResult> Generator::Generate(
     SequenceInput in{step_tokens, position, kv.cached_len(), kv.page_ptrs(), LogitsMode::kLast};
     RESTKV_RETURN_IF_ERROR(model_.forward().Forward({&in, 1}, &logits));
     kv.Commit(n);
+    const bool first = position == 0;
     position += n;
-    if (i == 0) result.prefill_ms = MsSince(t0);
+    if (first) result.prefill_ms = MsSince(t0);
 
     const int32_t next = sampler.Sample(absl::MakeSpan(logits), request.prompt_tokens);
-    if (i == 0) result.ttft_ms = MsSince(t0);
-    const bool is_stop_id =
-        std::find(params.stop_token_ids.begin(), params.stop_token_ids.end(), next) !=
-        params.stop_token_ids.end();
-    if ((!params.ignore_eos && tok.IsEndOfGeneration(next)) || is_stop_id) {
-      result.finish_reason = FinishReason::kStop;
-      break;
+    if (first) result.ttft_ms = MsSince(t0);
+    OutputProcessor::Update u = output.Push(next);
+    if (u.accepted) {
+      sampler.Accept(next);
+      result.tokens.push_back(next);
     }
-    sampler.Accept(next);
-    result.tokens.push_back(next);
-    StopMatcher::Result r = stops.Push(detok.Push(next));
-    emit(r.text);
-    if (r.stopped) {
-      result.finish_reason = FinishReason::kStop;
-      stopped = true;
+    if (!u.text.empty()) {
+      result.text += u.text;
+      if (on_text) on_text(u.text);
     }
+    if (u.finished) result.finish_reason = *u.finished;
     step_tokens.assign(1, next);
-  }
-  if (!stopped) {
-    StopMatcher::Result r = stops.Push(detok.Flush());
-    emit(r.text);
-    if (r.stopped) {
-      result.finish_reason = FinishReason::kStop;
-    } else {
-      emit(stops.Flush());
-    }
   }
   result.completion_tokens = static_cast<int32_t>(result.tokens.size());
   result.kv_pages_peak = pool_.high_water();

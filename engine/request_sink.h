@@ -12,17 +12,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "engine/sampling/finish_reason.h"
 #include "engine/sampling/logprobs.h"
 
 namespace restkv::engine {
-
-enum class FinishReason {
-  kStop,       // end-of-generation token, stop token id or stop string
-  kLength,     // max_tokens or the context length
-  kCancelled,  // Engine::Cancel or shutdown
-  kError,      // see RequestSummary::error
-};
-std::string_view FinishReasonName(FinishReason r);  // "stop", "length", "cancelled", "error"
 
 struct TokenDelta {
   std::vector<int32_t> token_ids;        // new tokens this step (usually one)

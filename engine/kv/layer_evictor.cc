@@ -15,7 +15,7 @@ LayerEvictor::LayerEvictor(const ModelConfig& config, const ModelWeights& weight
     : config_(config),
       weights_(weights),
       backend_(backend),
-      pool_(backend.host_pool()),
+      threads_(backend.host_pool()),
       wo_factor_(config.num_layers) {}
 
 const float* LayerEvictor::WoFactor(int32_t layer) {
@@ -109,11 +109,11 @@ void LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32
   if (NeedsH2oScores(policy)) {
     RESTKV_CHECK(q_all != nullptr) << "H2O needs every query";
     h2o_.resize(static_cast<size_t>(H) * n);
-    AccumulatedAttention(q_all, k_.data(), n, H, Hkv, d, h2o_.data(), pool_);
+    AccumulatedAttention(q_all, k_.data(), n, H, Hkv, d, h2o_.data(), threads_);
     in.h2o_scores = h2o_.data();
   }
   const std::vector<std::vector<int32_t>> keep =
-      SelectTokens(policy, layer, config_.num_layers, in, pool_);
+      SelectTokens(policy, layer, config_.num_layers, in, threads_);
   RESTKV_CHECK_EQ(static_cast<int32_t>(keep.size()), Hkv);
   const int32_t kept = static_cast<int32_t>(keep[0].size());
   if (!backend_.host_addressable()) {

@@ -68,7 +68,7 @@ class LayerEvictor {
   const ModelConfig& config_;
   const ModelWeights& weights_;
   kernels::Backend& backend_;
-  ThreadPool* pool_;
+  ThreadPool* threads_;
   std::vector<std::vector<float>> wo_factor_;  // [L][H][d][d], empty until needed
   std::vector<float> k_, v_, h2o_;             // scratch: [Hkv][N][d], [Hkv][N][d], [H][N]
   std::vector<float> page_;                    // one page image (device path)

@@ -25,7 +25,7 @@ ALLOWED = {
     "scheduler": ["common"],
     "engine/gguf": ["common", "kernels", "kernels/cpu"],
     "engine/tokenizer": ["common", "kernels", "engine/gguf"],
-    "engine/sampling": ["common"],
+    "engine/sampling": ["common", "kernels", "engine/gguf", "engine/tokenizer"],
     "engine/eviction": ["common", "kernels", "kernels/cpu"],
     "engine/model": ["common", "kernels", "kernels/cpu", "engine/gguf", "engine/tokenizer"],
     "engine/kv": ["common", "kernels", "kernels/cpu", "scheduler", "engine/eviction", "engine/model",

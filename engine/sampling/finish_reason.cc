@@ -1,4 +1,4 @@
-#include "engine/request_sink.h"
+#include "engine/sampling/finish_reason.h"
 
 namespace restkv::engine {
 

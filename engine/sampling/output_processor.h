@@ -1,0 +1,64 @@
+// OutputProcessor: what one sequence's sampled tokens become — the text to
+// stream — and the one place that decides when the sequence ends. Both the
+// serving engine (engine/engine.h) and the single-request Generator
+// (engine/generator.h) feed it every sampled token.
+//
+// A sequence ends, in this order of checks, when the sampled token is
+//   - an end-of-generation token (unless ignore_eos) or one of
+//     stop_token_ids: kStop, the token is not part of the output;
+//   - the end of a stop string: kStop, the text stops before the match;
+//   - the max_tokens-th output token, or the one that fills the context
+//     (prompt + output == max_total_tokens): kLength, unless the held-back
+//     tail then completes a stop string (kStop).
+// Text is complete UTF-8, with anything that may still become a stop string
+// held back until it cannot (StopMatcher), and flushed when the sequence ends.
+//
+// Thread safety: none (one owner). The tokenizer must outlive the processor;
+// the parameters are copied.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "engine/sampling/finish_reason.h"
+#include "engine/sampling/sampling_params.h"
+#include "engine/sampling/stop_matcher.h"
+#include "engine/tokenizer/incremental_detokenizer.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace restkv::engine {
+
+class OutputProcessor {
+ public:
+  // REQUIRES: params valid; 0 < prompt_tokens < max_total_tokens.
+  OutputProcessor(const Tokenizer& tokenizer, const SamplingParams& params, int32_t prompt_tokens,
+                  int32_t max_total_tokens);
+
+  struct Update {
+    bool accepted = false;  // the token is part of the output (not an EOS / stop id)
+    std::string text;       // new text to stream (may be empty)
+    std::optional<FinishReason> finished;  // set when the sequence ended with this token
+    std::string stop_string;               // the stop string that ended it, if one did
+  };
+  // Feeds the next sampled token. REQUIRES: the sequence has not ended.
+  Update Push(int32_t token);
+
+  [[nodiscard]] int32_t num_output() const { return num_output_; }
+  [[nodiscard]] bool finished() const { return finished_; }
+
+ private:
+  // Flushes the detokenizer and the stop matcher into `u` and ends with
+  // `reason` (or kStop when the flushed tail completes a stop string).
+  void Finish(FinishReason reason, Update* u);
+
+  const Tokenizer& tokenizer_;
+  const SamplingParams params_;  // a copy: the caller's may move
+  const int32_t max_output_;  // min(max_tokens, max_total_tokens - prompt_tokens)
+  IncrementalDetokenizer detok_;
+  StopMatcher stops_;
+  int32_t num_output_ = 0;
+  bool finished_ = false;
+};
+
+}  // namespace restkv::engine

@@ -1,0 +1,156 @@
+#include "engine/sampling/output_processor.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/tokenizer/bpe_tokenizer.h"
+
+namespace restkv::engine {
+namespace {
+
+// Byte-level vocabulary: ids 0..255 are the bytes, 256 = <|im_end|> (EOS).
+constexpr int32_t kEos = 256;
+
+std::unique_ptr<Tokenizer> ByteTokenizer() {
+  TokenizerData d;
+  d.model = "gpt2";
+  d.pre = "gpt-2";
+  for (int b = 0; b < 256; ++b) {
+    d.tokens.push_back(BpeTokenizer::EncodeBytes(std::string(1, static_cast<char>(b))));
+    d.token_types.push_back(static_cast<int32_t>(TokenType::kNormal));
+  }
+  d.tokens.push_back("<|im_end|>");
+  d.token_types.push_back(static_cast<int32_t>(TokenType::kControl));
+  d.eos_id = kEos;
+  return std::move(Tokenizer::Create(std::move(d))).value();
+}
+
+struct Outcome {
+  std::string text;
+  int32_t accepted = 0;
+  std::optional<FinishReason> reason;
+  std::string stop_string;
+  int32_t pushed = 0;
+};
+
+// Pushes `tokens` until the processor says the sequence ended.
+Outcome Feed(const Tokenizer& tok, const SamplingParams& p, int32_t prompt, int32_t max_total,
+         const std::vector<int32_t>& tokens) {
+  OutputProcessor out(tok, p, prompt, max_total);
+  Outcome r;
+  for (int32_t t : tokens) {
+    OutputProcessor::Update u = out.Push(t);
+    ++r.pushed;
+    r.text += u.text;
+    r.accepted += u.accepted ? 1 : 0;
+    if (u.finished) {
+      r.reason = u.finished;
+      r.stop_string = u.stop_string;
+      break;
+    }
+  }
+  EXPECT_EQ(out.num_output(), r.accepted);
+  return r;
+}
+
+std::vector<int32_t> Bytes(const std::string& s) {
+  std::vector<int32_t> ids;
+  for (unsigned char c : s) ids.push_back(c);
+  return ids;
+}
+
+TEST(OutputProcessorTest, EosEndsWithStopAndIsNotOutput) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 10;
+  std::vector<int32_t> ids = Bytes("ab");
+  ids.push_back(kEos);
+  ids.push_back('c');
+  const Outcome r = Feed(*tok, p, 3, 100, ids);
+  EXPECT_EQ(r.reason, FinishReason::kStop);
+  EXPECT_EQ(r.text, "ab");
+  EXPECT_EQ(r.accepted, 2);
+  EXPECT_EQ(r.pushed, 3);
+}
+
+TEST(OutputProcessorTest, IgnoreEosKeepsGoingUntilMaxTokens) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 3;
+  p.ignore_eos = true;
+  const Outcome r = Feed(*tok, p, 3, 100, {'a', kEos, 'b', 'c'});
+  EXPECT_EQ(r.reason, FinishReason::kLength);
+  EXPECT_EQ(r.accepted, 3);
+}
+
+TEST(OutputProcessorTest, StopTokenIdEndsLikeEos) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 10;
+  p.stop_token_ids = {'x'};
+  const Outcome r = Feed(*tok, p, 3, 100, Bytes("abxd"));
+  EXPECT_EQ(r.reason, FinishReason::kStop);
+  EXPECT_EQ(r.text, "ab");
+}
+
+TEST(OutputProcessorTest, StopStringCutsTheTextAndIsReported) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 20;
+  p.stop = {"END"};
+  const Outcome r = Feed(*tok, p, 3, 100, Bytes("hi ENDmore"));
+  EXPECT_EQ(r.reason, FinishReason::kStop);
+  EXPECT_EQ(r.stop_string, "END");
+  EXPECT_EQ(r.text, "hi ");
+  EXPECT_EQ(r.pushed, 6);
+}
+
+TEST(OutputProcessorTest, MaxTokensEndsWithLengthAndFlushesHeldText) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 4;
+  p.stop = {"abcX"};  // "abc" is held back as a possible stop string, then flushed
+  const Outcome r = Feed(*tok, p, 3, 100, Bytes("zabcd"));
+  EXPECT_EQ(r.reason, FinishReason::kLength);
+  EXPECT_EQ(r.text, "zabc");
+  EXPECT_EQ(r.pushed, 4);
+}
+
+TEST(OutputProcessorTest, TheContextEndsTheSequenceBeforeMaxTokens) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 50;
+  // prompt 7 of a 10-token context: three output tokens fit.
+  const Outcome r = Feed(*tok, p, 7, 10, Bytes("abcdef"));
+  EXPECT_EQ(r.reason, FinishReason::kLength);
+  EXPECT_EQ(r.accepted, 3);
+  EXPECT_EQ(r.text, "abc");
+}
+
+TEST(OutputProcessorTest, AStopStringCompletedByTheLastTokenIsStopNotLength) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 3;
+  p.stop = {"bc"};
+  const Outcome r = Feed(*tok, p, 3, 100, Bytes("abc"));
+  EXPECT_EQ(r.reason, FinishReason::kStop);
+  EXPECT_EQ(r.stop_string, "bc");
+  EXPECT_EQ(r.text, "a");
+}
+
+TEST(OutputProcessorTest, ASplitUtf8CharacterIsHeldUntilComplete) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 10;
+  OutputProcessor out(*tok, p, 3, 100);
+  const std::string euro = "\xE2\x82\xAC";
+  EXPECT_EQ(out.Push(static_cast<unsigned char>(euro[0])).text, "");
+  EXPECT_EQ(out.Push(static_cast<unsigned char>(euro[1])).text, "");
+  EXPECT_EQ(out.Push(static_cast<unsigned char>(euro[2])).text, euro);
+}
+
+}  // namespace
+}  // namespace restkv::engine
