@@ -171,8 +171,7 @@ int RunServe(ServeOptions opt) {
     return Fail(std::string(server.status().message()));
   }
 
-  // NOTE(helper-http): the gRPC frontend (proto/restkv/v1, issue 5's second
-  // half) starts here on opt.grpc_port with the same Engine, ServerMetrics and
+  // NOTE(restkv): the gRPC frontend (proto/restkv/v1) starts here on opt.grpc_port with the same Engine, ServerMetrics and
   // ApiKeyAuth, and is stopped in the shutdown sequence below, before the
   // engine.
   std::unique_ptr<GrpcServer> grpc;

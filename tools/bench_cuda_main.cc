@@ -1,4 +1,4 @@
-// bench_cuda: GPU measurements of the CUDA backend (issue 6), printed as one
+// bench_cuda: GPU measurements of the CUDA backend, printed as one
 // JSON object. Needs a CUDA device; exits 2 without one.
 //
 //   decode_attention  one Backend::Attention call with one query per

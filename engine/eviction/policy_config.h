@@ -1,4 +1,4 @@
-// KV eviction policy registry, knobs and budget rule (restkv.md §1, §3, §5).
+// KV eviction policy registry, knobs and budget rule (spec §1, §3, §5).
 //
 // A policy is a scorer (kv_policy.h: SelectTokens) plus the budget rule here:
 // KeptTokensForLayer says how many tokens each layer keeps per KV head, and is
@@ -32,7 +32,7 @@ enum class KvPolicyKind { kFull, kStreamingLlm, kH2o, kTova, kSnapKv, kPyramidKv
 absl::StatusOr<KvPolicyKind> ParseKvPolicy(std::string_view name);
 std::string_view KvPolicyName(KvPolicyKind kind);
 
-// Every knob of restkv.md with the release scripts' defaults (§2.6). Knobs a
+// Every knob of the design spec (docs/eviction.md maps its sections) with the release scripts' defaults (§2.6). Knobs a
 // policy does not use are ignored by it.
 struct KvPolicyConfig {
   using Temporal = TemporalMode;

@@ -1,4 +1,4 @@
-// Spatial smoothing of per-candidate scores (restkv.md §2.4): ReST-KV's
+// Spatial smoothing of per-candidate scores (spec §2.4): ReST-KV's
 // adaptive window (AWS: a box whose width and shift follow the attention
 // drift of the observation window) and the SnapKV-style avg/max pools.
 //
@@ -49,7 +49,7 @@ double WindowDrift(const float* probs, int32_t num_window, int32_t num_tokens, i
 
 // k = max(k_min, 2*floor(|Delta|/beta) + 1);
 // sigma = floor(Delta/beta) for Delta > 0, floor(Delta/beta) + 1 otherwise.
-// NOTE(helper-evict): the release's quirks are kept on purpose (§8.3):
+// NOTE(restkv): the release's quirks are kept on purpose (§8.3):
 // Delta == 0 gives sigma = +1, Delta = -m*beta exactly gives -(m-1).
 // REQUIRES: beta > 0, k_min odd and >= 1.
 AdaptiveKernel AdaptiveKernelFor(double drift, double beta, int32_t k_min);

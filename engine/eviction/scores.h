@@ -1,4 +1,4 @@
-// Scoring building blocks of the KV eviction policies (restkv.md §2.1–§2.3,
+// Scoring building blocks of the KV eviction policies (spec §2.1–§2.3,
 // §5): causal window attention, temporal aggregation of its rows, and the
 // ReST-KV layer-wise output-reconstruction indicator.
 //

@@ -1,4 +1,4 @@
-// Selection building blocks of the KV eviction policies (restkv.md §1, §2.5,
+// Selection building blocks of the KV eviction policies (spec §1, §2.5,
 // §3, §5): per-head top-k, the grouped-query reduction, the kept-set rules and
 // the per-layer budget schedules.
 //
@@ -24,7 +24,7 @@ enum class GqaReduce {
 // The observation window actually used for budget B and configured window w:
 // w if B > w; otherwise the largest even number <= B/2, and B itself when
 // B < 4 (keep only the last B tokens, no candidates).
-// NOTE(helper-evict): the release asserts B > w; this fallback is ours (§1).
+// NOTE(restkv): the release asserts B > w; this fallback is ours (§1).
 // REQUIRES: budget >= 1, window >= 1.
 int32_t EffectiveWindow(int32_t budget, int32_t window);
 

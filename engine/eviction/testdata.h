@@ -1,4 +1,4 @@
-// Worked example of restkv.md §7.2 (one head, N = 12, w = 4, B = 8, d = 2,
+// Worked example of spec §7.2 (one head, N = 12, w = 4, B = 8, d = 2,
 // D = 3) shared by the eviction tests, plus the comparison helper they use.
 // Test-only header.
 #pragma once
@@ -68,7 +68,7 @@ inline const std::vector<float> kAbarMean = {0.155886f, 0.064258f, 0.078065f, 0.
 
 // The design document prints 6 decimals, so a printed value p stands for
 // [p - 5e-7, p + 5e-7]; the rest of the tolerance is the 1e-5 relative of §7.
-// NOTE(helper-evict): the half-unit term matters only for entries below ~0.05.
+// NOTE(restkv): the half-unit term matters only for entries below ~0.05.
 inline float PrintedTolerance(float want) { return 1e-5f * std::abs(want) + 5.01e-7f; }
 
 // Expects got[i] to match the printed want[i] for every i.

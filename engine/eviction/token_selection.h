@@ -1,5 +1,5 @@
 // KV eviction for one layer of a prompt: which cached tokens each KV head
-// keeps after prefill (restkv.md §1–§5). The caller (layer-by-layer prefill)
+// keeps after prefill (spec §1–§5). The caller (layer-by-layer prefill)
 // gathers the layer's post-RoPE K/V and window queries into contiguous fp32,
 // calls SelectTokens, and compacts the kept slots into the first pages of the
 // layer; page release is shared code, not per policy.
@@ -20,7 +20,7 @@
 //                 spatially smoothed + window
 // Scores are per query head (each with its own adaptive kernel); the G heads of
 // a KV head are combined with config.gqa_reduce before its top-k.
-// NOTE(helper-evict): the AWS drift ranks each window row's top K_l keys, the
+// NOTE(restkv): the AWS drift ranks each window row's top K_l keys, the
 // layer's own candidate count; §2.4 says K = B - w, which is the same number
 // except under the PyramidKV schedule.
 //

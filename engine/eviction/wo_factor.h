@@ -1,5 +1,5 @@
 // Per-head factor of the output projection for the ReST-KV distance
-// (restkv.md §2.3): ||W_O^h x||_2 = ||R_h x||_2 with R_h upper triangular and
+// (spec §2.3): ||W_O^h x||_2 = ||R_h x||_2 with R_h upper triangular and
 // R_h^T R_h = G_h = W_O^h^T W_O^h, so scoring costs M*d^2 per head instead of
 // projecting every value into the hidden size D.
 //

@@ -13,8 +13,8 @@
 // Pages in device memory (Backend::host_addressable() false) are read and
 // written through the backend's copies, one whole page at a time.
 // NOTE(restkv): on a GPU this means the layer's K/V cross PCIe twice per
-// evicting layer and scoring runs on the host; GPU scoring kernels are the
-// follow-up (issue 6).
+// evicting layer and scoring runs on the host; scoring on the device is
+// the next step of the CUDA backend (kernels/cuda/README-dev.md).
 //
 // Thread safety: one caller thread (the engine's); the W_O factors are
 // computed lazily on first use and cached.

@@ -21,7 +21,7 @@
 //   min_p        keeps tokens with p >= min_p * p_max (p_max is always kept).
 //   draw         inverse CDF over the survivors with a uniform in [0, 1).
 //
-// NOTE(helper-sample): randomness is a std::mt19937_64 per request, seeded
+// NOTE(restkv): randomness is a std::mt19937_64 per request, seeded
 // with SplitMix64(seed). mt19937_64's output sequence is fixed by the C++
 // standard, and the uniform double is made here from its top 53 bits (not by
 // std::uniform_real_distribution, whose algorithm differs between standard
@@ -30,7 +30,7 @@
 // e.g. FMA contraction, which can flip a draw that lands on a boundary).
 // Greedy sampling draws nothing, so it ignores the seed.
 //
-// NOTE(helper-sample): Sample() does not record the token it returns. The
+// NOTE(restkv): Sample() does not record the token it returns. The
 // caller calls Accept() for each token that becomes part of the output: a
 // token that ends generation (EOS, a stop id) is not output and must not be
 // penalised, and a request resumed after preemption may need to replay tokens

@@ -17,7 +17,7 @@
 namespace restkv::engine {
 namespace {
 
-// NOTE(helper-sample): the loops below use GCC/Clang vector extensions rather
+// NOTE(restkv): the loops below use GCC/Clang vector extensions rather
 // than hoping the auto-vectoriser fires: float reductions are not
 // vectorised without -ffast-math, and -O2 does not vectorise the exp at all.
 // One source; the compiler lowers a 16-float vector to one AVX-512, two AVX2

@@ -10,7 +10,7 @@
 //   Push("X")      -> "ENX"         false start released
 //   Push("EN"), Push("D.") -> "", then "" stopped, matched "END"
 //
-// NOTE(helper-sample): the match is the one that COMPLETES first in the byte
+// NOTE(restkv): the match is the one that COMPLETES first in the byte
 // stream (least end offset; at the same end, the longest). This is what a
 // stream decides byte by byte, so the result never depends on how the text
 // was cut into pushes: with stops {"ab", "abc"}, "ab" wins as soon as it is

@@ -163,7 +163,7 @@ void BpeTokenizer::EncodeWord(const std::string& word, std::vector<int32_t>* out
       out->push_back(it->second);
       continue;
     }
-    // NOTE(helper-tok): llama.cpp looks up each *byte* of the encoded symbol
+    // NOTE(restkv): llama.cpp looks up each *byte* of the encoded symbol
     // here (not each encoded character), so multi-byte stand-ins never match
     // and are dropped. Only reachable with a vocabulary that lacks some of
     // the 256 byte stand-ins; kept identical for token-exact parity.

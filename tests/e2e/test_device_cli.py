@@ -1,4 +1,4 @@
-"""--device / --gpu-memory-utilization / --random-weights (issue 6).
+"""--device / --gpu-memory-utilization / --random-weights.
 
 On a machine without a GPU (CI) the CUDA cases check the clear error and skip
 the comparisons; on a GPU machine they compare CUDA against the CPU backend."""
