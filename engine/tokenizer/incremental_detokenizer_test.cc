@@ -7,29 +7,12 @@
 #include <string>
 #include <vector>
 
-#include "engine/tokenizer/bpe_tokenizer.h"
+#include "engine/tokenizer/byte_tokenizer_testutil.h"
 #include "engine/tokenizer/utf8.h"
 
 namespace restkv::engine {
 namespace {
 
-// Byte-level vocabulary: ids 0..255 are the bytes, 256 = <|im_end|>
-// (control), 257 = "Ġhi".
-std::unique_ptr<Tokenizer> ByteTokenizer() {
-  TokenizerData d;
-  d.model = "gpt2";
-  d.pre = "gpt-2";
-  for (int b = 0; b < 256; ++b) {
-    d.tokens.push_back(BpeTokenizer::EncodeBytes(std::string(1, static_cast<char>(b))));
-    d.token_types.push_back(static_cast<int32_t>(TokenType::kNormal));
-  }
-  d.tokens.push_back("<|im_end|>");
-  d.token_types.push_back(static_cast<int32_t>(TokenType::kControl));
-  d.tokens.push_back("Ġhi");
-  d.token_types.push_back(static_cast<int32_t>(TokenType::kNormal));
-  d.merges = {"Ġ h", "Ġh i"};
-  return std::move(Tokenizer::Create(std::move(d))).value();
-}
 
 bool IsValidUtf8(const std::string& s) {
   return CompleteUtf8PrefixLength(s) == s.size() && SanitizeUtf8(s) == s;
