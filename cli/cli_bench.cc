@@ -15,9 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "common/status_macros.h"
 #include "cli/cli.h"
 #include "cli/cli_bench_steps.h"
+#include "common/status_macros.h"
 
 namespace restkv::cli {
 
@@ -58,7 +58,8 @@ absl::StatusOr<BenchLoad> CheckBenchLoad(const BenchOptions& o) {
     return absl::InvalidArgumentError("timeouts must be > 0");
   }
   if (o.num_requests < 0 || o.duration_s < 0 || o.max_concurrency < 0) {
-    return absl::InvalidArgumentError("--num-requests, --duration and --max-concurrency must be >= 0");
+    return absl::InvalidArgumentError(
+        "--num-requests, --duration and --max-concurrency must be >= 0");
   }
   load.arrival.rate = o.request_rate;
   load.arrival.burstiness = o.burstiness;
@@ -100,7 +101,8 @@ absl::StatusOr<BenchRequests> ReplayedRequests(const BenchOptions& o) {
   r.trace_skipped_why = trace->skipped_why;
   if (o.num_requests > 0 && static_cast<int64_t>(r.requests.size()) > o.num_requests)
     r.requests.resize(static_cast<size_t>(o.num_requests));
-  if (r.requests.empty()) return absl::InvalidArgumentError("no requests left in the trace after --window");
+  if (r.requests.empty())
+    return absl::InvalidArgumentError("no requests left in the trace after --window");
   return r;
 }
 
@@ -174,8 +176,8 @@ std::vector<WorkItem> StepItems(const StepInputs& in, size_t k, double rate) {
   // structure): a rate must not be served from a prompt cache the rate before it warmed.
   std::vector<WorkItem> items =
       k == 0 ? in.workload.items
-             : BuildWorkload(in.requests.requests, in.prompts.builder->WithSeed(in.o.seed + k), in.wo,
-                             in.prompts.counter())
+             : BuildWorkload(in.requests.requests, in.prompts.builder->WithSeed(in.o.seed + k),
+                             in.wo, in.prompts.counter())
                    .items;
   if (!in.load.use_trace_times) {
     ArrivalOptions a = in.load.arrival;
@@ -221,7 +223,8 @@ absl::Status RunBenchSteps(BenchOptions& o) {
                           ResolveBenchPrompts(target, listed_max_model_len, &o));
   RESTKV_ASSIGN_OR_RETURN(const BenchRequests requests, BuildBenchRequests(o, load));
   const WorkloadOptions wo = BenchWorkloadOptions(o, target.use_grpc());
-  const Workload workload = BuildWorkload(requests.requests, *prompts.builder, wo, prompts.counter());
+  const Workload workload =
+      BuildWorkload(requests.requests, *prompts.builder, wo, prompts.counter());
   if (workload.items.empty()) {
     return absl::InvalidArgumentError("every request was longer than the context; nothing to send");
   }
@@ -233,10 +236,12 @@ absl::Status RunBenchSteps(BenchOptions& o) {
   run.progress = !o.no_progress;
 
   std::optional<std::map<std::string, double>> metrics_before;
-  if (!o.no_metrics && target.metrics) metrics_before = ScrapeRestkvMetrics(*target.metrics, o.api_key);
+  if (!o.no_metrics && target.metrics)
+    metrics_before = ScrapeRestkvMetrics(*target.metrics, o.api_key);
   if (!o.no_metrics && !target.metrics) {
-    std::fprintf(stderr, "restkv bench: the server's /metrics are not read over gRPC; give "
-                         "--metrics-url http://host:port to include them\n");
+    std::fprintf(stderr,
+                 "restkv bench: the server's /metrics are not read over gRPC; give "
+                 "--metrics-url http://host:port to include them\n");
   }
   RESTKV_ASSIGN_OR_RETURN(const std::vector<BenchStep> steps,
                           RunSteps({o, load, requests, prompts, wo, workload}, run));

@@ -110,7 +110,8 @@ void AddStepsJson(const std::vector<BenchStep>& steps, json* out) {
     (*out)["requests"] = step["requests"];
     (*out)["not_sent"] = step["not_sent"];
     (*out)["start_monotonic_s"] = step["start_monotonic_s"];
-    (*out)["client"] = {{"cpu_s", steps[0].run.client_cpu_s}, {"bottleneck", ClientBound(steps[0])}};
+    (*out)["client"] = {{"cpu_s", steps[0].run.client_cpu_s},
+                        {"bottleneck", ClientBound(steps[0])}};
     return;
   }
   json arr = json::array();
@@ -130,10 +131,11 @@ void PrintServerMetrics(const json& delta) {
     }
     return sum;
   };
-  std::printf("restkv /metrics during the run: %.0f preemptions, %.0f KV pages released by "
-              "eviction, %.0f tokens evicted\n",
-              get("restkv:num_preemptions_total"), get("restkv:kv_pages_released_by_eviction_total"),
-              get("restkv:kv_tokens_evicted_total"));
+  std::printf(
+      "restkv /metrics during the run: %.0f preemptions, %.0f KV pages released by "
+      "eviction, %.0f tokens evicted\n",
+      get("restkv:num_preemptions_total"), get("restkv:kv_pages_released_by_eviction_total"),
+      get("restkv:kv_tokens_evicted_total"));
 }
 
 // tools/plot_bench.py next to the source tree the binary was built in.
@@ -158,10 +160,11 @@ void PrintBenchStep(const BenchStep& step, bool sweep) {
             : std::string("Serving Benchmark Result");
   std::printf("%s", FormatSummaryTable(step.summary, title).c_str());
   if (ClientBound(step)) {
-    std::printf("WARNING: the client may have been the bottleneck (CPU %.0f%% of one core, "
-                "p99 send lag %.1f ms)\n",
-                100.0 * step.run.client_cpu_s / std::max(1e-9, step.run.duration_s),
-                step.summary.p99_send_lag_ms);
+    std::printf(
+        "WARNING: the client may have been the bottleneck (CPU %.0f%% of one core, "
+        "p99 send lag %.1f ms)\n",
+        100.0 * step.run.client_cpu_s / std::max(1e-9, step.run.duration_s),
+        step.summary.p99_send_lag_ms);
   }
   std::fflush(stdout);
 }
@@ -187,14 +190,16 @@ void PrintBenchFooter(const BenchReport& report, const json& out) {
                 sat.knee < 0 ? " (every swept rate was sustained)"
                              : absl::StrFormat("; %g req/s was not sustained", sat.knee).c_str());
   }
-  if (report.metrics_before && report.metrics_after) PrintServerMetrics(out["server_metrics"]["delta"]);
+  if (report.metrics_before && report.metrics_after)
+    PrintServerMetrics(out["server_metrics"]["delta"]);
   const Workload& w = report.workload;
   const BenchRequests& r = report.requests;
   if (w.clamped + w.skipped_long + r.trace_skipped > 0) {
-    std::printf("Workload: %lld clamped to the context, %lld skipped as too long, %lld trace rows "
-                "skipped (%s)\n",
-                static_cast<long long>(w.clamped), static_cast<long long>(w.skipped_long),
-                static_cast<long long>(r.trace_skipped), r.trace_skipped_why.c_str());
+    std::printf(
+        "Workload: %lld clamped to the context, %lld skipped as too long, %lld trace rows "
+        "skipped (%s)\n",
+        static_cast<long long>(w.clamped), static_cast<long long>(w.skipped_long),
+        static_cast<long long>(r.trace_skipped), r.trace_skipped_why.c_str());
   }
 }
 

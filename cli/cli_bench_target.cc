@@ -26,8 +26,11 @@ struct TargetTokenizer {
 std::optional<TargetTokenizer> ProbeTokenizer(const Endpoint& ep, const std::string& model,
                                               const std::string& api_key) {
   auto count = [ep, model, api_key](const std::string& text) -> absl::StatusOr<int32_t> {
-    const json body = {{"model", model},      {"prompt", text},       {"content", text},
-                       {"add_special_tokens", false}, {"add_special", false}};
+    const json body = {{"model", model},
+                       {"prompt", text},
+                       {"content", text},
+                       {"add_special_tokens", false},
+                       {"add_special", false}};
     auto reply = HttpPostJson(ep, "/tokenize", body.dump(), api_key, kBenchSetupTimeout);
     if (!reply.ok()) return reply.status();
     if (reply->status != 200) {
@@ -39,8 +42,11 @@ std::optional<TargetTokenizer> ProbeTokenizer(const Endpoint& ep, const std::str
     }
     return static_cast<int32_t>(j["tokens"].size());
   };
-  const json probe = {{"model", model}, {"prompt", " the"}, {"content", " the"},
-                      {"add_special_tokens", false}, {"add_special", false}};
+  const json probe = {{"model", model},
+                      {"prompt", " the"},
+                      {"content", " the"},
+                      {"add_special_tokens", false},
+                      {"add_special", false}};
   auto reply = HttpPostJson(ep, "/tokenize", probe.dump(), api_key, kBenchSetupTimeout);
   if (!reply.ok() || reply->status != 200) return std::nullopt;
   json j = json::parse(reply->body, nullptr, false);
@@ -53,7 +59,7 @@ std::optional<TargetTokenizer> ProbeTokenizer(const Endpoint& ep, const std::str
 }
 
 // The same through the gRPC target's Tokenize; max_model_len from it too.
-std::optional<TargetTokenizer> ProbeGrpcTokenizer(std::shared_ptr<GrpcTarget> target,
+std::optional<TargetTokenizer> ProbeGrpcTokenizer(const std::shared_ptr<GrpcTarget>& target,
                                                   const std::string& model) {
   auto probe = target->Tokenize(model, " the", kBenchSetupTimeout);
   if (!probe.ok()) {
@@ -75,8 +81,8 @@ absl::StatusOr<std::string> FirstModel(const Endpoint& ep, const std::string& ap
   auto reply = HttpGet(ep, "/v1/models", api_key, kBenchSetupTimeout);
   if (!reply.ok()) return reply.status();
   if (reply->status != 200) {
-    return absl::UnavailableError(
-        absl::StrFormat("GET /v1/models answered %d: %s", reply->status, reply->body.substr(0, 200)));
+    return absl::UnavailableError(absl::StrFormat("GET /v1/models answered %d: %s", reply->status,
+                                                  reply->body.substr(0, 200)));
   }
   json j = json::parse(reply->body, nullptr, false);
   if (!j.is_object() || !j.contains("data") || !j["data"].is_array() || j["data"].empty() ||
@@ -88,13 +94,15 @@ absl::StatusOr<std::string> FirstModel(const Endpoint& ep, const std::string& ap
 
 // Prompts from --tokenizer's GGUF; the context from the target when it
 // reports one, else from the model list, else from the model file.
-absl::StatusOr<TargetTokenizer> LocalTokenizer(const BenchTarget& target, int32_t listed_max_model_len,
+absl::StatusOr<TargetTokenizer> LocalTokenizer(const BenchTarget& target,
+                                               int32_t listed_max_model_len,
                                                const BenchOptions& o) {
   auto local = LoadGgufTokenizer(o.tokenizer);
   if (!local.ok()) return local.status();
   TargetTokenizer tok{local->count, 0};
   std::optional<TargetTokenizer> remote;
-  if (o.max_model_len == 0 && !target.use_grpc()) remote = ProbeTokenizer(*target.http, o.model, o.api_key);
+  if (o.max_model_len == 0 && !target.use_grpc())
+    remote = ProbeTokenizer(*target.http, o.model, o.api_key);
   tok.max_model_len = remote ? remote->max_model_len : listed_max_model_len;
   if (tok.max_model_len == 0) tok.max_model_len = local->context_length;
   return tok;
@@ -123,7 +131,8 @@ absl::StatusOr<BenchTarget> ConnectBenchTarget(const BenchOptions& o) {
   // Where restkv's /metrics is: the HTTP target, or --metrics-url with --grpc.
   if (!o.metrics_url.empty()) {
     auto m = ParseUrl(o.metrics_url);
-    if (!m.ok()) return absl::InvalidArgumentError("--metrics-url: " + std::string(m.status().message()));
+    if (!m.ok())
+      return absl::InvalidArgumentError("--metrics-url: " + std::string(m.status().message()));
     if (absl::EndsWith(m->base_path, "/metrics")) m->base_path.resize(m->base_path.size() - 8);
     target.metrics = *m;
   }
@@ -136,13 +145,15 @@ absl::StatusOr<int32_t> ResolveBenchModel(const BenchTarget& target, BenchOption
     // The first call: it waits for the channel to connect, up to --connect-timeout.
     auto models = target.grpc->ListModels(BenchMs(o->connect_timeout_s));
     if (!models.ok()) return models.status();
-    if (models->empty()) return absl::UnavailableError("gRPC ListModels listed no model; give --model");
+    if (models->empty())
+      return absl::UnavailableError("gRPC ListModels listed no model; give --model");
     o->model = models->front().id;
     return models->front().max_model_len;
   }
   auto m = FirstModel(*target.http, o->api_key);
   if (!m.ok()) {
-    return absl::UnavailableError(absl::StrCat("cannot query ", o->url, ": ", m.status().message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot query ", o->url, ": ", m.status().message()));
   }
   o->model = *m;
   return 0;

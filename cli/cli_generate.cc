@@ -2,14 +2,18 @@
 // stream the text to the terminal, or print one JSON object per prompt.
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "cli/cli.h"
+#include "cli/default_model.h"
+#include "cli/device_choice.h"
+#include "cli/kv_policy_flags.h"
 #include "common/byte_size.h"
 #include "common/status_macros.h"
 #include "common/thread_pool.h"
@@ -17,11 +21,7 @@
 #include "engine/eviction/policy_config.h"
 #include "engine/model/model.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "cli/device_choice.h"
 #include "nlohmann/json.hpp"
-#include "cli/cli.h"
-#include "cli/kv_policy_flags.h"
-#include "cli/default_model.h"
 
 namespace restkv::cli {
 namespace {
@@ -139,7 +139,8 @@ absl::StatusOr<engine::ModelOptions> GenerateModelOptions(const GenerateOptions&
   engine::ModelOptions model_options;
   if (!opt.chat_format.empty()) {
     auto f = engine::ParseChatFormatName(opt.chat_format);
-    if (!f.ok()) return absl::InvalidArgumentError("--chat-format: " + std::string(f.status().message()));
+    if (!f.ok())
+      return absl::InvalidArgumentError("--chat-format: " + std::string(f.status().message()));
     model_options.chat_format = *f;
   }
   return model_options;
@@ -159,7 +160,8 @@ absl::StatusOr<LoadedModel> LoadModel(const GenerateOptions& opt, const std::str
                  opt.device.random_weights.c_str());
   }
   if (!opt.json) {
-    std::fprintf(stderr, "loading %s on %s ...", path.c_str(), std::string(loaded.backend->name()).c_str());
+    std::fprintf(stderr, "loading %s on %s ...", path.c_str(),
+                 std::string(loaded.backend->name()).c_str());
   }
   auto model = engine::Model::Load(path, *loaded.backend, model_options);
   if (!model.ok()) {
@@ -186,7 +188,8 @@ absl::StatusOr<std::unique_ptr<engine::Engine>> CreateEngine(const GenerateOptio
   return engine::Engine::Create(*loaded.model, engine_options);
 }
 
-absl::StatusOr<engine::SamplingParams> SamplingParamsFor(const GenerateOptions& opt, int32_t vocab_size) {
+absl::StatusOr<engine::SamplingParams> SamplingParamsFor(const GenerateOptions& opt,
+                                                         int32_t vocab_size) {
   engine::SamplingParams params;
   params.max_tokens = opt.max_tokens;
   params.temperature = opt.temperature;
@@ -222,8 +225,8 @@ struct RequestTemplate {
 
 // One prompt's request: its tokens (rendered as a chat turn with --chat), the
 // shared parameters, and the budget --kv-ratio gives it.
-absl::StatusOr<engine::EngineRequest> PromptRequest(const GenerateOptions& opt, engine::Model& model,
-                                                    const std::string& prompt,
+absl::StatusOr<engine::EngineRequest> PromptRequest(const GenerateOptions& opt,
+                                                    engine::Model& model, const std::string& prompt,
                                                     const RequestTemplate& shared) {
   std::string text = prompt;
   if (opt.chat) {
@@ -251,7 +254,8 @@ absl::StatusOr<std::vector<std::shared_ptr<CliSink>>> SubmitPrompts(
     engine::Engine& engine, const RequestTemplate& shared) {
   std::vector<std::shared_ptr<CliSink>> sinks;
   for (const std::string& prompt : prompts) {
-    RESTKV_ASSIGN_OR_RETURN(engine::EngineRequest request, PromptRequest(opt, model, prompt, shared));
+    RESTKV_ASSIGN_OR_RETURN(engine::EngineRequest request,
+                            PromptRequest(opt, model, prompt, shared));
     auto sink = std::make_shared<CliSink>(shared.stream);
     sink->prompt_tokens = static_cast<int32_t>(request.prompt_tokens.size());
     request.sink = sink;
@@ -271,7 +275,8 @@ void PrintFailure(const GenerateOptions& opt, size_t index, const absl::Status& 
     nlohmann::json err = {{"index", index}, {"error", std::string(error.message())}};
     std::printf("%s\n", err.dump().c_str());
   } else {
-    std::fprintf(stderr, "restkv generate: prompt %zu: %s\n", index, std::string(error.message()).c_str());
+    std::fprintf(stderr, "restkv generate: prompt %zu: %s\n", index,
+                 std::string(error.message()).c_str());
   }
 }
 
@@ -338,14 +343,15 @@ int PrintOutcomes(const GenerateOptions& opt, const std::vector<std::string>& pr
 // parameters, submission, output. A failing step ends the command.
 absl::StatusOr<int> Generate(const GenerateOptions& opt) {
   RESTKV_ASSIGN_OR_RETURN(const std::vector<std::string> prompts, ReadPrompts(opt));
-  RESTKV_ASSIGN_OR_RETURN(const std::string path,
-                          opt.device.random_weights.empty()
-                              ? ResolveModelPath(opt.model)
-                              : RandomWeightsModel(opt.device.random_weights,
-                                                   opt.device.random_weights_dir));
+  RESTKV_ASSIGN_OR_RETURN(
+      const std::string path,
+      opt.device.random_weights.empty()
+          ? ResolveModelPath(opt.model)
+          : RandomWeightsModel(opt.device.random_weights, opt.device.random_weights_dir));
   auto kv_bytes = ParseByteSize(opt.kv_cache_memory);
   if (!kv_bytes.ok()) {
-    return absl::InvalidArgumentError("--kv-cache-memory: " + std::string(kv_bytes.status().message()));
+    return absl::InvalidArgumentError("--kv-cache-memory: " +
+                                      std::string(kv_bytes.status().message()));
   }
   RESTKV_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(opt, path));
   RESTKV_ASSIGN_OR_RETURN(const std::unique_ptr<engine::Engine> engine,
