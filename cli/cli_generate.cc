@@ -2,25 +2,26 @@
 // stream the text to the terminal, or print one JSON object per prompt.
 #include <chrono>
 #include <condition_variable>
-#include <mutex>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "cli/cli.h"
+#include "cli/default_model.h"
+#include "cli/device_choice.h"
+#include "cli/kv_policy_flags.h"
 #include "common/byte_size.h"
+#include "common/status_macros.h"
 #include "common/thread_pool.h"
 #include "engine/engine.h"
 #include "engine/eviction/policy_config.h"
 #include "engine/model/model.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "cli/device_choice.h"
 #include "nlohmann/json.hpp"
-#include "cli/cli.h"
-#include "cli/kv_policy_flags.h"
-#include "cli/default_model.h"
 
 namespace restkv::cli {
 namespace {
@@ -128,26 +129,30 @@ absl::StatusOr<std::vector<std::string>> ReadPrompts(const GenerateOptions& opt)
   return std::vector<std::string>{opt.prompt};
 }
 
-int RunGenerate(const GenerateOptions& opt) {
-  auto prompts = ReadPrompts(opt);
-  if (!prompts.ok()) return Fail(std::string(prompts.status().message()));
-  auto path = opt.device.random_weights.empty()
-                  ? ResolveModelPath(opt.model)
-                  : RandomWeightsModel(opt.device.random_weights, opt.device.random_weights_dir);
-  if (!path.ok()) return Fail(std::string(path.status().message()));
-  auto kv_bytes = ParseByteSize(opt.kv_cache_memory);
-  if (!kv_bytes.ok()) return Fail("--kv-cache-memory: " + std::string(kv_bytes.status().message()));
+// The model and the backend it runs on; the backend outlives the model.
+struct LoadedModel {
+  std::unique_ptr<kernels::Backend> backend;
+  std::unique_ptr<engine::Model> model;
+};
 
+absl::StatusOr<engine::ModelOptions> GenerateModelOptions(const GenerateOptions& opt) {
   engine::ModelOptions model_options;
   if (!opt.chat_format.empty()) {
     auto f = engine::ParseChatFormatName(opt.chat_format);
-    if (!f.ok()) return Fail("--chat-format: " + std::string(f.status().message()));
+    if (!f.ok())
+      return absl::InvalidArgumentError("--chat-format: " + std::string(f.status().message()));
     model_options.chat_format = *f;
   }
+  return model_options;
+}
+
+// Creates the backend and loads the model on it, saying so on stderr (but
+// for the random-weights warning, not with --json).
+absl::StatusOr<LoadedModel> LoadModel(const GenerateOptions& opt, const std::string& path) {
+  RESTKV_ASSIGN_OR_RETURN(const engine::ModelOptions model_options, GenerateModelOptions(opt));
   const int threads = opt.threads > 0 ? opt.threads : DefaultThreadCount();
-  auto backend_or = CreateBackend(opt.device, threads);
-  if (!backend_or.ok()) return Fail(std::string(backend_or.status().message()));
-  kernels::Backend& backend = **backend_or;
+  LoadedModel loaded;
+  RESTKV_ASSIGN_OR_RETURN(loaded.backend, CreateBackend(opt.device, threads));
   const auto t_load = std::chrono::steady_clock::now();
   if (!opt.device.random_weights.empty()) {
     // Always said, --json included: these figures come from no real model.
@@ -155,28 +160,36 @@ int RunGenerate(const GenerateOptions& opt) {
                  opt.device.random_weights.c_str());
   }
   if (!opt.json) {
-    std::fprintf(stderr, "loading %s on %s ...", path->c_str(), std::string(backend.name()).c_str());
+    std::fprintf(stderr, "loading %s on %s ...", path.c_str(),
+                 std::string(loaded.backend->name()).c_str());
   }
-  auto model = engine::Model::Load(*path, backend, model_options);
+  auto model = engine::Model::Load(path, *loaded.backend, model_options);
   if (!model.ok()) {
     if (!opt.json) std::fprintf(stderr, "\n");
-    return Fail(std::string(model.status().message()));
+    return model.status();
   }
+  loaded.model = *std::move(model);
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load).count();
   if (!opt.json) std::fprintf(stderr, " done in %.0f ms (%d threads)\n", load_ms, threads);
+  return loaded;
+}
 
-  const engine::ModelConfig& c = (*model)->config();
+absl::StatusOr<std::unique_ptr<engine::Engine>> CreateEngine(const GenerateOptions& opt,
+                                                             LoadedModel& loaded, int64_t kv_bytes,
+                                                             size_t num_prompts) {
   engine::EngineOptions engine_options;
-  auto pool_bytes = KvCacheBytes(backend, opt.device, *kv_bytes, opt.kv_cache_memory_given);
-  if (!pool_bytes.ok()) return Fail(std::string(pool_bytes.status().message()));
-  engine_options.kv_cache_bytes = *pool_bytes;
+  RESTKV_ASSIGN_OR_RETURN(
+      engine_options.kv_cache_bytes,
+      KvCacheBytes(*loaded.backend, opt.device, kv_bytes, opt.kv_cache_memory_given));
   engine_options.max_num_seqs = opt.max_num_seqs;
   engine_options.max_num_batched_tokens = opt.max_num_batched_tokens;
-  engine_options.max_queue = std::max<int32_t>(1024, static_cast<int32_t>(prompts->size()));
-  auto engine = engine::Engine::Create(**model, engine_options);
-  if (!engine.ok()) return Fail(std::string(engine.status().message()));
+  engine_options.max_queue = std::max<int32_t>(1024, static_cast<int32_t>(num_prompts));
+  return engine::Engine::Create(*loaded.model, engine_options);
+}
 
+absl::StatusOr<engine::SamplingParams> SamplingParamsFor(const GenerateOptions& opt,
+                                                         int32_t vocab_size) {
   engine::SamplingParams params;
   params.max_tokens = opt.max_tokens;
   params.temperature = opt.temperature;
@@ -189,95 +202,175 @@ int RunGenerate(const GenerateOptions& opt) {
   if (opt.seed >= 0) params.seed = static_cast<uint64_t>(opt.seed);
   params.stop = opt.stop;
   params.ignore_eos = opt.ignore_eos;
-  if (absl::Status s = params.Validate(c.vocab_size); !s.ok()) return Fail(std::string(s.message()));
+  RESTKV_RETURN_IF_ERROR(params.Validate(vocab_size));
+  return params;
+}
 
+absl::StatusOr<engine::KvPolicyConfig> KvPolicyFor(const GenerateOptions& opt) {
   // With --kv-ratio the budget is set per prompt, so it is validated there.
-  auto policy_or = BuildKvPolicy(opt.kv, /*validate=*/opt.kv_ratio == 0.0f);
-  if (!policy_or.ok()) return Fail(std::string(policy_or.status().message()));
-  const engine::KvPolicyConfig policy = *policy_or;
-  if (opt.kv_ratio < 0.0f || opt.kv_ratio > 1.0f) return Fail("--kv-ratio must be in [0, 1]");
+  RESTKV_ASSIGN_OR_RETURN(engine::KvPolicyConfig policy,
+                          BuildKvPolicy(opt.kv, /*validate=*/opt.kv_ratio == 0.0f));
+  if (opt.kv_ratio < 0.0f || opt.kv_ratio > 1.0f) {
+    return absl::InvalidArgumentError("--kv-ratio must be in [0, 1]");
+  }
+  return policy;
+}
 
-  // Every prompt is submitted at once: the engine batches them continuously.
-  // A single prompt streams to the terminal as it is generated.
-  const bool stream = !opt.json && prompts->size() == 1;
+// What every prompt's request shares.
+struct RequestTemplate {
+  engine::SamplingParams params;
+  engine::KvPolicyConfig policy;
+  bool stream = false;  // a single prompt streams to the terminal as it is generated
+};
+
+// One prompt's request: its tokens (rendered as a chat turn with --chat), the
+// shared parameters, and the budget --kv-ratio gives it.
+absl::StatusOr<engine::EngineRequest> PromptRequest(const GenerateOptions& opt,
+                                                    engine::Model& model, const std::string& prompt,
+                                                    const RequestTemplate& shared) {
+  std::string text = prompt;
+  if (opt.chat) {
+    std::vector<engine::ChatMessage> messages;
+    if (!opt.system.empty()) messages.push_back({"system", opt.system});
+    messages.push_back({"user", text});
+    RESTKV_ASSIGN_OR_RETURN(text, model.RenderChat(messages, /*add_generation_prompt=*/true));
+  }
+  engine::EngineRequest request;
+  // Chat templates spell out their special tokens, so parse them as such.
+  request.prompt_tokens = model.tokenizer().Encode(text, /*add_special=*/true,
+                                                   /*parse_special=*/opt.chat);
+  request.params = shared.params;
+  request.kv_policy = shared.policy;
+  if (opt.kv_ratio > 0.0f) {
+    request.kv_policy.budget = std::max<int32_t>(
+        1, static_cast<int32_t>(opt.kv_ratio * static_cast<float>(request.prompt_tokens.size())));
+  }
+  return request;
+}
+
+// Every prompt is submitted at once: the engine batches them continuously.
+absl::StatusOr<std::vector<std::shared_ptr<CliSink>>> SubmitPrompts(
+    const GenerateOptions& opt, const std::vector<std::string>& prompts, engine::Model& model,
+    engine::Engine& engine, const RequestTemplate& shared) {
   std::vector<std::shared_ptr<CliSink>> sinks;
-  for (size_t i = 0; i < prompts->size(); ++i) {
-    std::string text = (*prompts)[i];
-    if (opt.chat) {
-      std::vector<engine::ChatMessage> messages;
-      if (!opt.system.empty()) messages.push_back({"system", opt.system});
-      messages.push_back({"user", text});
-      auto rendered = (*model)->RenderChat(messages, /*add_generation_prompt=*/true);
-      if (!rendered.ok()) return Fail(std::string(rendered.status().message()));
-      text = *rendered;
-    }
-    engine::EngineRequest request;
-    // Chat templates spell out their special tokens, so parse them as such.
-    request.prompt_tokens = (*model)->tokenizer().Encode(text, /*add_special=*/true,
-                                                         /*parse_special=*/opt.chat);
-    request.params = params;
-    request.kv_policy = policy;
-    if (opt.kv_ratio > 0.0f) {
-      request.kv_policy.budget = std::max<int32_t>(
-          1, static_cast<int32_t>(opt.kv_ratio * static_cast<float>(request.prompt_tokens.size())));
-    }
-    auto sink = std::make_shared<CliSink>(stream);
+  for (const std::string& prompt : prompts) {
+    RESTKV_ASSIGN_OR_RETURN(engine::EngineRequest request,
+                            PromptRequest(opt, model, prompt, shared));
+    auto sink = std::make_shared<CliSink>(shared.stream);
     sink->prompt_tokens = static_cast<int32_t>(request.prompt_tokens.size());
     request.sink = sink;
     sinks.push_back(sink);
-    if (stream && !opt.chat) {
-      std::printf("%s", (*prompts)[i].c_str());
+    if (shared.stream && !opt.chat) {
+      std::printf("%s", prompt.c_str());
       std::fflush(stdout);
     }
-    auto handle = (*engine)->Submit(std::move(request));
+    auto handle = engine.Submit(std::move(request));
     if (!handle.ok()) sink->Reject(handle.status());
   }
+  return sinks;
+}
+
+void PrintFailure(const GenerateOptions& opt, size_t index, const absl::Status& error) {
+  if (opt.json) {
+    nlohmann::json err = {{"index", index}, {"error", std::string(error.message())}};
+    std::printf("%s\n", err.dump().c_str());
+  } else {
+    std::fprintf(stderr, "restkv generate: prompt %zu: %s\n", index,
+                 std::string(error.message()).c_str());
+  }
+}
+
+void PrintJson(size_t index, const CliSink::Outcome& out, const engine::EngineStats& stats,
+               double decode_ms, double decode_tps) {
+  const engine::RequestSummary& r = out.summary;
+  nlohmann::json j = {
+      {"index", index},
+      {"text", out.text},
+      {"prompt_tokens", r.prompt_tokens},
+      {"completion_tokens", r.completion_tokens},
+      {"finish_reason", std::string(engine::FinishReasonName(r.reason))},
+      {"ttft_ms", r.ttft_ms},
+      {"queue_ms", r.queue_ms},
+      {"decode_ms", decode_ms},
+      {"total_ms", r.e2e_ms},
+      {"decode_tokens_per_s", decode_tps},
+      {"preemptions", r.num_preemptions},
+      {"kv_tokens_kept", r.kv_tokens_kept},
+      {"kv_tokens_evicted", r.kv_tokens_evicted},
+      {"kv_pages_peak", stats.kv_pages_high_water},
+  };
+  std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  std::fflush(stdout);
+}
+
+// The text (unless it was streamed) on stdout, the figures on stderr.
+void PrintText(const GenerateOptions& opt, const std::string& prompt, const CliSink::Outcome& out,
+               bool streamed, double decode_tps) {
+  const engine::RequestSummary& r = out.summary;
+  if (!streamed) std::printf("%s%s", opt.chat ? "" : prompt.c_str(), out.text.c_str());
+  std::printf("\n");
+  std::fprintf(stderr, "[%d prompt tokens, %d generated, finish %s; TTFT %.0f ms, %.1f tokens/s]\n",
+               r.prompt_tokens, r.completion_tokens,
+               std::string(engine::FinishReasonName(r.reason)).c_str(), r.ttft_ms, decode_tps);
+}
+
+// Waits for each prompt in order and prints it; 1 when any failed.
+int PrintOutcomes(const GenerateOptions& opt, const std::vector<std::string>& prompts,
+                  const std::vector<std::shared_ptr<CliSink>>& sinks, bool streamed,
+                  engine::Engine& engine) {
   int exit_code = 0;
   for (size_t i = 0; i < sinks.size(); ++i) {
     const CliSink::Outcome out = sinks[i]->Wait();
-    const engine::EngineStats stats = (*engine)->GetStats();
+    const engine::EngineStats stats = engine.GetStats();
     if (!out.error.ok()) {
       exit_code = 1;
-      if (opt.json) {
-        nlohmann::json err = {{"index", i}, {"error", std::string(out.error.message())}};
-        std::printf("%s\n", err.dump().c_str());
-      } else {
-        std::fprintf(stderr, "restkv generate: prompt %zu: %s\n", i, std::string(out.error.message()).c_str());
-      }
+      PrintFailure(opt, i, out.error);
       continue;
     }
     const engine::RequestSummary& r = out.summary;
     const double decode_ms = r.e2e_ms - r.ttft_ms;
     const double decode_tps = r.completion_tokens > 1 ? (r.completion_tokens - 1) / (decode_ms / 1000.0) : 0.0;
     if (opt.json) {
-      nlohmann::json j = {
-          {"index", i},
-          {"text", out.text},
-          {"prompt_tokens", r.prompt_tokens},
-          {"completion_tokens", r.completion_tokens},
-          {"finish_reason", std::string(engine::FinishReasonName(r.reason))},
-          {"ttft_ms", r.ttft_ms},
-          {"queue_ms", r.queue_ms},
-          {"decode_ms", decode_ms},
-          {"total_ms", r.e2e_ms},
-          {"decode_tokens_per_s", decode_tps},
-          {"preemptions", r.num_preemptions},
-          {"kv_tokens_kept", r.kv_tokens_kept},
-          {"kv_tokens_evicted", r.kv_tokens_evicted},
-          {"kv_pages_peak", stats.kv_pages_high_water},
-      };
-      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
-      std::fflush(stdout);
+      PrintJson(i, out, stats, decode_ms, decode_tps);
     } else {
-      if (!stream) std::printf("%s%s", opt.chat ? "" : (*prompts)[i].c_str(), out.text.c_str());
-      std::printf("\n");
-      std::fprintf(stderr, "[%d prompt tokens, %d generated, finish %s; TTFT %.0f ms, %.1f tokens/s]\n",
-                   r.prompt_tokens, r.completion_tokens,
-                   std::string(engine::FinishReasonName(r.reason)).c_str(), r.ttft_ms, decode_tps);
+      PrintText(opt, prompts[i], out, streamed, decode_tps);
     }
   }
-  (*engine)->Shutdown(0);
   return exit_code;
+}
+
+// The steps of `restkv generate`: prompts, model, engine, request
+// parameters, submission, output. A failing step ends the command.
+absl::StatusOr<int> Generate(const GenerateOptions& opt) {
+  RESTKV_ASSIGN_OR_RETURN(const std::vector<std::string> prompts, ReadPrompts(opt));
+  RESTKV_ASSIGN_OR_RETURN(
+      const std::string path,
+      opt.device.random_weights.empty()
+          ? ResolveModelPath(opt.model)
+          : RandomWeightsModel(opt.device.random_weights, opt.device.random_weights_dir));
+  auto kv_bytes = ParseByteSize(opt.kv_cache_memory);
+  if (!kv_bytes.ok()) {
+    return absl::InvalidArgumentError("--kv-cache-memory: " +
+                                      std::string(kv_bytes.status().message()));
+  }
+  RESTKV_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(opt, path));
+  RESTKV_ASSIGN_OR_RETURN(const std::unique_ptr<engine::Engine> engine,
+                          CreateEngine(opt, loaded, *kv_bytes, prompts.size()));
+  RequestTemplate shared;
+  RESTKV_ASSIGN_OR_RETURN(shared.params, SamplingParamsFor(opt, loaded.model->config().vocab_size));
+  RESTKV_ASSIGN_OR_RETURN(shared.policy, KvPolicyFor(opt));
+  shared.stream = !opt.json && prompts.size() == 1;
+  RESTKV_ASSIGN_OR_RETURN(const std::vector<std::shared_ptr<CliSink>> sinks,
+                          SubmitPrompts(opt, prompts, *loaded.model, *engine, shared));
+  const int exit_code = PrintOutcomes(opt, prompts, sinks, shared.stream, *engine);
+  engine->Shutdown(0);
+  return exit_code;
+}
+
+int RunGenerate(const GenerateOptions& opt) {
+  auto exit_code = Generate(opt);
+  if (!exit_code.ok()) return Fail(std::string(exit_code.status().message()));
+  return *exit_code;
 }
 
 }  // namespace
