@@ -94,6 +94,13 @@ int RunServe(ServeOptions opt) {
   auto kv_policy_or = BuildKvPolicy(opt.kv);
   if (!kv_policy_or.ok()) return Fail(std::string(kv_policy_or.status().message()));
   const engine::KvPolicyConfig kv_policy = *kv_policy_or;
+  if (opt.scheduling_policy != "fcfs" && opt.scheduling_policy != "priority") {
+    return Fail("--scheduling-policy must be fcfs or priority, got '" + opt.scheduling_policy +
+                "'");
+  }
+  if (opt.max_tokens_per_request < -1) {
+    return Fail("--max-tokens-per-request must be >= 0 (0 = no limit)");
+  }
   if (opt.request_timeout_s < 0 || opt.shutdown_timeout_s < 0) {
     return Fail("--request-timeout and --shutdown-timeout must be >= 0");
   }
@@ -147,6 +154,13 @@ int RunServe(ServeOptions opt) {
   routes_config.api_key = opt.api_key;
   routes_config.request_timeout = Millis(opt.request_timeout_s);
   routes_config.default_kv_policy = kv_policy;
+  // NOTE(restkv): 16 full contexts a request by default: n up to 16 without
+  // max_tokens still fits, while n=128 with no max_tokens (~1M tokens on an
+  // 8k model) is refused at once instead of holding the engine for hours.
+  routes_config.limits.priority_scheduling = opt.scheduling_policy == "priority";
+  routes_config.limits.max_tokens_per_request =
+      opt.max_tokens_per_request >= 0 ? opt.max_tokens_per_request
+                                      : 16LL * (*engine)->max_model_len();
   std::unique_ptr<RequestRecorder> recorder;
   if (!opt.record_requests.empty()) {
     recorder = std::make_unique<RequestRecorder>(opt.record_requests, &log);
@@ -178,7 +192,7 @@ int RunServe(ServeOptions opt) {
   if (opt.grpc_port != 0) {
     auto g = GrpcServer::Start(opt.host, opt.grpc_port, **engine,
                                {opt.served_model_names, opt.api_key, kv_policy, &metrics, &log,
-                                recorder.get()});
+                                recorder.get(), routes_config.limits});
     if (!g.ok()) {
       (*engine)->Shutdown(0);
       return Fail(std::string(g.status().message()));
@@ -297,6 +311,13 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-queue", opt->max_queue, "Most requests in the engine (running + waiting) before new ones get 429")
       ->capture_default_str();
+  cmd->add_option("--scheduling-policy", opt->scheduling_policy,
+                  "fcfs (first come, first served) or priority (requests' `priority` field "
+                  "orders the queue and preemption; lower runs first)")
+      ->capture_default_str();
+  cmd->add_option("--max-tokens-per-request", opt->max_tokens_per_request,
+                  "Most tokens one request may ask to generate, over all its choices (n x "
+                  "max_tokens); default 16 x max-model-len, 0 = no limit");
   cmd->add_option("--request-timeout", opt->request_timeout_s,
                   "Seconds a request may run before it is cancelled (0: no limit)")
       ->capture_default_str();

@@ -26,6 +26,10 @@ struct ServeOptions {
   int32_t max_model_len = 0;  // 0 => the model's context length
   int32_t max_queue = 1024;
   double request_timeout_s = 0;  // 0 => no limit
+  std::string scheduling_policy = "fcfs";  // or "priority": requests may set `priority`
+  // Generated tokens one request may ask for (all choices); -1 => 16 x
+  // max_model_len, 0 => no limit.
+  int64_t max_tokens_per_request = -1;
   double shutdown_timeout_s = 20;
   std::string max_body_size = "32MiB";
   int32_t threads = 0;  // 0 => all cores

@@ -89,6 +89,13 @@ absl::StatusOr<engine::KvPolicyConfig> ResolveKvPolicy(const GenerationFields& g
 
 absl::StatusOr<GenerationPlan> Skeleton(ApiKind kind, const GenerationFields& gen,
                                         const PlanContext& ctx) {
+  if (gen.priority != 0 && !ctx.limits.priority_scheduling) {
+    return InvalidParam("priority",
+                        absl::StrFormat("priority %d was given, but priority scheduling is off "
+                                        "(the server runs first come, first served; start it "
+                                        "with --scheduling-policy priority)",
+                                        gen.priority));
+  }
   GenerationPlan plan;
   plan.kind = kind;
   plan.meta.id = NewResponseId(kind == ApiKind::kChat ? "chatcmpl-" : "cmpl-");
@@ -100,6 +107,24 @@ absl::StatusOr<GenerationPlan> Skeleton(ApiKind kind, const GenerationFields& ge
   RESTKV_ASSIGN_OR_RETURN(plan.kv_policy, ResolveKvPolicy(gen, ctx));
   plan.user = gen.user;
   return plan;
+}
+
+// The whole request's generation budget against --max-tokens-per-request.
+absl::Status CheckTotalTokens(const GenerationPlan& plan, const GenerationFields& gen,
+                              const PlanContext& ctx) {
+  if (ctx.limits.max_tokens_per_request <= 0) return absl::OkStatus();
+  int64_t total = 0;
+  for (const PlannedChoice& c : plan.choices) total += c.params.max_tokens;
+  if (total <= ctx.limits.max_tokens_per_request) return absl::OkStatus();
+  return InvalidParam(
+      gen.max_tokens.has_value() ? "max_tokens" : "n",
+      absl::StrFormat(
+          "the request asks for up to %d generated tokens (%d choices x %s) but this server "
+          "allows %d per request; lower n or max_tokens",
+          total, plan.choices.size(),
+          gen.max_tokens.has_value() ? absl::StrFormat("max_tokens %d", *gen.max_tokens)
+                                     : std::string("the rest of the context, max_tokens absent"),
+          ctx.limits.max_tokens_per_request));
 }
 
 }  // namespace
@@ -148,6 +173,7 @@ absl::StatusOr<GenerationPlan> PlanCompletion(const CompletionRequest& r, const 
     }
     plan.prompts.push_back(std::move(planned));
   }
+  RESTKV_RETURN_IF_ERROR(CheckTotalTokens(plan, r.gen, ctx));
   return plan;
 }
 
@@ -168,6 +194,7 @@ absl::StatusOr<GenerationPlan> PlanChat(const ChatRequest& r, const PlanContext&
     plan.choices.push_back(std::move(c));
   }
   plan.prompts.push_back(std::move(planned));
+  RESTKV_RETURN_IF_ERROR(CheckTotalTokens(plan, r.gen, ctx));
   return plan;
 }
 

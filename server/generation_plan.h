@@ -65,12 +65,25 @@ struct GenerationPlan {
   std::string user;
 };
 
+// Server-wide limits on what one request may ask for (`restkv serve` flags).
+struct RequestLimits {
+  // --scheduling-policy priority: requests may set `priority`; otherwise a
+  // non-zero priority is refused, so no caller can jump the queue or choose
+  // who is preempted (as vLLM with its default fcfs policy).
+  bool priority_scheduling = false;
+  // --max-tokens-per-request: the most tokens one request may ask to
+  // generate, summed over its choices (n x prompts x max_tokens, where an
+  // absent max_tokens counts as the rest of the context); 0 = no limit.
+  int64_t max_tokens_per_request = 0;
+};
+
 // What every plan needs from the server.
 struct PlanContext {
   const engine::Model& model;
   int32_t max_model_len;
   std::string served_model;  // the name echoed in responses
   const engine::KvPolicyConfig& default_kv_policy;
+  RequestLimits limits = {};
 };
 
 absl::StatusOr<GenerationPlan> PlanCompletion(const CompletionRequest& request,

@@ -155,7 +155,7 @@ class GrpcGenerationService::GenerateReactor final
     RESTKV_RETURN_IF_ERROR(service_.CheckModel(request.model()));
     engine::Engine& eng = service_.engine_;
     PlanContext plan_ctx{eng.model(), eng.max_model_len(), cfg.served_model_names.front(),
-                         cfg.default_kv_policy};
+                         cfg.default_kv_policy, cfg.limits};
     RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanGrpcGenerate(request, plan_ctx));
     RESTKV_CHECK(plan.prompts.size() == 1 && plan.choices.size() == 1);
     id_ = plan.meta.id;

@@ -39,6 +39,7 @@
 #include "engine/eviction/policy_config.h"
 #include "grpcpp/grpcpp.h"
 #include "restkv/v1/generation.grpc.pb.h"
+#include "server/generation_plan.h"
 #include "server/metrics.h"
 #include "server/request_log.h"
 #include "server/request_recorder.h"
@@ -52,6 +53,7 @@ struct GrpcServiceConfig {
   ServerMetrics* metrics = nullptr;              // optional; must outlive the service
   RequestLogger* log = nullptr;                  // optional; must outlive the service
   RequestRecorder* recorder = nullptr;           // --record-requests; optional; must outlive the service
+  RequestLimits limits;                          // priority, tokens per request
 };
 
 // absl status → gRPC status with the same message (codes as above).

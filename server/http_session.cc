@@ -5,7 +5,10 @@
 #include <optional>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "boost/asio/strand.hpp"
 #include "boost/asio/write.hpp"
 #include "boost/beast/core/bind_handler.hpp"
@@ -27,6 +30,8 @@ using tcp = net::ip::tcp;
 namespace {
 
 constexpr uint32_t kHeaderLimitBytes = 64 * 1024;
+
+std::string_view StdView(beast::string_view v) { return {v.data(), v.size()}; }
 // How long a connection closed after its last response (an error, or no
 // keep-alive) keeps reading what the client still sends, so that closing with
 // unread data does not reset the connection before the client has read it.
@@ -77,6 +82,9 @@ class Session : public std::enable_shared_from_this<Session> {
     res.keep_alive(keep_alive_);
     res.set(http::field::server, "restkv");
     res.prepare_payload();
+    // A HEAD response carries the headers a GET would (its Content-Length
+    // included) and no body: a body would be read as the next response.
+    if (head_) res.body().clear();
     std::ostringstream os;
     os << res;
     Enqueue(os.str());
@@ -98,7 +106,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void WriteChunk(uint64_t seq, std::string data) {
-    if (!Current(seq) || !begun_ || done_ || data.empty()) return;
+    if (!Current(seq) || !begun_ || done_ || data.empty() || head_) return;
     if (chunked_) data = absl::StrFormat("%x\r\n%s\r\n", data.size(), data);
     Enqueue(std::move(data));
   }
@@ -106,7 +114,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void EndStream(uint64_t seq) {
     if (!Current(seq) || !begun_ || done_) return;
     done_ = true;
-    if (chunked_) {
+    if (chunked_ && !head_) {
       Enqueue("0\r\n\r\n");
     } else if (!writing_ && out_.empty()) {
       CompleteExchange();
@@ -133,6 +141,15 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnReadHeader(beast::error_code ec, size_t) {
     if (closed_) return;
     if (ec) return OnReadError(ec);
+    // Beast de-chunks a body whose last coding is chunked and hands over the
+    // rest (gzip, deflate, ...) still encoded; we decode none of them, so
+    // anything but plain chunked is refused (RFC 9112 §6.1: 501).
+    if (std::optional<std::string> coding =
+            UnsupportedTransferCoding(StdView(parser_->get()[http::field::transfer_encoding]))) {
+      return RespondAndClose(
+          501, absl::StrFormat("the transfer coding '%s' is not supported (only chunked)",
+                               *coding));
+    }
     if (!parser_->is_done() &&
         beast::iequals(parser_->get()[http::field::expect], "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -176,6 +193,7 @@ class Session : public std::enable_shared_from_this<Session> {
     ++seq_;
     in_exchange_ = true;
     begun_ = done_ = chunked_ = false;
+    head_ = request.method() == http::verb::head;
     version_ = request.version() == 10 ? 10 : 11;
     keep_alive_ = request.keep_alive() && !shared_->stopping.load();
     on_disconnect_ = nullptr;
@@ -206,7 +224,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void RespondAndClose(int status, std::string message) {
     ++seq_;
     in_exchange_ = true;
-    begun_ = done_ = chunked_ = false;
+    begun_ = done_ = chunked_ = head_ = false;
     keep_alive_ = false;
     version_ = 11;
     ++shared_->active;
@@ -336,6 +354,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool begun_ = false;  // a response was started
   bool done_ = false;   // the response is complete (maybe not yet written)
   bool chunked_ = false;
+  bool head_ = false;  // the exchange answers a HEAD request: headers only
   bool keep_alive_ = true;
   bool writing_ = false;
   bool watching_ = false;
@@ -360,6 +379,16 @@ void SessionExchange::OnDisconnect(std::function<void()> callback) {
 bool SessionExchange::disconnected() const { return session_->closed(); }
 
 }  // namespace
+
+std::optional<std::string> UnsupportedTransferCoding(std::string_view transfer_encoding) {
+  const absl::string_view value(transfer_encoding.data(), transfer_encoding.size());
+  for (absl::string_view coding : absl::StrSplit(value, ',')) {
+    coding = absl::StripAsciiWhitespace(coding);
+    if (coding.empty() || absl::EqualsIgnoreCase(coding, "chunked")) continue;
+    return std::string(coding);
+  }
+  return std::nullopt;
+}
 
 void StartHttpSession(tcp::socket socket, std::shared_ptr<HttpServerShared> shared) {
   std::make_shared<Session>(std::move(socket), std::move(shared))->Run();

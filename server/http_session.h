@@ -11,6 +11,10 @@
 // the connection's strand.
 #pragma once
 
+#include <optional>
+#include <string>
+#include <string_view>
+
 #include <atomic>
 #include <memory>
 
@@ -25,6 +29,12 @@ struct HttpServerShared {
   std::atomic<bool> stopping{false};  // finish the current exchange, then close
   std::atomic<int> active{0};         // exchanges read and not yet fully written
 };
+
+// The first coding of a Transfer-Encoding header value that the server does
+// not decode, or nullopt when the value is absent or just "chunked" (case
+// and white space ignored; empty list elements skipped, as RFC 9110 §5.6.1
+// allows).
+std::optional<std::string> UnsupportedTransferCoding(std::string_view transfer_encoding);
 
 // Serves `socket` (whose executor must be a strand) until it closes; the
 // session keeps itself alive.

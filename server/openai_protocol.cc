@@ -248,6 +248,12 @@ int MaxDepth(std::string_view text) {
 absl::StatusOr<json> ParseJsonBody(std::string_view body) {
   if (body.empty())
     return absl::InvalidArgumentError("the request body is empty; expected a JSON object");
+  // nlohmann's lexer takes a NUL byte for the end of input, so
+  // `{...}\0anything` would parse as the object alone.
+  if (const size_t nul = body.find('\0'); nul != std::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "invalid JSON: the request body contains a NUL byte at offset %d", nul));
+  }
   if (MaxDepth(body) > kMaxJsonDepth) {
     return absl::InvalidArgumentError(
         absl::StrFormat("the request body nests deeper than %d levels", kMaxJsonDepth));

@@ -38,6 +38,17 @@ TEST(OpenAiProtocolTest, ParseJsonBodyRejectsNonObjects) {
   EXPECT_TRUE(ParseJsonBody("{}").ok());
 }
 
+TEST(OpenAiProtocolTest, ParseJsonBodyRejectsBytesAfterTheValue) {
+  // A NUL byte would end nlohmann's input early and hide what follows it.
+  const std::string nul("{\"prompt\": \"a\"}\0garbage", 23);
+  absl::Status s = ParseJsonBody(nul).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_NE(s.message().find("NUL byte at offset 15"), absl::string_view::npos) << s;
+  EXPECT_FALSE(ParseJsonBody("{\"a\": 1} trailing").ok());
+  EXPECT_FALSE(ParseJsonBody("{\"a\": 1}{\"b\": 2}").ok());
+  EXPECT_TRUE(ParseJsonBody("{\"a\": 1} \r\n\t").ok());  // white space may follow
+}
+
 TEST(OpenAiProtocolTest, ParseJsonBodyRejectsDeepNesting) {
   std::string deep =
       "{\"a\":" + std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']') + "}";

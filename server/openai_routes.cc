@@ -66,7 +66,9 @@ void OpenAiRoutes::Dispatch(HttpExchange& exchange, const std::shared_ptr<HttpEx
   for (const Route& r : kRoutes) {
     if (r.path != path) continue;
     path_known = true;
-    if (r.method == req.method()) route = &r;
+    // HEAD is GET without the body (the session drops it).
+    const bool head_of_get = req.method() == http::verb::head && r.method == http::verb::get;
+    if (r.method == req.method() || head_of_get) route = &r;
   }
   if (route == nullptr) {
     const ApiError e =
@@ -146,7 +148,8 @@ absl::Status OpenAiRoutes::HandleCompletions(const std::shared_ptr<HttpExchange>
   RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
   RESTKV_ASSIGN_OR_RETURN(CompletionRequest request, ParseCompletionRequest(body));
   RESTKV_ASSIGN_OR_RETURN(std::string model, ResolveModel(request.model));
-  const PlanContext ctx{engine_.model(), engine_.max_model_len(), model, config_.default_kv_policy};
+  const PlanContext ctx{engine_.model(), engine_.max_model_len(), model, config_.default_kv_policy,
+                        config_.limits};
   RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanCompletion(request, ctx));
   GenerationCall::Start(exchange,
                         {&engine_, &metrics_, &log_, config_.request_timeout, &active_calls_,
@@ -159,7 +162,8 @@ absl::Status OpenAiRoutes::HandleChat(const std::shared_ptr<HttpExchange>& excha
   RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
   RESTKV_ASSIGN_OR_RETURN(ChatRequest request, ParseChatRequest(body));
   RESTKV_ASSIGN_OR_RETURN(std::string model, ResolveModel(request.model));
-  const PlanContext ctx{engine_.model(), engine_.max_model_len(), model, config_.default_kv_policy};
+  const PlanContext ctx{engine_.model(), engine_.max_model_len(), model, config_.default_kv_policy,
+                        config_.limits};
   RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanChat(request, ctx));
   GenerationCall::Start(exchange,
                         {&engine_, &metrics_, &log_, config_.request_timeout, &active_calls_,

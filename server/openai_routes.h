@@ -38,6 +38,7 @@
 #include "server/auth.h"
 #include "server/generation_call.h"
 #include "server/http_exchange.h"
+#include "server/generation_plan.h"
 #include "server/metrics.h"
 #include "server/request_log.h"
 
@@ -49,6 +50,7 @@ struct RoutesConfig {
   std::chrono::milliseconds request_timeout{0};  // 0 => no limit
   engine::KvPolicyConfig default_kv_policy;      // validated; requests may override kind and budget
   RequestRecorder* recorder = nullptr;           // --record-requests; outlives the routes
+  RequestLimits limits;                          // priority, tokens per request
 };
 
 class OpenAiRoutes {

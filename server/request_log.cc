@@ -16,13 +16,35 @@ std::string FormatRequestLog(const RequestLogEntry& e) {
   return line;
 }
 
+std::string EscapeForLog(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\\': out += "\\\\"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          absl::StrAppend(&out, absl::StrFormat("\\x%02x", c));
+        } else {
+          out += ch;
+        }
+    }
+  }
+  return out;
+}
+
 void RequestLogger::Log(const RequestLogEntry& entry) { Info(FormatRequestLog(entry)); }
 
 void RequestLogger::Info(std::string_view line) {
   const std::string stamp =
       absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+  const std::string safe = EscapeForLog(line);
   std::lock_guard<std::mutex> lock(mu_);
-  std::fprintf(out_, "%s %.*s\n", stamp.c_str(), static_cast<int>(line.size()), line.data());
+  std::fprintf(out_, "%s %s\n", stamp.c_str(), safe.c_str());
   std::fflush(out_);
 }
 

@@ -7,8 +7,10 @@
 //
 // (one line; wrapped here). Failed requests log their status and message.
 //
+// Every line goes through EscapeForLog: one call, one physical line.
+//
 // Thread safety: RequestLogger's methods are thread-safe (whole lines are
-// written under a mutex); FormatRequestLog is pure.
+// written under a mutex); FormatRequestLog and EscapeForLog are pure.
 #pragma once
 
 #include <cstdint>
@@ -35,6 +37,12 @@ struct RequestLogEntry {
 
 // The line without timestamp or newline.
 std::string FormatRequestLog(const RequestLogEntry& entry);
+
+// `text` with every ASCII control character (C0 and DEL) written as an
+// escape — \n, \r, \t, \\ for the backslash itself, \xNN for the rest —
+// so a client-supplied value (a model name, a path, an error message quoting
+// the request) can never start a forged log line or drive the terminal.
+std::string EscapeForLog(std::string_view text);
 
 class RequestLogger {
  public:

@@ -188,6 +188,8 @@ def test_deadline_exceeded_frees_pages(server, api):
     ({"logprobs": 99}, ["logprobs"]),
     ({"kv_policy": "nope"}, ["nope"]),
     ({"stop_token_ids": [10 ** 9]}, []),
+    # The server runs fcfs: no caller may jump the queue.
+    ({"priority": -5}, ["priority", "--scheduling-policy priority"]),
 ])
 def test_invalid_params(api, fields, words):
     pb, stub = api
