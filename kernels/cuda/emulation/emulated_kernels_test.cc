@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -178,6 +179,8 @@ std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
   for (auto [nq, kv] : c.seqs) absl::StrAppend(&name, "_q", nq, "n", kv);
   return name;
 }
+// Readable parameter values in ctest (the default prints the vector's bytes).
+void PrintTo(const AttentionCase& c, std::ostream* os) { *os << CaseName({c, 0}); }
 
 class EmulatedAttentionTest : public EmulatedKernelsTest,
                               public ::testing::WithParamInterface<AttentionCase> {};
