@@ -420,6 +420,8 @@ int Main(int argc, char** argv) {
       Die("unknown section " + s);
     }
   }
+  // Backend operations record their first failure instead of aborting.
+  if (!(*gpu)->status().ok()) Die("CUDA backend failed: " + std::string((*gpu)->status().message()));
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }
