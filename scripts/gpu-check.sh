@@ -49,7 +49,17 @@ if [ ! -d lib ]; then  # no xz(1): Python's tarfile reads it too
   step unpack_python 30 python3 -c 'import tarfile; tarfile.open("lib.tar.xz").extractall(".")'
 fi
 
-step kernel_tests 60 bin/restkv_kernels_cuda_tests --gtest_color=no >"$out/kernel_tests.txt" 2>&1
+# Binaries need the glibc they were built against (lib/glibc/VERSION) or newer;
+# on an older one they run through the packed loader and libc.
+run=()
+built=$(cat lib/glibc/VERSION 2>/dev/null || echo 0)
+have=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
+if [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$built" "$have" | sort -V | head -1)" != "$built" ]; then
+  run=("$here/lib/glibc/ld-linux-x86-64.so.2" --library-path "$here/lib/glibc:$LD_LIBRARY_PATH")
+  echo "glibc $have < $built: binaries run through the packed loader" >>"$facts"
+fi
+
+step kernel_tests 60 "${run[@]}" bin/restkv_kernels_cuda_tests --gtest_color=no >"$out/kernel_tests.txt" 2>&1
 
 # Small cases only: the sanitizers slow kernels by 10-100x.
 small='CudaBackendTest.RmsNorm*:CudaBackendTest.Copies*:Shapes/CudaAttentionTest.MatchesCpu/H4kv4d64b16*:Shapes/CudaAttentionTest.MatchesCpu/H8kv2d128b16*'
@@ -60,14 +70,14 @@ for tool in memcheck racecheck synccheck; do
   cap=45
   [ "$tool" = synccheck ] && cap=30
   step "sanitizer_$tool" "$cap" "$sanitizer" --tool "$tool" --error-exitcode 3 \
-    bin/restkv_kernels_cuda_tests --gtest_color=no --gtest_filter="$small" >>"$out/sanitizer.txt" 2>&1
+    "${run[@]}" bin/restkv_kernels_cuda_tests --gtest_color=no --gtest_filter="$small" >>"$out/sanitizer.txt" 2>&1
 done
 
 bench() {
   local name=$1 cap=$2
   shift 2
   echo "== $name" >>"$log"
-  step "bench_$name" "$cap" bin/bench_cuda --sections "$name" --cache-dir "${TMPDIR:-/tmp}" "$@" \
+  step "bench_$name" "$cap" "${run[@]}" bin/bench_cuda --sections "$name" --cache-dir "${TMPDIR:-/tmp}" "$@" \
     >"$out/$name.json" 2>>"$log"
 }
 bench decode_attention 60 --contexts 4096 32768 131072 --batches 1 32 --iters 20
