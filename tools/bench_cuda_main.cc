@@ -31,6 +31,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -84,6 +85,25 @@ std::unique_ptr<kernels::Buffer> RandomPages(CudaBackend& gpu, int64_t pages, in
   return std::move(*buf);
 }
 
+// GPU time of the work `body` queues on the backend's stream, from CUDA
+// events recorded before and after it (host gaps between launches count).
+double DeviceSeconds(CudaBackend& gpu, const std::function<void()>& body) {
+  cudaEvent_t start = nullptr, stop = nullptr;
+  if (cudaEventCreate(&start) != cudaSuccess || cudaEventCreate(&stop) != cudaSuccess) {
+    Die("cudaEventCreate failed");
+  }
+  cudaEventRecord(start, gpu.stream());
+  body();
+  cudaEventRecord(stop, gpu.stream());
+  float ms = 0.0f;
+  if (cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) {
+    Die("CUDA event timing failed");
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms / 1e3;
+}
+
 nlohmann::json DecodeAttention(CudaBackend& gpu, const std::vector<int>& contexts,
                                const std::vector<int>& batches, int iters) {
   nlohmann::json out = nlohmann::json::array();
@@ -110,10 +130,9 @@ nlohmann::json DecodeAttention(CudaBackend& gpu, const std::vector<int>& context
       };
       call();  // warm-up (uploads, scratch growth)
       gpu.Synchronize();
-      const auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < iters; ++i) call();
-      gpu.Synchronize();
-      const double per_call = Seconds(t0) / iters;
+      const double per_call = DeviceSeconds(gpu, [&] {
+        for (int i = 0; i < iters; ++i) call();
+      }) / iters;
       const double bytes = 2.0 * batch * ctx * kKvHeads * kHeadDim * sizeof(float);
       const double gbps = bytes / per_call / 1e9;
       out.push_back({{"context", ctx},
@@ -143,15 +162,14 @@ nlohmann::json PrefillAttention(CudaBackend& gpu, const std::vector<int>& length
     if (!q.ok() || !o.ok()) Die("allocation failed");
     const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
     gpu.Synchronize();
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int c0 = 0; c0 < n; c0 += kChunk) {
-      const int count = std::min(kChunk, n - c0);
-      const kernels::AttentionSeq seq{0, count, c0 + count, table.data()};
-      gpu.Attention((*q)->floats(), {&seq, 1}, kHeads, kKvHeads, kHeadDim, kBlock, scale,
-                    (*o)->floats());
-    }
-    gpu.Synchronize();
-    const double s = Seconds(t0);
+    const double s = DeviceSeconds(gpu, [&] {
+      for (int c0 = 0; c0 < n; c0 += kChunk) {
+        const int count = std::min(kChunk, n - c0);
+        const kernels::AttentionSeq seq{0, count, c0 + count, table.data()};
+        gpu.Attention((*q)->floats(), {&seq, 1}, kHeads, kKvHeads, kHeadDim, kBlock, scale,
+                      (*o)->floats());
+      }
+    });
     out.push_back({{"tokens", n}, {"seconds_per_layer", s}, {"tokens_per_s_per_layer", n / s}});
     std::fprintf(stderr, "prefill_attention n=%d: %.3f s per layer\n", n, s);
   }
@@ -420,6 +438,8 @@ int Main(int argc, char** argv) {
       Die("unknown section " + s);
     }
   }
+  // Backend operations record their first failure instead of aborting.
+  if (!(*gpu)->status().ok()) Die("CUDA backend failed: " + std::string((*gpu)->status().message()));
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }

@@ -45,6 +45,18 @@ void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int3
   }
 }
 
+// Keys per block of the blocked (online) softmax. Block boundaries sit at
+// absolute key positions, so a query row's arithmetic is the same whether it
+// is computed alone (decode) or in a tile of prefill rows (recompute after
+// preemption reproduces decode exactly).
+constexpr int32_t kKeyBlock = 64;
+
+// Per-row running state of the online softmax.
+struct RowState {
+  float max = -std::numeric_limits<float>::infinity();
+  float sum = 0.0f;
+};
+
 #if defined(__AVX512F__)
 // e^x for x <= 0 in 16 lanes, within ~2 ulp of expf: x = n·ln2 + r with
 // |r| <= ln2/2, e^r by its degree-6 Taylor polynomial, 2^n by scalef. The
@@ -104,18 +116,6 @@ inline __m512 Sum16(const __m512* a) {
                                   _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
   return _mm512_add_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xdd));
 }
-
-// Keys per block of the blocked (online) softmax. Block boundaries sit at
-// absolute key positions, so a query row's arithmetic is the same whether it
-// is computed alone (decode) or in a tile of prefill rows (recompute after
-// preemption reproduces decode exactly).
-constexpr int32_t kKeyBlock = 64;
-
-// Per-row running state of the online softmax.
-struct RowState {
-  float max = -std::numeric_limits<float>::infinity();
-  float sum = 0.0f;
-};
 
 // Attention of `rows` query vectors that share one KV head, for head_dim =
 // 16·NV. Keys are visited in blocks of kKeyBlock; within a block every row

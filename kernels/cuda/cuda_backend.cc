@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -65,6 +66,14 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaBacke
     cudaStreamDestroy(stream);
     return absl::InternalError(absl::StrCat("cublasCreate: ", CublasStatusName(st)));
   }
+  // Tensor cores for bf16 with fp32 accumulation; no reduced-precision
+  // reductions.
+  if (const cublasStatus_t st = cublasSetMathMode(cublas, CUBLAS_DEFAULT_MATH);
+      st != CUBLAS_STATUS_SUCCESS) {
+    cublasDestroy(cublas);
+    cudaStreamDestroy(stream);
+    return absl::InternalError(absl::StrCat("cublasSetMathMode: ", CublasStatusName(st)));
+  }
   return std::unique_ptr<CudaBackend>(new CudaBackend(options, info, stream, cublas));
 }
 
@@ -78,12 +87,7 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options, const DeviceInfo& in
       pool_(options.host_threads),
       act_bf16_(stream),
       attn_partials_(stream),
-      uploads_(stream) {
-  RESTKV_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
-  // Tensor cores for bf16 with fp32 accumulation; no reduced-precision
-  // reductions.
-  RESTKV_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
-}
+      uploads_(stream) {}
 
 CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(stream_);
@@ -91,8 +95,19 @@ CudaBackend::~CudaBackend() {
 }
 
 void CudaBackend::Synchronize() {
-  Bind();
-  RESTKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (!Bind()) return;
+  Record(CudaStatus(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"));
+}
+
+bool CudaBackend::Bind() {
+  if (!status_.ok()) return false;
+  if (options_.device != 0) Record(CudaStatus(cudaSetDevice(options_.device), "cudaSetDevice"));
+  return status_.ok();
+}
+
+bool CudaBackend::Record(absl::Status status) {
+  if (status_.ok() && !status.ok()) status_ = std::move(status);
+  return status_.ok();
 }
 
 absl::Status CudaBackend::Reserve(size_t bytes) {
@@ -106,7 +121,7 @@ absl::Status CudaBackend::Reserve(size_t bytes) {
 }
 
 absl::StatusOr<std::unique_ptr<Buffer>> CudaBackend::Allocate(size_t bytes) {
-  Bind();
+  if (!Bind()) return status_;
   RESTKV_RETURN_IF_ERROR(Reserve(bytes));
   void* ptr = nullptr;
   const size_t alloc = std::max<size_t>(bytes, 16);
@@ -132,7 +147,7 @@ absl::StatusOr<void*> CudaBackend::AllocateOwned(size_t bytes) {
 
 absl::StatusOr<Matrix> CudaBackend::PrepareMatrix(GgmlType type, int64_t rows, int64_t cols,
                                                   const void* host) {
-  Bind();
+  if (!Bind()) return status_;
   const GgmlTypeTraits* traits = GetGgmlTypeTraits(type);
   if (traits == nullptr || !traits->supported) {
     return absl::UnimplementedError(
@@ -172,7 +187,7 @@ absl::StatusOr<Matrix> CudaBackend::PrepareMatrix(GgmlType type, int64_t rows, i
 
 absl::StatusOr<const float*> CudaBackend::PrepareVector(GgmlType type, int64_t n,
                                                         const void* host) {
-  Bind();
+  if (!Bind()) return status_;
   const GgmlTypeTraits* traits = GetGgmlTypeTraits(type);
   if (traits == nullptr || !traits->supported || n <= 0 || n % traits->block_size != 0) {
     return absl::UnimplementedError(
@@ -189,103 +204,96 @@ absl::StatusOr<const float*> CudaBackend::PrepareVector(GgmlType type, int64_t n
 }
 
 void CudaBackend::CopyToHost(const float* src, float* dst, size_t n) {
-  Bind();
-  if (n == 0) return;
-  RESTKV_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
-  RESTKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (n == 0 || !Bind()) return;
+  if (Record(CudaStatus(
+          cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+          "CopyToHost"))) {
+    Record(CudaStatus(cudaStreamSynchronize(stream_), "CopyToHost"));
+  }
 }
 
 void CudaBackend::CopyFromHost(const float* src, float* dst, size_t n) {
-  Bind();
-  if (n == 0) return;
-  RESTKV_CUDA_CHECK(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
-  // The caller may free or reuse src as soon as this returns.
-  RESTKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  if (n == 0 || !Bind()) return;
+  if (Record(CudaStatus(
+          cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, stream_),
+          "CopyFromHost"))) {
+    // The caller may free or reuse src as soon as this returns.
+    Record(CudaStatus(cudaStreamSynchronize(stream_), "CopyFromHost"));
+  }
 }
 
 void CudaBackend::CopyDevice(const float* src, float* dst, size_t n) {
-  Bind();
-  if (n == 0 || src == dst) return;
+  if (n == 0 || src == dst || !Bind()) return;
   const bool overlap = src < dst + n && dst < src + n;
   if (!overlap) {
-    RESTKV_CUDA_CHECK(
-        cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+    Record(CudaStatus(
+        cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_),
+        "CopyDevice"));
     return;
   }
   // memmove semantics through a scratch copy (cudaMemcpy forbids overlap).
-  auto* tmp = static_cast<float*>(attn_partials_.Get(n * sizeof(float)));
-  RESTKV_CUDA_CHECK(cudaMemcpyAsync(tmp, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
-  RESTKV_CUDA_CHECK(cudaMemcpyAsync(dst, tmp, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+  absl::StatusOr<void*> tmp = attn_partials_.Get(n * sizeof(float));
+  if (!Record(tmp.status())) return;
+  if (Record(CudaStatus(
+          cudaMemcpyAsync(*tmp, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_),
+          "CopyDevice"))) {
+    Record(CudaStatus(
+        cudaMemcpyAsync(dst, *tmp, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_),
+        "CopyDevice"));
+  }
 }
 
 void CudaBackend::GatherRows(const float* src, const int64_t* rows, int64_t num_rows,
                              int64_t width, float* dst) {
-  Bind();
-  if (num_rows <= 0) return;
-  const int64_t* d_rows = uploads_.UploadArray(rows, static_cast<size_t>(num_rows));
-  LaunchGatherRows(src, d_rows, num_rows, width, dst, stream_);
-  RESTKV_CUDA_CHECK(cudaGetLastError());
+  if (num_rows <= 0 || !Bind()) return;
+  absl::StatusOr<const int64_t*> d_rows = uploads_.UploadArray(rows, static_cast<size_t>(num_rows));
+  if (!Record(d_rows.status())) return;
+  Record(LaunchGatherRows(src, *d_rows, num_rows, width, dst, stream_));
 }
 
 void CudaBackend::MatMul(const Matrix& w, const float* x, int64_t m, float* y) {
-  Bind();
-  if (m <= 0) return;
+  if (m <= 0 || !Bind()) return;
   RESTKV_CHECK(w.type == GgmlType::kBF16) << "matrix not prepared by the CUDA backend";
-  auto* xb = static_cast<Bf16Bits*>(act_bf16_.Get(static_cast<size_t>(m * w.cols) * 2));
-  LaunchF32ToBf16(x, m * w.cols, xb, stream_);
-  RESTKV_CUDA_CHECK(cudaGetLastError());
-  // Row-major y[m][rows] = x[m][cols] · Wᵀ is column-major
-  // yᵀ (rows x m) = W (rows x cols, stored column-major as cols x rows: op T)
-  //                 · xᵀ (cols x m, stored column-major as is: op N).
-  const float alpha = 1.0f, beta = 0.0f;
-  RESTKV_CUBLAS_CHECK(cublasGemmEx(
-      cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w.rows), static_cast<int>(m),
-      static_cast<int>(w.cols), &alpha, w.data, CUDA_R_16BF, static_cast<int>(w.cols), xb,
-      CUDA_R_16BF, static_cast<int>(w.cols), &beta, y, CUDA_R_32F, static_cast<int>(w.rows),
-      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  absl::StatusOr<void*> xb = act_bf16_.Get(static_cast<size_t>(m * w.cols) * 2);
+  if (!Record(xb.status())) return;
+  auto* x_bf16 = static_cast<Bf16Bits*>(*xb);
+  if (!Record(LaunchF32ToBf16(x, m * w.cols, x_bf16, stream_))) return;
+  Record(GemmBf16(cublas_, static_cast<const Bf16Bits*>(w.data), w.rows, w.cols, x_bf16, m, y,
+                  stream_));
 }
 
 void CudaBackend::Embedding(const Matrix& table, const int32_t* ids, int64_t m, float* out) {
-  Bind();
-  if (m <= 0) return;
+  if (m <= 0 || !Bind()) return;
   RESTKV_CHECK(table.type == GgmlType::kBF16) << "table not prepared by the CUDA backend";
   for (int64_t i = 0; i < m; ++i) {
     RESTKV_CHECK(ids[i] >= 0 && ids[i] < table.rows) << "token id " << ids[i];
   }
-  const int32_t* d_ids = uploads_.UploadArray(ids, static_cast<size_t>(m));
-  LaunchEmbedding(static_cast<const Bf16Bits*>(table.data), table.cols, d_ids, m, out, stream_);
-  RESTKV_CUDA_CHECK(cudaGetLastError());
+  absl::StatusOr<const int32_t*> d_ids = uploads_.UploadArray(ids, static_cast<size_t>(m));
+  if (!Record(d_ids.status())) return;
+  Record(LaunchEmbedding(static_cast<const Bf16Bits*>(table.data), table.cols, *d_ids, m, out,
+                         stream_));
 }
 
 void CudaBackend::RmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps,
                           float* y) {
-  Bind();
-  LaunchRmsNorm(x, weight, m, n, eps, y, stream_);
-  RESTKV_CUDA_CHECK(cudaGetLastError());
+  if (Bind()) Record(LaunchRmsNorm(x, weight, m, n, eps, y, stream_));
 }
 
 void CudaBackend::AddBias(float* x, const float* bias, int64_t m, int64_t n) {
-  Bind();
-  LaunchAddBias(x, bias, m, n, stream_);
-  RESTKV_CUDA_CHECK(cudaGetLastError());
+  if (Bind()) Record(LaunchAddBias(x, bias, m, n, stream_));
 }
 
 void CudaBackend::Add(float* x, const float* y, int64_t n) {
-  Bind();
-  LaunchAdd(x, y, n, stream_);
-  RESTKV_CUDA_CHECK(cudaGetLastError());
+  if (Bind()) Record(LaunchAdd(x, y, n, stream_));
 }
 
 void CudaBackend::SwiGlu(float* gate, const float* up, int64_t n) {
-  Bind();
-  LaunchSwiGlu(gate, up, n, stream_);
-  RESTKV_CUDA_CHECK(cudaGetLastError());
+  if (Bind()) Record(LaunchSwiGlu(gate, up, n, stream_));
 }
 
 void CudaBackend::Rope(float* x, const int32_t* positions, int64_t m, int32_t heads,
                        int32_t head_dim, const RopeParams& p) {
-  Bind();
-  if (m <= 0) return;
+  if (m <= 0 || !Bind()) return;
   const int32_t rot = p.rot_dims > 0 ? p.rot_dims : head_dim;
   RESTKV_CHECK(rot % 2 == 0 && rot <= head_dim) << "rot_dims " << rot;
   RopeLaunchParams lp;
@@ -296,34 +304,35 @@ void CudaBackend::Rope(float* x, const int32_t* positions, int64_t m, int32_t he
   lp.theta_scale = std::pow(p.theta_base, -2.0f / static_cast<float>(rot));
   lp.position_scale = p.position_scale;
   lp.freq_factors = p.freq_factors;
-  const int32_t* d_pos = uploads_.UploadArray(positions, static_cast<size_t>(m));
-  LaunchRope(x, d_pos, m, heads, head_dim, lp, stream_);
-  RESTKV_CUDA_CHECK(cudaGetLastError());
+  absl::StatusOr<const int32_t*> d_pos = uploads_.UploadArray(positions, static_cast<size_t>(m));
+  if (!Record(d_pos.status())) return;
+  Record(LaunchRope(x, *d_pos, m, heads, head_dim, lp, stream_));
 }
 
 void CudaBackend::StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m,
                           int32_t kv_heads, int32_t head_dim, int32_t block_size) {
-  Bind();
-  if (m <= 0) return;
+  if (m <= 0 || !Bind()) return;
   for (int64_t t = 0; t < m; ++t) {
     RESTKV_CHECK(slots[t].row >= 0 && slots[t].row < block_size) << slots[t].row;
     RESTKV_CHECK(slots[t].page != nullptr) << "slot " << t;
   }
-  const auto* d_slots = static_cast<const DeviceKvSlot*>(
-      uploads_.Upload(slots, static_cast<size_t>(m) * sizeof(KvSlot)));
-  LaunchStoreKv(k, v, d_slots, m, kv_heads, head_dim, block_size, stream_);
-  RESTKV_CUDA_CHECK(cudaGetLastError());
+  absl::StatusOr<void*> d_slots = uploads_.Upload(slots, static_cast<size_t>(m) * sizeof(KvSlot));
+  if (!Record(d_slots.status())) return;
+  Record(LaunchStoreKv(k, v, static_cast<const DeviceKvSlot*>(*d_slots), m, kv_heads, head_dim,
+                       block_size, stream_));
 }
 
 void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs, int32_t heads,
                             int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
                             float* out) {
-  Bind();
-  if (seqs.empty()) return;
+  if (seqs.empty() || !Bind()) return;
   RESTKV_CHECK(kv_heads > 0 && heads % kv_heads == 0) << heads << " / " << kv_heads;
-  RESTKV_CHECK(AttentionSupportsHeadDim(head_dim))
-      << "CUDA attention supports head_dim 64 and 128, not " << head_dim;
   RESTKV_CHECK_GT(block_size, 0);
+  if (!AttentionSupportsHeadDim(head_dim)) {
+    Record(absl::InvalidArgumentError(absl::StrFormat(
+        "CUDA attention supports head_dim 64 and 128, not %d", head_dim)));
+    return;
+  }
   const int32_t group = heads / kv_heads;
   // Flatten the block tables and cut every sequence into row tiles.
   std::vector<DeviceAttentionSeq> d_seqs;
@@ -351,9 +360,15 @@ void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs,
   if (tiles.empty()) return;
   AttentionLaunch args;
   args.q = q;
-  args.seqs = uploads_.UploadArray(d_seqs.data(), d_seqs.size());
-  args.page_table = uploads_.UploadArray(table.data(), table.size());
-  args.tiles = uploads_.UploadArray(tiles.data(), tiles.size());
+  absl::StatusOr<const DeviceAttentionSeq*> up_seqs =
+      uploads_.UploadArray(d_seqs.data(), d_seqs.size());
+  absl::StatusOr<float* const*> up_table = uploads_.UploadArray(table.data(), table.size());
+  absl::StatusOr<const DeviceAttentionTile*> up_tiles =
+      uploads_.UploadArray(tiles.data(), tiles.size());
+  if (!Record(up_seqs.status()) || !Record(up_table.status()) || !Record(up_tiles.status())) return;
+  args.seqs = *up_seqs;
+  args.page_table = *up_table;
+  args.tiles = *up_tiles;
   args.num_tiles = static_cast<int32_t>(tiles.size());
   args.heads = heads;
   args.kv_heads = kv_heads;
@@ -376,12 +391,14 @@ void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs,
   args.num_splits = static_cast<int32_t>(splits);
   if (splits > 1) {
     const int64_t rows = splits * num_tokens * heads;
-    auto* base = static_cast<float*>(attn_partials_.Get(static_cast<size_t>(rows * (head_dim + 2)) * 4));
+    absl::StatusOr<void*> partials =
+        attn_partials_.Get(static_cast<size_t>(rows * (head_dim + 2)) * 4);
+    if (!Record(partials.status())) return;
+    auto* base = static_cast<float*>(*partials);
     args.partial_o = base;
     args.partial_ml = base + rows * head_dim;
   }
-  LaunchPagedAttention(args, stream_);
-  RESTKV_CUDA_CHECK(cudaGetLastError());
+  Record(LaunchPagedAttention(args, stream_));
 }
 
 }  // namespace restkv::kernels::cuda

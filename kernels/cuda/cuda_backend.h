@@ -16,9 +16,18 @@
 //   uploaded by the backend (UploadRing). RopeParams::freq_factors is device
 //   memory (it comes from PrepareVector).
 // Execution: one stream; operations are queued and return at once; CopyToHost
-// and CopyFromHost synchronise. Errors inside operations abort (the contract
-// says operations do not fail); Create/Allocate/Prepare* return Status.
-// Attention supports head_dim 64 and 128 (AttentionSupportsHeadDim).
+// and CopyFromHost synchronise.
+// Errors: Create/Allocate/Prepare* return Status. The Backend operations
+// return void (kernels/backend.h), so a failure inside one — a launch error,
+// a device allocation failure of scratch or upload memory (ResourceExhausted),
+// an unsupported shape such as an attention head_dim other than 64 / 128
+// (InvalidArgument), a CUDA error surfacing at a synchronisation — is recorded
+// as a sticky status(): the first error wins, and every later operation,
+// Allocate and Prepare* does nothing (returning that status where it can),
+// as a CUDA context does after a sticky error. Callers check status() after
+// a step (or after CopyToHost) and fail the affected work; outputs of a step
+// that failed are unspecified. Programming errors (null slots, bad grouping)
+// still abort (RESTKV_CHECK).
 //
 // Thread safety: one caller thread at a time, like every Backend.
 #pragma once
@@ -60,8 +69,10 @@ class CudaBackend final : public Backend {
   [[nodiscard]] cudaStream_t stream() const { return stream_; }
   // Device bytes currently held by Allocate() buffers and prepared weights.
   [[nodiscard]] int64_t allocated_bytes() const { return *allocated_; }
-  // Waits for every queued operation.
+  // Waits for every queued operation (an error it surfaces goes to status()).
   void Synchronize();
+  // OK, or the first error of any operation since Create (see the header).
+  [[nodiscard]] const absl::Status& status() const { return status_; }
 
   absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override;
   absl::StatusOr<Matrix> PrepareMatrix(GgmlType type, int64_t rows, int64_t cols,
@@ -92,10 +103,11 @@ class CudaBackend final : public Backend {
   CudaBackend(const CudaBackendOptions& options, const DeviceInfo& info, cudaStream_t stream,
               cublasHandle_t cublas);
   // Makes options_.device current on the calling thread (the engine calls
-  // from its own thread, whose current device is 0 by default).
-  void Bind() {
-    if (options_.device != 0) RESTKV_CUDA_CHECK(cudaSetDevice(options_.device));
-  }
+  // from its own thread, whose current device is 0 by default). False when
+  // the backend already failed (status()) or binding fails.
+  bool Bind();
+  // Keeps the first error in status_; returns status_.ok().
+  bool Record(absl::Status status);
   // Device memory for weights, counted against the limit.
   absl::StatusOr<void*> AllocateOwned(size_t bytes);
   absl::Status Reserve(size_t bytes);
@@ -118,6 +130,7 @@ class CudaBackend final : public Backend {
   DeviceScratch act_bf16_;           // MatMul activations rounded to bf16
   DeviceScratch attn_partials_;      // split-K partial outputs
   UploadRing uploads_;
+  absl::Status status_;
 };
 
 }  // namespace restkv::kernels::cuda

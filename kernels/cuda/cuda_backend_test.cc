@@ -74,6 +74,7 @@ class CudaBackendTest : public ::testing::Test {
   std::vector<float> Download(const float* p, size_t n) {
     std::vector<float> h(n);
     gpu_->CopyToHost(p, h.data(), n);
+    EXPECT_TRUE(gpu_->status().ok()) << gpu_->status();  // every op before this one succeeded
     return h;
   }
 
@@ -247,6 +248,27 @@ TEST_F(CudaBackendTest, RopeMatchesCpuForBothStylesAndLongPositions) {
       ExpectClose(Download(dx, ref.size()), ref, 2e-4, "rope");
     }
   }
+}
+
+TEST_F(CudaBackendTest, UnsupportedHeadDimIsAStickyInvalidArgument) {
+  float* page = DeviceZeros(2 * 4 * 16 * 96);
+  float* const pages[] = {page};
+  const AttentionSeq seq{0, 1, 1, pages};
+  float* q = DeviceZeros(4 * 96);
+  float* out = DeviceZeros(4 * 96);
+  ASSERT_TRUE(gpu_->status().ok()) << gpu_->status();
+  gpu_->Attention(q, {&seq, 1}, 4, 4, 96, 16, 1.0f, out);
+  EXPECT_EQ(gpu_->status().code(), absl::StatusCode::kInvalidArgument) << gpu_->status();
+  // Sticky: later operations do nothing and Allocate reports the same error.
+  auto buf = gpu_->Allocate(64);
+  EXPECT_EQ(buf.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CudaBackendTest, AnImpossibleAllocationIsResourceExhaustedAndNotSticky) {
+  auto buf = gpu_->Allocate(size_t{1} << 52);
+  EXPECT_EQ(buf.status().code(), absl::StatusCode::kResourceExhausted) << buf.status();
+  EXPECT_TRUE(gpu_->status().ok()) << gpu_->status();
+  EXPECT_TRUE(gpu_->Allocate(1024).ok());
 }
 
 // Paged attention: K/V written by StoreKv (checked against the CPU's), then

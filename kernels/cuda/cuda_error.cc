@@ -1,6 +1,7 @@
 #include "kernels/cuda/cuda_error.h"
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda/launch_status.h"
 
 namespace restkv::kernels::cuda {
 
@@ -9,7 +10,14 @@ absl::Status CudaStatus(cudaError_t err, const std::string& what) {
   const std::string msg =
       absl::StrCat(what, ": ", cudaGetErrorName(err), " (", cudaGetErrorString(err), ")");
   if (err == cudaErrorMemoryAllocation) return absl::ResourceExhaustedError(msg);
+  if (err == cudaErrorInvalidConfiguration || err == cudaErrorInvalidValue) {
+    return absl::InvalidArgumentError(msg);
+  }
   return absl::InternalError(msg);
+}
+
+absl::Status CheckLaunch(const char* kernel) {
+  return CudaStatus(cudaGetLastError(), absl::StrCat("launch of ", kernel));
 }
 
 const char* CublasStatusName(cublasStatus_t status) {

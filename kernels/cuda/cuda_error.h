@@ -1,9 +1,10 @@
 // CUDA / cuBLAS error handling for the CUDA backend.
 //
-// Backend operations cannot fail by contract (kernels/backend.h): a CUDA
-// error inside one is a programming or hardware error and aborts with the
-// error's name (RESTKV_CUDA_CHECK). Set-up paths turn errors into
-// absl::Status values instead (CudaStatus).
+// CudaStatus is the one place a cudaError_t becomes an absl::Status; launch
+// errors reach it through CheckLaunch (launch_status.h), and CudaBackend keeps
+// the first failure of a void Backend operation as its sticky status().
+// RESTKV_CUDA_CHECK (abort) is left for device queries that cannot fail on a
+// device that exists (cuda_device.cc).
 #pragma once
 
 #include <cublas_api.h>
@@ -16,8 +17,9 @@
 
 namespace restkv::kernels::cuda {
 
-// OK for cudaSuccess; ResourceExhausted for out-of-memory; Internal
-// otherwise, naming `what` and the error.
+// OK for cudaSuccess; ResourceExhausted for out-of-memory; InvalidArgument
+// for a rejected launch configuration or value; Internal otherwise, naming
+// `what` and the error.
 absl::Status CudaStatus(cudaError_t err, const std::string& what);
 
 const char* CublasStatusName(cublasStatus_t status);

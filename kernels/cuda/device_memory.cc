@@ -4,6 +4,7 @@
 #include <cstring>
 #include <utility>
 
+#include "common/status_macros.h"
 #include "kernels/cuda/cuda_error.h"
 
 namespace restkv::kernels::cuda {
@@ -24,21 +25,16 @@ DeviceMemory::~DeviceMemory() {
   if (ptr_ != nullptr) cudaFree(ptr_);
 }
 
-void* DeviceScratch::Get(size_t bytes) {
+absl::StatusOr<void*> DeviceScratch::Get(size_t bytes) {
   if (bytes <= mem_.bytes() && mem_.get() != nullptr) return mem_.get();
   const size_t grown = std::max(bytes, 2 * mem_.bytes());
-  RESTKV_CUDA_CHECK(cudaStreamSynchronize(stream_));  // queued work may read the old area
+  // Queued work may read the old area.
+  RESTKV_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(stream_), "scratch resize"));
   mem_ = DeviceMemory();
   void* ptr = nullptr;
-  RESTKV_CUDA_CHECK(cudaMalloc(&ptr, grown));
+  RESTKV_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&ptr, grown), "scratch cudaMalloc"));
   mem_ = DeviceMemory(ptr, grown);
   return ptr;
-}
-
-UploadRing::UploadRing(cudaStream_t stream) : stream_(stream) {
-  for (Slot& s : slots_) {
-    RESTKV_CUDA_CHECK(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming));
-  }
 }
 
 UploadRing::~UploadRing() {
@@ -50,27 +46,33 @@ UploadRing::~UploadRing() {
   }
 }
 
-void* UploadRing::Upload(const void* host, size_t bytes) {
+absl::StatusOr<void*> UploadRing::Upload(const void* host, size_t bytes) {
   Slot& s = slots_[next_];
-  next_ = (next_ + 1) % kSlots;
+  if (s.copied == nullptr) {
+    RESTKV_RETURN_IF_ERROR(CudaStatus(
+        cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming), "upload event"));
+  }
   // The slot's previous copy must have read its pinned buffer.
-  RESTKV_CUDA_CHECK(cudaEventSynchronize(s.copied));
+  RESTKV_RETURN_IF_ERROR(CudaStatus(cudaEventSynchronize(s.copied), "upload wait"));
   if (bytes > s.capacity || s.device == nullptr) {
     const size_t grown = std::max<size_t>({bytes, 2 * s.capacity, 4096});
     // Kernels queued earlier may still read the old device buffer.
-    RESTKV_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    if (s.pinned != nullptr) RESTKV_CUDA_CHECK(cudaFreeHost(s.pinned));
-    if (s.device != nullptr) RESTKV_CUDA_CHECK(cudaFree(s.device));
+    RESTKV_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(stream_), "upload resize"));
+    if (s.pinned != nullptr) cudaFreeHost(s.pinned);
+    if (s.device != nullptr) cudaFree(s.device);
     s.pinned = nullptr;
     s.device = nullptr;
-    RESTKV_CUDA_CHECK(cudaMallocHost(&s.pinned, grown));
-    RESTKV_CUDA_CHECK(cudaMalloc(&s.device, grown));
+    s.capacity = 0;
+    RESTKV_RETURN_IF_ERROR(CudaStatus(cudaMallocHost(&s.pinned, grown), "upload cudaMallocHost"));
+    RESTKV_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&s.device, grown), "upload cudaMalloc"));
     s.capacity = grown;
   }
+  next_ = (next_ + 1) % kSlots;
   if (bytes == 0) return s.device;
   std::memcpy(s.pinned, host, bytes);
-  RESTKV_CUDA_CHECK(cudaMemcpyAsync(s.device, s.pinned, bytes, cudaMemcpyHostToDevice, stream_));
-  RESTKV_CUDA_CHECK(cudaEventRecord(s.copied, stream_));
+  RESTKV_RETURN_IF_ERROR(CudaStatus(
+      cudaMemcpyAsync(s.device, s.pinned, bytes, cudaMemcpyHostToDevice, stream_), "upload copy"));
+  RESTKV_RETURN_IF_ERROR(CudaStatus(cudaEventRecord(s.copied, stream_), "upload event record"));
   return s.device;
 }
 

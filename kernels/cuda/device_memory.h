@@ -12,6 +12,8 @@
 //   by a copy queued after every kernel that read it (stream order). So the
 //   returned pointer stays valid for any work queued on the stream before
 //   kSlots further uploads, and the host data can be freed on return.
+// Errors: Get and Upload return ResourceExhausted when device or pinned
+// memory runs out, Internal for other CUDA errors (never abort).
 // Thread safety: single caller thread, like the backend.
 #pragma once
 
@@ -19,6 +21,8 @@
 
 #include <array>
 #include <cstddef>
+
+#include "absl/status/statusor.h"
 
 namespace restkv::kernels::cuda {
 
@@ -44,7 +48,7 @@ class DeviceScratch {
  public:
   explicit DeviceScratch(cudaStream_t stream) : stream_(stream) {}
   // At least `bytes` of device memory, valid until the next Get().
-  void* Get(size_t bytes);
+  absl::StatusOr<void*> Get(size_t bytes);
 
  private:
   cudaStream_t stream_;
@@ -55,17 +59,19 @@ class UploadRing {
  public:
   static constexpr int kSlots = 32;
 
-  explicit UploadRing(cudaStream_t stream);
+  explicit UploadRing(cudaStream_t stream) : stream_(stream) {}
   ~UploadRing();
   UploadRing(const UploadRing&) = delete;
   UploadRing& operator=(const UploadRing&) = delete;
 
   // Device copy of host[0, bytes); see the header comment for its lifetime.
-  void* Upload(const void* host, size_t bytes);
+  absl::StatusOr<void*> Upload(const void* host, size_t bytes);
 
   template <class T>
-  const T* UploadArray(const T* host, size_t n) {
-    return static_cast<const T*>(Upload(host, n * sizeof(T)));
+  absl::StatusOr<const T*> UploadArray(const T* host, size_t n) {
+    absl::StatusOr<void*> p = Upload(host, n * sizeof(T));
+    if (!p.ok()) return p.status();
+    return static_cast<const T*>(*p);
   }
 
  private:

@@ -1,11 +1,11 @@
 // Element-wise and row-wise kernels of CudaBackend (contracts in launch.h).
 // Grid-stride loops over int64 indices: any n fits a bounded grid.
 #include <cuda_bf16.h>
-#include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cstdint>
 
+#include "kernels/cuda/kernel_launch.h"
 #include "kernels/cuda/launch.h"
 
 namespace restkv::kernels::cuda {
@@ -136,56 +136,65 @@ __global__ void GatherRowsKernel(const float* __restrict__ src, const int64_t* _
 
 }  // namespace
 
-void LaunchF32ToBf16(const float* src, int64_t n, Bf16Bits* dst, cudaStream_t stream) {
-  if (n <= 0) return;
-  F32ToBf16Kernel<<<GridFor(n), kThreads, 0, stream>>>(src, n, dst);
+absl::Status LaunchF32ToBf16(const float* src, int64_t n, Bf16Bits* dst, cudaStream_t stream) {
+  if (n <= 0) return absl::OkStatus();
+  RESTKV_LAUNCH(F32ToBf16Kernel, GridFor(n), kThreads, 0, stream)(src, n, dst);
+  return CheckLaunch("F32ToBf16Kernel");
 }
 
-void LaunchEmbedding(const Bf16Bits* table, int64_t cols, const int32_t* ids, int64_t m, float* out,
+absl::Status LaunchEmbedding(const Bf16Bits* table, int64_t cols, const int32_t* ids, int64_t m, float* out,
                      cudaStream_t stream) {
-  if (m <= 0) return;
-  EmbeddingKernel<<<GridFor(m * cols), kThreads, 0, stream>>>(table, cols, ids, m, out);
+  if (m <= 0) return absl::OkStatus();
+  RESTKV_LAUNCH(EmbeddingKernel, GridFor(m * cols), kThreads, 0, stream)(table, cols, ids, m, out);
+  return CheckLaunch("EmbeddingKernel");
 }
 
-void LaunchRmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y,
+absl::Status LaunchRmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y,
                    cudaStream_t stream) {
-  if (m <= 0) return;
-  RmsNormKernel<<<static_cast<unsigned>(m), kThreads, 0, stream>>>(x, weight, n, eps, y);
+  if (m <= 0) return absl::OkStatus();
+  RESTKV_LAUNCH(RmsNormKernel, static_cast<unsigned>(m), kThreads, 0, stream)(x, weight, n, eps, y);
+  return CheckLaunch("RmsNormKernel");
 }
 
-void LaunchAddBias(float* x, const float* bias, int64_t m, int64_t n, cudaStream_t stream) {
-  if (m <= 0) return;
-  AddBiasKernel<<<GridFor(m * n), kThreads, 0, stream>>>(x, bias, m, n);
+absl::Status LaunchAddBias(float* x, const float* bias, int64_t m, int64_t n, cudaStream_t stream) {
+  if (m <= 0) return absl::OkStatus();
+  RESTKV_LAUNCH(AddBiasKernel, GridFor(m * n), kThreads, 0, stream)(x, bias, m, n);
+  return CheckLaunch("AddBiasKernel");
 }
 
-void LaunchAdd(float* x, const float* y, int64_t n, cudaStream_t stream) {
-  if (n <= 0) return;
-  AddKernel<<<GridFor(n), kThreads, 0, stream>>>(x, y, n);
+absl::Status LaunchAdd(float* x, const float* y, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return absl::OkStatus();
+  RESTKV_LAUNCH(AddKernel, GridFor(n), kThreads, 0, stream)(x, y, n);
+  return CheckLaunch("AddKernel");
 }
 
-void LaunchSwiGlu(float* gate, const float* up, int64_t n, cudaStream_t stream) {
-  if (n <= 0) return;
-  SwiGluKernel<<<GridFor(n), kThreads, 0, stream>>>(gate, up, n);
+absl::Status LaunchSwiGlu(float* gate, const float* up, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return absl::OkStatus();
+  RESTKV_LAUNCH(SwiGluKernel, GridFor(n), kThreads, 0, stream)(gate, up, n);
+  return CheckLaunch("SwiGluKernel");
 }
 
-void LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
+absl::Status LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
                 const RopeLaunchParams& params, cudaStream_t stream) {
-  if (m <= 0 || params.rot_dims < 2) return;
-  RopeKernel<<<GridFor(m * (params.rot_dims / 2)), kThreads, 0, stream>>>(x, positions, m, heads,
+  if (m <= 0 || params.rot_dims < 2) return absl::OkStatus();
+  RESTKV_LAUNCH(RopeKernel, GridFor(m * (params.rot_dims / 2)), kThreads, 0, stream)(x, positions, m, heads,
                                                                          head_dim, params);
+  return CheckLaunch("RopeKernel");
 }
 
-void LaunchStoreKv(const float* k, const float* v, const DeviceKvSlot* slots, int64_t m,
+absl::Status LaunchStoreKv(const float* k, const float* v, const DeviceKvSlot* slots, int64_t m,
                    int32_t kv_heads, int32_t head_dim, int32_t block_size, cudaStream_t stream) {
-  if (m <= 0) return;
-  StoreKvKernel<<<GridFor(m * kv_heads * head_dim), kThreads, 0, stream>>>(k, v, slots, m, kv_heads,
+  if (m <= 0) return absl::OkStatus();
+  RESTKV_LAUNCH(StoreKvKernel, GridFor(m * kv_heads * head_dim), kThreads, 0, stream)(k, v, slots, m, kv_heads,
                                                                           head_dim, block_size);
+  return CheckLaunch("StoreKvKernel");
 }
 
-void LaunchGatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
+absl::Status LaunchGatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
                       float* dst, cudaStream_t stream) {
-  if (num_rows <= 0) return;
-  GatherRowsKernel<<<GridFor(num_rows * width), kThreads, 0, stream>>>(src, rows, num_rows, width, dst);
+  if (num_rows <= 0) return absl::OkStatus();
+  RESTKV_LAUNCH(GatherRowsKernel, GridFor(num_rows * width), kThreads, 0, stream)(src, rows, num_rows, width, dst);
+  return CheckLaunch("GatherRowsKernel");
 }
 
 }  // namespace restkv::kernels::cuda

@@ -1,10 +1,15 @@
 // Launchers of the CUDA kernels behind CudaBackend (cuda_backend.h).
 //
-// This header is the seam between host C++ (compiled by the host compiler,
-// with absl) and the .cu files (compiled by nvcc, without absl): plain
-// types only. Every launcher enqueues work on `stream` and returns at once;
-// every pointer is device memory unless its comment says otherwise. Shape
-// checks are the caller's (CudaBackend checks before launching).
+// This header is the seam between host C++ and the .cu files: plain types
+// and absl::Status only, so the same declarations serve nvcc builds and the
+// host emulation (kernels/cuda/emulation/), whose tests call these launchers
+// directly. Every launcher enqueues work on `stream` and returns at once;
+// every pointer is device memory unless its comment says otherwise.
+//
+// Errors: every launcher returns the launch's status (CheckLaunch right
+// after each launch, launch_status.h); a shape the kernels are not built
+// for (e.g. an attention head_dim other than 64 / 128) is InvalidArgument
+// and launches nothing. Other shape checks are the caller's (CudaBackend).
 //
 // Layouts follow kernels/backend.h: a KV page is K [Hkv][block][d] then
 // V [Hkv][block][d], f32.
@@ -14,28 +19,32 @@
 
 #include <cstdint>
 
+#include "absl/status/status.h"
+
+struct cublasContext;  // cuBLAS's opaque handle (cublas_api.h)
+
 namespace restkv::kernels::cuda {
 
 // bf16 is carried as its 16 raw bits on the host side of the seam.
 using Bf16Bits = uint16_t;
 
 // dst[i] = bf16(src[i]) (round to nearest even), i < n.
-void LaunchF32ToBf16(const float* src, int64_t n, Bf16Bits* dst, cudaStream_t stream);
+absl::Status LaunchF32ToBf16(const float* src, int64_t n, Bf16Bits* dst, cudaStream_t stream);
 
 // out[i][cols] = f32(table[ids[i]][cols]).
-void LaunchEmbedding(const Bf16Bits* table, int64_t cols, const int32_t* ids, int64_t m, float* out,
+absl::Status LaunchEmbedding(const Bf16Bits* table, int64_t cols, const int32_t* ids, int64_t m, float* out,
                      cudaStream_t stream);
 
 // y[m][n] = x / rms(x) * weight; y may equal x.
-void LaunchRmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y,
+absl::Status LaunchRmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y,
                    cudaStream_t stream);
 
 // x[m][n] += bias[n]
-void LaunchAddBias(float* x, const float* bias, int64_t m, int64_t n, cudaStream_t stream);
+absl::Status LaunchAddBias(float* x, const float* bias, int64_t m, int64_t n, cudaStream_t stream);
 // x[i] += y[i]
-void LaunchAdd(float* x, const float* y, int64_t n, cudaStream_t stream);
+absl::Status LaunchAdd(float* x, const float* y, int64_t n, cudaStream_t stream);
 // gate[i] = silu(gate[i]) * up[i]
-void LaunchSwiGlu(float* gate, const float* up, int64_t n, cudaStream_t stream);
+absl::Status LaunchSwiGlu(float* gate, const float* up, int64_t n, cudaStream_t stream);
 
 struct RopeLaunchParams {
   bool neox = false;             // kNeox: pairs (i, i + rot/2); else (2i, 2i + 1)
@@ -45,7 +54,7 @@ struct RopeLaunchParams {
   const float* freq_factors = nullptr;  // [rot/2] device, or null
 };
 // x [m][heads][head_dim] rotated in place at positions[m].
-void LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
+absl::Status LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
                 const RopeLaunchParams& params, cudaStream_t stream);
 
 // Mirrors kernels::KvSlot (same layout; cuda_backend.cc static_asserts it).
@@ -54,11 +63,11 @@ struct DeviceKvSlot {
   int32_t row;
 };
 // Writes k, v [m][Hkv][d] into slots[m] (slots in device memory).
-void LaunchStoreKv(const float* k, const float* v, const DeviceKvSlot* slots, int64_t m,
+absl::Status LaunchStoreKv(const float* k, const float* v, const DeviceKvSlot* slots, int64_t m,
                    int32_t kv_heads, int32_t head_dim, int32_t block_size, cudaStream_t stream);
 
 // dst[i][width] = src[rows[i]][width] (rows in device memory).
-void LaunchGatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
+absl::Status LaunchGatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
                       float* dst, cudaStream_t stream);
 
 // ---- Paged attention --------------------------------------------------------
@@ -109,6 +118,20 @@ struct AttentionLaunch {
   float* partial_ml = nullptr;
   float* out = nullptr;  // [T][H][d]
 };
-void LaunchPagedAttention(const AttentionLaunch& args, cudaStream_t stream);
+absl::Status LaunchPagedAttention(const AttentionLaunch& args, cudaStream_t stream);
+
+// ---- GEMM seam --------------------------------------------------------------
+
+// cuBLAS's handle type (cublasHandle_t), without including cuBLAS here.
+using BlasHandle = ::cublasContext*;
+
+// y[m][rows] = x[m][cols] · Wᵀ: W bf16 [rows][cols] row-major, x bf16
+// [m][cols], y f32, fp32 accumulation. On a GPU this is cuBLAS
+// (gemm_cublas.cc, tensor cores); the host emulation serves it with the CPU
+// GEMM (emulation/emulated_gemm.cc), so code above the seam runs in both.
+// Errors: InvalidArgument for non-positive or > INT32_MAX sizes; Internal
+// for a cuBLAS failure.
+absl::Status GemmBf16(BlasHandle blas, const Bf16Bits* w, int64_t rows, int64_t cols,
+                      const Bf16Bits* x, int64_t m, float* y, cudaStream_t stream);
 
 }  // namespace restkv::kernels::cuda

@@ -21,10 +21,9 @@
 // need only __syncwarp. Scores: lane8 owns keys lane8 + 8i (i < 4) of the
 // tile; output: lane8 owns dims lane8 + 8i (i < d/8). K and Q rows are padded
 // to d+1 floats so the 8 keys (or 4 rows) a warp reads hit distinct banks.
-#include <cuda_runtime.h>
-
 #include <cstdint>
 
+#include "kernels/cuda/kernel_launch.h"
 #include "kernels/cuda/launch.h"
 
 namespace restkv::kernels::cuda {
@@ -223,30 +222,27 @@ __global__ void __launch_bounds__(kThreads) CombineSplitsKernel(AttentionLaunch 
 }
 
 template <int D>
-void Launch(const AttentionLaunch& a, cudaStream_t stream) {
+absl::Status Launch(const AttentionLaunch& a, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(a.num_tiles), static_cast<unsigned>(a.kv_heads),
                   static_cast<unsigned>(a.num_splits));
-  PagedAttentionKernel<D><<<grid, kThreads, 0, stream>>>(a);
-  if (a.num_splits > 1) {
-    const dim3 grid2(static_cast<unsigned>(a.num_tiles), static_cast<unsigned>(a.kv_heads));
-    CombineSplitsKernel<D><<<grid2, kThreads, 0, stream>>>(a);
-  }
+  RESTKV_LAUNCH(PagedAttentionKernel<D>, grid, kThreads, 0, stream)(a);
+  if (absl::Status s = CheckLaunch("PagedAttentionKernel"); !s.ok() || a.num_splits == 1) return s;
+  const dim3 grid2(static_cast<unsigned>(a.num_tiles), static_cast<unsigned>(a.kv_heads));
+  RESTKV_LAUNCH(CombineSplitsKernel<D>, grid2, kThreads, 0, stream)(a);
+  return CheckLaunch("CombineSplitsKernel");
 }
 
 }  // namespace
 
-void LaunchPagedAttention(const AttentionLaunch& args, cudaStream_t stream) {
-  if (args.num_tiles <= 0) return;
-  switch (args.head_dim) {
-    case 64:
-      Launch<64>(args, stream);
-      break;
-    case 128:
-      Launch<128>(args, stream);
-      break;
-    default:
-      break;  // the caller checks AttentionSupportsHeadDim first
+absl::Status LaunchPagedAttention(const AttentionLaunch& args, cudaStream_t stream) {
+  if (!AttentionSupportsHeadDim(args.head_dim)) {
+    return absl::InvalidArgumentError("paged attention is built for head_dim 64 and 128 only");
   }
+  if (args.num_splits < 1 || args.kv_heads <= 0 || args.heads % args.kv_heads != 0) {
+    return absl::InvalidArgumentError("paged attention: bad split count or head grouping");
+  }
+  if (args.num_tiles <= 0) return absl::OkStatus();
+  return args.head_dim == 64 ? Launch<64>(args, stream) : Launch<128>(args, stream);
 }
 
 }  // namespace restkv::kernels::cuda

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The one-shot GPU check, run on the GPU machine from the gpu-pack/ folder
+# that scripts/gpu-pack builds (this file is gpu-pack/check.sh there).
+# Needs only that folder, the NVIDIA driver and the CUDA 13 runtime/cuBLAS.
+# Every step has its own timeout; the caps add up to under 8 minutes. Writes
+# 8 files to $OUT (default ./out):
+#   facts.txt              nvidia-smi, the pack, and each step's exit status
+#   kernel_tests.txt       every CUDA op against the CPU backend (gtest)
+#   sanitizer.txt          compute-sanitizer memcheck, racecheck, synccheck
+#   decode_attention.json  decode attention GB/s, 4k/32k/128k x batch 1/32 (CUDA events)
+#   prefill_attention.json prefill attention per layer, 8k/32k/128k
+#   model.json             random-weights Llama-3-8B shape, few layers: prefill tok/s per policy
+#   concurrency.json       requests decoding together (32k prompts), full vs restkv@2048
+#   log.txt                the benchmarks' stderr
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${OUT:-$here/out}
+mkdir -p "$out"
+cd "$here"
+start=$(date +%s)
+facts="$out/facts.txt"
+log="$out/log.txt"
+: >"$facts"
+: >"$log"
+export LD_LIBRARY_PATH="$here/lib:${LD_LIBRARY_PATH:-}:/usr/local/cuda/lib64:/usr/local/cuda/lib"
+export PATH="$PATH:/usr/local/cuda/bin"
+
+# step NAME CAP_SECONDS CMD...: runs CMD under `timeout`, records its status.
+step() {
+  local name=$1 cap=$2
+  shift 2
+  local t0=$(date +%s)
+  timeout --kill-after=5 "$cap" "$@"
+  local rc=$?
+  echo "step $name: exit $rc in $(( $(date +%s) - t0 )) s (cap $cap s)" >>"$facts"
+  return 0
+}
+
+{
+  echo "== restkv GPU check, $(date -u)"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit,pcie.link.gen.max --format=csv 2>&1
+  nvidia-smi 2>&1 | head -20
+  echo "nvcc/runtime: $(ls /usr/local/cuda/lib64/libcudart.so.* 2>/dev/null | head -1)"
+  echo "glibc: $(ldd --version 2>&1 | head -1)"
+} >>"$facts"
+
+[ -d lib ] || step unpack 30 tar -xJf lib.tar.xz || true
+if [ ! -d lib ]; then  # no xz(1): Python's tarfile reads it too
+  step unpack_python 30 python3 -c 'import tarfile; tarfile.open("lib.tar.xz").extractall(".")'
+fi
+
+# Binaries need the glibc they were built against (lib/glibc/VERSION) or newer;
+# on an older one they run through the packed loader and libc.
+run=()
+built=$(cat lib/glibc/VERSION 2>/dev/null || echo 0)
+have=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
+if [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$built" "$have" | sort -V | head -1)" != "$built" ]; then
+  run=("$here/lib/glibc/ld-linux-x86-64.so.2" --library-path "$here/lib/glibc:$LD_LIBRARY_PATH")
+  echo "glibc $have < $built: binaries run through the packed loader" >>"$facts"
+fi
+
+step kernel_tests 60 "${run[@]}" bin/restkv_kernels_cuda_tests --gtest_color=no >"$out/kernel_tests.txt" 2>&1
+
+# Small cases only: the sanitizers slow kernels by 10-100x.
+small='CudaBackendTest.RmsNorm*:CudaBackendTest.Copies*:Shapes/CudaAttentionTest.MatchesCpu/H4kv4d64b16*:Shapes/CudaAttentionTest.MatchesCpu/H8kv2d128b16*'
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+: >"$out/sanitizer.txt"
+for tool in memcheck racecheck synccheck; do
+  echo "== $tool" >>"$out/sanitizer.txt"
+  cap=45
+  [ "$tool" = synccheck ] && cap=30
+  step "sanitizer_$tool" "$cap" "$sanitizer" --tool "$tool" --error-exitcode 3 \
+    "${run[@]}" bin/restkv_kernels_cuda_tests --gtest_color=no --gtest_filter="$small" >>"$out/sanitizer.txt" 2>&1
+done
+
+bench() {
+  local name=$1 cap=$2
+  shift 2
+  echo "== $name" >>"$log"
+  step "bench_$name" "$cap" "${run[@]}" bin/bench_cuda --sections "$name" --cache-dir "${TMPDIR:-/tmp}" "$@" \
+    >"$out/$name.json" 2>>"$log"
+}
+bench decode_attention 60 --contexts 4096 32768 131072 --batches 1 32 --iters 20
+bench prefill_attention 60 --prefill-tokens 8192 32768 131072
+bench model 100 --layers 4 --prefill-tokens 8192 32768 --policies full restkv snapkv --decode-tokens 8
+# bench_cuda admits concurrency requests by prefilling them; at 128k one
+# 4-layer prefill per policy alone would exceed this step's cap, so the check
+# runs 32k prompts and reads the 128k capacity from the page arithmetic
+# (requests_fit_by_page_math scales with the pool; see GPU_RUN.md).
+bench concurrency 60 --layers 4 --concurrency-tokens 32768 --policies full restkv --kv-budget 2048 \
+  --max-requests 4 --concurrency-steps 4
+
+echo "total: $(( $(date +%s) - start )) s" >>"$facts"
+cat "$facts"
