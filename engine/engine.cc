@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "common/check.h"
 #include "common/status_macros.h"
+#include "engine/capacity_error.h"
 #include "engine/kv/kv_layer_hook.h"
 #include "engine/tokenizer/incremental_detokenizer.h"
 #include "engine/sampling/logprobs.h"
@@ -19,6 +20,12 @@ using Clock = std::chrono::steady_clock;
 
 double MsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// An evicting policy's cache depends on which tokens were prefilled together,
+// so its recompute rebuilds the prompt and replays the output (scheduler.h).
+bool ReplaysOutput(const KvPolicyConfig& policy) {
+  return policy.kind != KvPolicyKind::kFull && policy.budget > 0;
 }
 
 }  // namespace
@@ -119,15 +126,19 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
     }
   }
   // The most it can ever hold: its prefill peak, its full length after
-  // decoding, or a recompute of prompt + output after preemption.
+  // decoding, or the prefill peak of its recompute after preemption (of
+  // prompt + output, or of the prompt alone when it replays its output).
   const KvPageMath& math = kv_.math();
   const int32_t total = n + request.params.max_tokens;
-  const int64_t need = std::max({math.PrefillPeakPages(request.kv_policy, total),
+  const int32_t recompute = ReplaysOutput(request.kv_policy) ? n : total;
+  const int64_t need = std::max({math.PrefillPeakPages(request.kv_policy, recompute),
                                  math.PagesAfterDecode(request.kv_policy, n, request.params.max_tokens)});
   if (need > pool_->num_pages()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the request needs up to %d KV pages (%d tokens with policy %s) but the whole pool has %d",
-        need, total, KvPolicyName(request.kv_policy.kind), pool_->num_pages()));
+    return KvCapacityError(absl::StrFormat(
+        "the request needs up to %d KV pages (%d prompt + %d generated tokens with kv_policy %s, "
+        "kv_budget %d) but the whole KV cache has %d pages of %d tokens",
+        need, n, request.params.max_tokens, KvPolicyName(request.kv_policy.kind),
+        request.kv_policy.budget, pool_->num_pages(), math.block_size));
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return absl::UnavailableError("the server is shutting down");
@@ -166,16 +177,20 @@ EngineStats Engine::GetStats() const {
 }
 
 void Engine::Loop() {
+  // True when the last step could run nothing: only a submission or a cancel
+  // can change that, so the thread sleeps until one arrives.
+  bool stalled = false;
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] {
-        return stop_ || !inbox_.empty() || !cancels_.empty() || scheduler_.has_work();
+      cv_.wait(lock, [&] {
+        return stop_ || !inbox_.empty() || !cancels_.empty() ||
+               (scheduler_.has_work() && !stalled);
       });
       if (stop_) break;
     }
     DrainInbox();
-    if (scheduler_.has_work()) Step();
+    stalled = scheduler_.has_work() && !Step();
     PublishStats();
   }
   // Shutting down: everything still here is cancelled.
@@ -211,7 +226,8 @@ void Engine::DrainInbox() {
     a->request = std::move(request);
     a->prompt_logprobs_pending = a->request.prompt_logprobs >= 0;
     kv_.SetPolicy(id, a->request.kv_policy);
-    scheduler_.Add({id, a->request.priority, a->summary.prompt_tokens});
+    scheduler_.Add({id, a->request.priority, a->summary.prompt_tokens,
+                    ReplaysOutput(a->request.kv_policy)});
     local_stats_.prompt_tokens_total += a->summary.prompt_tokens;
     active_.emplace(id, std::move(a));
   }
@@ -286,7 +302,7 @@ bool Engine::Emit(Active& a, const float* logits) {
   return done;
 }
 
-void Engine::Step() {
+bool Engine::Step() {
   const ModelConfig& c = model_.config();
   const int32_t L = c.num_layers;
   scheduler::SchedulerOutput plan = scheduler_.Schedule();
@@ -297,20 +313,39 @@ void Engine::Step() {
     ++a.summary.num_preemptions;
   }
   local_stats_.num_preemptions = scheduler_.num_preemptions();
+  for (scheduler::RequestId id : plan.unschedulable) {
+    const Active& a = *active_.at(id);
+    const int32_t tokens = scheduler_.NumCachedTokens(id);  // its prefill length
+    Finish(id, FinishReason::kError,
+           KvCapacityError(absl::StrFormat(
+               "the request needs %d KV pages to prefill %d tokens (kv_policy %s, kv_budget %d) "
+               "but the KV cache has %d pages in all",
+               kv_.PrefillPeakPages(id, tokens), tokens, KvPolicyName(a.request.kv_policy.kind),
+               a.request.kv_policy.budget, pool_->num_pages())));
+  }
   const auto now = Clock::now();
 
   // Work that runs all layers shares one forward pass; prefill slices of a
   // layer range run alone (each has its own hidden-state buffer).
+  // A decode feeds the token at `position` (the newest one, or a known one
+  // being replayed after preemption); a step samples only when its input
+  // ends at the newest token.
   struct Work {
     Active* active;
     int32_t num_tokens;
     int32_t layer_begin, layer_end;
     bool decode;
+    int32_t position;
+    [[nodiscard]] bool samples() const {
+      return position + num_tokens == static_cast<int32_t>(active->tokens.size());
+    }
   };
   std::vector<Work> full, partial;
-  for (scheduler::RequestId id : plan.decodes) full.push_back({active_.at(id).get(), 1, 0, L, true});
+  for (scheduler::RequestId id : plan.decodes) {
+    full.push_back({active_.at(id).get(), 1, 0, L, true, scheduler_.NumCachedTokens(id)});
+  }
   for (const scheduler::PrefillSlice& s : plan.prefills) {
-    Work w{active_.at(s.id).get(), s.num_tokens, s.layer_begin, s.layer_end, false};
+    Work w{active_.at(s.id).get(), s.num_tokens, s.layer_begin, s.layer_end, false, 0};
     (s.layer_begin == 0 && s.layer_end == L ? full : partial).push_back(w);
   }
   for (const Work& w : full) {
@@ -332,8 +367,8 @@ void Engine::Step() {
     SequenceKv& kv = kv_.Get(a.id);
     SequenceInput in;
     if (w.decode) {
-      in.tokens = absl::MakeConstSpan(a.tokens.data() + a.tokens.size() - 1, 1);
-      in.first_position = static_cast<int32_t>(a.tokens.size()) - 1;
+      in.tokens = absl::MakeConstSpan(a.tokens.data() + w.position, 1);
+      in.first_position = w.position;
     } else {
       in.tokens = absl::MakeConstSpan(a.tokens.data(), w.num_tokens);
       in.first_position = 0;
@@ -391,7 +426,7 @@ void Engine::Step() {
         if (!full[i].decode) FinishPrefill(*full[i].active, full[i].num_tokens);
         const bool all = inputs[i].logits == LogitsMode::kAll;
         const int64_t rows = all ? full[i].num_tokens : 1;
-        collect(*full[i].active, row, rows, all);
+        if (full[i].samples()) collect(*full[i].active, row, rows, all);
         row += rows;
       }
     }
@@ -415,7 +450,7 @@ void Engine::Step() {
       FinishPrefill(a, w.num_tokens);
       a.hidden.reset();
       const bool all = in.logits == LogitsMode::kAll;
-      collect(a, 0, all ? w.num_tokens : 1, all);
+      if (w.samples()) collect(a, 0, all ? w.num_tokens : 1, all);
     }
   }
   scheduler_.Update(plan);
@@ -423,6 +458,7 @@ void Engine::Step() {
     auto it = active_.find(to_emit[i]);
     if (it != active_.end()) Emit(*it->second, emit_logits[i].data());
   }
+  return !plan.empty() || !plan.unschedulable.empty();
 }
 
 void Engine::FinishPrefill(Active& a, int32_t num_tokens) {

@@ -14,7 +14,14 @@
 // - Greedy outputs do not depend on what else is in the batch (the forward
 //   kernels compute each row independently; see llama_model.h).
 // - A request preempted for lack of pages is recomputed later from its prompt
-//   and the tokens it already produced; its output continues unchanged.
+//   and the tokens it already produced, under the same KV policy and budget
+//   (so at the same footprint); its output continues unchanged. With an
+//   evicting policy the prompt is re-prefilled alone and the produced tokens
+//   are replayed as decodes, rebuilding exactly the cache it lost.
+// - No request waits forever: one whose footprint can never fit the pool is
+//   refused by Submit (or, should the scheduler find one, failed) with a
+//   KvCapacityError (capacity_error.h); the queue head otherwise waits only
+//   while others run. With nothing it can run the thread sleeps.
 //
 // Thread safety: Submit, Cancel, GetStats and Shutdown are thread-safe.
 #pragma once
@@ -30,6 +37,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/capacity_error.h"
 #include "engine/kv/block_pool.h"
 #include "engine/kv/kv_cache_manager.h"
 #include "engine/kv/layer_evictor.h"
@@ -94,8 +102,9 @@ class Engine {
   // Queues a request. On OK the sink will see exactly one OnFinish.
   // Errors: InvalidArgument (empty prompt; prompt or prompt + max_tokens past
   // max_model_len — the message names both lengths; bad sampling params;
-  // no sink; a request whose footprint can never fit the KV pool — retrying
-  // cannot help), ResourceExhausted (the queue is full: retry later),
+  // no sink), KvCapacityError (capacity_error.h: the request's footprint can
+  // never fit the KV pool — retrying cannot help; the message names the
+  // numbers), ResourceExhausted (the queue is full: retry later),
   // Unavailable (shutting down).
   absl::StatusOr<RequestHandle> Submit(EngineRequest request);
   // Cancels a queued or running request: its sink gets OnFinish(kCancelled)
@@ -116,7 +125,8 @@ class Engine {
 
   void Loop();
   void DrainInbox();
-  void Step();
+  // Runs one scheduled step; false when there was nothing it could run.
+  bool Step();
   void Finish(RequestHandle id, FinishReason reason, absl::Status error = absl::OkStatus());
   // Samples the next token from `logits` and emits it; returns true if the
   // request finished.
