@@ -45,6 +45,7 @@ struct Engine::Active {
   Clock::time_point submitted;
   bool scheduled = false;
   bool prompt_logprobs_pending = false;  // requested and not yet reported
+  std::shared_ptr<std::atomic<bool>> cancelled;  // Engine::cancel_flags_
 };
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model& model, const EngineOptions& options) {
@@ -148,6 +149,7 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   }
   const RequestHandle id = next_handle_++;
   ++queued_;
+  cancel_flags_.emplace(id, std::make_shared<std::atomic<bool>>(false));
   inbox_.emplace_back(id, std::move(request));
   cv_.notify_all();
   return id;
@@ -155,6 +157,8 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
 
 void Engine::Cancel(RequestHandle handle) {
   std::lock_guard<std::mutex> lock(mu_);
+  auto flag = cancel_flags_.find(handle);
+  if (flag != cancel_flags_.end()) flag->second->store(true, std::memory_order_relaxed);
   cancels_.push_back(handle);
   cv_.notify_all();
 }
@@ -204,14 +208,19 @@ void Engine::Loop() {
 void Engine::DrainInbox() {
   std::deque<std::pair<RequestHandle, EngineRequest>> inbox;
   std::vector<RequestHandle> cancels;
+  std::vector<std::shared_ptr<std::atomic<bool>>> flags;
   {
     std::lock_guard<std::mutex> lock(mu_);
     inbox.swap(inbox_);
     cancels.swap(cancels_);
+    for (const auto& [id, request] : inbox) flags.push_back(cancel_flags_.at(id));
   }
-  for (auto& [id, request] : inbox) {
+  for (size_t i = 0; i < inbox.size(); ++i) {
+    const RequestHandle id = inbox[i].first;
+    EngineRequest& request = inbox[i].second;
     auto a = std::make_unique<Active>();
     a->id = id;
+    a->cancelled = std::move(flags[i]);
     a->submitted = Clock::now();
     const SamplingParams& p = request.params;
     const uint64_t seed = p.seed.has_value() ? *p.seed : std::random_device{}();
@@ -251,6 +260,7 @@ void Engine::Finish(RequestHandle id, FinishReason reason, absl::Status error) {
   a.request.sink->OnFinish(a.summary);
   active_.erase(it);
   std::lock_guard<std::mutex> lock(mu_);
+  cancel_flags_.erase(id);
   --queued_;
   cv_.notify_all();
 }
@@ -442,8 +452,13 @@ bool Engine::Step() {
       a.hidden = std::move(*buf);
     }
     SequenceInput in = input_for(w);
+    hooks.back().set_cancel_flag(a.cancelled.get());
     if (absl::Status s = model_.forward().Forward({&in, 1}, &logits); !s.ok()) {
-      fail({w}, s);
+      if (absl::IsCancelled(s)) {
+        Finish(a.id, FinishReason::kCancelled);  // frees its pages
+      } else {
+        fail({w}, s);
+      }
       continue;
     }
     if (w.layer_end == L) {

@@ -108,8 +108,9 @@ class Engine {
   // Unavailable (shutting down).
   absl::StatusOr<RequestHandle> Submit(EngineRequest request);
   // Cancels a queued or running request: its sink gets OnFinish(kCancelled)
-  // and its pages are freed at the next step. Unknown or finished handles
-  // are ignored.
+  // and its pages are freed at the next step — or at the next layer boundary
+  // when it is in the middle of a prefill slice that runs alone (the long
+  // prefills, sliced by layers). Unknown or finished handles are ignored.
   void Cancel(RequestHandle handle);
   // Stops accepting requests; waits up to `drain_ms` for running and queued
   // requests to finish, then cancels the rest. Idempotent.
@@ -148,6 +149,11 @@ class Engine {
   std::condition_variable cv_;
   std::deque<std::pair<RequestHandle, EngineRequest>> inbox_;  // guarded by mu_
   std::vector<RequestHandle> cancels_;                         // guarded by mu_
+  // Set by Cancel on the caller's thread and read by the engine thread
+  // between the layers of a prefill slice run alone, so that a long prefill
+  // stops at the next layer rather than at the end of the step. The map is
+  // guarded by mu_; the flags themselves are atomic.
+  std::map<RequestHandle, std::shared_ptr<std::atomic<bool>>> cancel_flags_;
   int32_t queued_ = 0;           // submitted, not yet finished; guarded by mu_
   bool accepting_ = true;        // guarded by mu_
   bool stop_ = false;            // guarded by mu_
