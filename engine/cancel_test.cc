@@ -116,7 +116,8 @@ TEST_F(CancelTest, CancelDuringAPrefillSliceStopsAtTheNextLayer) {
   const Clock::time_point cancelled_at = Clock::now();
   engine->Cancel(*handle);
   EXPECT_EQ(sink->Wait().reason, FinishReason::kCancelled);
-  const double after_ms = std::chrono::duration<double, std::milli>(sink->at() - cancelled_at).count();
+  const double after_ms =
+      std::chrono::duration<double, std::milli>(sink->at() - cancelled_at).count();
   const EngineStats st = engine->GetStats();
   EXPECT_EQ(st.kv_pages_used, 0) << "pages leaked";
   EXPECT_EQ(st.num_running + st.num_waiting, 0);

@@ -150,7 +150,8 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
     auto engine = *Engine::Create(*model_, opt);
     for (size_t i = 0; i < reqs.size(); ++i) {
       auto sink = std::make_shared<Sink>(engine.get(), -1);
-      ASSERT_TRUE(engine->Submit({reqs[i].prompt, Greedy(reqs[i].max_tokens), 0, sink, policy}).ok());
+      ASSERT_TRUE(
+          engine->Submit({reqs[i].prompt, Greedy(reqs[i].max_tokens), 0, sink, policy}).ok());
       ASSERT_TRUE(sink->WaitFor(std::chrono::seconds(60)).has_value());
       alone[i] = sink->tokens();
     }
@@ -167,8 +168,8 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
   const int32_t total_pages = engine->GetStats().kv_pages_total;
   for (Req& r : reqs) {
     r.sink = std::make_shared<Sink>(engine.get(), r.cancel_after);
-    auto h = engine->Submit({r.prompt, Greedy(r.max_tokens), static_cast<int32_t>(rng() % 2), r.sink,
-                             policy});
+    auto h = engine->Submit(
+        {r.prompt, Greedy(r.max_tokens), static_cast<int32_t>(rng() % 2), r.sink, policy});
     ASSERT_TRUE(h.ok()) << h.status();
     r.sink->set_handle(*h);
   }
@@ -182,8 +183,8 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
     step_bound += (1 + s->num_preemptions) * (kLayers + 2 * r.max_tokens);
     switch (s->reason) {
       case FinishReason::kLength:
-        EXPECT_EQ(r.sink->tokens(), alone[i]) << "request " << i << " preemptions "
-                                              << s->num_preemptions;
+        EXPECT_EQ(r.sink->tokens(), alone[i])
+            << "request " << i << " preemptions " << s->num_preemptions;
         break;
       case FinishReason::kCancelled:
         EXPECT_GE(r.cancel_after, 0) << "request " << i << " was cancelled unasked";
