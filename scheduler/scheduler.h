@@ -111,9 +111,11 @@ class Scheduler {
   // Tokens generated so far (survives preemption).
   [[nodiscard]] int32_t NumOutputTokens(RequestId id) const;
   [[nodiscard]] bool IsDecoding(RequestId id) const;
-  // Tokens the request feeds through its KV before its next step: the
-  // prefill length while prefilling, else prompt + output tokens already
-  // cached. Its next step's input starts at this position.
+  // Tokens whose K/V the request's cache holds (or, while waiting or
+  // prefilling, will hold once its prefill ends: the prefill length). A
+  // decode's input is the token at this position — the newest one, or a
+  // known one being replayed after preemption — and it samples only when
+  // that is the newest.
   [[nodiscard]] int32_t NumCachedTokens(RequestId id) const;
 
  private:

@@ -11,12 +11,17 @@ than the whole pool) and waited forever with the engine thread spinning."""
 import concurrent.futures
 import json
 import os
+import pathlib
+import sys
 import time
 
 import pytest
 import requests
 
-from serve_process import ServeProcess
+from serve_process import ServeProcess, free_port
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tools"))
+import soak_load  # noqa: E402  (gRPC stubs from proto/)
 
 MODEL = "smollm"
 TIMEOUT_S = 180  # the four requests take well under a minute on 2 cores when nothing hangs
@@ -26,9 +31,11 @@ TIMEOUT_S = 180  # the four requests take well under a minute on 2 cores when no
 def server(request, model_path, tmp_path_factory):
     # RESTKV_BIN points at another build's binary (e.g. one without the fix).
     binary = os.environ.get("RESTKV_BIN") or request.getfixturevalue("restkv_bin")
+    grpc_port = free_port()
     s = ServeProcess(binary, model_path, tmp_path_factory.mktemp("serve") / "serve.log", args=[
-        "--grpc-port", "0", "--served-model-name", MODEL, "--threads", "2",
+        "--grpc-port", str(grpc_port), "--served-model-name", MODEL, "--threads", "2",
         "--kv-cache-memory", "12MiB"])
+    s.grpc_port = grpc_port
     yield s
     assert s.stop() == 0, s.log()
 
@@ -105,3 +112,17 @@ def test_request_that_can_never_fit_is_refused_at_once(server):
     # Nothing was left waiting behind it.
     assert complete(server, "Hello", 1).status_code == 200
     assert metrics(server)["restkv:num_requests_waiting"] == 0
+
+
+def test_grpc_request_that_can_never_fit_is_resource_exhausted(server, tmp_path):
+    grpc = pytest.importorskip("grpc")
+    api = soak_load.grpc_api(server.grpc_port, tmp_path)
+    if api is None:
+        pytest.skip("grpcio-tools missing")
+    pb, stub = api
+    req = pb.GenerateRequest(text=prompt_of(server, 1500, 9), max_tokens=16, temperature=0)
+    with pytest.raises(grpc.RpcError) as e:
+        list(stub.Generate(req, timeout=30))
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "KV pages" in e.value.details()
+
