@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "common/check.h"
 #include "common/status_macros.h"
+#include "engine/capacity_error.h"
 #include "engine/kv/kv_layer_hook.h"
 #include "engine/sampling/logprobs.h"
 #include "engine/sampling/sampler.h"
@@ -18,6 +19,12 @@ using Clock = std::chrono::steady_clock;
 
 double MsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// An evicting policy's cache depends on which tokens were prefilled together,
+// so its recompute rebuilds the prompt and replays the output (scheduler.h).
+bool ReplaysOutput(const KvPolicyConfig& policy) {
+  return policy.kind != KvPolicyKind::kFull && policy.budget > 0;
 }
 
 }  // namespace
@@ -36,14 +43,22 @@ struct Engine::RequestState {
   Clock::time_point submitted;
   bool scheduled = false;
   bool prompt_logprobs_pending = false;  // requested and not yet reported
+  std::shared_ptr<std::atomic<bool>> cancelled;  // Engine::cancel_flags_
 };
 
 // One request's share of a step.
+// A decode feeds the token at `position` (the newest one, or a known one
+// being replayed after preemption); a step samples only when its input ends
+// at the newest token.
 struct Engine::Work {
   RequestState* request;
   int32_t num_tokens;
   int32_t layer_begin, layer_end;
   bool decode;
+  int32_t position = 0;
+  [[nodiscard]] bool samples() const {
+    return position + num_tokens == static_cast<int32_t>(request->tokens.size());
+  }
 };
 
 // What the scheduler decided for this step, as work for the forward pass.
@@ -139,15 +154,19 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
     }
   }
   // The most it can ever hold: its prefill peak, its full length after
-  // decoding, or a recompute of prompt + output after preemption.
+  // decoding, or the prefill peak of its recompute after preemption (of
+  // prompt + output, or of the prompt alone when it replays its output).
   const KvPageMath& math = kv_.math();
   const int32_t total = n + request.params.max_tokens;
-  const int64_t need = std::max({math.PrefillPeakPages(request.kv_policy, total),
+  const int32_t recompute = ReplaysOutput(request.kv_policy) ? n : total;
+  const int64_t need = std::max({math.PrefillPeakPages(request.kv_policy, recompute),
                                  math.PagesAfterDecode(request.kv_policy, n, request.params.max_tokens)});
   if (need > pool_->num_pages()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the request needs up to %d KV pages (%d tokens with policy %s) but the whole pool has %d",
-        need, total, KvPolicyName(request.kv_policy.kind), pool_->num_pages()));
+    return KvCapacityError(absl::StrFormat(
+        "the request needs up to %d KV pages (%d prompt + %d generated tokens with kv_policy %s, "
+        "kv_budget %d) but the whole KV cache has %d pages of %d tokens",
+        need, n, request.params.max_tokens, KvPolicyName(request.kv_policy.kind),
+        request.kv_policy.budget, pool_->num_pages(), math.block_size));
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return absl::UnavailableError("the server is shutting down");
@@ -157,6 +176,7 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   }
   const RequestHandle id = next_handle_++;
   ++num_unfinished_;
+  cancel_flags_.emplace(id, std::make_shared<std::atomic<bool>>(false));
   inbox_.emplace_back(id, std::move(request));
   cv_.notify_all();
   return id;
@@ -164,6 +184,8 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
 
 void Engine::Cancel(RequestHandle handle) {
   std::lock_guard<std::mutex> lock(mu_);
+  auto flag = cancel_flags_.find(handle);
+  if (flag != cancel_flags_.end()) flag->second->store(true, std::memory_order_relaxed);
   cancels_.push_back(handle);
   cv_.notify_all();
 }
@@ -186,16 +208,20 @@ EngineStats Engine::GetStats() const {
 }
 
 void Engine::Loop() {
+  // True when the last step could run nothing: only a submission or a cancel
+  // can change that, so the thread sleeps until one arrives.
+  bool stalled = false;
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] {
-        return stop_ || !inbox_.empty() || !cancels_.empty() || scheduler_.has_work();
+      cv_.wait(lock, [&] {
+        return stop_ || !inbox_.empty() || !cancels_.empty() ||
+               (scheduler_.has_work() && !stalled);
       });
       if (stop_) break;
     }
     DrainInbox();
-    if (scheduler_.has_work()) Step();
+    stalled = scheduler_.has_work() && !Step();
     PublishStats();
   }
   // Shutting down: everything still here is cancelled.
@@ -209,14 +235,19 @@ void Engine::Loop() {
 void Engine::DrainInbox() {
   std::deque<std::pair<RequestHandle, EngineRequest>> inbox;
   std::vector<RequestHandle> cancels;
+  std::vector<std::shared_ptr<std::atomic<bool>>> flags;
   {
     std::lock_guard<std::mutex> lock(mu_);
     inbox.swap(inbox_);
     cancels.swap(cancels_);
+    for (const auto& [id, request] : inbox) flags.push_back(cancel_flags_.at(id));
   }
-  for (auto& [id, request] : inbox) {
+  for (size_t i = 0; i < inbox.size(); ++i) {
+    const RequestHandle id = inbox[i].first;
+    EngineRequest& request = inbox[i].second;
     auto a = std::make_unique<RequestState>();
     a->id = id;
+    a->cancelled = std::move(flags[i]);
     a->submitted = Clock::now();
     const SamplingParams& p = request.params;
     const uint64_t seed = p.seed.has_value() ? *p.seed : std::random_device{}();
@@ -228,7 +259,8 @@ void Engine::DrainInbox() {
     a->request = std::move(request);
     a->prompt_logprobs_pending = a->request.prompt_logprobs >= 0;
     kv_.SetPolicy(id, a->request.kv_policy);
-    scheduler_.Add({id, a->request.priority, a->summary.prompt_tokens});
+    scheduler_.Add({id, a->request.priority, a->summary.prompt_tokens,
+                    ReplaysOutput(a->request.kv_policy)});
     local_stats_.prompt_tokens_total += a->summary.prompt_tokens;
     requests_.emplace(id, std::move(a));
   }
@@ -252,6 +284,7 @@ void Engine::Finish(RequestHandle id, FinishReason reason, absl::Status error) {
   a.request.sink->OnFinish(a.summary);
   requests_.erase(it);
   std::lock_guard<std::mutex> lock(mu_);
+  cancel_flags_.erase(id);
   --num_unfinished_;
   cv_.notify_all();
 }
@@ -290,7 +323,7 @@ bool Engine::SampleNext(RequestState& a, const float* logits) {
 // that reached the last layer; the scheduler learns what ran before any
 // sequence is sampled, so a request that finishes while sampling is removed
 // from a scheduler that is already up to date.
-void Engine::Step() {
+bool Engine::Step() {
   StepPlan plan = PlanStep();
   std::vector<SampleRow> rows;
   RunFullBatch(plan.full, &rows);
@@ -300,6 +333,7 @@ void Engine::Step() {
     auto it = requests_.find(r.id);
     if (it != requests_.end()) SampleNext(*it->second, r.logits.data());
   }
+  return !plan.schedule.empty() || !plan.schedule.unschedulable.empty();
 }
 
 Engine::StepPlan Engine::PlanStep() {
@@ -313,11 +347,21 @@ Engine::StepPlan Engine::PlanStep() {
     ++a.summary.num_preemptions;
   }
   local_stats_.num_preemptions = scheduler_.num_preemptions();
+  for (scheduler::RequestId id : plan.schedule.unschedulable) {
+    const RequestState& a = *requests_.at(id);
+    const int32_t tokens = scheduler_.NumCachedTokens(id);  // its prefill length
+    Finish(id, FinishReason::kError,
+           KvCapacityError(absl::StrFormat(
+               "the request needs %d KV pages to prefill %d tokens (kv_policy %s, kv_budget %d) "
+               "but the KV cache has %d pages in all",
+               kv_.PrefillPeakPages(id, tokens), tokens, KvPolicyName(a.request.kv_policy.kind),
+               a.request.kv_policy.budget, pool_->num_pages())));
+  }
   for (scheduler::RequestId id : plan.schedule.decodes) {
-    plan.full.push_back({requests_.at(id).get(), 1, 0, L, true});
+    plan.full.push_back({requests_.at(id).get(), 1, 0, L, true, scheduler_.NumCachedTokens(id)});
   }
   for (const scheduler::PrefillSlice& s : plan.schedule.prefills) {
-    Work w{requests_.at(s.id).get(), s.num_tokens, s.layer_begin, s.layer_end, false};
+    Work w{requests_.at(s.id).get(), s.num_tokens, s.layer_begin, s.layer_end, false, 0};
     (s.layer_begin == 0 && s.layer_end == L ? plan.full : plan.partial).push_back(w);
   }
   const auto now = Clock::now();
@@ -336,8 +380,8 @@ SequenceInput Engine::InputFor(const Work& w, std::deque<KvLayerHook>* hooks) {
   SequenceKv& kv = kv_.Get(a.id);
   SequenceInput in;
   if (w.decode) {
-    in.tokens = absl::MakeConstSpan(a.tokens.data() + a.tokens.size() - 1, 1);
-    in.first_position = static_cast<int32_t>(a.tokens.size()) - 1;
+    in.tokens = absl::MakeConstSpan(a.tokens.data() + w.position, 1);
+    in.first_position = w.position;
   } else {
     in.tokens = absl::MakeConstSpan(a.tokens.data(), w.num_tokens);
     in.first_position = 0;
@@ -393,7 +437,7 @@ void Engine::RunFullBatch(const std::vector<Work>& works, std::vector<SampleRow>
     if (!works[i].decode) RecordPrefillEviction(*works[i].request, works[i].num_tokens);
     const bool all = inputs[i].logits == LogitsMode::kAll;
     const int64_t n = all ? works[i].num_tokens : 1;
-    CollectLogits(*works[i].request, logits, row, n, all, rows);
+    if (works[i].samples()) CollectLogits(*works[i].request, logits, row, n, all, rows);
     row += n;
   }
 }
@@ -412,16 +456,24 @@ void Engine::RunSlice(const Work& w, std::vector<SampleRow>* rows) {
   }
   std::deque<KvLayerHook> hooks;
   SequenceInput in = InputFor(w, &hooks);
+  // A slice that runs alone stops at the next layer boundary once cancelled
+  // (a hook error would fail every sequence of a batched pass, so batched
+  // work stops at the end of its step).
+  hooks.back().set_cancel_flag(a.cancelled.get());
   std::vector<float> logits;
   if (absl::Status s = model_.forward().Forward({&in, 1}, &logits); !s.ok()) {
-    Finish(a.id, FinishReason::kError, s);
+    if (absl::IsCancelled(s)) {
+      Finish(a.id, FinishReason::kCancelled);  // frees its pages
+    } else {
+      Finish(a.id, FinishReason::kError, s);
+    }
     return;
   }
   if (w.layer_end < c.num_layers) return;
   RecordPrefillEviction(a, w.num_tokens);
   a.hidden.reset();
   const bool all = in.logits == LogitsMode::kAll;
-  CollectLogits(a, logits, 0, all ? w.num_tokens : 1, all, rows);
+  if (w.samples()) CollectLogits(a, logits, 0, all ? w.num_tokens : 1, all, rows);
 }
 
 void Engine::RecordPrefillEviction(RequestState& a, int32_t num_tokens) {

@@ -14,7 +14,14 @@
 // - Greedy outputs do not depend on what else is in the batch (the forward
 //   kernels compute each row independently; see llama_model.h).
 // - A request preempted for lack of pages is recomputed later from its prompt
-//   and the tokens it already produced; its output continues unchanged.
+//   and the tokens it already produced, under the same KV policy and budget
+//   (so at the same footprint); its output continues unchanged. With an
+//   evicting policy the prompt is re-prefilled alone and the produced tokens
+//   are replayed as decodes, rebuilding exactly the cache it lost.
+// - No request waits forever: one whose footprint can never fit the pool is
+//   refused by Submit (or, should the scheduler find one, failed) with a
+//   KvCapacityError (capacity_error.h); the queue head otherwise waits only
+//   while others run. With nothing it can run the thread sleeps.
 //
 // Thread safety: Submit, Cancel, GetStats and Shutdown are thread-safe.
 #pragma once
@@ -30,6 +37,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/capacity_error.h"
 #include "engine/kv/block_pool.h"
 #include "engine/kv/kv_cache_manager.h"
 #include "engine/kv/kv_layer_hook.h"
@@ -96,13 +104,15 @@ class Engine {
   // Queues a request. On OK the sink will see exactly one OnFinish.
   // Errors: InvalidArgument (empty prompt; prompt or prompt + max_tokens past
   // max_model_len — the message names both lengths; bad sampling params;
-  // no sink; a request whose footprint can never fit the KV pool — retrying
-  // cannot help), ResourceExhausted (the queue is full: retry later),
+  // no sink), KvCapacityError (capacity_error.h: the request's footprint can
+  // never fit the KV pool — retrying cannot help; the message names the
+  // numbers), ResourceExhausted (the queue is full: retry later),
   // Unavailable (shutting down).
   absl::StatusOr<RequestHandle> Submit(EngineRequest request);
   // Cancels a queued or running request: its sink gets OnFinish(kCancelled)
-  // and its pages are freed at the next step. Unknown or finished handles
-  // are ignored.
+  // and its pages are freed at the next step — or at the next layer boundary
+  // when it is in the middle of a prefill slice that runs alone (the long
+  // prefills, sliced by layers). Unknown or finished handles are ignored.
   void Cancel(RequestHandle handle);
   // Stops accepting requests; waits up to `drain_ms` for running and queued
   // requests to finish, then cancels the rest. Idempotent.
@@ -122,7 +132,8 @@ class Engine {
   void Loop();
   void DrainInbox();
   // One engine step: PlanStep -> RunFullBatch / RunSlice -> SampleNext.
-  void Step();
+  // False when there was nothing it could run.
+  bool Step();
   StepPlan PlanStep();
   // The forward-pass input of one request's work; its LayerHook goes in `hooks`.
   SequenceInput InputFor(const Work& w, std::deque<KvLayerHook>* hooks);
@@ -156,6 +167,11 @@ class Engine {
   std::condition_variable cv_;
   std::deque<std::pair<RequestHandle, EngineRequest>> inbox_;  // guarded by mu_
   std::vector<RequestHandle> cancels_;                         // guarded by mu_
+  // Set by Cancel on the caller's thread and read by the engine thread
+  // between the layers of a prefill slice run alone, so that a long prefill
+  // stops at the next layer rather than at the end of the step. The map is
+  // guarded by mu_; the flags themselves are atomic.
+  std::map<RequestHandle, std::shared_ptr<std::atomic<bool>>> cancel_flags_;
   int32_t num_unfinished_ = 0;           // submitted, not yet finished; guarded by mu_
   bool accepting_ = true;        // guarded by mu_
   bool stop_ = false;            // guarded by mu_

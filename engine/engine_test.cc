@@ -234,9 +234,11 @@ TEST_F(EngineTest, SubmitRejectsBadRequestsWithReasons) {
   EXPECT_NE(too_long.status().message().find("600"), std::string::npos) << too_long.status();
   EXPECT_NE(too_long.status().message().find("512"), std::string::npos) << too_long.status();
   EXPECT_EQ(engine->Submit({{9999}, Greedy(4), 0, sink}).status().code(), absl::StatusCode::kInvalidArgument);
-  // 7 pages per layer x 3 layers > 20 pages: can never fit.
-  EXPECT_EQ(engine->Submit({Prompt(100, 1), Greedy(4), 0, sink}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  // 7 pages per layer x 3 layers > 20 pages: can never fit, and says so.
+  const absl::Status never_fits = engine->Submit({Prompt(100, 1), Greedy(4), 0, sink}).status();
+  EXPECT_TRUE(IsKvCapacityError(never_fits)) << never_fits;
+  EXPECT_NE(never_fits.message().find("21 KV pages"), std::string::npos) << never_fits;
+  EXPECT_NE(never_fits.message().find("has 20 pages"), std::string::npos) << never_fits;
   SamplingParams bad = Greedy(4);
   bad.top_p = 2.0f;
   EXPECT_EQ(engine->Submit({Prompt(3, 1), bad, 0, sink}).status().code(), absl::StatusCode::kInvalidArgument);

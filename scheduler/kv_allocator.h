@@ -32,7 +32,12 @@ class KvAllocator {
                                int32_t layer_end) = 0;
   // Allocates pages for `num_tokens` more decoded tokens. False if short.
   virtual bool AllocateDecode(RequestId id, int32_t num_tokens) = 0;
-  // Returns every page the request holds.
+  // Preemption: returns every page the request holds but keeps what the
+  // allocator knows about it (its eviction policy and budget), so that its
+  // recompute is admitted at the same footprint as its first attempt.
+  virtual void Release(RequestId id) = 0;
+  // The request is gone (finished, cancelled, failed): returns its pages and
+  // forgets it.
   virtual void Free(RequestId id) = 0;
 };
 

@@ -61,11 +61,32 @@ int32_t Scheduler::SliceLayers(const Entry& e, bool first_prefill, int64_t* budg
   return layers;
 }
 
+int32_t Scheduler::NumCachedTokens(RequestId id) const {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return 0;
+  const Entry& e = it->second;
+  if (e.phase != Phase::kDecoding) return PrefillTokens(e);
+  // Every token produced but the newest (not yet fed back) is cached, less
+  // those still to replay.
+  return e.request.num_prompt_tokens + e.num_output - 1 - e.replay;
+}
+
+void Scheduler::ProduceOrReplay(Entry& e) {
+  if (e.replay > 0) {
+    --e.replay;
+  } else {
+    ++e.num_output;
+  }
+}
+
 void Scheduler::Preempt(Entry& e, SchedulerOutput& out) {
   running_.erase(KeyOf(e));
-  kv_.Free(e.request.id);
+  kv_.Release(e.request.id);
   e.phase = Phase::kWaiting;
   e.layers_done = 0;
+  // The prefill rebuilds the prompt and yields the first output token again;
+  // the other num_output - 1 are fed back by decodes; all of them are known.
+  e.replay = e.request.replay_output_on_recompute ? e.num_output : 0;
   waiting_.insert(KeyOf(e));
   out.preempted.push_back(e.request.id);
   ++num_preemptions_;
@@ -113,6 +134,11 @@ SchedulerOutput Scheduler::Schedule() {
   }
   while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
     Entry& e = entries_.at(std::get<2>(*waiting_.begin()));
+    // A request preempted this step waits for the next: re-admitting it at
+    // once would recompute it only to preempt it again.
+    if (std::find(out.preempted.begin(), out.preempted.end(), e.request.id) != out.preempted.end()) {
+      break;
+    }
     const int32_t peak = kv_.PrefillPeakPages(e.request.id, PrefillTokens(e));
     if (peak > kv_.NumFreePages() - ReservedPages()) break;
     const int32_t layers = SliceLayers(e, out.prefills.empty(), &budget);
@@ -123,6 +149,10 @@ SchedulerOutput Scheduler::Schedule() {
     RESTKV_CHECK(kv_.AllocatePrefill(e.request.id, PrefillTokens(e), 0, layers))
         << "admitted request " << e.request.id << " could not allocate";
     out.prefills.push_back({e.request.id, PrefillTokens(e), 0, layers});
+  }
+  if (running_.empty() && !waiting_.empty()) {
+    // Nothing holds a page, yet the head was not admitted: it never will be.
+    out.unschedulable.push_back(std::get<2>(*waiting_.begin()));
   }
   out.token_layers = static_cast<int64_t>(out.decodes.size()) * L;
   for (const PrefillSlice& p : out.prefills) {
@@ -139,12 +169,12 @@ void Scheduler::Update(const SchedulerOutput& output) {
     e.layers_done = p.layer_end;
     if (p.layer_end == config_.num_layers) {
       e.phase = Phase::kDecoding;
-      ++e.num_output;
+      ProduceOrReplay(e);
     }
   }
   for (RequestId id : output.decodes) {
     auto it = entries_.find(id);
-    if (it != entries_.end()) ++it->second.num_output;
+    if (it != entries_.end()) ProduceOrReplay(it->second);
   }
 }
 

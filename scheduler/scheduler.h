@@ -11,6 +11,13 @@
 // (as vLLM). The waiting queue is never skipped: if its head does not fit,
 // nothing behind it is admitted that step.
 //
+// Progress: the head waits only while something runs, and whatever runs
+// finishes or is preempted (victims come from the tail of the order, so the
+// first running request is never preempted for a later one). When nothing
+// runs and the head still does not fit the then empty pool, it can never fit:
+// Schedule() reports it in `unschedulable` for the caller to fail, so no
+// request waits forever and an empty plan never repeats.
+//
 // Thread safety: none; owned by the engine thread.
 #pragma once
 
@@ -35,6 +42,13 @@ struct NewRequest {
   RequestId id = 0;
   int32_t priority = 0;
   int32_t num_prompt_tokens = 0;
+  // Its KV cache after prefill depends on the prompt alone (an eviction
+  // policy selects among the prompt's tokens): a recompute after preemption
+  // prefills the prompt only, then replays the tokens it had generated as
+  // decode steps that produce nothing new, so the rebuilt cache (and so the
+  // continuation) equals the one it lost. Without it a recompute prefills
+  // prompt + output at once.
+  bool replay_output_on_recompute = false;
 };
 
 // Prefill of layers [layer_begin, layer_end) over the first `num_tokens`
@@ -52,6 +66,9 @@ struct SchedulerOutput {
   std::vector<RequestId> decodes;      // one new token each, all layers
   std::vector<PrefillSlice> prefills;
   std::vector<RequestId> preempted;    // KV freed this step; will be recomputed
+  // Waiting requests that cannot fit even the empty pool (nothing runs): the
+  // caller must Remove() them (failing them); at most one per step.
+  std::vector<RequestId> unschedulable;
   int64_t token_layers = 0;            // work planned
   [[nodiscard]] bool empty() const { return decodes.empty() && prefills.empty(); }
 };
@@ -81,7 +98,8 @@ class Scheduler {
   SchedulerOutput Schedule();
 
   // Records the step's effects: prefill slices advance (a slice ending at
-  // layer L produced a token), each decode produced a token.
+  // layer L produced a token), each decode produced a token — except the
+  // steps of a recompute that only replay known tokens (see NewRequest).
   void Update(const SchedulerOutput& output);
 
   [[nodiscard]] int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
@@ -93,6 +111,12 @@ class Scheduler {
   // Tokens generated so far (survives preemption).
   [[nodiscard]] int32_t NumOutputTokens(RequestId id) const;
   [[nodiscard]] bool IsDecoding(RequestId id) const;
+  // Tokens whose K/V the request's cache holds (or, while waiting or
+  // prefilling, will hold once its prefill ends: the prefill length). A
+  // decode's input is the token at this position — the newest one, or a
+  // known one being replayed after preemption — and it samples only when
+  // that is the newest.
+  [[nodiscard]] int32_t NumCachedTokens(RequestId id) const;
 
  private:
   enum class Phase { kWaiting, kPrefilling, kDecoding };
@@ -102,6 +126,7 @@ class Scheduler {
     Phase phase = Phase::kWaiting;
     int32_t num_output = 0;      // tokens generated
     int32_t layers_done = 0;     // prefill progress of the current attempt
+    int32_t replay = 0;          // known output tokens still to feed back (recompute)
   };
   using OrderKey = std::tuple<int32_t, int64_t, RequestId>;  // (priority, arrival, id)
 
@@ -109,11 +134,15 @@ class Scheduler {
     return {e.request.priority, e.arrival, e.request.id};
   }
   [[nodiscard]] int32_t PrefillTokens(const Entry& e) const {
-    return e.request.num_prompt_tokens + e.num_output;
+    return e.request.num_prompt_tokens +
+           (e.request.replay_output_on_recompute ? 0 : e.num_output);
   }
   // Layers of prefill that fit `*budget` token-layers; charges the budget.
   int32_t SliceLayers(const Entry& e, bool first_prefill, int64_t* budget) const;
   void Preempt(Entry& e, SchedulerOutput& out);
+  // A step that ran `e` to its end of layers: one more output token, or one
+  // fewer to replay.
+  static void ProduceOrReplay(Entry& e);
 
   const SchedulerConfig config_;
   KvAllocator& kv_;

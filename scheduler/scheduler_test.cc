@@ -40,16 +40,24 @@ class FakeKv final : public KvAllocator {
     tokens_[id] += n;
     return true;
   }
+  void Release(RequestId id) override {
+    ++releases_;
+    Free(id);
+    --frees_;
+  }
   void Free(RequestId id) override {
+    ++frees_;
     used_ -= PagesHeld(id);
     held_.erase(id);
     tokens_.erase(id);
   }
   int32_t used() const { return used_; }
+  int32_t releases() const { return releases_; }
+  int32_t frees() const { return frees_; }
 
  private:
   int32_t Ceil(int32_t n) const { return (n + block_ - 1) / block_; }
-  int32_t total_, layers_, block_, used_ = 0;
+  int32_t total_, layers_, block_, used_ = 0, releases_ = 0, frees_ = 0;
   std::map<RequestId, int32_t> held_, tokens_;
 };
 
@@ -204,6 +212,77 @@ TEST(SchedulerTest, PreemptsLowestPriorityWhenDecodeRunsDry) {
   EXPECT_EQ(out.prefills[0].num_tokens, 13);  // prompt 8 + 5 generated
   s.Update(out);
   EXPECT_EQ(s.NumOutputTokens(2), 6);
+  s.Remove(2);
+  EXPECT_EQ(kv.used(), 0);
+}
+
+// Preemption returns pages through Release (the allocator keeps the
+// request's policy); only Remove forgets it.
+TEST(SchedulerTest, PreemptionReleasesAndRemoveFrees) {
+  FakeKv kv(6, 1, /*block=*/4);
+  Scheduler s({.num_layers = 1, .max_num_seqs = 4, .max_num_batched_tokens = 100}, kv);
+  s.Add({1, 0, 8});
+  s.Add({2, 0, 8});
+  for (int step = 0; step < 6; ++step) s.Update(s.Schedule());
+  EXPECT_EQ(s.num_preemptions(), 1);
+  EXPECT_EQ(kv.releases(), 1);
+  EXPECT_EQ(kv.frees(), 0);
+  s.Remove(1);
+  s.Remove(2);
+  EXPECT_EQ(kv.frees(), 2);
+  EXPECT_EQ(kv.used(), 0);
+}
+
+// With replay_output_on_recompute the recompute prefills the prompt alone and
+// then feeds the known output back through decodes that produce nothing new.
+TEST(SchedulerTest, RecomputeReplaysOutputAfterPromptOnlyPrefill) {
+  FakeKv kv(6, 1, /*block=*/4);
+  Scheduler s({.num_layers = 1, .max_num_seqs = 4, .max_num_batched_tokens = 100}, kv);
+  s.Add({1, 0, 8});
+  s.Add({2, 0, 8, /*replay_output_on_recompute=*/true});
+  for (int step = 0; step < 6; ++step) s.Update(s.Schedule());  // as the test above
+  ASSERT_EQ(s.num_preemptions(), 1);
+  ASSERT_EQ(s.NumOutputTokens(2), 5);
+  s.Remove(1);
+  SchedulerOutput out = s.Schedule();
+  ASSERT_EQ(out.prefills.size(), 1u);
+  EXPECT_EQ(out.prefills[0].num_tokens, 8);  // the prompt only
+  EXPECT_EQ(s.NumCachedTokens(2), 8);
+  s.Update(out);
+  EXPECT_EQ(s.NumOutputTokens(2), 5) << "the prefill re-derives token 1, which is known";
+  // Outputs 1..4 are fed back at positions 8..11, then output 5 at 12 samples.
+  for (int32_t pos = 8; pos <= 12; ++pos) {
+    EXPECT_EQ(s.NumCachedTokens(2), pos);
+    out = s.Schedule();
+    ASSERT_EQ(out.decodes, (std::vector<RequestId>{2})) << pos;
+    s.Update(out);
+    EXPECT_EQ(s.NumOutputTokens(2), pos < 12 ? 5 : 6) << pos;
+  }
+  s.Remove(2);
+  EXPECT_EQ(kv.used(), 0);
+}
+
+// A head that cannot fit the pool even with nothing running is reported,
+// not left to wait forever; one that only waits for a running request is not.
+TEST(SchedulerTest, HeadThatCanNeverFitIsReportedUnschedulable) {
+  FakeKv kv(4, 1, /*block=*/4);
+  Scheduler s({.num_layers = 1, .max_num_seqs = 4, .max_num_batched_tokens = 100}, kv);
+  s.Add({1, 0, 12});  // 3 of 4 pages
+  s.Add({2, 0, 8});   // 2 pages: waits for 1
+  SchedulerOutput out = s.Schedule();
+  EXPECT_EQ(out.prefills.size(), 1u);
+  EXPECT_TRUE(out.unschedulable.empty());
+  s.Update(out);
+  s.Remove(1);
+  s.Add({3, -1, 20});  // 5 pages, and first in order
+  out = s.Schedule();
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(out.unschedulable, (std::vector<RequestId>{3}));
+  s.Remove(3);
+  out = s.Schedule();
+  ASSERT_EQ(out.prefills.size(), 1u);
+  EXPECT_EQ(out.prefills[0].id, 2);
+  EXPECT_TRUE(out.unschedulable.empty());
   s.Remove(2);
   EXPECT_EQ(kv.used(), 0);
 }

@@ -2,6 +2,7 @@
 
 #include "absl/strings/cord.h"
 #include "common/check.h"
+#include "engine/capacity_error.h"
 
 namespace restkv::server {
 namespace {
@@ -70,6 +71,9 @@ ApiError ApiErrorFromStatus(const absl::Status& status) {
       return MakeApiError(404, std::move(message), std::move(param), std::move(code));
     }
     case absl::StatusCode::kResourceExhausted:
+      if (engine::IsKvCapacityError(status)) {
+        return MakeApiError(413, std::move(message), std::move(param), "kv_capacity_exceeded");
+      }
       return MakeApiError(429, std::move(message), std::move(param), "queue_full");
     case absl::StatusCode::kUnavailable:
       return MakeApiError(503, std::move(message), std::move(param));

@@ -15,6 +15,8 @@
 //   NotFound                                         404 invalid_request_error (model_not_found
 //                                                        when param is "model")
 //   ResourceExhausted                                429 rate_limit_error  queue_full
+//   ResourceExhausted marked engine::KvCapacityError 413 invalid_request_error
+//                                                        kv_capacity_exceeded
 //   Unavailable                                      503 service_unavailable
 //   DeadlineExceeded                                 504 timeout
 //   anything else                                    500 server_error

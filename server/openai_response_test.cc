@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/capacity_error.h"
 #include "gtest/gtest.h"
 #include "server/api_error.h"
 
@@ -117,6 +118,10 @@ TEST(OpenAiResponseTest, ErrorObjectsAndStatusMapping) {
   EXPECT_EQ(missing.http_status, 404);
   EXPECT_EQ(missing.code, "model_not_found");
   EXPECT_EQ(ApiErrorFromStatus(absl::ResourceExhaustedError("full")).http_status, 429);
+  const ApiError too_big = ApiErrorFromStatus(engine::KvCapacityError("needs 9 of 4 pages"));
+  EXPECT_EQ(too_big.http_status, 413);
+  EXPECT_EQ(too_big.code, "kv_capacity_exceeded");
+  EXPECT_EQ(too_big.message, "needs 9 of 4 pages");
   EXPECT_EQ(ApiErrorFromStatus(absl::UnavailableError("bye")).http_status, 503);
   EXPECT_EQ(ApiErrorFromStatus(absl::DeadlineExceededError("slow")).http_status, 504);
   EXPECT_EQ(ApiErrorFromStatus(absl::InternalError("bug")).http_status, 500);

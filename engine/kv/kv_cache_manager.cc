@@ -39,6 +39,8 @@ bool KvCacheManager::AllocateDecode(scheduler::RequestId id, int32_t num_tokens)
   return Get(id).Reserve(num_tokens);
 }
 
+void KvCacheManager::Release(scheduler::RequestId id) { seqs_.erase(id); }
+
 void KvCacheManager::Free(scheduler::RequestId id) {
   seqs_.erase(id);
   policies_.erase(id);

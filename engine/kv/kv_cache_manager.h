@@ -35,9 +35,11 @@ class KvCacheManager final : public scheduler::KvAllocator {
   bool AllocatePrefill(scheduler::RequestId id, int32_t num_tokens, int32_t layer_begin,
                        int32_t layer_end) override;
   bool AllocateDecode(scheduler::RequestId id, int32_t num_tokens) override;
+  void Release(scheduler::RequestId id) override;
   void Free(scheduler::RequestId id) override;
 
-  // The request's eviction policy (default: none). Set before Schedule().
+  // The request's eviction policy (default: none). Set before Schedule();
+  // kept across Release() (preemption), dropped by Free().
   void SetPolicy(scheduler::RequestId id, const KvPolicyConfig& policy);
   [[nodiscard]] const KvPageMath& math() const { return math_; }
   // The request's cache, created empty on first use.

@@ -15,6 +15,9 @@ int32_t KvLayerHook::NumQueryRows(int32_t num_new_tokens) const {
 }
 
 absl::Status KvLayerHook::BeforeLayer(int32_t layer, int32_t num_new_tokens) {
+  if (cancelled_ != nullptr && cancelled_->load(std::memory_order_relaxed)) {
+    return absl::CancelledError(absl::StrFormat("cancelled before layer %d", layer));
+  }
   if (Evicts(num_new_tokens) && kv_.cached_len()[layer] != 0) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "layer %d: eviction runs on a whole prompt prefilled from position 0, but %d slots "

@@ -11,6 +11,7 @@
 // outlive the hook.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "engine/eviction/policy_config.h"
@@ -30,10 +31,15 @@ class KvLayerHook final : public LayerHook {
               EvictionReport* report)
       : kv_(kv), policy_(&policy), evictor_(&evictor), report_(report) {}
 
+  // Makes BeforeLayer fail with Cancelled once `*cancelled` is set (by
+  // another thread), so a long prefill stops at the next layer boundary.
+  void set_cancel_flag(const std::atomic<bool>* cancelled) { cancelled_ = cancelled; }
+
   [[nodiscard]] int32_t NumQueryRows(int32_t num_new_tokens) const override;
-  // Errors: Internal when the pool cannot supply the pages (the scheduler's
-  // reservation should have guaranteed them); FailedPrecondition when an
-  // evicting step is not a whole prompt from position 0.
+  // Errors: Cancelled when the cancel flag is set; Internal when the pool
+  // cannot supply the pages (the scheduler's reservation should have
+  // guaranteed them); FailedPrecondition when an evicting step is not a whole
+  // prompt from position 0.
   absl::Status BeforeLayer(int32_t layer, int32_t num_new_tokens) override;
   absl::Status AfterLayer(int32_t layer, int32_t num_new_tokens, const float* queries) override;
 
@@ -44,6 +50,7 @@ class KvLayerHook final : public LayerHook {
   const KvPolicyConfig* policy_ = nullptr;
   LayerEvictor* evictor_ = nullptr;
   EvictionReport* report_ = nullptr;
+  const std::atomic<bool>* cancelled_ = nullptr;
 };
 
 }  // namespace restkv::engine
