@@ -36,6 +36,8 @@ struct ServeOptions {
   DeviceFlags device;   // --device, --gpu-memory-utilization, --random-weights
   bool kv_cache_memory_given = false;  // --kv-cache-memory was on the command line
   std::string record_requests;  // "" => off; else a Mooncake-format JSONL file
+  int32_t prepare_threads = 2;  // workers that parse and tokenize HTTP requests
+  int32_t prepare_queue = 64;   // requests waiting for them before 503
 };
 
 }  // namespace restkv::cli
