@@ -11,6 +11,9 @@
 // --shutdown-timeout passes (a second signal cuts the wait short); then the
 // engine cancels what is left, the last responses are flushed (bounded), the
 // listener closes and the process exits 0.
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <exception>
@@ -91,6 +94,25 @@ bool WaitUntil(Clock::time_point deadline, Pred pred) {
   return pred();
 }
 
+// --max-connections 0: what the file-descriptor limit leaves. Counted when
+// the HTTP server starts (model, engine and logs already hold theirs), minus a
+// reserve for what opens later (gRPC's sockets, the recorder's file, accepts
+// racing with closes), and at most 4096.
+int DefaultMaxConnections() {
+  constexpr int kReserve = 16;
+  constexpr int kCeiling = 4096;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return kCeiling;
+  std::error_code ec;
+  int open_fds = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++open_fds;
+  }
+  const int64_t room = static_cast<int64_t>(limit.rlim_cur) - open_fds - kReserve;
+  return static_cast<int>(std::clamp<int64_t>(room, 4, kCeiling));
+}
+
 int RunServe(ServeOptions opt) {
   if (opt.port < 0 || opt.port > 65535) return Fail("--port must be in [0, 65535]");
   if (opt.grpc_port < 0 || opt.grpc_port > 65535) return Fail("--grpc-port must be in [0, 65535]");
@@ -106,6 +128,10 @@ int RunServe(ServeOptions opt) {
   }
   if (opt.prepare_threads < 1 || opt.prepare_queue < 1) {
     return Fail("--prepare-threads and --prepare-queue must be >= 1");
+  }
+  if (opt.max_connections < 0) return Fail("--max-connections must be >= 0");
+  if (opt.idle_timeout_s <= 0 || opt.body_timeout_s <= 0 || opt.write_timeout_s <= 0) {
+    return Fail("--idle-timeout, --body-timeout and --write-timeout must be > 0");
   }
   if (opt.request_timeout_s < 0 || opt.shutdown_timeout_s < 0) {
     return Fail("--request-timeout and --shutdown-timeout must be >= 0");
@@ -182,6 +208,11 @@ int RunServe(ServeOptions opt) {
   http_options.host = opt.host;
   http_options.port = static_cast<uint16_t>(opt.port);
   http_options.max_body_bytes = static_cast<uint64_t>(*body_bytes);
+  http_options.idle_timeout = Millis(opt.idle_timeout_s);
+  http_options.body_timeout = Millis(opt.body_timeout_s);
+  http_options.write_timeout = Millis(opt.write_timeout_s);
+  http_options.max_connections =
+      opt.max_connections > 0 ? opt.max_connections : DefaultMaxConnections();
   http_options.error_response = [](int status, std::string message) {
     return MakeHttpResponse(status,
                             DumpJson(ApiErrorJson(MakeApiError(status, std::move(message)))));
@@ -230,6 +261,10 @@ int RunServe(ServeOptions opt) {
       "%d bytes are refused untokenized",
       opt.prepare_threads, opt.prepare_queue,
       static_cast<int64_t>((*engine)->max_model_len()) * routes_config.limits.max_token_bytes));
+  log.Info(absl::StrFormat("HTTP: at most %d connections; timeouts idle %.0f s, body %.0f s, "
+                           "write %.0f s",
+                           http_options.max_connections, opt.idle_timeout_s, opt.body_timeout_s,
+                           opt.write_timeout_s));
   log.Info(absl::StrFormat("HTTP: OpenAI API at %s/v1 (health %s/health, metrics %s/metrics)%s",
                            base, base, base, opt.api_key.empty() ? "" : "; API key required"));
   log.Info(opt.grpc_port == 0
@@ -348,6 +383,20 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "Write one JSON line per finished HTTP request (Mooncake trace format: "
                   "arrival, lengths, prefix-block hashes; never the prompt) for restkv bench "
                   "--replay");
+  cmd->add_option("--max-connections", opt->max_connections,
+                  "Most open HTTP connections; at the cap the longest-idle keep-alive connection "
+                  "is closed for a new one (0: the file-descriptor limit less those in use and 16 "
+                  "spare, at most 4096)")
+      ->capture_default_str();
+  cmd->add_option("--idle-timeout", opt->idle_timeout_s,
+                  "Seconds a connection may take to send the next request's headers")
+      ->capture_default_str();
+  cmd->add_option("--body-timeout", opt->body_timeout_s,
+                  "Seconds a client may take to send a request body after its headers")
+      ->capture_default_str();
+  cmd->add_option("--write-timeout", opt->write_timeout_s,
+                  "Seconds a client may take to read the next bytes of a response")
+      ->capture_default_str();
   cmd->add_option("--prepare-threads", opt->prepare_threads,
                   "Threads that parse, template and tokenize HTTP requests (off the I/O threads)")
       ->capture_default_str();
