@@ -19,6 +19,7 @@
 #include "boost/beast/http/parser.hpp"
 #include "boost/beast/http/read.hpp"
 #include "boost/beast/http/write.hpp"
+#include "server/http_request_parser.h"
 
 namespace restkv::server {
 
@@ -28,8 +29,6 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 
 namespace {
-
-constexpr uint32_t kHeaderLimitBytes = 64 * 1024;
 
 std::string_view StdView(beast::string_view v) { return {v.data(), v.size()}; }
 // How long a connection closed after its last response (an error, or no
@@ -131,8 +130,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void DoRead() {
     if (closed_) return;
     parser_.emplace();
-    parser_->body_limit(shared_->options.max_body_bytes);
-    parser_->header_limit(kHeaderLimitBytes);
+    ConfigureRequestParser(shared_->options.max_body_bytes, *parser_);
     stream_.expires_after(shared_->options.idle_timeout);
     if (buffer_.size() == 0) {  // nothing of the next request yet: reclaimable
       std::weak_ptr<Session> weak = weak_from_this();
@@ -370,7 +368,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   std::shared_ptr<HttpServerShared> shared_;
   beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<HttpRequestParser> parser_;
   std::deque<std::string> out_;
   std::function<void()> on_disconnect_;
   char scratch_[16 * 1024];

@@ -9,7 +9,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def restkv_bin():
-    path = ROOT / "build" / "restkv"
+    # RESTKV_BIN: another build's binary (scripts/test-sanitizers runs the
+    # server tests against build-asan/restkv).
+    path = pathlib.Path(os.environ.get("RESTKV_BIN") or ROOT / "build" / "restkv")
     if not path.exists():
         pytest.fail(f"{path} is missing: run scripts/build first")
     return str(path)

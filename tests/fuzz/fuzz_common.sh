@@ -4,8 +4,8 @@
 #   "skipped: ..." when it cannot link a libFuzzer+ASan+UBSan target — a
 #   missing tool, not a failure.
 # fuzz_run NAME BINARY MAX_LEN DICT: runs BINARY over $build/corpus and
-#   $build/seeds for FUZZ_SECONDS (default 20); exits 1 naming the crashing
-#   input when it finds one.
+#   $build/seeds for FUZZ_SECONDS (default 20), with the libFuzzer dictionary
+#   DICT unless it is ""; exits 1 naming the crashing input when it finds one.
 
 fuzz_probe_clang() {
   cxx="${FUZZ_CXX:-clang++}"
@@ -25,13 +25,15 @@ fuzz_probe_clang() {
 fuzz_run() {
   local name="$1" binary="$2" max_len="$3" dict="$4"
   local seconds="${FUZZ_SECONDS:-20}"
+  local dict_arg=()
+  [[ -n "$dict" ]] && dict_arg=(-dict="$dict")
   echo "fuzzing $name for ${seconds}s ($(ls "$build/seeds" | wc -l) seeds)"
   export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}"
   export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
   local status=0
   "$binary" "$build/corpus" "$build/seeds" \
     -max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 \
-    -dict="$dict" -artifact_prefix="$build/" -print_final_stats=1 \
+    "${dict_arg[@]}" -artifact_prefix="$build/" -print_final_stats=1 \
     > "$build/fuzz.log" 2>&1 || status=$?
   tail -n 25 "$build/fuzz.log"
   if [[ $status -ne 0 ]]; then
