@@ -2,14 +2,18 @@
 // HTTP server, and run until SIGTERM/SIGINT, then drain and exit 0.
 //
 // Threads: the engine thread (engine.h); kIoThreads threads running the
-// io_context (HTTP sessions, each on its own strand); a shutdown thread
-// started by the first signal.
+// io_context (HTTP sessions, each on its own strand); --prepare-threads
+// workers that parse and tokenize HTTP requests (openai_routes.h); a
+// shutdown thread started by the first signal.
 //
 // Shutdown (first SIGTERM/SIGINT): /health turns 503 and new API requests
 // get 503 at once; requests in flight run until they finish or
 // --shutdown-timeout passes (a second signal cuts the wait short); then the
 // engine cancels what is left, the last responses are flushed (bounded), the
 // listener closes and the process exits 0.
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <exception>
@@ -39,6 +43,7 @@
 #include "server/http_server.h"
 #include "server/metrics.h"
 #include "server/openai_routes.h"
+#include "server/prompt_bound.h"
 #include "server/request_log.h"
 #include "server/request_recorder.h"
 #include "cli/serve_options.h"
@@ -65,8 +70,9 @@ namespace {
 namespace net = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-// HTTP work is light next to the forward pass; two threads keep /health and
-// /metrics answering while another connection tokenizes a long prompt.
+// HTTP I/O is light next to the forward pass: the heavy part of a request
+// (JSON, chat template, tokenizer) runs on the routes' prepare threads, so
+// two I/O threads keep /health and /metrics answering under any load.
 constexpr int kIoThreads = 2;
 // After the engine has stopped, how long the last responses may take to flush.
 constexpr auto kFlushTimeout = std::chrono::seconds(2);
@@ -88,6 +94,25 @@ bool WaitUntil(Clock::time_point deadline, Pred pred) {
   return pred();
 }
 
+// --max-connections 0: what the file-descriptor limit leaves. Counted when
+// the HTTP server starts (model, engine and logs already hold theirs), minus a
+// reserve for what opens later (gRPC's sockets, the recorder's file, accepts
+// racing with closes), and at most 4096.
+int DefaultMaxConnections() {
+  constexpr int kReserve = 16;
+  constexpr int kCeiling = 4096;
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return kCeiling;
+  std::error_code ec;
+  int open_fds = 0;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++open_fds;
+  }
+  const int64_t room = static_cast<int64_t>(limit.rlim_cur) - open_fds - kReserve;
+  return static_cast<int>(std::clamp<int64_t>(room, 4, kCeiling));
+}
+
 int RunServe(ServeOptions opt) {
   if (opt.port < 0 || opt.port > 65535) return Fail("--port must be in [0, 65535]");
   if (opt.grpc_port < 0 || opt.grpc_port > 65535) return Fail("--grpc-port must be in [0, 65535]");
@@ -100,6 +125,13 @@ int RunServe(ServeOptions opt) {
   }
   if (opt.max_tokens_per_request < -1) {
     return Fail("--max-tokens-per-request must be >= 0 (0 = no limit)");
+  }
+  if (opt.prepare_threads < 1 || opt.prepare_queue < 1) {
+    return Fail("--prepare-threads and --prepare-queue must be >= 1");
+  }
+  if (opt.max_connections < 0) return Fail("--max-connections must be >= 0");
+  if (opt.idle_timeout_s <= 0 || opt.body_timeout_s <= 0 || opt.write_timeout_s <= 0) {
+    return Fail("--idle-timeout, --body-timeout and --write-timeout must be > 0");
   }
   if (opt.request_timeout_s < 0 || opt.shutdown_timeout_s < 0) {
     return Fail("--request-timeout and --shutdown-timeout must be >= 0");
@@ -161,6 +193,9 @@ int RunServe(ServeOptions opt) {
   routes_config.limits.max_tokens_per_request =
       opt.max_tokens_per_request >= 0 ? opt.max_tokens_per_request
                                       : 16LL * (*engine)->max_model_len();
+  routes_config.limits.max_token_bytes = server::MaxInputBytesPerToken((*model)->tokenizer());
+  routes_config.prepare_threads = opt.prepare_threads;
+  routes_config.prepare_queue = opt.prepare_queue;
   std::unique_ptr<RequestRecorder> recorder;
   if (!opt.record_requests.empty()) {
     recorder = std::make_unique<RequestRecorder>(opt.record_requests, &log);
@@ -173,6 +208,11 @@ int RunServe(ServeOptions opt) {
   http_options.host = opt.host;
   http_options.port = static_cast<uint16_t>(opt.port);
   http_options.max_body_bytes = static_cast<uint64_t>(*body_bytes);
+  http_options.idle_timeout = Millis(opt.idle_timeout_s);
+  http_options.body_timeout = Millis(opt.body_timeout_s);
+  http_options.write_timeout = Millis(opt.write_timeout_s);
+  http_options.max_connections =
+      opt.max_connections > 0 ? opt.max_connections : DefaultMaxConnections();
   http_options.error_response = [](int status, std::string message) {
     return MakeHttpResponse(status,
                             DumpJson(ApiErrorJson(MakeApiError(status, std::move(message)))));
@@ -216,6 +256,15 @@ int RunServe(ServeOptions opt) {
       static_cast<int64_t>(stats.kv_pages_total) * shape.block_size / c.num_layers,
       engine::KvPolicyDebugString(kv_policy), (*engine)->max_model_len(), opt.max_num_seqs,
       opt.max_num_batched_tokens, opt.max_queue, threads, std::string(backend.name())));
+  log.Info(absl::StrFormat(
+      "HTTP requests are parsed and tokenized on %d threads (%d may wait, then 503); prompts over "
+      "%d bytes are refused untokenized",
+      opt.prepare_threads, opt.prepare_queue,
+      static_cast<int64_t>((*engine)->max_model_len()) * routes_config.limits.max_token_bytes));
+  log.Info(absl::StrFormat("HTTP: at most %d connections; timeouts idle %.0f s, body %.0f s, "
+                           "write %.0f s",
+                           http_options.max_connections, opt.idle_timeout_s, opt.body_timeout_s,
+                           opt.write_timeout_s));
   log.Info(absl::StrFormat("HTTP: OpenAI API at %s/v1 (health %s/health, metrics %s/metrics)%s",
                            base, base, base, opt.api_key.empty() ? "" : "; API key required"));
   log.Info(opt.grpc_port == 0
@@ -275,6 +324,7 @@ int RunServe(ServeOptions opt) {
   for (int i = 1; i < kIoThreads; ++i) io_threads.emplace_back(run_io);
   run_io();
   for (std::thread& t : io_threads) t.join();
+  routes.StopPreparing();  // before ioc is destroyed: its tasks post to it
   if (shutdown_thread.joinable()) shutdown_thread.join();
   (*engine)->Shutdown(0);  // no-op after a drain; stops the engine if ioc stopped otherwise
   log.Info("stopped");
@@ -333,6 +383,26 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "Write one JSON line per finished HTTP request (Mooncake trace format: "
                   "arrival, lengths, prefix-block hashes; never the prompt) for restkv bench "
                   "--replay");
+  cmd->add_option("--max-connections", opt->max_connections,
+                  "Most open HTTP connections; at the cap the longest-idle keep-alive connection "
+                  "is closed for a new one (0: the file-descriptor limit less those in use and 16 "
+                  "spare, at most 4096)")
+      ->capture_default_str();
+  cmd->add_option("--idle-timeout", opt->idle_timeout_s,
+                  "Seconds a connection may take to send the next request's headers")
+      ->capture_default_str();
+  cmd->add_option("--body-timeout", opt->body_timeout_s,
+                  "Seconds a client may take to send a request body after its headers")
+      ->capture_default_str();
+  cmd->add_option("--write-timeout", opt->write_timeout_s,
+                  "Seconds a client may take to read the next bytes of a response")
+      ->capture_default_str();
+  cmd->add_option("--prepare-threads", opt->prepare_threads,
+                  "Threads that parse, template and tokenize HTTP requests (off the I/O threads)")
+      ->capture_default_str();
+  cmd->add_option("--prepare-queue", opt->prepare_queue,
+                  "HTTP requests that may wait for a prepare thread; more get 503")
+      ->capture_default_str();
   AddDeviceFlags(cmd, &opt->device);
   cmd->callback([opt, cmd, exit_code] {
     opt->kv_cache_memory_given = cmd->count("--kv-cache-memory") > 0;

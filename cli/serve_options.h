@@ -36,6 +36,12 @@ struct ServeOptions {
   DeviceFlags device;   // --device, --gpu-memory-utilization, --random-weights
   bool kv_cache_memory_given = false;  // --kv-cache-memory was on the command line
   std::string record_requests;  // "" => off; else a Mooncake-format JSONL file
+  int32_t prepare_threads = 2;  // workers that parse and tokenize HTTP requests
+  int32_t prepare_queue = 64;   // requests waiting for them before 503
+  int32_t max_connections = 0;  // open HTTP connections; 0 => from the file-descriptor limit
+  double idle_timeout_s = 75;   // for the next request's headers
+  double body_timeout_s = 60;   // for a request body after its headers
+  double write_timeout_s = 60;  // for a client to take a response's bytes
 };
 
 }  // namespace restkv::cli

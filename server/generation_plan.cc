@@ -3,6 +3,7 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "server/api_error.h"
+#include "server/prompt_bound.h"
 
 namespace restkv::server {
 namespace {
@@ -127,12 +128,27 @@ absl::Status CheckTotalTokens(const GenerationPlan& plan, const GenerationFields
           ctx.limits.max_tokens_per_request));
 }
 
-}  // namespace
+// Refuses a text of `bytes` bytes that cannot fit the context whatever it
+// holds, before it is tokenized.
+absl::Status CheckPromptBytes(size_t bytes, const std::string& param, const PlanContext& ctx) {
+  if (ctx.limits.max_token_bytes <= 0) return absl::OkStatus();
+  const int64_t min_tokens = MinTokensForBytes(bytes, ctx.limits.max_token_bytes);
+  if (min_tokens < ctx.max_model_len) return absl::OkStatus();
+  return InvalidParam(
+      param,
+      absl::StrFormat("This model's maximum context length is %d tokens. However, your prompt is "
+                      "%d bytes, which is at least %d tokens (no token of this model covers more "
+                      "than %d bytes). Please reduce the length of the prompt.",
+                      ctx.max_model_len, bytes, min_tokens, ctx.limits.max_token_bytes));
+}
 
-absl::StatusOr<std::vector<int32_t>> TokenizeChat(const engine::Model& model,
-                                                  const std::vector<engine::ChatMessage>& messages,
-                                                  bool add_generation_prompt,
-                                                  bool add_special_tokens) {
+// TokenizeChat, refusing a rendered text that cannot fit ctx's context
+// before tokenizing it (no check when ctx is null). The check is on the
+// rendered text (rendering is linear), not on the messages: some formats
+// strip whitespace from a message's content.
+absl::StatusOr<std::vector<int32_t>> RenderAndTokenizeChat(
+    const engine::Model& model, const std::vector<engine::ChatMessage>& messages,
+    bool add_generation_prompt, bool add_special_tokens, const PlanContext* ctx) {
   if (!model.chat_format().ok()) {
     return InvalidParam("messages", absl::StrFormat("this model has no usable chat template (%s); "
                                                     "use /v1/completions",
@@ -140,11 +156,22 @@ absl::StatusOr<std::vector<int32_t>> TokenizeChat(const engine::Model& model,
   }
   absl::StatusOr<std::string> text = model.RenderChat(messages, add_generation_prompt);
   if (!text.ok()) return InvalidParam("messages", std::string(text.status().message()));
+  if (ctx != nullptr) RESTKV_RETURN_IF_ERROR(CheckPromptBytes(text->size(), "messages", *ctx));
   // Formats that spell BOS in the text must not get a second one.
   const engine::ChatFormat f = *model.chat_format();
   const bool writes_bos = f == engine::ChatFormat::kLlama2 || f == engine::ChatFormat::kLlama3 ||
                           f == engine::ChatFormat::kLlama31 || f == engine::ChatFormat::kMistral;
   return model.tokenizer().Encode(*text, add_special_tokens && !writes_bos, /*parse_special=*/true);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int32_t>> TokenizeChat(const engine::Model& model,
+                                                  const std::vector<engine::ChatMessage>& messages,
+                                                  bool add_generation_prompt,
+                                                  bool add_special_tokens) {
+  return RenderAndTokenizeChat(model, messages, add_generation_prompt, add_special_tokens,
+                               /*ctx=*/nullptr);
 }
 
 absl::StatusOr<GenerationPlan> PlanCompletion(const CompletionRequest& r, const PlanContext& ctx) {
@@ -156,6 +183,7 @@ absl::StatusOr<GenerationPlan> PlanCompletion(const CompletionRequest& r, const 
     const PromptInput& in = r.prompts[p];
     const std::string param = r.prompts.size() == 1 ? "prompt" : absl::StrFormat("prompt[%d]", p);
     PlannedPrompt planned;
+    if (!in.is_tokens) RESTKV_RETURN_IF_ERROR(CheckPromptBytes(in.text.size(), param, ctx));
     // Special-token texts in a prompt count as the tokens, as in vLLM (HF
     // tokenizers) and llama.cpp's server.
     planned.tokens = in.is_tokens
@@ -182,8 +210,8 @@ absl::StatusOr<GenerationPlan> PlanChat(const ChatRequest& r, const PlanContext&
   plan.logprobs = r.logprobs;
   PlannedPrompt planned;
   RESTKV_ASSIGN_OR_RETURN(planned.tokens,
-                          TokenizeChat(ctx.model, r.messages, r.add_generation_prompt,
-                                       /*add_special_tokens=*/true));
+                          RenderAndTokenizeChat(ctx.model, r.messages, r.add_generation_prompt,
+                                                /*add_special_tokens=*/true, &ctx));
   RESTKV_RETURN_IF_ERROR(CheckPrompt(planned.tokens, "messages", ctx));
   for (int32_t j = 0; j < r.gen.n; ++j) {
     PlannedChoice c;

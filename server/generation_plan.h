@@ -75,6 +75,11 @@ struct RequestLimits {
   // generate, summed over its choices (n x prompts x max_tokens, where an
   // absent max_tokens counts as the rest of the context); 0 = no limit.
   int64_t max_tokens_per_request = 0;
+  // MaxInputBytesPerToken of the model's tokenizer (prompt_bound.h): a text
+  // prompt, or a rendered conversation, longer than max_model_len x this many
+  // bytes cannot fit and is refused before it is tokenized (a huge prompt
+  // then costs O(bytes), not a tokenizer run). 0 = no byte pre-check.
+  int32_t max_token_bytes = 0;
 };
 
 // What every plan needs from the server.

@@ -1,7 +1,10 @@
 #include "server/http_server.h"
 
 #include "absl/strings/str_format.h"
+#include <cerrno>
+
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"
 #include "boost/beast/core/bind_handler.hpp"
 #include "server/http_session.h"
@@ -16,7 +19,10 @@ using tcp = net::ip::tcp;
 class HttpServer::Listener : public std::enable_shared_from_this<HttpServer::Listener> {
  public:
   Listener(net::io_context& ioc, std::shared_ptr<HttpServerShared> shared)
-      : ioc_(ioc), acceptor_(net::make_strand(ioc)), shared_(std::move(shared)) {}
+      : ioc_(ioc),
+        acceptor_(net::make_strand(ioc)),
+        timer_(acceptor_.get_executor()),
+        shared_(std::move(shared)) {}
 
   absl::Status Open(const tcp::endpoint& endpoint) {
     beast::error_code ec;
@@ -35,6 +41,13 @@ class HttpServer::Listener : public std::enable_shared_from_this<HttpServer::Lis
   uint16_t port() const { return acceptor_.local_endpoint().port(); }
 
   void Accept() {
+    if (!acceptor_.is_open()) return;
+    if (shared_->connections.load() >= shared_->options.max_connections) {
+      // Make room (the close is posted to that session's strand) and look
+      // again shortly; a burst beyond the cap waits in the listen backlog.
+      shared_->ReclaimOldestIdle();
+      return RetryAfter(kAtCapRecheck);
+    }
     acceptor_.async_accept(net::make_strand(ioc_),
                            beast::bind_front_handler(&Listener::OnAccept, shared_from_this()));
   }
@@ -43,12 +56,17 @@ class HttpServer::Listener : public std::enable_shared_from_this<HttpServer::Lis
     net::post(acceptor_.get_executor(), [self = shared_from_this()] {
       beast::error_code ignored;
       self->acceptor_.close(ignored);
+      self->timer_.cancel();
     });
   }
 
  private:
   void OnAccept(beast::error_code ec, tcp::socket socket) {
     if (!acceptor_.is_open()) return;
+    if (IsResourceShortage(ec)) {
+      shared_->ReclaimOldestIdle();
+      return RetryAfter(HttpServer::kAcceptBackoff);
+    }
     if (!ec) {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);  // SSE events go out as they are made
@@ -57,8 +75,25 @@ class HttpServer::Listener : public std::enable_shared_from_this<HttpServer::Lis
     Accept();
   }
 
+  // How often a listener at the connection cap looks for room again.
+  static constexpr std::chrono::milliseconds kAtCapRecheck{10};
+
+  static bool IsResourceShortage(const beast::error_code& ec) {
+    if (ec.category() != boost::system::system_category()) return false;
+    const int e = ec.value();
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+  }
+
+  void RetryAfter(std::chrono::milliseconds delay) {
+    timer_.expires_after(delay);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (!ec) self->Accept();
+    });
+  }
+
   net::io_context& ioc_;
   tcp::acceptor acceptor_;
+  net::steady_timer timer_;
   std::shared_ptr<HttpServerShared> shared_;
 };
 
@@ -91,5 +126,7 @@ void HttpServer::StopAccepting() {
 }
 
 int HttpServer::active_exchanges() const { return shared_->active.load(); }
+
+int HttpServer::open_connections() const { return shared_->connections.load(); }
 
 }  // namespace restkv::server

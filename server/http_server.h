@@ -11,8 +11,18 @@
 // Errors the server answers itself (body from options.error_response, then
 // the connection closes): 413 when Content-Length or the body exceeds
 // max_body_bytes, 431 for oversized headers, 400 for malformed HTTP, 500 when
-// the handler throws. Idle keep-alive connections close after idle_timeout;
-// a client that stops reading a response is dropped after write_timeout.
+// the handler throws. A connection must deliver a request's headers within
+// idle_timeout of the previous response (or of connecting) and its body within
+// body_timeout of the headers; a client that stops reading a response is
+// dropped after write_timeout.
+//
+// Connections: at most max_connections are open at once. At the cap the
+// acceptor stops accepting and closes the longest-idle connection that is
+// waiting for its next request (its client can reconnect), so a flood of idle
+// connections cannot lock out new clients such as a health probe. When
+// accept fails for lack of file descriptors (EMFILE/ENFILE) or memory, the
+// acceptor reclaims an idle connection and waits kAcceptBackoff before trying
+// again, instead of retrying at once in a loop that would take a whole core.
 //
 // Threading: the caller runs the io_context on any number of threads; each
 // connection lives on its own strand, so a handler and everything it posts
@@ -42,7 +52,9 @@ struct HttpServerOptions {
   uint16_t port = 8000;  // 0 => an ephemeral port; see HttpServer::port()
   uint64_t max_body_bytes = 32ull << 20;
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(75)};
+  std::chrono::milliseconds body_timeout{std::chrono::seconds(60)};
   std::chrono::milliseconds write_timeout{std::chrono::seconds(60)};
+  int max_connections = 1024;  // >= 1
   // Builds the responses the server sends on its own (413, 431, 400, 500);
   // the default is a text/plain body.
   std::function<HttpResponse(int http_status, std::string message)> error_response;
@@ -50,6 +62,8 @@ struct HttpServerOptions {
 
 class HttpServer {
  public:
+  static constexpr std::chrono::milliseconds kAcceptBackoff{100};
+
   using Handler = std::function<void(std::shared_ptr<HttpExchange>)>;
 
   // Binds host:port and starts accepting on `ioc`.
@@ -71,6 +85,8 @@ class HttpServer {
 
   // Exchanges read and not yet completely written (thread-safe).
   [[nodiscard]] int active_exchanges() const;
+  // Connections open now (thread-safe).
+  [[nodiscard]] int open_connections() const;
 
   class Listener;  // the accept loop (http_server.cc)
 

@@ -63,7 +63,9 @@ class SessionExchange final : public HttpExchange {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, std::shared_ptr<HttpServerShared> shared)
-      : stream_(std::move(socket)), shared_(std::move(shared)) {}
+      : stream_(std::move(socket)), shared_(std::move(shared)) {
+    ++shared_->connections;
+  }
 
   void Run() {
     net::dispatch(stream_.get_executor(),
@@ -130,6 +132,14 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     ConfigureRequestParser(shared_->options.max_body_bytes, *parser_);
     stream_.expires_after(shared_->options.idle_timeout);
+    if (buffer_.size() == 0) {  // nothing of the next request yet: reclaimable
+      std::weak_ptr<Session> weak = weak_from_this();
+      idle_key_ = shared_->AddIdle([weak] {
+        if (std::shared_ptr<Session> self = weak.lock()) {
+          net::post(self->executor(), [self] { self->CloseIfIdle(); });
+        }
+      });
+    }
     http::async_read_header(stream_, buffer_, *parser_,
                             beast::bind_front_handler(&Session::OnReadHeader, shared_from_this()));
   }
@@ -137,6 +147,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Clients such as curl send "Expect: 100-continue" with larger bodies and
   // wait (a second, for curl) for the go-ahead before sending the body.
   void OnReadHeader(beast::error_code ec, size_t) {
+    LeaveIdle();
     if (closed_) return;
     if (ec) return OnReadError(ec);
     // Beast de-chunks a body whose last coding is chunked and hands over the
@@ -162,6 +173,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadBody() {
+    stream_.expires_after(shared_->options.body_timeout);
     http::async_read(stream_, buffer_, *parser_,
                      beast::bind_front_handler(&Session::OnRead, shared_from_this()));
   }
@@ -323,9 +335,23 @@ class Session : public std::enable_shared_from_this<Session> {
   // the handler.
   void ClientGone() { Close(); }
 
+  void LeaveIdle() {
+    if (idle_key_ == 0) return;
+    shared_->RemoveIdle(idle_key_);
+    idle_key_ = 0;
+  }
+
+  // At the connection cap: a session still waiting for its next request
+  // gives its socket up.
+  void CloseIfIdle() {
+    if (idle_key_ != 0 && !in_exchange_) Close();
+  }
+
   void Close() {
     if (closed_) return;
+    LeaveIdle();
     closed_ = true;
+    --shared_->connections;
     out_.clear();
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -347,6 +373,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::function<void()> on_disconnect_;
   char scratch_[16 * 1024];
   uint64_t seq_ = 0;
+  uint64_t idle_key_ = 0;  // registered in shared_->idle while waiting for a request
   unsigned version_ = 11;
   bool in_exchange_ = false;
   bool begun_ = false;  // a response was started
@@ -386,6 +413,30 @@ std::optional<std::string> UnsupportedTransferCoding(std::string_view transfer_e
     return std::string(coding);
   }
   return std::nullopt;
+}
+
+uint64_t HttpServerShared::AddIdle(std::function<void()> close_if_idle) {
+  std::lock_guard<std::mutex> lock(idle_mu);
+  const uint64_t key = next_idle_key++;
+  idle.emplace(key, std::move(close_if_idle));
+  return key;
+}
+
+void HttpServerShared::RemoveIdle(uint64_t key) {
+  std::lock_guard<std::mutex> lock(idle_mu);
+  idle.erase(key);
+}
+
+bool HttpServerShared::ReclaimOldestIdle() {
+  std::function<void()> close;
+  {
+    std::lock_guard<std::mutex> lock(idle_mu);
+    if (idle.empty()) return false;
+    close = std::move(idle.begin()->second);
+    idle.erase(idle.begin());
+  }
+  close();
+  return true;
 }
 
 void StartHttpSession(tcp::socket socket, std::shared_ptr<HttpServerShared> shared) {

@@ -16,7 +16,11 @@
 #include <string_view>
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 
 #include "boost/asio/ip/tcp.hpp"
 #include "server/http_server.h"
@@ -28,6 +32,20 @@ struct HttpServerShared {
   HttpServer::Handler handler;
   std::atomic<bool> stopping{false};  // finish the current exchange, then close
   std::atomic<int> active{0};         // exchanges read and not yet fully written
+  std::atomic<int> connections{0};    // sessions whose socket is open
+
+  // Sessions waiting for the next request, oldest first: at the connection
+  // cap the listener closes the oldest of them to make room (idle keep-alive
+  // connections are the cheapest to lose; a client reconnects).
+  std::mutex idle_mu;
+  std::map<uint64_t, std::function<void()>> idle;  // value: close it if still idle
+  uint64_t next_idle_key = 1;
+
+  // Registers `close_if_idle`; returns its key (never 0).
+  uint64_t AddIdle(std::function<void()> close_if_idle);
+  void RemoveIdle(uint64_t key);
+  // Asks the oldest idle session to close; false when there is none.
+  bool ReclaimOldestIdle();
 };
 
 // The first coding of a Transfer-Encoding header value that the server does

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "boost/asio/post.hpp"
 #include "common/status_macros.h"
 #include "server/api_error.h"
 #include "server/generation_plan.h"
@@ -45,7 +46,9 @@ OpenAiRoutes::OpenAiRoutes(engine::Engine& engine, ServerMetrics& metrics, Reque
       log_(log),
       config_(std::move(config)),
       auth_(config_.api_key),
-      created_(UnixSecondsNow()) {}
+      created_(UnixSecondsNow()),
+      pool_(std::make_unique<WorkPool>(std::max(1, config_.prepare_threads),
+                                       static_cast<size_t>(std::max(1, config_.prepare_queue)))) {}
 
 void OpenAiRoutes::Handle(std::shared_ptr<HttpExchange> exchange) {
   // The error boundary: exceptions only come from third-party code
@@ -111,9 +114,9 @@ void OpenAiRoutes::Dispatch(HttpExchange& exchange, const std::shared_ptr<HttpEx
   } else if (path == "/v1/chat/completions") {
     status = HandleChat(shared);
   } else if (path == "/tokenize") {
-    status = HandleTokenize(exchange);
+    status = HandleTokenize(shared);
   } else if (path == "/detokenize") {
-    status = HandleDetokenize(exchange);
+    status = HandleDetokenize(shared);
   } else {
     HandleModels(exchange);
   }
@@ -144,75 +147,119 @@ absl::StatusOr<std::string> OpenAiRoutes::ResolveModel(const std::string& reques
       absl::NotFoundError(absl::StrFormat("The model `%s` does not exist.", requested)), "model");
 }
 
+PlanContext OpenAiRoutes::MakePlanContext(const std::string& served_model) const {
+  return PlanContext{engine_.model(), engine_.max_model_len(), served_model,
+                     config_.default_kv_policy, config_.limits};
+}
+
+CallContext OpenAiRoutes::MakeCallContext() {
+  return {&engine_, &metrics_, &log_, config_.request_timeout, &active_calls_, config_.recorder};
+}
+
+void OpenAiRoutes::Offload(const std::shared_ptr<HttpExchange>& exchange, PrepareFn prepare) {
+  WorkPool::Task task = [this, exchange, prepare = std::move(prepare)]() mutable {
+    absl::StatusOr<OnStrand> next;
+    try {
+      next = std::move(prepare)();
+    } catch (const std::exception& e) {
+      next = absl::InternalError(absl::StrCat("internal error: ", e.what()));
+    }
+    boost::asio::post(exchange->executor(), [this, exchange, next = std::move(next)]() mutable {
+      if (exchange->disconnected()) return;  // nobody to answer; nothing was submitted
+      try {
+        if (!next.ok()) return RespondError(*exchange, next.status());
+        std::move (*next)();
+      } catch (const std::exception& e) {
+        RespondError(*exchange, absl::InternalError(absl::StrCat("internal error: ", e.what())));
+      }
+    });
+  };
+  if (!pool_->TrySubmit(task)) {
+    RespondError(*exchange,
+                 absl::UnavailableError(absl::StrFormat(
+                     "the server is busy: %d requests are already waiting to be tokenized; "
+                     "retry later",
+                     config_.prepare_queue)));
+  }
+}
+
 absl::Status OpenAiRoutes::HandleCompletions(const std::shared_ptr<HttpExchange>& exchange) {
-  RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
-  RESTKV_ASSIGN_OR_RETURN(CompletionRequest request, ParseCompletionRequest(body));
-  RESTKV_ASSIGN_OR_RETURN(std::string model, ResolveModel(request.model));
-  const PlanContext ctx{engine_.model(), engine_.max_model_len(), model, config_.default_kv_policy,
-                        config_.limits};
-  RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanCompletion(request, ctx));
-  GenerationCall::Start(exchange,
-                        {&engine_, &metrics_, &log_, config_.request_timeout, &active_calls_,
-                         config_.recorder},
-                        std::move(plan));
+  Offload(exchange, [this, exchange]() -> absl::StatusOr<OnStrand> {
+    RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
+    RESTKV_ASSIGN_OR_RETURN(CompletionRequest request, ParseCompletionRequest(body));
+    RESTKV_ASSIGN_OR_RETURN(std::string model, ResolveModel(request.model));
+    RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanCompletion(request, MakePlanContext(model)));
+    return OnStrand([this, exchange, plan = std::move(plan)]() mutable {
+      GenerationCall::Start(exchange, MakeCallContext(), std::move(plan));
+    });
+  });
   return absl::OkStatus();
 }
 
 absl::Status OpenAiRoutes::HandleChat(const std::shared_ptr<HttpExchange>& exchange) {
-  RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
-  RESTKV_ASSIGN_OR_RETURN(ChatRequest request, ParseChatRequest(body));
-  RESTKV_ASSIGN_OR_RETURN(std::string model, ResolveModel(request.model));
-  const PlanContext ctx{engine_.model(), engine_.max_model_len(), model, config_.default_kv_policy,
-                        config_.limits};
-  RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanChat(request, ctx));
-  GenerationCall::Start(exchange,
-                        {&engine_, &metrics_, &log_, config_.request_timeout, &active_calls_,
-                         config_.recorder},
-                        std::move(plan));
+  Offload(exchange, [this, exchange]() -> absl::StatusOr<OnStrand> {
+    RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
+    RESTKV_ASSIGN_OR_RETURN(ChatRequest request, ParseChatRequest(body));
+    RESTKV_ASSIGN_OR_RETURN(std::string model, ResolveModel(request.model));
+    RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanChat(request, MakePlanContext(model)));
+    return OnStrand([this, exchange, plan = std::move(plan)]() mutable {
+      GenerationCall::Start(exchange, MakeCallContext(), std::move(plan));
+    });
+  });
   return absl::OkStatus();
 }
 
-absl::Status OpenAiRoutes::HandleTokenize(HttpExchange& exchange) {
-  RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange.request().body()));
-  RESTKV_ASSIGN_OR_RETURN(TokenizeRequest request, ParseTokenizeRequest(body));
-  RESTKV_RETURN_IF_ERROR(ResolveModel(request.model).status());
-  const engine::Model& model = engine_.model();
-  std::vector<int32_t> tokens;
-  if (request.is_chat) {
-    RESTKV_ASSIGN_OR_RETURN(tokens,
-                            TokenizeChat(model, request.messages, request.add_generation_prompt,
-                                         request.add_special_tokens));
-  } else {
-    tokens = model.tokenizer().Encode(request.prompt, request.add_special_tokens,
-                                      /*parse_special=*/true);
-  }
-  json out = {{"count", tokens.size()},
-              {"max_model_len", engine_.max_model_len()},
-              {"tokens", tokens},
-              {"token_strs", nullptr}};
-  if (request.return_token_strs) {
-    json strs = json::array();
-    for (int32_t id : tokens)
-      strs.push_back(model.tokenizer().TokenToPiece(id, /*render_special=*/true));
-    out["token_strs"] = std::move(strs);
-  }
-  RespondJson(exchange, out);
-  return absl::OkStatus();
-}
-
-absl::Status OpenAiRoutes::HandleDetokenize(HttpExchange& exchange) {
-  RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange.request().body()));
-  RESTKV_ASSIGN_OR_RETURN(DetokenizeRequest request, ParseDetokenizeRequest(body));
-  RESTKV_RETURN_IF_ERROR(ResolveModel(request.model).status());
-  const engine::Tokenizer& tok = engine_.model().tokenizer();
-  for (size_t i = 0; i < request.tokens.size(); ++i) {
-    if (!tok.IsValidId(request.tokens[i])) {
-      return InvalidParam("tokens",
-                          absl::StrFormat("tokens[%d] = %d is outside the vocabulary [0, %d)", i,
-                                          request.tokens[i], tok.vocab_size()));
+absl::Status OpenAiRoutes::HandleTokenize(const std::shared_ptr<HttpExchange>& exchange) {
+  Offload(exchange, [this, exchange]() -> absl::StatusOr<OnStrand> {
+    RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
+    RESTKV_ASSIGN_OR_RETURN(TokenizeRequest request, ParseTokenizeRequest(body));
+    RESTKV_RETURN_IF_ERROR(ResolveModel(request.model).status());
+    const engine::Model& model = engine_.model();
+    std::vector<int32_t> tokens;
+    if (request.is_chat) {
+      RESTKV_ASSIGN_OR_RETURN(tokens,
+                              TokenizeChat(model, request.messages, request.add_generation_prompt,
+                                           request.add_special_tokens));
+    } else {
+      tokens = model.tokenizer().Encode(request.prompt, request.add_special_tokens,
+                                        /*parse_special=*/true);
     }
-  }
-  RespondJson(exchange, {{"prompt", tok.Decode(request.tokens)}});
+    json out = {{"count", tokens.size()},
+                {"max_model_len", engine_.max_model_len()},
+                {"tokens", tokens},
+                {"token_strs", nullptr}};
+    if (request.return_token_strs) {
+      json strs = json::array();
+      for (int32_t id : tokens)
+        strs.push_back(model.tokenizer().TokenToPiece(id, /*render_special=*/true));
+      out["token_strs"] = std::move(strs);
+    }
+    std::string text = DumpJson(out);
+    return OnStrand([exchange, text = std::move(text)]() mutable {
+      exchange->Respond(MakeHttpResponse(200, std::move(text)));
+    });
+  });
+  return absl::OkStatus();
+}
+
+absl::Status OpenAiRoutes::HandleDetokenize(const std::shared_ptr<HttpExchange>& exchange) {
+  Offload(exchange, [this, exchange]() -> absl::StatusOr<OnStrand> {
+    RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
+    RESTKV_ASSIGN_OR_RETURN(DetokenizeRequest request, ParseDetokenizeRequest(body));
+    RESTKV_RETURN_IF_ERROR(ResolveModel(request.model).status());
+    const engine::Tokenizer& tok = engine_.model().tokenizer();
+    for (size_t i = 0; i < request.tokens.size(); ++i) {
+      if (!tok.IsValidId(request.tokens[i])) {
+        return InvalidParam("tokens",
+                            absl::StrFormat("tokens[%d] = %d is outside the vocabulary [0, %d)", i,
+                                            request.tokens[i], tok.vocab_size()));
+      }
+    }
+    std::string text = DumpJson(json{{"prompt", tok.Decode(request.tokens)}});
+    return OnStrand([exchange, text = std::move(text)]() mutable {
+      exchange->Respond(MakeHttpResponse(200, std::move(text)));
+    });
+  });
   return absl::OkStatus();
 }
 

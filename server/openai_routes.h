@@ -17,7 +17,14 @@
 // Status codes: 400 bad JSON, field or prompt (api_error.h); 401 missing or
 // wrong API key (all routes but /health, /live, /metrics, /version); 404 unknown
 // route or model; 405 wrong method; 429 engine queue full; 503 draining or
-// shutting down; 500 anything unexpected.
+// shutting down, or the prepare queue full; 500 anything unexpected.
+//
+// Off the I/O threads: the POST routes parse their JSON body, render the chat
+// template and tokenize on a WorkPool (work_pool.h) of
+// RoutesConfig::prepare_threads workers, then continue on the connection's
+// strand (submit to the engine, or respond). The probes and /metrics are
+// answered on the strand at once, so a huge prompt cannot delay them. When
+// prepare_queue requests already wait for a worker, a new one gets 503.
 //
 // Draining (graceful shutdown): after StartDraining, /health answers 503 so
 // load balancers stop routing here, and new API requests get 503, while
@@ -33,6 +40,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
+
 #include "engine/engine.h"
 #include "engine/eviction/policy_config.h"
 #include "server/auth.h"
@@ -41,6 +50,7 @@
 #include "server/generation_plan.h"
 #include "server/metrics.h"
 #include "server/request_log.h"
+#include "server/work_pool.h"
 
 namespace restkv::server {
 
@@ -51,6 +61,8 @@ struct RoutesConfig {
   engine::KvPolicyConfig default_kv_policy;      // validated; requests may override kind and budget
   RequestRecorder* recorder = nullptr;           // --record-requests; outlives the routes
   RequestLimits limits;                          // priority, tokens per request
+  int32_t prepare_threads = 2;                   // WorkPool workers for the POST routes
+  int32_t prepare_queue = 64;                    // requests waiting for one before 503
 };
 
 class OpenAiRoutes {
@@ -63,6 +75,10 @@ class OpenAiRoutes {
   void Handle(std::shared_ptr<HttpExchange> exchange);
 
   void StartDraining() { draining_ = true; }
+  // Drops requests still waiting to be prepared and joins the workers. Call
+  // once the io_context has stopped running and before it is destroyed; Handle
+  // must not be called after.
+  void StopPreparing() { pool_.reset(); }
   [[nodiscard]] bool draining() const { return draining_.load(); }
   // Generation requests still running in the engine.
   [[nodiscard]] int active_calls() const { return active_calls_.load(); }
@@ -73,9 +89,17 @@ class OpenAiRoutes {
   void RespondJson(HttpExchange& exchange, const ResponseJson& body);
   absl::Status HandleCompletions(const std::shared_ptr<HttpExchange>& exchange);
   absl::Status HandleChat(const std::shared_ptr<HttpExchange>& exchange);
-  absl::Status HandleTokenize(HttpExchange& exchange);
-  absl::Status HandleDetokenize(HttpExchange& exchange);
+  absl::Status HandleTokenize(const std::shared_ptr<HttpExchange>& exchange);
+  absl::Status HandleDetokenize(const std::shared_ptr<HttpExchange>& exchange);
   void HandleModels(HttpExchange& exchange);
+  // What a prepared request does next, on the connection's strand.
+  using OnStrand = absl::AnyInvocable<void() &&>;
+  using PrepareFn = absl::AnyInvocable<absl::StatusOr<OnStrand>() &&>;
+  // Runs `prepare` on the pool, then its result (or the error response) on
+  // the exchange's strand; 503 at once when the pool's queue is full.
+  void Offload(const std::shared_ptr<HttpExchange>& exchange, PrepareFn prepare);
+  PlanContext MakePlanContext(const std::string& served_model) const;
+  CallContext MakeCallContext();
   // The served name a request's `model` refers to ("" => the first).
   // NotFound (param "model") for any other name.
   absl::StatusOr<std::string> ResolveModel(const std::string& requested) const;
@@ -88,6 +112,9 @@ class OpenAiRoutes {
   const int64_t created_;  // Unix seconds, for /v1/models
   std::atomic<bool> draining_{false};
   std::atomic<int> active_calls_{0};
+  // Last, so that it is destroyed (its workers joined) before anything the
+  // tasks use.
+  std::unique_ptr<WorkPool> pool_;
 };
 
 }  // namespace restkv::server

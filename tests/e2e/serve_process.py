@@ -17,16 +17,17 @@ def free_port():
 
 
 class ServeProcess:
-    """Starts `binary serve --model model --port P ...args` and waits until /health is 200."""
+    """Starts `binary serve --model model --port P ...args` and waits until /health is 200;
+    popen_kw go to subprocess.Popen (e.g. preexec_fn to set a resource limit)."""
 
-    def __init__(self, binary, model, log_path, args=(), startup_timeout=60):
+    def __init__(self, binary, model, log_path, args=(), startup_timeout=60, **popen_kw):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         log = open(log_path, "w")
         self.proc = subprocess.Popen(
             [binary, "serve", "--model", model, "--port", str(self.port), *args],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, **popen_kw)
         deadline = time.time() + startup_timeout
         while True:
             if self.proc.poll() is not None:
