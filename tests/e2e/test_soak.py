@@ -36,7 +36,9 @@ def test_soak(server, tmp_path):
     result = soak_load.run(soak_load.Load(server.url, MODEL, grpc_api=api), REQUESTS, DURATION_S)
     print(result.summary())
     assert result.failures == [], "\n".join(result.failures[:20]) + "\n" + server.log()[-4000:]
-    assert result.requests >= 50, result.summary()
+    # A floor, not a throughput target: the count depends on the machine
+    # (108 requests on a quiet 2-core machine, 48 on one running an ASan build).
+    assert result.requests >= 25, result.summary()
     assert result.cancellations >= 1, "the load was meant to cut some streams"
     assert result.preemptions >= 1, "the pool was meant to force preemptions"
     assert result.leaked_pages == 0, result.summary()
