@@ -35,6 +35,7 @@
 #include "engine/engine.h"
 #include "engine/eviction/policy_config.h"
 #include "engine/model/model.h"
+#include "engine/step_budget.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "server/api_error.h"
 #include "cli/cli.h"
@@ -174,13 +175,17 @@ int RunServe(ServeOptions opt) {
   engine_options.max_num_batched_tokens = opt.max_num_batched_tokens;
   engine_options.max_queue = opt.max_queue;
   engine_options.max_model_len = opt.max_model_len;
-  auto engine = engine::Engine::Create(**model, engine_options);
-  if (!engine.ok()) return Fail(std::string(engine.status().message()));
-
+  engine_options.max_step_ms =
+      opt.max_step_ms >= 0 ? opt.max_step_ms : engine::DefaultMaxStepMs(backend.name());
   if (opt.served_model_names.empty()) {
     opt.served_model_names.push_back(std::filesystem::path(*path).stem().string());
   }
+  // Before the engine, whose thread reports every step to it until it stops.
   ServerMetrics metrics(opt.served_model_names.front());
+  engine_options.on_step = [&metrics](const engine::StepRecord& r) { metrics.ObserveStep(r); };
+  auto engine = engine::Engine::Create(**model, engine_options);
+  if (!engine.ok()) return Fail(std::string(engine.status().message()));
+
   RoutesConfig routes_config;
   routes_config.served_model_names = opt.served_model_names;
   routes_config.api_key = opt.api_key;
@@ -250,12 +255,14 @@ int RunServe(ServeOptions opt) {
       c.context_length, std::chrono::duration<double>(Clock::now() - t_load).count(), *path));
   log.Info(absl::StrFormat(
       "KV cache: %s in %d pages of %d tokens (%s per token, room for %d tokens); kv policy %s; "
-      "max_model_len %d, max_num_seqs %d, max_num_batched_tokens %d, max_queue %d; %d CPU threads; device %s",
+      "max_model_len %d, max_num_seqs %d, max_num_batched_tokens %d, max_step_ms %g, max_queue %d; "
+      "%d CPU threads; device %s",
       FormatByteSize(*pool_bytes), stats.kv_pages_total, shape.block_size,
       FormatByteSize(shape.page_bytes() * c.num_layers / shape.block_size),
       static_cast<int64_t>(stats.kv_pages_total) * shape.block_size / c.num_layers,
       engine::KvPolicyDebugString(kv_policy), (*engine)->max_model_len(), opt.max_num_seqs,
-      opt.max_num_batched_tokens, opt.max_queue, threads, std::string(backend.name())));
+      opt.max_num_batched_tokens, engine_options.max_step_ms, opt.max_queue, threads,
+      std::string(backend.name())));
   log.Info(absl::StrFormat(
       "HTTP requests are parsed and tokenized on %d threads (%d may wait, then 503); prompts over "
       "%d bytes are refused untokenized",
@@ -356,6 +363,12 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-num-batched-tokens", opt->max_num_batched_tokens,
                   "Most tokens in one engine step")
+      ->capture_default_str();
+  cmd->add_option("--max-step-ms", opt->max_step_ms,
+                  "Planned time of an engine step that carries decodes, i.e. the inter-token "
+                  "time while prompts prefill (-1: the device's default, 150 on cpu, 100 on "
+                  "cuda; 0: no time budget, only --max-num-batched-tokens)")
+      ->check(CLI::Range(-1.0, 1e6))
       ->capture_default_str();
   cmd->add_option("--max-model-len", opt->max_model_len, "Context length limit (0: the model's)")
       ->capture_default_str();

@@ -11,14 +11,27 @@
 #include "engine/sampling/logprobs.h"
 #include "engine/sampling/sampler.h"
 #include "engine/sampling/output_processor.h"
+#include "engine/step_budget.h"
 
 namespace restkv::engine {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+scheduler::SchedulerConfig SchedulerConfigFor(const ModelConfig& c, const EngineOptions& o) {
+  scheduler::SchedulerConfig config;
+  config.num_layers = c.num_layers;
+  config.max_num_seqs = o.max_num_seqs;
+  config.max_num_batched_tokens = o.max_num_batched_tokens;
+  config.max_step_ms = o.max_step_ms;
+  config.lone_prefill_step_ms = o.max_step_ms * kLonePrefillStepFactor;
+  return config;
+}
 
-double MsBetween(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
+scheduler::StepCostModelOptions StepCostModelOptionsFor(Model& model, const EngineOptions& o) {
+  scheduler::StepCostModelOptions options;
+  options.prior = o.step_cost_prior.is_zero()
+                      ? PriorStepCost(model.backend().name(), model.config())
+                      : o.step_cost_prior;
+  return options;
 }
 
 // An evicting policy's cache depends on which tokens were prefilled together,
@@ -40,7 +53,7 @@ struct Engine::RequestState {
   std::unique_ptr<kernels::Buffer> hidden;  // [n][D] between prefill slices
   EvictionReport eviction;                  // of the current prefill attempt
   RequestSummary summary;
-  Clock::time_point submitted;
+  double submitted_ms = 0;
   bool scheduled = false;
   bool prompt_logprobs_pending = false;  // requested and not yet reported
   std::shared_ptr<std::atomic<bool>> cancelled;  // Engine::cancel_flags_
@@ -81,6 +94,13 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model& model, const Engin
     return absl::InvalidArgumentError(
         "max_num_seqs, max_num_batched_tokens and max_queue must be at least 1");
   }
+  const scheduler::StepCost& p = options.step_cost_prior;
+  if (!(options.max_step_ms >= 0) ||
+      (!p.is_zero() &&
+       !(p.ms_per_layer_pass > 0 && p.ms_per_token_layer > 0 && p.ms_per_attention_pair > 0))) {
+    return absl::InvalidArgumentError(
+        "max_step_ms must be >= 0 and a step cost prior, if given, positive in every term");
+  }
   if (options.max_model_len < 0 || options.max_model_len > c.context_length) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "max_model_len %d is outside [1, %d] (the model's context length)", options.max_model_len,
@@ -106,8 +126,10 @@ Engine::Engine(Model& model, const EngineOptions& options, std::unique_ptr<Block
       pool_(std::move(pool)),
       kv_(*pool_, model.config().num_layers),
       evictor_(model.config(), model.weights(), model.backend()),
-      scheduler_({model.config().num_layers, options.max_num_seqs, options.max_num_batched_tokens},
-                 kv_) {
+      scheduler_(SchedulerConfigFor(model.config(), options), kv_),
+      clock_(options.clock != nullptr ? *options.clock : SteadyClock()),
+      step_cost_(StepCostModelOptionsFor(model, options)) {
+  local_stats_.step_cost = step_cost_.cost();
   local_stats_.kv_pages_total = pool_->num_pages();
   stats_ = local_stats_;
   thread_ = std::thread([this] { Loop(); });
@@ -248,7 +270,7 @@ void Engine::DrainInbox() {
     auto a = std::make_unique<RequestState>();
     a->id = id;
     a->cancelled = std::move(flags[i]);
-    a->submitted = Clock::now();
+    a->submitted_ms = clock_.NowMs();
     const SamplingParams& p = request.params;
     const uint64_t seed = p.seed.has_value() ? *p.seed : std::random_device{}();
     a->sampler = std::make_unique<Sampler>(p, seed);
@@ -277,7 +299,7 @@ void Engine::Finish(RequestHandle id, FinishReason reason, absl::Status error) {
   a.summary.reason = reason;
   a.summary.error = std::move(error);
   a.summary.completion_tokens = a.output->num_output();
-  a.summary.e2e_ms = MsBetween(a.submitted, Clock::now());
+  a.summary.e2e_ms = clock_.NowMs() - a.submitted_ms;
   // Published first, so a client that has seen its response complete reads
   // stats (and /metrics) that already count it.
   PublishStats();
@@ -296,7 +318,7 @@ bool Engine::SampleNext(RequestState& a, const float* logits) {
   const int32_t prompt_len = a.summary.prompt_tokens;
   const int32_t next = a.sampler->Sample(absl::MakeSpan(row),
                                          absl::MakeConstSpan(a.tokens.data(), prompt_len));
-  if (a.output->num_output() == 0) a.summary.ttft_ms = MsBetween(a.submitted, Clock::now());
+  if (a.output->num_output() == 0) a.summary.ttft_ms = clock_.NowMs() - a.submitted_ms;
   OutputProcessor::Update u = a.output->Push(next);
   TokenDelta delta;
   delta.text = std::move(u.text);
@@ -323,7 +345,11 @@ bool Engine::SampleNext(RequestState& a, const float* logits) {
 // that reached the last layer; the scheduler learns what ran before any
 // sequence is sampled, so a request that finishes while sampling is removed
 // from a scheduler that is already up to date.
+// The step is timed from plan to sample: what a decoding request waits
+// between two tokens. Its measured time refits the step prices the next
+// plans are made with.
 bool Engine::Step() {
+  const double start_ms = clock_.NowMs();
   StepPlan plan = PlanStep();
   std::vector<SampleRow> rows;
   RunFullBatch(plan.full, &rows);
@@ -333,13 +359,23 @@ bool Engine::Step() {
     auto it = requests_.find(r.id);
     if (it != requests_.end()) SampleNext(*it->second, r.logits.data());
   }
+  if (!plan.schedule.empty()) {
+    StepRecord record;
+    record.step_ms = clock_.NowMs() - start_ms;
+    record.planned_ms = step_cost_.cost().Ms(plan.schedule.work);
+    record.num_decode_tokens = static_cast<int32_t>(plan.schedule.decodes.size());
+    record.prefill_token_layers = plan.schedule.prefill_token_layers;
+    step_cost_.Observe(plan.schedule.work, record.step_ms);
+    local_stats_.step_cost = step_cost_.cost();
+    if (options_.on_step) options_.on_step(record);
+  }
   return !plan.schedule.empty() || !plan.schedule.unschedulable.empty();
 }
 
 Engine::StepPlan Engine::PlanStep() {
   const int32_t L = model_.config().num_layers;
   StepPlan plan;
-  plan.schedule = scheduler_.Schedule();
+  plan.schedule = scheduler_.Schedule(step_cost_.cost());
   ++local_stats_.steps;
   for (scheduler::RequestId id : plan.schedule.preempted) {
     RequestState& a = *requests_.at(id);
@@ -364,12 +400,12 @@ Engine::StepPlan Engine::PlanStep() {
     Work w{requests_.at(s.id).get(), s.num_tokens, s.layer_begin, s.layer_end, false, 0};
     (s.layer_begin == 0 && s.layer_end == L ? plan.full : plan.partial).push_back(w);
   }
-  const auto now = Clock::now();
+  const double now_ms = clock_.NowMs();
   for (const std::vector<Work>* works : {&plan.full, &plan.partial}) {
     for (const Work& w : *works) {
       if (w.request->scheduled) continue;
       w.request->scheduled = true;
-      w.request->summary.queue_ms = MsBetween(w.request->submitted, now);
+      w.request->summary.queue_ms = now_ms - w.request->submitted_ms;
     }
   }
   return plan;

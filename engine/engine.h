@@ -30,6 +30,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -37,6 +38,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/clock.h"
 #include "engine/capacity_error.h"
 #include "engine/kv/block_pool.h"
 #include "engine/kv/kv_cache_manager.h"
@@ -48,15 +50,36 @@
 #include "engine/request_sink.h"
 #include "engine/sampling/sampling_params.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/step_cost_model.h"
 
 namespace restkv::engine {
+
+// What one engine step did, for metrics (EngineOptions::on_step).
+struct StepRecord {
+  double step_ms = 0;     // measured: plan, forward passes, sampling
+  double planned_ms = 0;  // what the step cost model predicted
+  int32_t num_decode_tokens = 0;
+  int64_t prefill_token_layers = 0;  // prefill tokens × layers run
+};
 
 struct EngineOptions {
   int64_t kv_cache_bytes = 1LL << 30;
   int32_t max_num_seqs = 64;
-  int32_t max_num_batched_tokens = 2048;
+  int32_t max_num_batched_tokens = 2048;  // an upper bound on every step, timed or not
   int32_t max_queue = 1024;       // unfinished (running + waiting) requests before Submit refuses
   int32_t max_model_len = 0;      // 0 = the model's context length
+  // Step-time budget (scheduler.h): a step that carries decodes is planned
+  // to take at most this long; one without, kLonePrefillStepFactor times as
+  // long (step_budget.h). 0: none, the token budget alone. Frontends pass
+  // DefaultMaxStepMs(backend) unless told otherwise.
+  double max_step_ms = 0;
+  // The step prices the engine starts fitting from; all zero: the device's
+  // PriorStepCost (step_budget.h).
+  scheduler::StepCost step_cost_prior;
+  // Measures steps and request times; null: SteadyClock(). Must outlive the engine.
+  const Clock* clock = nullptr;
+  // Called on the engine thread after every step that ran; must not block.
+  std::function<void(const StepRecord&)> on_step;
 };
 
 struct EngineRequest {
@@ -86,6 +109,7 @@ struct EngineStats {
   int64_t prompt_tokens_total = 0;
   int64_t generation_tokens_total = 0;
   int64_t steps = 0;
+  scheduler::StepCost step_cost;  // the fitted step prices (step_cost_model.h)
 };
 
 using RequestHandle = int64_t;
@@ -161,6 +185,8 @@ class Engine {
   KvCacheManager kv_;
   LayerEvictor evictor_;  // eviction during prefill, for every request
   scheduler::Scheduler scheduler_;
+  const Clock& clock_;
+  scheduler::StepCostModel step_cost_;  // fitted to this engine's measured steps
   std::map<RequestHandle, std::unique_ptr<RequestState>> requests_;  // engine thread only
 
   mutable std::mutex mu_;

@@ -1,6 +1,8 @@
 #include "scheduler/scheduler.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "common/check.h"
 
@@ -52,15 +54,6 @@ bool Scheduler::IsDecoding(RequestId id) const {
   return it != entries_.end() && it->second.phase == Phase::kDecoding;
 }
 
-int32_t Scheduler::SliceLayers(const Entry& e, bool first_prefill, int64_t* budget) const {
-  const int64_t n = PrefillTokens(e);
-  const int32_t remaining = config_.num_layers - e.layers_done;
-  int32_t layers = static_cast<int32_t>(std::min<int64_t>(remaining, std::max<int64_t>(0, *budget) / n));
-  if (layers == 0 && first_prefill) layers = 1;
-  *budget -= layers * n;
-  return layers;
-}
-
 int32_t Scheduler::NumCachedTokens(RequestId id) const {
   auto it = entries_.find(id);
   if (it == entries_.end()) return 0;
@@ -92,10 +85,55 @@ void Scheduler::Preempt(Entry& e, SchedulerOutput& out) {
   ++num_preemptions_;
 }
 
-SchedulerOutput Scheduler::Schedule() {
+// What is left of one step: token-layers and planned milliseconds
+// (infinite when the step is not timed).
+struct Scheduler::Budget {
+  int64_t token_layers = 0;
+  double ms = std::numeric_limits<double>::infinity();
+
+  [[nodiscard]] bool Fits(const StepWork& w, const StepCost& cost) const {
+    return w.token_layers <= token_layers && cost.Ms(w) <= ms;
+  }
+  void Charge(const StepWork& w, const StepCost& cost) {
+    token_layers -= w.token_layers;
+    ms -= cost.Ms(w);
+  }
+  [[nodiscard]] Budget Share(double share) const {
+    return {static_cast<int64_t>(static_cast<double>(token_layers) * share), ms * share};
+  }
+};
+
+StepWork Scheduler::PrefillWork(const Entry& e, int32_t layers, bool joins_batch) const {
+  const int64_t n = PrefillTokens(e);
+  const bool whole = e.layers_done == 0 && layers == config_.num_layers;
+  StepWork w;
+  w.layer_passes = whole && joins_batch ? 0 : layers;
+  w.token_layers = n * layers;
+  w.attention_pairs = CausalPairs(0, n) * layers;
+  return w;
+}
+
+int32_t Scheduler::LayersThatFit(const Entry& e, const Budget& budget, const StepCost& cost,
+                                 bool batch_open) const {
+  const int32_t remaining = config_.num_layers - e.layers_done;
+  if (budget.Fits(PrefillWork(e, remaining, batch_open), cost)) return remaining;
+  // A slice short of the end runs alone: each layer pays its own pass.
+  const StepWork one = PrefillWork(e, 1, false);
+  int64_t layers = std::max<int64_t>(0, budget.token_layers) / one.token_layers;
+  const double layer_ms = cost.Ms(one);
+  if (std::isfinite(budget.ms) && layer_ms > 0) {
+    layers = std::min<int64_t>(layers, static_cast<int64_t>(std::max(0.0, budget.ms) / layer_ms));
+  }
+  return static_cast<int32_t>(std::min<int64_t>(layers, remaining - 1));
+}
+
+SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
   SchedulerOutput out;
   const int32_t L = config_.num_layers;
-  int64_t budget = static_cast<int64_t>(config_.max_num_batched_tokens) * L;
+  const bool timed = config_.max_step_ms > 0;
+  const StepCost price = timed ? cost : StepCost{};
+  Budget budget;
+  budget.token_layers = static_cast<int64_t>(config_.max_num_batched_tokens) * L;
 
   // 1. Decodes, highest priority first; victims come from the tail.
   std::vector<OrderKey> order(running_.begin(), running_.end());
@@ -103,7 +141,7 @@ SchedulerOutput Scheduler::Schedule() {
     if (running_.count(order[i]) == 0) continue;  // preempted below
     Entry& e = entries_.at(std::get<2>(order[i]));
     if (e.phase != Phase::kDecoding) continue;
-    if (budget < L) break;
+    if (budget.token_layers < L) break;
     bool scheduled = false;
     while (true) {
       const int32_t need = kv_.DecodePages(e.request.id, 1);
@@ -119,46 +157,134 @@ SchedulerOutput Scheduler::Schedule() {
     }
     if (!scheduled) continue;
     out.decodes.push_back(e.request.id);
-    budget -= L;
+    budget.token_layers -= L;
+  }
+  bool batch_open = !out.decodes.empty();  // the batched call's L layer passes are paid
+  if (timed) {
+    const double limit = batch_open ? config_.max_step_ms : config_.lone_prefill_step_ms;
+    StepWork decode_work = DecodeWork(out.decodes);
+    if (batch_open) decode_work.layer_passes += L;
+    if (limit > 0) budget.ms = limit - price.Ms(decode_work);
   }
 
-  // 2. Prefills already under way, then 3. admissions from the waiting queue.
-  for (const OrderKey& key : std::vector<OrderKey>(running_.begin(), running_.end())) {
+  // 2. Prefill candidates: prefills under way, then the waiting requests
+  // admission would take, in order.
+  struct Candidate {
+    Entry* e;
+    bool waiting;
+    int32_t layers = 0;  // planned this step
+  };
+  std::vector<Candidate> candidates;
+  for (const OrderKey& key : running_) {
     Entry& e = entries_.at(std::get<2>(key));
-    if (e.phase != Phase::kPrefilling) continue;
-    const int32_t layers = SliceLayers(e, out.prefills.empty(), &budget);
-    if (layers == 0) break;
-    RESTKV_CHECK(kv_.AllocatePrefill(e.request.id, PrefillTokens(e), e.layers_done, e.layers_done + layers))
-        << "reserved pages of request " << e.request.id << " were not there";
-    out.prefills.push_back({e.request.id, PrefillTokens(e), e.layers_done, e.layers_done + layers});
+    if (e.phase == Phase::kPrefilling) candidates.push_back({&e, false});
   }
-  while (!waiting_.empty() && static_cast<int32_t>(running_.size()) < config_.max_num_seqs) {
-    Entry& e = entries_.at(std::get<2>(*waiting_.begin()));
+  int32_t free_pages = kv_.NumFreePages() - ReservedPages();
+  int32_t num_running = static_cast<int32_t>(running_.size());
+  for (const OrderKey& key : waiting_) {
+    if (num_running >= config_.max_num_seqs) break;
+    Entry& e = entries_.at(std::get<2>(key));
     // A request preempted this step waits for the next: re-admitting it at
     // once would recompute it only to preempt it again.
     if (std::find(out.preempted.begin(), out.preempted.end(), e.request.id) != out.preempted.end()) {
       break;
     }
     const int32_t peak = kv_.PrefillPeakPages(e.request.id, PrefillTokens(e));
-    if (peak > kv_.NumFreePages() - ReservedPages()) break;
-    const int32_t layers = SliceLayers(e, out.prefills.empty(), &budget);
+    if (peak > free_pages) break;
+    free_pages -= peak;
+    ++num_running;
+    candidates.push_back({&e, true});
+  }
+
+  // 3. Prefills that finish in this step first, then the others in order.
+  bool any_long = false;
+  for (const Candidate& c : candidates) {
+    const int32_t remaining = L - c.e->layers_done;
+    any_long |= !budget.Fits(PrefillWork(*c.e, remaining, batch_open), price);
+  }
+  Budget finishing = any_long ? budget.Share(kFinishingPrefillShare) : budget;
+  for (Candidate& c : candidates) {
+    const int32_t remaining = L - c.e->layers_done;
+    const StepWork w = PrefillWork(*c.e, remaining, batch_open);
+    if (!finishing.Fits(w, price)) continue;
+    c.layers = remaining;
+    finishing.Charge(w, price);
+    budget.Charge(w, price);
+    batch_open |= c.e->layers_done == 0;
+  }
+  bool first = true;
+  for (Candidate& c : candidates) {
+    if (c.layers > 0) continue;
+    int32_t layers = LayersThatFit(*c.e, budget, price, batch_open);
+    if (layers == 0 && first) layers = 1;
+    first = false;
     if (layers == 0) break;
-    waiting_.erase(waiting_.begin());
-    e.phase = Phase::kPrefilling;
-    running_.insert(KeyOf(e));
-    RESTKV_CHECK(kv_.AllocatePrefill(e.request.id, PrefillTokens(e), 0, layers))
-        << "admitted request " << e.request.id << " could not allocate";
-    out.prefills.push_back({e.request.id, PrefillTokens(e), 0, layers});
+    c.layers = layers;
+    const StepWork w = PrefillWork(*c.e, layers, batch_open);
+    budget.Charge(w, price);
+    batch_open |= c.e->layers_done == 0 && layers == L;
+  }
+
+  // 4. Admit the waiting candidates up to the last one with work, in order;
+  // allocate every slice.
+  size_t admit_end = 0;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    if (candidates[i].waiting && candidates[i].layers > 0) admit_end = i + 1;
+  }
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    Candidate& c = candidates[i];
+    Entry& e = *c.e;
+    if (c.waiting) {
+      if (i >= admit_end) break;
+      waiting_.erase(KeyOf(e));
+      e.phase = Phase::kPrefilling;
+      running_.insert(KeyOf(e));
+    }
+    if (c.layers == 0) continue;
+    const int32_t n = PrefillTokens(e);
+    RESTKV_CHECK(kv_.AllocatePrefill(e.request.id, n, e.layers_done, e.layers_done + c.layers))
+        << "pages of request " << e.request.id
+        << " (reserved or checked at admission) were not there";
+    out.prefills.push_back({e.request.id, n, e.layers_done, e.layers_done + c.layers});
   }
   if (running_.empty() && !waiting_.empty()) {
     // Nothing holds a page, yet the head was not admitted: it never will be.
     out.unschedulable.push_back(std::get<2>(*waiting_.begin()));
   }
+  out.work = WorkOf(out);
   out.token_layers = static_cast<int64_t>(out.decodes.size()) * L;
   for (const PrefillSlice& p : out.prefills) {
-    out.token_layers += static_cast<int64_t>(p.num_tokens) * (p.layer_end - p.layer_begin);
+    out.prefill_token_layers += static_cast<int64_t>(p.num_tokens) * (p.layer_end - p.layer_begin);
   }
+  out.token_layers += out.prefill_token_layers;
   return out;
+}
+
+StepWork Scheduler::DecodeWork(absl::Span<const RequestId> decodes) const {
+  const int32_t L = config_.num_layers;
+  StepWork w;
+  for (RequestId id : decodes) {
+    w.token_layers += L;
+    // The input token attends the cached ones and itself, on every layer.
+    w.attention_pairs += static_cast<int64_t>(NumCachedTokens(id) + 1) * L;
+  }
+  return w;
+}
+
+StepWork Scheduler::WorkOf(const SchedulerOutput& out) const {
+  const int32_t L = config_.num_layers;
+  StepWork w = DecodeWork(out.decodes);
+  bool batch = !out.decodes.empty();
+  for (const PrefillSlice& p : out.prefills) {
+    const int64_t layers = p.layer_end - p.layer_begin;
+    const bool whole = p.layer_begin == 0 && p.layer_end == L;
+    batch |= whole;
+    if (!whole) w.layer_passes += layers;
+    w.token_layers += static_cast<int64_t>(p.num_tokens) * layers;
+    w.attention_pairs += CausalPairs(0, p.num_tokens) * layers;
+  }
+  if (batch) w.layer_passes += L;
+  return w;
 }
 
 void Scheduler::Update(const SchedulerOutput& output) {

@@ -18,6 +18,15 @@
 // Schedule() reports it in `unschedulable` for the caller to fail, so no
 // request waits forever and an empty plan never repeats.
 //
+// Step budget: every step is bounded by max_num_batched_tokens × L
+// token-layers and, with max_step_ms > 0, by time: the StepCost passed to
+// Schedule() prices the plan (step_cost.h) so that a step that carries
+// decodes is planned to take at most max_step_ms — the inter-token time of
+// every decoding request — and one without decodes at most
+// lone_prefill_step_ms. Within the budget, decodes go first, then prefills
+// that finish in this step (short prompts, a share of the budget while a
+// long prefill waits), then long prefills, oldest first, by layer slices.
+//
 // Thread safety: none; owned by the engine thread.
 #pragma once
 
@@ -29,6 +38,7 @@
 
 #include "absl/types/span.h"
 #include "scheduler/kv_allocator.h"
+#include "scheduler/step_cost.h"
 
 namespace restkv::scheduler {
 
@@ -36,7 +46,19 @@ struct SchedulerConfig {
   int32_t num_layers = 1;               // L
   int32_t max_num_seqs = 64;            // running requests at once
   int32_t max_num_batched_tokens = 2048;  // per step, counted as tokens × L token-layers
+  // Planned milliseconds of a step that carries decodes; 0: no time budget.
+  double max_step_ms = 0;
+  // Planned milliseconds of a step without decodes (prefill only); 0: no
+  // time budget for those. Only with max_step_ms > 0.
+  double lone_prefill_step_ms = 0;
 };
+
+// NOTE(restkv): while a long prefill is under way, prefills that finish in
+// this step (the short prompts) may take at most this share of the step's
+// prefill budget, so the oldest long prefill keeps at least the rest: short
+// prompts get their first token in the step after they arrive, and a stream
+// of them slows a long prefill at most twofold, never starves it.
+inline constexpr double kFinishingPrefillShare = 0.5;
 
 struct NewRequest {
   RequestId id = 0;
@@ -70,6 +92,8 @@ struct SchedulerOutput {
   // caller must Remove() them (failing them); at most one per step.
   std::vector<RequestId> unschedulable;
   int64_t token_layers = 0;            // work planned
+  int64_t prefill_token_layers = 0;    // of which prefill
+  StepWork work;                       // what StepCost prices (step_cost.h)
   [[nodiscard]] bool empty() const { return decodes.empty() && prefills.empty(); }
 };
 
@@ -85,17 +109,26 @@ class Scheduler {
   // its pages. Unknown ids are ignored.
   void Remove(RequestId id);
 
-  // Plans the next step. Allocates the KV pages the plan needs.
+  // Plans the next step with `cost` pricing it (used only with
+  // max_step_ms > 0). Allocates the KV pages the plan needs.
   // NOTE(restkv): there are no separate prefill and decode phases per step:
   //   1. every decoding request gets one token, in priority order; if its
   //      page cannot be allocated, the lowest-priority running request is
   //      preempted (possibly itself) until it can;
-  //   2. prefilling requests continue, then waiting ones are admitted while
-  //      free pages (minus pages reserved for admitted prefills) cover their
-  //      prefill peak and running < max_num_seqs;
-  //   3. prefill work is sliced by layers to fit the token-layer budget; the
-  //      first prefill of a step always gets at least one layer (progress).
-  SchedulerOutput Schedule();
+  //   2. the prefill candidates are the prefilling requests, then the
+  //      waiting ones that admission would take in order (free pages minus
+  //      pages reserved for admitted prefills cover their prefill peak,
+  //      running < max_num_seqs);
+  //   3. the budget left after the decodes (token-layers and, when timed,
+  //      milliseconds) goes first to candidates whose whole remaining
+  //      prefill fits — within kFinishingPrefillShare of it while some
+  //      candidate does not — in order, then to the others in order, sliced
+  //      by layers; the first of those always gets at least one layer
+  //      (progress), even past the budget;
+  //   4. a waiting candidate is admitted if it or one behind it got work
+  //      (the queue is never reordered for pages); admitted ones without
+  //      work this step keep their pages reserved and continue in 3.
+  SchedulerOutput Schedule(const StepCost& cost = {});
 
   // Records the step's effects: prefill slices advance (a slice ending at
   // layer L produced a token), each decode produced a token — except the
@@ -137,8 +170,17 @@ class Scheduler {
     return e.request.num_prompt_tokens +
            (e.request.replay_output_on_recompute ? 0 : e.num_output);
   }
-  // Layers of prefill that fit `*budget` token-layers; charges the budget.
-  int32_t SliceLayers(const Entry& e, bool first_prefill, int64_t* budget) const;
+  struct Budget;  // what is left of a step (scheduler.cc)
+  // The work of `layers` more prefill layers of `e`; `joins_batch`: it runs
+  // in the step's batched call, whose layer passes are already paid.
+  [[nodiscard]] StepWork PrefillWork(const Entry& e, int32_t layers, bool joins_batch) const;
+  // Most prefill layers of `e` (up to its remaining ones) that fit `budget`.
+  [[nodiscard]] int32_t LayersThatFit(const Entry& e, const Budget& budget, const StepCost& cost,
+                                      bool batch_open) const;
+  // The decodes' share of a step's work (the batched call's passes apart).
+  [[nodiscard]] StepWork DecodeWork(absl::Span<const RequestId> decodes) const;
+  // The work of a planned step, as the engine will run it.
+  [[nodiscard]] StepWork WorkOf(const SchedulerOutput& out) const;
   void Preempt(Entry& e, SchedulerOutput& out);
   // A step that ran `e` to its end of layers: one more output token, or one
   // fewer to replay.

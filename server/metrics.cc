@@ -24,6 +24,16 @@ const std::vector<double> kLatencyBuckets = {0.3,  0.5,   0.8,   1.0,   1.5,   2
                                              5.0,  10.0,  15.0,  20.0,  30.0,  40.0,   50.0,
                                              60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0};
 
+// Step time from 1 ms to 60 s (the bound is ~100-150 ms; the tail shows
+// where it was broken); decodes per step up to max_num_seqs' usual range;
+// prefill token-layers from a short prompt to a 128k-token layer slice.
+const std::vector<double> kStepBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075,
+                                          0.1,   0.15,   0.2,   0.3,  0.5,   0.75, 1.0,
+                                          2.5,   5.0,    10.0,  20.0, 60.0};
+const std::vector<double> kDecodeTokenBuckets = {0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
+const std::vector<double> kTokenLayerBuckets = {0,     256,    1024,    4096,    16384,
+                                                65536, 262144, 1048576, 4194304, 16777216};
+
 }  // namespace
 
 ServerMetrics::ServerMetrics(const std::string& model_name)
@@ -76,6 +86,25 @@ ServerMetrics::ServerMetrics(const std::string& model_name)
                    kLatencyBuckets);
   queue_time_ = histogram("restkv:request_queue_time_seconds",
                           "Time from arrival until first scheduled.", kLatencyBuckets);
+  step_duration_ = histogram("restkv:step_duration_seconds",
+                             "Engine step time: plan, forward passes, sampling.", kStepBuckets);
+  step_decode_tokens_ =
+      histogram("restkv:step_decode_tokens", "Decode tokens per engine step.", kDecodeTokenBuckets);
+  step_prefill_token_layers_ =
+      histogram("restkv:step_prefill_token_layers",
+                "Prefill work per engine step, in prompt tokens times layers.", kTokenLayerBuckets);
+  auto& cost = prometheus::BuildGauge()
+                   .Name("restkv:step_cost_ms")
+                   .Help("Fitted price of one unit of step work, in milliseconds.")
+                   .Register(*registry_);
+  auto term = [&](const char* t) {
+    prometheus::Labels l = labels;
+    l["term"] = t;
+    return &cost.Add(l);
+  };
+  cost_layer_pass_ = term("layer_pass");
+  cost_token_layer_ = term("token_layer");
+  cost_attention_pair_ = term("attention_pair");
 }
 
 ServerMetrics::~ServerMetrics() = default;
@@ -107,9 +136,18 @@ void ServerMetrics::ObserveRequest(const engine::RequestSummary& s) {
   }
 }
 
+void ServerMetrics::ObserveStep(const engine::StepRecord& step) {
+  step_duration_->Observe(step.step_ms / 1000.0);
+  step_decode_tokens_->Observe(step.num_decode_tokens);
+  step_prefill_token_layers_->Observe(static_cast<double>(step.prefill_token_layers));
+}
+
 std::string ServerMetrics::Render(const engine::EngineStats& stats) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    cost_layer_pass_->Set(stats.step_cost.ms_per_layer_pass);
+    cost_token_layer_->Set(stats.step_cost.ms_per_token_layer);
+    cost_attention_pair_->Set(stats.step_cost.ms_per_attention_pair);
     running_->Set(stats.num_running);
     waiting_->Set(stats.num_waiting);
     pages_total_->Set(stats.kv_pages_total);

@@ -9,13 +9,20 @@
 //               restkv:num_preemptions_total, restkv:kv_pages_released_by_eviction_total,
 //               restkv:kv_tokens_evicted_total (token slots summed over layers),
 //               restkv:request_success_total{finished_reason="stop|length|abort|error"}
+//               restkv:step_cost_ms{term="layer_pass|token_layer|attention_pair"}
+//                 (the engine's fitted step prices, scheduler/step_cost.h)
 //   histograms  restkv:time_to_first_token_seconds, restkv:time_per_output_token_seconds,
-//               restkv:e2e_request_latency_seconds, restkv:request_queue_time_seconds
+//               restkv:e2e_request_latency_seconds, restkv:request_queue_time_seconds,
+//               restkv:step_duration_seconds, restkv:step_decode_tokens,
+//               restkv:step_prefill_token_layers (one sample per engine step; vLLM's
+//                 nearest, vllm:iteration_tokens_total, counts prefill tokens, which a
+//                 layer slice does not have, so these are restkv's own)
 //
 // Gauges and the token/preemption counters are copied from the engine's
 // EngineStats snapshot at scrape time (counters advance by the difference
 // since the last scrape, so they never go down); the per-request counter
-// and histograms are fed by ObserveRequest as requests finish.
+// and histograms are fed by ObserveRequest as requests finish, the step
+// histograms by ObserveStep (EngineOptions::on_step) after every step.
 //
 // Thread safety: every method is thread-safe.
 #pragma once
@@ -46,6 +53,10 @@ class ServerMetrics {
   // Records one finished engine request (one choice of an API request).
   void ObserveRequest(const engine::RequestSummary& summary);
 
+  // Records one engine step. Called on the engine thread; does not block
+  // beyond the histograms' own short locks.
+  void ObserveStep(const engine::StepRecord& step);
+
   // Updates the engine-derived metrics from `stats` and returns the text
   // exposition format (version 0.0.4).
   std::string Render(const engine::EngineStats& stats);
@@ -71,6 +82,12 @@ class ServerMetrics {
   prometheus::Histogram* tpot_;
   prometheus::Histogram* e2e_;
   prometheus::Histogram* queue_time_;
+  prometheus::Histogram* step_duration_;
+  prometheus::Histogram* step_decode_tokens_;
+  prometheus::Histogram* step_prefill_token_layers_;
+  prometheus::Gauge* cost_layer_pass_;
+  prometheus::Gauge* cost_token_layer_;
+  prometheus::Gauge* cost_attention_pair_;
 
   std::mutex mu_;                   // serialises Render's read-modify-write
   engine::EngineStats last_stats_;  // guarded by mu_: counters already exported

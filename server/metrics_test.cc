@@ -81,5 +81,27 @@ TEST(ServerMetricsTest, FinishedRequestsFeedCountersAndHistograms) {
   EXPECT_THAT(text, HasSubstr("restkv:request_queue_time_seconds_count{model_name=\"m\"} 1\n"));
 }
 
+TEST(ServerMetricsTest, StepsFeedTheStepHistogramsAndPricesAreGauges) {
+  ServerMetrics metrics("m");
+  metrics.ObserveStep({.step_ms = 120, .num_decode_tokens = 8, .prefill_token_layers = 61440});
+  metrics.ObserveStep({.step_ms = 4, .num_decode_tokens = 8, .prefill_token_layers = 0});
+  engine::EngineStats stats;
+  stats.step_cost = {0.25, 0.002, 1e-6};
+  const std::string text = metrics.Render(stats);
+  EXPECT_THAT(text, HasSubstr("# TYPE restkv:step_duration_seconds histogram"));
+  EXPECT_THAT(text, HasSubstr("restkv:step_duration_seconds_count{model_name=\"m\"} 2\n"));
+  EXPECT_THAT(text,
+              HasSubstr("restkv:step_duration_seconds_bucket{model_name=\"m\",le=\"0.1\"} 1\n"));
+  EXPECT_THAT(text,
+              HasSubstr("restkv:step_duration_seconds_bucket{model_name=\"m\",le=\"0.15\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("restkv:step_decode_tokens_sum{model_name=\"m\"} 16\n"));
+  EXPECT_THAT(text,
+              HasSubstr("restkv:step_prefill_token_layers_bucket{model_name=\"m\",le=\"0\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("restkv:step_prefill_token_layers_sum{model_name=\"m\"} 61440\n"));
+  EXPECT_THAT(text, HasSubstr("restkv:step_cost_ms{model_name=\"m\",term=\"layer_pass\"} 0.25\n"));
+  EXPECT_THAT(text,
+              HasSubstr("restkv:step_cost_ms{model_name=\"m\",term=\"token_layer\"} 0.002\n"));
+}
+
 }  // namespace
 }  // namespace restkv::server
