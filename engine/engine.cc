@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <chrono>
+#include <limits>
 #include <random>
 
 #include "absl/strings/str_format.h"
@@ -40,6 +41,16 @@ bool ReplaysOutput(const KvPolicyConfig& policy) {
   return policy.kind != KvPolicyKind::kFull && policy.budget > 0;
 }
 
+// Its prefill may split a layer by tokens (scheduler.h, NewRequest): the
+// policy scores with a window the last chunk holds, not with every query,
+// and no prompt logprobs are wanted (they need every row's logits at once).
+bool Chunkable(const EngineRequest& r) {
+  const KvPolicyConfig& policy = r.kv_policy;
+  return r.prompt_logprobs < 0 && !NeedsH2oScores(policy) &&
+         ScoringWindow(policy, std::numeric_limits<int32_t>::max()) <=
+             scheduler::kMinLastChunkTokens;
+}
+
 }  // namespace
 
 // A request the engine holds, from DrainInbox until Finish: waiting,
@@ -69,6 +80,12 @@ struct Engine::Work {
   int32_t layer_begin, layer_end;
   bool decode;
   int32_t position = 0;
+  // A prefill's rows [token_begin, token_end) of its num_tokens: all of them,
+  // or one chunk of a layer (PrefillSlice).
+  int32_t token_begin = 0, token_end = 0;
+  [[nodiscard]] bool ends_prefill(int32_t num_layers) const {
+    return layer_end == num_layers && token_end == num_tokens;
+  }
   [[nodiscard]] bool samples() const {
     return position + num_tokens == static_cast<int32_t>(request->tokens.size());
   }
@@ -282,7 +299,7 @@ void Engine::DrainInbox() {
     a->prompt_logprobs_pending = a->request.prompt_logprobs >= 0;
     kv_.SetPolicy(id, a->request.kv_policy);
     scheduler_.Add({id, a->request.priority, a->summary.prompt_tokens,
-                    ReplaysOutput(a->request.kv_policy)});
+                    ReplaysOutput(a->request.kv_policy), Chunkable(a->request)});
     local_stats_.prompt_tokens_total += a->summary.prompt_tokens;
     requests_.emplace(id, std::move(a));
   }
@@ -397,8 +414,11 @@ Engine::StepPlan Engine::PlanStep() {
     plan.full.push_back({requests_.at(id).get(), 1, 0, L, true, scheduler_.NumCachedTokens(id)});
   }
   for (const scheduler::PrefillSlice& s : plan.schedule.prefills) {
-    Work w{requests_.at(s.id).get(), s.num_tokens, s.layer_begin, s.layer_end, false, 0};
-    (s.layer_begin == 0 && s.layer_end == L ? plan.full : plan.partial).push_back(w);
+    Work w{requests_.at(s.id).get(), s.num_tokens, s.layer_begin, s.layer_end, false};
+    w.token_begin = s.token_begin;
+    w.token_end = s.token_end;
+    (s.layer_begin == 0 && s.layer_end == L && !s.is_chunk() ? plan.full : plan.partial)
+        .push_back(w);
   }
   const double now_ms = clock_.NowMs();
   for (const std::vector<Work>* works : {&plan.full, &plan.partial}) {
@@ -419,22 +439,33 @@ SequenceInput Engine::InputFor(const Work& w, std::deque<KvLayerHook>* hooks) {
     in.tokens = absl::MakeConstSpan(a.tokens.data() + w.position, 1);
     in.first_position = w.position;
   } else {
-    in.tokens = absl::MakeConstSpan(a.tokens.data(), w.num_tokens);
-    in.first_position = 0;
+    in.tokens = absl::MakeConstSpan(a.tokens.data() + w.token_begin, w.token_end - w.token_begin);
+    in.first_position = w.token_begin;
   }
   in.cached_len = kv.cached_len();
   in.pages = kv.page_ptrs();
-  const bool last_layer = w.layer_end == model_.config().num_layers;
-  in.logits = !w.decode && last_layer && a.prompt_logprobs_pending ? LogitsMode::kAll
-                                                                   : LogitsMode::kLast;
+  const int32_t L = model_.config().num_layers;
+  if (w.decode) {
+    in.logits = LogitsMode::kLast;
+  } else if (!w.ends_prefill(L)) {
+    in.logits = LogitsMode::kNone;
+  } else {
+    in.logits = a.prompt_logprobs_pending ? LogitsMode::kAll : LogitsMode::kLast;
+  }
   in.layer_begin = w.layer_begin;
   in.layer_end = w.layer_end;
-  in.hidden = a.hidden ? a.hidden->floats() : nullptr;
+  // A chunk reads and writes its own rows of the [n][D] hidden states.
+  in.hidden = a.hidden ? a.hidden->floats() +
+                             static_cast<int64_t>(w.token_begin) * model_.config().hidden_size
+                       : nullptr;
   if (w.decode) {
     hooks->emplace_back(kv);
   } else {
-    if (w.layer_begin == 0) a.eviction = {};
+    if (w.layer_begin == 0 && w.token_begin == 0) a.eviction = {};
     hooks->emplace_back(kv, a.request.kv_policy, evictor_, &a.eviction);
+    if (w.token_begin > 0 || w.token_end < w.num_tokens) {
+      hooks->back().set_prompt_chunk(w.token_begin, w.num_tokens);
+    }
   }
   in.hook = &hooks->back();
   return in;
@@ -505,7 +536,7 @@ void Engine::RunSlice(const Work& w, std::vector<SampleRow>* rows) {
     }
     return;
   }
-  if (w.layer_end < c.num_layers) return;
+  if (!w.ends_prefill(c.num_layers)) return;
   RecordPrefillEviction(a, w.num_tokens);
   a.hidden.reset();
   const bool all = in.logits == LogitsMode::kAll;

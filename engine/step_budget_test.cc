@@ -29,7 +29,10 @@ class StampSink final : public RequestSink {
   explicit StampSink(const Clock& clock) : clock_(clock) {}
   void OnTokens(const TokenDelta& d) override {
     std::lock_guard<std::mutex> lock(mu_);
-    for (size_t i = 0; i < d.token_ids.size(); ++i) token_ms_.push_back(clock_.NowMs());
+    for (int32_t id : d.token_ids) {
+      token_ms_.push_back(clock_.NowMs());
+      token_ids_.push_back(id);
+    }
   }
   void OnFinish(const RequestSummary& s) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -46,6 +49,10 @@ class StampSink final : public RequestSink {
     std::lock_guard<std::mutex> lock(mu_);
     return token_ms_;
   }
+  std::vector<int32_t> token_ids() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return token_ids_;
+  }
 
  private:
   const Clock& clock_;
@@ -54,6 +61,7 @@ class StampSink final : public RequestSink {
   bool done_ = false;
   RequestSummary summary_;
   std::vector<double> token_ms_;
+  std::vector<int32_t> token_ids_;
 };
 
 // 1e-6 ms per multiply-add: a token-layer of the synthetic model (36 864
@@ -81,13 +89,15 @@ class StepBudgetEngineTest : public ::testing::Test {
   struct Result {
     std::vector<double> gaps_ms;  // of the decoding request while the long prompt prefilled
     double long_ttft_ms = 0;
+    std::vector<int32_t> long_tokens;  // greedy
+    RequestSummary long_summary;
   };
 
   // Request A decodes throughout; prompts of growing length come and go
   // beside it (the engine measures and fits its prices on these), then a
   // long prompt arrives. Returns A's inter-token gaps from the long prompt's
   // submission to its first token.
-  Result Run(double max_step_ms) {
+  Result Run(double max_step_ms, int32_t long_prompt = kLongPrompt, KvPolicyConfig policy = {}) {
     ManualClock clock;
     kernels::cpu::CpuBackend cpu(2);
     TimedBackend backend(cpu, clock, kCost);
@@ -99,8 +109,10 @@ class StepBudgetEngineTest : public ::testing::Test {
     opt.clock = &clock;
     std::unique_ptr<Engine> engine = *Engine::Create(*model, opt);
 
-    auto submit = [&](int32_t prompt_tokens, int32_t max_tokens, std::shared_ptr<StampSink> sink) {
+    auto submit = [&](int32_t prompt_tokens, int32_t max_tokens, std::shared_ptr<StampSink> sink,
+                      KvPolicyConfig kv_policy = {}) {
       EngineRequest r;
+      r.kv_policy = kv_policy;
       for (int32_t i = 0; i < prompt_tokens; ++i) r.prompt_tokens.push_back(1 + (i * 7) % 250);
       r.params.max_tokens = max_tokens;
       r.params.temperature = 0;
@@ -116,16 +128,19 @@ class StepBudgetEngineTest : public ::testing::Test {
       sink->Wait();
     }
     const size_t before = decoding->token_ms().size();
+    RequestSummary result_summary;
     auto long_sink = std::make_shared<StampSink>(clock);
     const double submitted_ms = clock.NowMs();
-    submit(kLongPrompt, 1, long_sink);
-    long_sink->Wait();
+    submit(long_prompt, 4, long_sink, policy);
+    result_summary = long_sink->Wait();
     const std::vector<double> stamps = decoding->token_ms();
     engine->Cancel(a);
     decoding->Wait();
 
     Result result;
     result.long_ttft_ms = long_sink->token_ms().at(0) - submitted_ms;
+    result.long_tokens = long_sink->token_ids();
+    result.long_summary = result_summary;
     EXPECT_GT(stamps.size(), before) << "the decode stopped while the long prompt prefilled";
     for (size_t i = std::max<size_t>(before, 1); i < stamps.size(); ++i) {
       if (stamps[i - 1] > long_sink->token_ms().at(0)) break;
@@ -155,6 +170,36 @@ TEST_F(StepBudgetEngineTest, DecodeBesideALongPrefillStaysUnderTheStepBudget) {
   const double untimed_worst = *std::max_element(untimed.gaps_ms.begin(), untimed.gaps_ms.end());
   EXPECT_GT(untimed_worst, 5 * kMaxStepMs) << "worst inter-token gap without a step budget";
   EXPECT_LE(timed.long_ttft_ms, untimed.long_ttft_ms * 1.1);
+}
+
+// A 3000-token prompt costs ~200 ms a layer here, twice the budget: its
+// layers are split by tokens, the decode beside it stays under the bound,
+// and the chunked prefill gives the same greedy tokens as the whole one.
+TEST_F(StepBudgetEngineTest, LayersOverTheBudgetAreChunkedByTokens) {
+  const Result timed = Run(kMaxStepMs, 3000);
+  const Result untimed = Run(0, 3000);
+  ASSERT_FALSE(timed.gaps_ms.empty());
+  EXPECT_LE(*std::max_element(timed.gaps_ms.begin(), timed.gaps_ms.end()), kMaxStepMs * 1.05);
+  EXPECT_GE(timed.gaps_ms.size(), static_cast<size_t>(2 * kLayers)) << "at least 2 chunks a layer";
+  EXPECT_GT(*std::max_element(untimed.gaps_ms.begin(), untimed.gaps_ms.end()), 10 * kMaxStepMs);
+  EXPECT_EQ(timed.long_tokens, untimed.long_tokens);
+}
+
+// The same under eviction during prefill: each layer is evicted after its
+// last chunk, over the whole prompt, and keeps what the unchunked prefill
+// keeps (same tokens out, same counts).
+TEST_F(StepBudgetEngineTest, ChunkedPrefillEvictsAsTheWholePrefill) {
+  KvPolicyConfig policy;
+  policy.kind = KvPolicyKind::kRestKv;
+  policy.budget = 256;
+  const Result timed = Run(kMaxStepMs, 3000, policy);
+  const Result untimed = Run(0, 3000, policy);
+  ASSERT_FALSE(timed.gaps_ms.empty());
+  EXPECT_LE(*std::max_element(timed.gaps_ms.begin(), timed.gaps_ms.end()), kMaxStepMs * 1.05);
+  EXPECT_EQ(timed.long_summary.kv_tokens_kept, untimed.long_summary.kv_tokens_kept);
+  EXPECT_EQ(timed.long_summary.kv_tokens_evicted, untimed.long_summary.kv_tokens_evicted);
+  EXPECT_LT(timed.long_summary.kv_tokens_kept, 3000) << "the policy evicted";
+  EXPECT_EQ(timed.long_tokens, untimed.long_tokens);
 }
 
 }  // namespace

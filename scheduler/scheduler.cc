@@ -77,6 +77,7 @@ void Scheduler::Preempt(Entry& e, SchedulerOutput& out) {
   kv_.Release(e.request.id);
   e.phase = Phase::kWaiting;
   e.layers_done = 0;
+  e.tokens_done = 0;
   // The prefill rebuilds the prompt and yields the first output token again;
   // the other num_output - 1 are fed back by decodes; all of them are known.
   e.replay = e.request.replay_output_on_recompute ? e.num_output : 0;
@@ -127,6 +128,28 @@ int32_t Scheduler::LayersThatFit(const Entry& e, const Budget& budget, const Ste
   return static_cast<int32_t>(std::min<int64_t>(layers, remaining - 1));
 }
 
+StepWork Scheduler::ChunkWork(const Entry& e, int32_t token_end) const {
+  return {1, token_end - e.tokens_done, CausalPairs(e.tokens_done, token_end)};
+}
+
+int32_t Scheduler::ChunkThatFits(const Entry& e, const Budget& budget, const StepCost& cost) const {
+  const int32_t t0 = e.tokens_done;
+  const int32_t n = PrefillTokens(e);
+  // Work grows with the chunk's end: binary search for the last end that fits.
+  int32_t lo = t0, hi = n;
+  while (lo < hi) {
+    const int32_t mid = lo + (hi - lo + 1) / 2;
+    if (budget.Fits(ChunkWork(e, mid), cost)) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  if (lo == n) return n;
+  const int32_t end = std::min(lo, n - kMinLastChunkTokens);
+  return end - t0 >= kMinChunkTokens ? end : t0;
+}
+
 SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
   SchedulerOutput out;
   const int32_t L = config_.num_layers;
@@ -172,7 +195,9 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
   struct Candidate {
     Entry* e;
     bool waiting;
-    int32_t layers = 0;  // planned this step
+    int32_t layers = 0;     // planned this step
+    int32_t chunk_end = 0;  // or a chunk of layer layers_done, rows [tokens_done, chunk_end)
+    [[nodiscard]] bool has_work() const { return layers > 0 || chunk_end > 0; }
   };
   std::vector<Candidate> candidates;
   for (const OrderKey& key : running_) {
@@ -200,10 +225,12 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
   bool any_long = false;
   for (const Candidate& c : candidates) {
     const int32_t remaining = L - c.e->layers_done;
-    any_long |= !budget.Fits(PrefillWork(*c.e, remaining, batch_open), price);
+    any_long |=
+        c.e->tokens_done > 0 || !budget.Fits(PrefillWork(*c.e, remaining, batch_open), price);
   }
   Budget finishing = any_long ? budget.Share(kFinishingPrefillShare) : budget;
   for (Candidate& c : candidates) {
+    if (c.e->tokens_done > 0) continue;  // mid-layer: continues by chunks below
     const int32_t remaining = L - c.e->layers_done;
     const StepWork w = PrefillWork(*c.e, remaining, batch_open);
     if (!finishing.Fits(w, price)) continue;
@@ -214,8 +241,24 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
   }
   bool first = true;
   for (Candidate& c : candidates) {
-    if (c.layers > 0) continue;
-    int32_t layers = LayersThatFit(*c.e, budget, price, batch_open);
+    if (c.has_work()) continue;
+    Entry& e = *c.e;
+    const bool mid_layer = e.tokens_done > 0;
+    int32_t layers = mid_layer ? 0 : LayersThatFit(e, budget, price, batch_open);
+    if (layers == 0 && (mid_layer || e.request.chunkable)) {
+      int32_t end = ChunkThatFits(e, budget, price);
+      if (end == e.tokens_done && first) {
+        // Progress: the smallest chunk, past the budget.
+        const int32_t n = PrefillTokens(e);
+        end = std::min(n - kMinLastChunkTokens, e.tokens_done + kMinChunkTokens);
+        if (end - e.tokens_done < kMinChunkTokens) end = n;
+      }
+      first = false;
+      if (end == e.tokens_done) break;
+      c.chunk_end = end;
+      budget.Charge(ChunkWork(e, end), price);
+      continue;
+    }
     if (layers == 0 && first) layers = 1;
     first = false;
     if (layers == 0) break;
@@ -229,7 +272,7 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
   // allocate every slice.
   size_t admit_end = 0;
   for (size_t i = 0; i < candidates.size(); ++i) {
-    if (candidates[i].waiting && candidates[i].layers > 0) admit_end = i + 1;
+    if (candidates[i].waiting && candidates[i].has_work()) admit_end = i + 1;
   }
   for (size_t i = 0; i < candidates.size(); ++i) {
     Candidate& c = candidates[i];
@@ -240,12 +283,17 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
       e.phase = Phase::kPrefilling;
       running_.insert(KeyOf(e));
     }
-    if (c.layers == 0) continue;
+    if (!c.has_work()) continue;
     const int32_t n = PrefillTokens(e);
-    RESTKV_CHECK(kv_.AllocatePrefill(e.request.id, n, e.layers_done, e.layers_done + c.layers))
-        << "pages of request " << e.request.id
-        << " (reserved or checked at admission) were not there";
-    out.prefills.push_back({e.request.id, n, e.layers_done, e.layers_done + c.layers});
+    const int32_t layers = c.layers > 0 ? c.layers : 1;
+    // A chunked layer's pages are confirmed with its first chunk.
+    if (e.tokens_done == 0) {
+      RESTKV_CHECK(kv_.AllocatePrefill(e.request.id, n, e.layers_done, e.layers_done + layers))
+          << "pages of request " << e.request.id
+          << " (reserved or checked at admission) were not there";
+    }
+    out.prefills.push_back({e.request.id, n, e.layers_done, e.layers_done + layers,
+                            c.layers > 0 ? 0 : e.tokens_done, c.layers > 0 ? n : c.chunk_end});
   }
   if (running_.empty() && !waiting_.empty()) {
     // Nothing holds a page, yet the head was not admitted: it never will be.
@@ -254,7 +302,8 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
   out.work = WorkOf(out);
   out.token_layers = static_cast<int64_t>(out.decodes.size()) * L;
   for (const PrefillSlice& p : out.prefills) {
-    out.prefill_token_layers += static_cast<int64_t>(p.num_tokens) * (p.layer_end - p.layer_begin);
+    out.prefill_token_layers +=
+        static_cast<int64_t>(p.token_end - p.token_begin) * (p.layer_end - p.layer_begin);
   }
   out.token_layers += out.prefill_token_layers;
   return out;
@@ -277,11 +326,11 @@ StepWork Scheduler::WorkOf(const SchedulerOutput& out) const {
   bool batch = !out.decodes.empty();
   for (const PrefillSlice& p : out.prefills) {
     const int64_t layers = p.layer_end - p.layer_begin;
-    const bool whole = p.layer_begin == 0 && p.layer_end == L;
+    const bool whole = p.layer_begin == 0 && p.layer_end == L && !p.is_chunk();
     batch |= whole;
     if (!whole) w.layer_passes += layers;
-    w.token_layers += static_cast<int64_t>(p.num_tokens) * layers;
-    w.attention_pairs += CausalPairs(0, p.num_tokens) * layers;
+    w.token_layers += static_cast<int64_t>(p.token_end - p.token_begin) * layers;
+    w.attention_pairs += CausalPairs(p.token_begin, p.token_end) * layers;
   }
   if (batch) w.layer_passes += L;
   return w;
@@ -292,6 +341,11 @@ void Scheduler::Update(const SchedulerOutput& output) {
     auto it = entries_.find(p.id);
     if (it == entries_.end()) continue;  // removed meanwhile
     Entry& e = it->second;
+    if (p.token_end < p.num_tokens) {  // a chunk short of the layer's end
+      e.tokens_done = p.token_end;
+      continue;
+    }
+    e.tokens_done = 0;
     e.layers_done = p.layer_end;
     if (p.layer_end == config_.num_layers) {
       e.phase = Phase::kDecoding;

@@ -71,17 +71,40 @@ struct NewRequest {
   // continuation) equals the one it lost. Without it a recompute prefills
   // prompt + output at once.
   bool replay_output_on_recompute = false;
+  // Its prefill may split a layer into chunks of tokens across steps (the
+  // eviction policy, if any, scores with at most the last kMinLastChunkTokens
+  // queries, and no step needs every prompt row's logits): the smallest unit
+  // of work is then a chunk of one layer, not a whole layer.
+  bool chunkable = false;
 };
+
+// The smallest chunk of a layer split by tokens (smaller ones would spend
+// more on the layer's weights than on its rows), and the least the last
+// chunk of a layer holds, so that the queries an eviction policy scores with
+// (its observation window) are all in the chunk that ends the layer.
+inline constexpr int32_t kMinChunkTokens = 64;
+inline constexpr int32_t kMinLastChunkTokens = 512;
 
 // Prefill of layers [layer_begin, layer_end) over the first `num_tokens`
 // tokens of the request (its prompt, plus its earlier output when it is
-// recomputed after preemption). layer_end == L means the step also yields
-// the request's next token.
+// recomputed after preemption). layer_end == L (with token_end ==
+// num_tokens) means the step also yields the request's next token.
+//
+// A chunk (chunkable requests only) is one layer over token rows
+// [token_begin, token_end): their queries attend the layer's cached K/V of
+// rows < token_end; the layer is complete, and evicted, after the chunk with
+// token_end == num_tokens. Otherwise token_begin = 0, token_end = num_tokens.
+//
+//   layer l:  [ rows done in earlier steps | this chunk | later chunks ]
+//             0                token_begin        token_end     num_tokens
 struct PrefillSlice {
   RequestId id = 0;
   int32_t num_tokens = 0;
   int32_t layer_begin = 0;
   int32_t layer_end = 0;
+  int32_t token_begin = 0;
+  int32_t token_end = 0;
+  [[nodiscard]] bool is_chunk() const { return token_begin > 0 || token_end < num_tokens; }
 };
 
 struct SchedulerOutput {
@@ -123,8 +146,9 @@ class Scheduler {
   //      milliseconds) goes first to candidates whose whole remaining
   //      prefill fits — within kFinishingPrefillShare of it while some
   //      candidate does not — in order, then to the others in order, sliced
-  //      by layers; the first of those always gets at least one layer
-  //      (progress), even past the budget;
+  //      by layers, or for a chunkable request whose next layer does not
+  //      fit, by chunks of a layer; the first of those always gets at least
+  //      one layer or chunk (progress), even past the budget;
   //   4. a waiting candidate is admitted if it or one behind it got work
   //      (the queue is never reordered for pages); admitted ones without
   //      work this step keep their pages reserved and continue in 3.
@@ -159,6 +183,7 @@ class Scheduler {
     Phase phase = Phase::kWaiting;
     int32_t num_output = 0;      // tokens generated
     int32_t layers_done = 0;     // prefill progress of the current attempt
+    int32_t tokens_done = 0;     // rows of layer layers_done run so far (chunks)
     int32_t replay = 0;          // known output tokens still to feed back (recompute)
   };
   using OrderKey = std::tuple<int32_t, int64_t, RequestId>;  // (priority, arrival, id)
@@ -177,6 +202,13 @@ class Scheduler {
   // Most prefill layers of `e` (up to its remaining ones) that fit `budget`.
   [[nodiscard]] int32_t LayersThatFit(const Entry& e, const Budget& budget, const StepCost& cost,
                                       bool batch_open) const;
+  // The work of rows [e.tokens_done, token_end) of layer e.layers_done, alone.
+  [[nodiscard]] StepWork ChunkWork(const Entry& e, int32_t token_end) const;
+  // The end of the largest chunk of e's current layer that fits `budget`,
+  // at least kMinChunkTokens long and leaving the layer's last chunk at
+  // least kMinLastChunkTokens; e.tokens_done if none fits.
+  [[nodiscard]] int32_t ChunkThatFits(const Entry& e, const Budget& budget,
+                                      const StepCost& cost) const;
   // The decodes' share of a step's work (the batched call's passes apart).
   [[nodiscard]] StepWork DecodeWork(absl::Span<const RequestId> decodes) const;
   // The work of a planned step, as the engine will run it.

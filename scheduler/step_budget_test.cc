@@ -256,5 +256,95 @@ TEST(StepBudgetTest, AdmissionKeepsOrderWhenAShortPromptGoesFirst) {
   EXPECT_EQ(s.num_waiting(), 0);
 }
 
+// A chunkable prompt one of whose layers is over the budget is split by
+// tokens within the layer: every step stays under the budget, each layer's
+// chunks cover its rows in order, and no chunk (the last included) is
+// smaller than kMinChunkTokens. Over budgets and prompt lengths.
+TEST(StepBudgetTest, ChunkableLayersSplitByTokensToFitTheBudget) {
+  struct Row {
+    double max_step_ms;
+    int32_t prompt_tokens;
+    int expected_steps;
+  };
+  // One layer alone costs 1 + 0.01 n + 5e-6 n^2 ms: 76 ms at 3000 tokens,
+  // 241 ms at 6000. About 46 ms (126 ms) is left beside the decode.
+  const std::vector<Row> table = {
+      {50, 3000, 8},   // rows 0..2161 (45 ms), then 2161..3000 (31 ms): 2 chunks a layer
+      {90, 3000, 4},   // a whole layer a step
+      {50, 6000, 24},  // 0..2161..3357..4289..5080..5488..6000: attention grows along
+                       // the layer, so chunks shrink; the fifth stops at 5488 to leave
+                       // the last one its 512 rows
+      {130, 6000, 8},  // 0..4098, then the last 1902 rows (116 ms)
+  };
+  for (const Row& row : table) {
+    FakeKv kv(1000000, kLayers);
+    Scheduler s(Timed(row.max_step_ms), kv);
+    StartDecoding(s, kWithAttention);
+    NewRequest r{2, 0, row.prompt_tokens};
+    r.chunkable = true;
+    s.Add(r);
+    int steps = 0;
+    std::vector<int32_t> next_row(kLayers, 0);
+    int32_t next_layer = 0;
+    for (; steps < 100 && !s.IsDecoding(2); ++steps) {
+      const SchedulerOutput out = s.Schedule(kWithAttention);
+      ASSERT_EQ(out.prefills.size(), 1u) << row.prompt_tokens << " step " << steps;
+      const PrefillSlice& p = out.prefills[0];
+      EXPECT_LE(kWithAttention.Ms(out.work), row.max_step_ms)
+          << row.prompt_tokens << " step " << steps;
+      EXPECT_EQ(p.layer_begin, next_layer) << row.prompt_tokens << " step " << steps;
+      if (p.is_chunk()) {
+        EXPECT_EQ(p.layer_end, p.layer_begin + 1);
+        EXPECT_EQ(p.token_begin, next_row[p.layer_begin]) << "chunks in order";
+        EXPECT_GE(p.token_end - p.token_begin, kMinChunkTokens) << "step " << steps;
+        if (p.token_end == p.num_tokens) {
+          EXPECT_GE(p.token_end - p.token_begin, kMinLastChunkTokens) << "step " << steps;
+        }
+        next_row[p.layer_begin] = p.token_end;
+        if (p.token_end == p.num_tokens) next_layer = p.layer_end;
+      } else {
+        next_layer = p.layer_end;
+      }
+      s.Update(out);
+    }
+    EXPECT_TRUE(s.IsDecoding(2)) << row.prompt_tokens;
+    EXPECT_EQ(steps, row.expected_steps) << row.max_step_ms << " ms, " << row.prompt_tokens;
+  }
+}
+
+// The same prompt, not chunkable (an H2O policy, prompt logprobs), gets a
+// whole layer a step past the budget: the progress rule.
+TEST(StepBudgetTest, UnchunkableLayerOverTheBudgetStillProgresses) {
+  FakeKv kv(1000000, kLayers);
+  Scheduler s(Timed(50), kv);
+  StartDecoding(s, kWithAttention);
+  s.Add({2, 0, 3000});
+  EXPECT_EQ(PrefillBesideDecode(s, 2, kWithAttention, 50, /*may_exceed=*/true),
+            (Slices{{0, 1}, {1, 2}, {2, 3}, {3, 4}}));
+}
+
+// A budget too small for the smallest chunk still moves the prompt one
+// kMinChunkTokens chunk a step, and the layer's last chunk keeps its
+// kMinLastChunkTokens rows.
+TEST(StepBudgetTest, TinyBudgetGetsTheSmallestChunk) {
+  FakeKv kv(1000000, kLayers);
+  Scheduler s(Timed(5), kv);  // ~1 ms left beside the decode: under one layer pass
+  StartDecoding(s, kWithAttention);
+  NewRequest r{2, 0, 700};
+  r.chunkable = true;
+  s.Add(r);
+  std::vector<std::pair<int32_t, int32_t>> rows;
+  for (int step = 0; step < 5; ++step) {
+    const SchedulerOutput out = s.Schedule(kWithAttention);
+    ASSERT_EQ(out.prefills.size(), 1u);
+    rows.emplace_back(out.prefills[0].token_begin, out.prefills[0].token_end);
+    s.Update(out);
+  }
+  // At row 128 a third 64-row chunk would leave 508 rows, under the last
+  // chunk's 512, and a 60-row chunk is under the minimum: the rest goes at once.
+  EXPECT_EQ(rows, (std::vector<std::pair<int32_t, int32_t>>{
+                      {0, 64}, {64, 128}, {128, 700}, {0, 64}, {64, 128}}));
+}
+
 }  // namespace
 }  // namespace restkv::scheduler

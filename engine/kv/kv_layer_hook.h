@@ -35,6 +35,18 @@ class KvLayerHook final : public LayerHook {
   // another thread), so a long prefill stops at the next layer boundary.
   void set_cancel_flag(const std::atomic<bool>* cancelled) { cancelled_ = cancelled; }
 
+  // The step's new tokens are rows [token_begin, token_begin + n) of a
+  // prompt of `num_prompt_tokens` prefilled from position 0, one chunk of a
+  // layer (scheduler.h, PrefillSlice): eviction, if the policy evicts this
+  // prompt, runs after the chunk that ends the layer, over the whole
+  // prompt's K/V, scoring with that chunk's last queries.
+  // REQUIRES: the policy does not need every query (NeedsH2oScores), and the
+  // last chunk holds its scoring window.
+  void set_prompt_chunk(int32_t token_begin, int32_t num_prompt_tokens) {
+    chunk_begin_ = token_begin;
+    chunk_prompt_tokens_ = num_prompt_tokens;
+  }
+
   [[nodiscard]] int32_t NumQueryRows(int32_t num_new_tokens) const override;
   // Errors: Cancelled when the cancel flag is set; Internal when the pool
   // cannot supply the pages (the scheduler's reservation should have
@@ -45,12 +57,18 @@ class KvLayerHook final : public LayerHook {
 
  private:
   [[nodiscard]] bool Evicts(int32_t num_new_tokens) const;
+  // The prompt the step's rows belong to: the chunk's prompt, or the rows.
+  [[nodiscard]] int32_t PromptTokens(int32_t num_new_tokens) const {
+    return chunk_prompt_tokens_ > 0 ? chunk_prompt_tokens_ : num_new_tokens;
+  }
 
   SequenceKv& kv_;
   const KvPolicyConfig* policy_ = nullptr;
   LayerEvictor* evictor_ = nullptr;
   EvictionReport* report_ = nullptr;
   const std::atomic<bool>* cancelled_ = nullptr;
+  int32_t chunk_begin_ = 0;
+  int32_t chunk_prompt_tokens_ = 0;  // 0: not a chunk
 };
 
 }  // namespace restkv::engine
