@@ -128,6 +128,22 @@ int32_t Scheduler::LayersThatFit(const Entry& e, const Budget& budget, const Ste
   return static_cast<int32_t>(std::min<int64_t>(layers, remaining - 1));
 }
 
+int32_t Scheduler::SmallestChunkEnd(const Entry& e) const {
+  const int32_t n = PrefillTokens(e);
+  const int32_t end = std::min(n - kMinLastChunkTokens, e.tokens_done + kMinChunkTokens);
+  return end - e.tokens_done >= kMinChunkTokens ? end : n;
+}
+
+double Scheduler::RemainingCost(const Entry& e, const StepCost& cost) const {
+  const int32_t n = PrefillTokens(e);
+  const int32_t layers = config_.num_layers - e.layers_done;
+  // The rest of the current layer, then the layers after it; in token-layers
+  // when the step is not timed.
+  const StepWork w = ChunkWork(e, n) + StepWork{layers - 1, static_cast<int64_t>(n) * (layers - 1),
+                                                CausalPairs(0, n) * (layers - 1)};
+  return cost.is_zero() ? static_cast<double>(w.token_layers) : cost.Ms(w);
+}
+
 StepWork Scheduler::ChunkWork(const Entry& e, int32_t token_end) const {
   return {1, token_end - e.tokens_done, CausalPairs(e.tokens_done, token_end)};
 }
@@ -187,7 +203,15 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
     const double limit = batch_open ? config_.max_step_ms : config_.lone_prefill_step_ms;
     StepWork decode_work = DecodeWork(out.decodes);
     if (batch_open) decode_work.layer_passes += L;
-    if (limit > 0) budget.ms = limit - price.Ms(decode_work);
+    // NOTE(restkv): prefills keep at least kMinPrefillShare of a step even
+    // when the decodes alone take more: otherwise a batch of decodes that
+    // outgrew the budget would leave prompts only the forced smallest unit,
+    // and time to first token (and, through the clients waiting on it,
+    // throughput) would collapse while the bound is broken anyway.
+    if (limit > 0) {
+      budget.ms =
+          std::max(limit - price.Ms(decode_work), batch_open ? kMinPrefillShare * limit : 0.0);
+    }
   }
 
   // 2. Prefill candidates: prefills under way, then the waiting requests
@@ -197,6 +221,7 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
     bool waiting;
     int32_t layers = 0;     // planned this step
     int32_t chunk_end = 0;  // or a chunk of layer layers_done, rows [tokens_done, chunk_end)
+    StepWork work;          // of the above
     [[nodiscard]] bool has_work() const { return layers > 0 || chunk_end > 0; }
   };
   std::vector<Candidate> candidates;
@@ -221,51 +246,65 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
     candidates.push_back({&e, true});
   }
 
-  // 3. Prefills that finish in this step first, then the others in order.
-  bool any_long = false;
-  for (const Candidate& c : candidates) {
-    const int32_t remaining = L - c.e->layers_done;
-    any_long |=
-        c.e->tokens_done > 0 || !budget.Fits(PrefillWork(*c.e, remaining, batch_open), price);
-  }
-  Budget finishing = any_long ? budget.Share(kFinishingPrefillShare) : budget;
-  for (Candidate& c : candidates) {
-    if (c.e->tokens_done > 0) continue;  // mid-layer: continues by chunks below
-    const int32_t remaining = L - c.e->layers_done;
-    const StepWork w = PrefillWork(*c.e, remaining, batch_open);
-    if (!finishing.Fits(w, price)) continue;
-    c.layers = remaining;
-    finishing.Charge(w, price);
-    budget.Charge(w, price);
-    batch_open |= c.e->layers_done == 0;
-  }
-  bool first = true;
-  for (Candidate& c : candidates) {
-    if (c.has_work()) continue;
+  // 3. Prefill work: by least remaining work first within a share of the
+  // budget, then oldest first with the rest.
+  auto give = [&](Candidate& c, Budget& share, bool force) {
     Entry& e = *c.e;
+    if (c.has_work()) return;
     const bool mid_layer = e.tokens_done > 0;
-    int32_t layers = mid_layer ? 0 : LayersThatFit(e, budget, price, batch_open);
-    if (layers == 0 && (mid_layer || e.request.chunkable)) {
-      int32_t end = ChunkThatFits(e, budget, price);
-      if (end == e.tokens_done && first) {
-        // Progress: the smallest chunk, past the budget.
-        const int32_t n = PrefillTokens(e);
-        end = std::min(n - kMinLastChunkTokens, e.tokens_done + kMinChunkTokens);
-        if (end - e.tokens_done < kMinChunkTokens) end = n;
-      }
-      first = false;
-      if (end == e.tokens_done) break;
-      c.chunk_end = end;
-      budget.Charge(ChunkWork(e, end), price);
-      continue;
+    StepWork w;
+    const int32_t layers = mid_layer ? 0 : LayersThatFit(e, share, price, batch_open);
+    if (layers > 0) {
+      c.layers = layers;
+    } else if (mid_layer || e.request.chunkable) {
+      int32_t chunk_end = ChunkThatFits(e, share, price);
+      if (chunk_end == e.tokens_done && force) chunk_end = SmallestChunkEnd(e);
+      if (chunk_end == e.tokens_done) return;
+      c.chunk_end = chunk_end;
+    } else if (force) {
+      c.layers = 1;
+    } else {
+      return;
     }
-    if (layers == 0 && first) layers = 1;
-    first = false;
-    if (layers == 0) break;
-    c.layers = layers;
-    const StepWork w = PrefillWork(*c.e, layers, batch_open);
-    budget.Charge(w, price);
-    batch_open |= c.e->layers_done == 0 && layers == L;
+    w = c.layers > 0 ? PrefillWork(e, c.layers, batch_open) : ChunkWork(e, c.chunk_end);
+    c.work = w;
+    share.Charge(w, price);
+    if (&share != &budget) budget.Charge(w, price);
+    batch_open |= e.layers_done == 0 && c.layers == L;
+  };
+  // Whether c's planned work ends its prefill.
+  auto completes = [&](const Candidate& c) {
+    const Entry& e = *c.e;
+    return c.layers > 0 ? e.layers_done + c.layers == L
+                        : e.layers_done + 1 == L && c.chunk_end == PrefillTokens(e);
+  };
+  std::vector<Candidate*> by_remaining;
+  for (Candidate& c : candidates) by_remaining.push_back(&c);
+  std::stable_sort(by_remaining.begin(), by_remaining.end(),
+                   [&](const Candidate* a, const Candidate* b) {
+                     return RemainingCost(*a->e, price) < RemainingCost(*b->e, price);
+                   });
+  Budget shortest = budget.Share(kShortestFirstShare);
+  for (Candidate* c : by_remaining) give(*c, shortest, false);
+  for (Candidate& c : candidates) {
+    if (c.has_work()) {
+      if (completes(c)) continue;
+      // Partial work from the share (a slice or chunk, run alone: it opened
+      // no batch) is replanned with what is left, which can only grow it.
+      budget.token_layers += c.work.token_layers;
+      budget.ms += price.Ms(c.work);
+      c.layers = c.chunk_end = 0;
+    }
+    give(c, budget, false);
+  }
+  // Progress, past the budget if need be: the oldest candidate always moves,
+  // and so does the one with least work left (the oldest is never starved by
+  // younger ones, nor a short prompt kept behind a long one).
+  if (!candidates.empty()) {
+    const bool any_work = std::any_of(candidates.begin(), candidates.end(),
+                                      [](const Candidate& c) { return c.has_work(); });
+    give(candidates.front(), budget, true);
+    if (!any_work) give(*by_remaining.front(), budget, true);
   }
 
   // 4. Admit the waiting candidates up to the last one with work, in order;

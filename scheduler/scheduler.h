@@ -23,9 +23,9 @@
 // Schedule() prices the plan (step_cost.h) so that a step that carries
 // decodes is planned to take at most max_step_ms — the inter-token time of
 // every decoding request — and one without decodes at most
-// lone_prefill_step_ms. Within the budget, decodes go first, then prefills
-// that finish in this step (short prompts, a share of the budget while a
-// long prefill waits), then long prefills, oldest first, by layer slices.
+// lone_prefill_step_ms. Within the budget, decodes go first, then prefills:
+// half of their budget by least remaining work (short prompts are not queued
+// behind long ones), the rest oldest first, by layer slices or chunks.
 //
 // Thread safety: none; owned by the engine thread.
 #pragma once
@@ -53,12 +53,19 @@ struct SchedulerConfig {
   double lone_prefill_step_ms = 0;
 };
 
-// NOTE(restkv): while a long prefill is under way, prefills that finish in
-// this step (the short prompts) may take at most this share of the step's
-// prefill budget, so the oldest long prefill keeps at least the rest: short
-// prompts get their first token in the step after they arrive, and a stream
-// of them slows a long prefill at most twofold, never starves it.
-inline constexpr double kFinishingPrefillShare = 0.5;
+// NOTE(restkv): the prefill budget of a step is split. This share goes to
+// the candidates with the least work left first (shortest remaining), the
+// rest to all of them oldest first. Shortest-remaining alone minimises the
+// mean time to first token but starves a long prompt under a stream of
+// short ones; oldest-first alone (today's FCFS) queues a short prompt behind
+// minutes of long prefills. Split in half, a short prompt that arrives gets
+// work in the very next step (its first token as soon as half the budget
+// has paid for it) and a stream of them slows a long prefill at most
+// twofold.
+inline constexpr double kShortestFirstShare = 0.5;
+// A step that carries decodes still gives prefills at least this share of
+// max_step_ms when the decodes alone would take more (scheduler.cc).
+inline constexpr double kMinPrefillShare = 0.5;
 
 struct NewRequest {
   RequestId id = 0;
@@ -143,12 +150,14 @@ class Scheduler {
   //      pages reserved for admitted prefills cover their prefill peak,
   //      running < max_num_seqs);
   //   3. the budget left after the decodes (token-layers and, when timed,
-  //      milliseconds) goes first to candidates whose whole remaining
-  //      prefill fits — within kFinishingPrefillShare of it while some
-  //      candidate does not — in order, then to the others in order, sliced
-  //      by layers, or for a chunkable request whose next layer does not
-  //      fit, by chunks of a layer; the first of those always gets at least
-  //      one layer or chunk (progress), even past the budget;
+  //      milliseconds, at least kMinPrefillShare of the step) goes first,
+  //      within kShortestFirstShare of it, to the candidates with the least
+  //      remaining work, then to all of them oldest first; each gets as much
+  //      as fits: all its remaining layers (a whole prompt joins the decodes'
+  //      batched call), a slice of layers, or for a chunkable request whose
+  //      next layer does not fit, a chunk of a layer. The oldest candidate
+  //      always gets at least one layer or the smallest chunk, and so does
+  //      the shortest when nothing else fit (progress), even past the budget;
   //   4. a waiting candidate is admitted if it or one behind it got work
   //      (the queue is never reordered for pages); admitted ones without
   //      work this step keep their pages reserved and continue in 3.
@@ -202,6 +211,11 @@ class Scheduler {
   // Most prefill layers of `e` (up to its remaining ones) that fit `budget`.
   [[nodiscard]] int32_t LayersThatFit(const Entry& e, const Budget& budget, const StepCost& cost,
                                       bool batch_open) const;
+  // The end of the smallest chunk e's current layer may have (progress).
+  [[nodiscard]] int32_t SmallestChunkEnd(const Entry& e) const;
+  // What is left of e's prefill, in milliseconds at `cost` (token-layers
+  // when cost is zero): the order of the shortest-remaining share.
+  [[nodiscard]] double RemainingCost(const Entry& e, const StepCost& cost) const;
   // The work of rows [e.tokens_done, token_end) of layer e.layers_done, alone.
   [[nodiscard]] StepWork ChunkWork(const Entry& e, int32_t token_end) const;
   // The end of the largest chunk of e's current layer that fits `budget`,
