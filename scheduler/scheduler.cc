@@ -128,7 +128,7 @@ SchedulerOutput Scheduler::Schedule() {
     if (e.phase != Phase::kPrefilling) continue;
     const int32_t layers = SliceLayers(e, out.prefills.empty(), &budget);
     if (layers == 0) break;
-    RESTKV_CHECK(kv_.AllocatePrefill(e.request.id, PrefillTokens(e), e.layers_done, e.layers_done + layers))
+    RESTKV_CHECK(kv_.CoversPrefill(e.request.id, PrefillTokens(e), e.layers_done, e.layers_done + layers))
         << "reserved pages of request " << e.request.id << " were not there";
     out.prefills.push_back({e.request.id, PrefillTokens(e), e.layers_done, e.layers_done + layers});
   }
@@ -146,7 +146,7 @@ SchedulerOutput Scheduler::Schedule() {
     waiting_.erase(waiting_.begin());
     e.phase = Phase::kPrefilling;
     running_.insert(KeyOf(e));
-    RESTKV_CHECK(kv_.AllocatePrefill(e.request.id, PrefillTokens(e), 0, layers))
+    RESTKV_CHECK(kv_.CoversPrefill(e.request.id, PrefillTokens(e), 0, layers))
         << "admitted request " << e.request.id << " could not allocate";
     out.prefills.push_back({e.request.id, PrefillTokens(e), 0, layers});
   }
