@@ -13,7 +13,7 @@
 namespace restkv::engine {
 
 LayerEvictor::LayerEvictor(const ModelConfig& config, const ModelWeights& weights,
-                     kernels::Backend& backend)
+                           kernels::Backend& backend)
     : config_(config),
       weights_(weights),
       backend_(backend),
@@ -129,8 +129,7 @@ void LayerEvictor::Report(int32_t layer, int32_t n, int32_t kept, int32_t releas
 
 absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32_t n,
                                       const float* q_window, int32_t num_queries,
-                                      const float* q_all, SequenceKv& kv,
-                                      EvictionReport* report) {
+                                      const float* q_all, SequenceKv& kv, EvictionReport* report) {
   const int32_t H = config_.num_heads, Hkv = config_.num_kv_heads, d = config_.head_dim;
   const int32_t bs = kv.block_size();
   RESTKV_CHECK_EQ(kv.cached_len()[layer], n) << "layer " << layer;

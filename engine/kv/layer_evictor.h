@@ -32,11 +32,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-
 #include "engine/eviction/token_selection.h"
+#include "engine/kv/sequence_kv.h"
 #include "engine/model/model_config.h"
 #include "engine/model/model_weights.h"
-#include "engine/kv/sequence_kv.h"
 
 namespace restkv::engine {
 

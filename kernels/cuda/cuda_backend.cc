@@ -150,8 +150,7 @@ absl::Status CudaBackend::EvictionMemory::Upload(const void* host, void* device,
   return Copy(device, host, bytes, cudaMemcpyHostToDevice, "eviction upload");
 }
 
-absl::Status CudaBackend::EvictionMemory::Download(const void* device, void* host,
-                                                   size_t bytes) {
+absl::Status CudaBackend::EvictionMemory::Download(const void* device, void* host, size_t bytes) {
   return Copy(host, device, bytes, cudaMemcpyDeviceToHost, "eviction download");
 }
 

@@ -7,7 +7,7 @@
 //   cuBLAS (bf16 inputs, fp32 accumulation and output, tensor cores).
 // - The KV cache stays fp32, in the page layout of backend.h. NOTE(restkv):
 //   fp32 because the engine's page arithmetic (BlockPool, KvPageShape), the
-//   host-side evictor and the CPU reference all read pages as floats; bf16
+//   evictor's CPU path and the CPU reference all read pages as floats; bf16
 //   pages would halve KV memory and decode bandwidth and are the next step
 //   (they need a dtype in KvPageShape and bf16 loads in paged_attention.cu).
 // - Index tables that the engine builds on the host — token ids, positions,

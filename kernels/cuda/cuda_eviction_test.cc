@@ -68,8 +68,8 @@ class CudaEvictionTest : public ::testing::Test {
     std::mt19937 rng(s.num_tokens);
     std::normal_distribution<float> dist;
     for (float& x : wo) x = dist(rng);
-    const std::vector<float> factor =
-        engine::ComputeWoFactor(wo.data(), 4 * s.head_dim, s.heads, s.head_dim, backend_->host_pool());
+    const std::vector<float> factor = engine::ComputeWoFactor(wo.data(), 4 * s.head_dim, s.heads,
+                                                              s.head_dim, backend_->host_pool());
     auto factor_dev = backend_->Allocate(sizeof(float) * factor.size());
     ASSERT_TRUE(factor_dev.ok());
     backend_->CopyFromHost(factor.data(), (*factor_dev)->floats(), factor.size());
@@ -92,7 +92,8 @@ class CudaEvictionTest : public ::testing::Test {
                                  s.kv_heads, s.head_dim, h2o.data());
       in.h2o_scores = h2o.data();
     }
-    const auto cpu = engine::SelectTokens(policy, layer_index, num_layers, in, backend_->host_pool());
+    const auto cpu =
+        engine::SelectTokens(policy, layer_index, num_layers, in, backend_->host_pool());
 
     const auto plan = engine::MakeEvictionPlan(policy, layer_index, num_layers, s.num_tokens);
     ASSERT_TRUE(plan.has_value());
@@ -156,9 +157,9 @@ KvPolicyConfig Policy(KvPolicyKind kind, int32_t budget, int32_t window) {
   return c;
 }
 
-const KvPolicyKind kPolicies[] = {KvPolicyKind::kRestKv, KvPolicyKind::kSnapKv,
+const KvPolicyKind kPolicies[] = {KvPolicyKind::kRestKv,    KvPolicyKind::kSnapKv,
                                   KvPolicyKind::kPyramidKv, KvPolicyKind::kTova,
-                                  KvPolicyKind::kH2o, KvPolicyKind::kStreamingLlm};
+                                  KvPolicyKind::kH2o,       KvPolicyKind::kStreamingLlm};
 
 // The emulated tests' shapes, larger: GQA 1 / 4 / 8, pages 1 / 8 / 16,
 // head_dim 64 / 128, odd lengths.
@@ -167,14 +168,19 @@ TEST_F(CudaEvictionTest, KeptSetsMatchTheCpu) {
     LayerShape shape;
     int32_t budget;
   } cases[] = {
-      {{1023, 4, 4, 64, 1}, 256}, {{2049, 16, 4, 128, 16}, 512}, {{777, 8, 1, 128, 8}, 160},
+      {{1023, 4, 4, 64, 1}, 256},
+      {{2049, 16, 4, 128, 16}, 512},
+      {{777, 8, 1, 128, 8}, 160},
       {{301, 2, 2, 64, 16}, 64},
   };
   Stats stats;
   uint32_t seed = 1;
   for (const auto& c : cases) {
     for (KvPolicyKind kind : kPolicies) {
-      SCOPED_TRACE(std::string(engine::KvPolicyName(kind)) + " N=" + std::to_string(c.shape.num_tokens));
+      // The H2O reference is O(N^2 d H) in double on one core.
+      if (kind == KvPolicyKind::kH2o && c.shape.num_tokens > 1100) continue;
+      SCOPED_TRACE(std::string(engine::KvPolicyName(kind)) +
+                   " N=" + std::to_string(c.shape.num_tokens));
       RandomLayer layer(c.shape, ++seed);
       const bool pyramid = kind == KvPolicyKind::kPyramidKv;
       RunLayer(Policy(kind, c.budget, 32), layer, pyramid ? 5 : 0, pyramid ? 16 : 1, true, &stats);
@@ -190,9 +196,9 @@ TEST_F(CudaEvictionTest, KeptSetsMatchTheCpu) {
 // tokens, budget 2048: parity and the device time of one evicting layer.
 TEST_F(CudaEvictionTest, DISABLED_LongPromptParityAndTime) {
   for (int32_t n : {8192, 32768}) {
+    RandomLayer layer({n, 32, 8, 128, 16}, 7);  // RunLayer leaves the host copy as it was
     for (KvPolicyKind kind : {KvPolicyKind::kRestKv, KvPolicyKind::kSnapKv, KvPolicyKind::kTova}) {
       Stats stats;
-      RandomLayer layer({n, 32, 8, 128, 16}, 7);
       RunLayer(Policy(kind, 2048, 32), layer, 0, 1, false, &stats);
       std::printf("cuda eviction %s N=%d: %lld/%lld heads identical, mean Jaccard %.6f, %.1f ms\n",
                   std::string(engine::KvPolicyName(kind)).c_str(), n,

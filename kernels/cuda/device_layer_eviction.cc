@@ -13,15 +13,14 @@ namespace {
 absl::Status CheckLayer(const EvictionPlan& plan, const EvictionLayerView& layer) {
   const int32_t n = layer.num_tokens;
   if (n < 1 || layer.num_heads < 1 || layer.num_kv_heads < 1 ||
-      layer.num_heads % layer.num_kv_heads != 0 || layer.block_size < 1 ||
-      layer.pages == nullptr) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "device eviction: %d tokens, %d heads over %d KV heads, block %d", n, layer.num_heads,
-        layer.num_kv_heads, layer.block_size));
+      layer.num_heads % layer.num_kv_heads != 0 || layer.block_size < 1 || layer.pages == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("device eviction: %d tokens, %d heads over %d KV heads, block %d", n,
+                        layer.num_heads, layer.num_kv_heads, layer.block_size));
   }
   if (layer.head_dim < 1 || layer.head_dim > kMaxEvictionHeadDim) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "device eviction: head_dim %d outside 1..%d", layer.head_dim, kMaxEvictionHeadDim));
+    return absl::InvalidArgumentError(absl::StrFormat("device eviction: head_dim %d outside 1..%d",
+                                                      layer.head_dim, kMaxEvictionHeadDim));
   }
   const int32_t kept = plan.KeptTokens();
   if (kept < 1 || kept > n) {
@@ -52,9 +51,9 @@ absl::Status CheckLayer(const EvictionPlan& plan, const EvictionLayerView& layer
     case EvictionScore::kReconstruction:
       if (layer.q_window == nullptr || layer.num_queries < plan.window ||
           static_cast<int32_t>(plan.row_weights.size()) != plan.window) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "device eviction: %d window rows, %d queries, %d row weights", plan.window,
-            layer.num_queries, plan.row_weights.size()));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("device eviction: %d window rows, %d queries, %d row weights",
+                            plan.window, layer.num_queries, plan.row_weights.size()));
       }
       if (plan.pooling == EvictionPooling::kAdaptive && plan.window % 2 != 0) {
         return absl::InvalidArgumentError("device eviction: adaptive pooling needs an even window");
@@ -62,9 +61,9 @@ absl::Status CheckLayer(const EvictionPlan& plan, const EvictionLayerView& layer
       break;
   }
   if (plan.window < 1 || plan.keep < 1 || plan.keep > n - plan.window) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "device eviction: keep %d of %d candidates (window %d)", plan.keep, n - plan.window,
-        plan.window));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("device eviction: keep %d of %d candidates (window %d)", plan.keep,
+                        n - plan.window, plan.window));
   }
   return absl::OkStatus();
 }
@@ -115,8 +114,8 @@ absl::Status DeviceLayerEviction::EvictLayer(const EvictionPlan& plan,
   const int32_t kept = plan.KeptTokens();
   const size_t staged = 2 * static_cast<size_t>(layer.num_kv_heads) * kept * layer.head_dim;
   RESTKV_ASSIGN_OR_RETURN(void* stage, Scratch(kStaged, staged * sizeof(KvElement)));
-  RESTKV_RETURN_IF_ERROR(LaunchGatherKept(kv, keep_, keep_stride_, kept,
-                                          static_cast<KvElement*>(stage), stream_));
+  RESTKV_RETURN_IF_ERROR(
+      LaunchGatherKept(kv, keep_, keep_stride_, kept, static_cast<KvElement*>(stage), stream_));
   RESTKV_RETURN_IF_ERROR(LaunchScatterKept(static_cast<KvElement*>(stage), kv, kept, stream_));
   last_kv_heads_ = layer.num_kv_heads;
   last_kept_ = kept;
@@ -151,13 +150,14 @@ absl::Status DeviceLayerEviction::SelectLastQuery(const EvictionPlan& plan,
   const int64_t qrow = static_cast<int64_t>(heads) * d;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   RESTKV_ASSIGN_OR_RETURN(
-      float* q, Upload(kQueries, layer.q_window + (layer.num_queries - 1) * qrow,
-                       static_cast<size_t>(qrow)));
+      float* q,
+      Upload(kQueries, layer.q_window + (layer.num_queries - 1) * qrow, static_cast<size_t>(qrow)));
   RESTKV_ASSIGN_OR_RETURN(void* probs, Scratch(kProbs, sizeof(float) * heads * n));
   RESTKV_ASSIGN_OR_RETURN(void* mean, Scratch(kReduced, sizeof(float) * n));
   RESTKV_ASSIGN_OR_RETURN(void* keep, Scratch(kKeep, sizeof(int32_t) * plan.keep));
   float* p = static_cast<float*>(probs);
-  RESTKV_RETURN_IF_ERROR(LaunchWindowProbs(q, qrow, 1, n - 1, kv, heads, 0, heads, scale, p, stream_));
+  RESTKV_RETURN_IF_ERROR(
+      LaunchWindowProbs(q, qrow, 1, n - 1, kv, heads, 0, heads, scale, p, stream_));
   RESTKV_RETURN_IF_ERROR(
       LaunchReduceGroups(p, 1, heads, n, n, false, static_cast<float*>(mean), stream_));
   keep_ = static_cast<int32_t*>(keep);
@@ -180,16 +180,15 @@ absl::Status DeviceLayerEviction::SelectAccumulated(const EvictionPlan& plan,
       static_cast<int32_t>(std::clamp<int64_t>(kMaxProbsBytes / row_bytes, 1, std::min(n, 4096)));
   RESTKV_ASSIGN_OR_RETURN(void* probs, Scratch(kProbs, static_cast<size_t>(row_bytes) * chunk));
   RESTKV_ASSIGN_OR_RETURN(void* acc, Scratch(kRaw, static_cast<size_t>(row_bytes)));
-  RESTKV_ASSIGN_OR_RETURN(void* reduced,
-                          Scratch(kReduced, sizeof(float) * layer.num_kv_heads * m));
-  RESTKV_ASSIGN_OR_RETURN(void* keep, Scratch(kKeep, sizeof(int32_t) * layer.num_kv_heads *
-                                                         (plan.keep + plan.window)));
+  RESTKV_ASSIGN_OR_RETURN(void* reduced, Scratch(kReduced, sizeof(float) * layer.num_kv_heads * m));
+  RESTKV_ASSIGN_OR_RETURN(
+      void* keep, Scratch(kKeep, sizeof(int32_t) * layer.num_kv_heads * (plan.keep + plan.window)));
   float* p = static_cast<float*>(probs);
   float* a = static_cast<float*>(acc);
   for (int32_t t0 = 0; t0 < n; t0 += chunk) {
     const int32_t rows = std::min(chunk, n - t0);
-    RESTKV_ASSIGN_OR_RETURN(float* q, Upload(kQueries, layer.q_all + t0 * qrow,
-                                             static_cast<size_t>(rows * qrow)));
+    RESTKV_ASSIGN_OR_RETURN(
+        float* q, Upload(kQueries, layer.q_all + t0 * qrow, static_cast<size_t>(rows * qrow)));
     RESTKV_RETURN_IF_ERROR(
         LaunchWindowProbs(q, qrow, rows, t0, kv, heads, 0, heads, scale, p, stream_));
     RESTKV_RETURN_IF_ERROR(LaunchAccumulateRows(p, heads, rows, n, t0 == 0, a, stream_));
@@ -219,10 +218,12 @@ absl::Status DeviceLayerEviction::SelectWindowScored(const EvictionPlan& plan,
   const int32_t chunk =
       static_cast<int32_t>(std::clamp<int64_t>(kMaxProbsBytes / head_probs_bytes, 1, heads));
 
-  RESTKV_ASSIGN_OR_RETURN(float* q, Upload(kQueries, layer.q_window + (layer.num_queries - w) * qrow,
-                                           static_cast<size_t>(w * qrow)));
+  RESTKV_ASSIGN_OR_RETURN(float* q,
+                          Upload(kQueries, layer.q_window + (layer.num_queries - w) * qrow,
+                                 static_cast<size_t>(w * qrow)));
   RESTKV_ASSIGN_OR_RETURN(float* weights, Upload(kWeights, plan.row_weights.data(), w));
-  RESTKV_ASSIGN_OR_RETURN(void* probs_v, Scratch(kProbs, static_cast<size_t>(head_probs_bytes) * chunk));
+  RESTKV_ASSIGN_OR_RETURN(void* probs_v,
+                          Scratch(kProbs, static_cast<size_t>(head_probs_bytes) * chunk));
   RESTKV_ASSIGN_OR_RETURN(void* abar_v, Scratch(kAbar, sizeof(float) * heads * m));
   RESTKV_ASSIGN_OR_RETURN(void* obar_v, Scratch(kObar, sizeof(float) * heads * d));
   RESTKV_ASSIGN_OR_RETURN(void* raw_v, Scratch(kRaw, sizeof(float) * heads * m));
@@ -242,8 +243,7 @@ absl::Status DeviceLayerEviction::SelectWindowScored(const EvictionPlan& plan,
     const int32_t c = std::min(chunk, heads - h0);
     RESTKV_RETURN_IF_ERROR(LaunchWindowProbs(q, qrow, w, static_cast<int32_t>(m), kv, heads, h0, c,
                                              scale, probs, stream_));
-    RESTKV_RETURN_IF_ERROR(
-        LaunchAggregateRows(probs, weights, c, w, n, m, abar + h0 * m, stream_));
+    RESTKV_RETURN_IF_ERROR(LaunchAggregateRows(probs, weights, c, w, n, m, abar + h0 * m, stream_));
     if (reconstruct) {
       RESTKV_RETURN_IF_ERROR(
           LaunchCandidateOutput(abar + h0 * m, kv, heads, h0, c, m, obar + h0 * d, stream_));

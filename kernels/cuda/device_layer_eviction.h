@@ -81,8 +81,7 @@ class DeviceLayerEviction final : public LayerEvictionOps {
   template <typename T>
   absl::StatusOr<T*> Upload(Slot slot, const T* host, size_t count);
   // Fills keep (and sets keep_stride_) by the plan's score.
-  absl::Status Select(const EvictionPlan& plan, const EvictionLayerView& layer,
-                      const KvPages& kv);
+  absl::Status Select(const EvictionPlan& plan, const EvictionLayerView& layer, const KvPages& kv);
   absl::Status SelectWindowScored(const EvictionPlan& plan, const EvictionLayerView& layer,
                                   const KvPages& kv);
   absl::Status SelectAccumulated(const EvictionPlan& plan, const EvictionLayerView& layer,
@@ -93,8 +92,8 @@ class DeviceLayerEviction final : public LayerEvictionOps {
   DeviceMemoryOps& memory_;
   cudaStream_t stream_;
   std::array<std::unique_ptr<Buffer>, kNumSlots> scratch_;
-  int32_t* keep_ = nullptr;   // [Hkv or 1][keep_stride_] in kKeep
-  int64_t keep_stride_ = 0;   // 0: one list shared by every KV head
+  int32_t* keep_ = nullptr;  // [Hkv or 1][keep_stride_] in kKeep
+  int64_t keep_stride_ = 0;  // 0: one list shared by every KV head
   // Shape of the last successful EvictLayer, for LastKept; kept 0 = none.
   int32_t last_kv_heads_ = 0;
   int32_t last_kept_ = 0;

@@ -51,8 +51,8 @@ absl::Status LaunchWindowProbs(const float* q, int64_t q_row_stride, int32_t num
 // Twin of engine::AggregateRows per head: out[hl][j] = sum_t weights[t] *
 // probs[hl][t][j] for j < num_cols (rows of probs are row_stride apart).
 absl::Status LaunchAggregateRows(const float* probs, const float* weights, int32_t num_heads,
-                                 int32_t num_rows, int64_t row_stride, int64_t num_cols,
-                                 float* out, cudaStream_t stream);
+                                 int32_t num_rows, int64_t row_stride, int64_t num_cols, float* out,
+                                 cudaStream_t stream);
 
 // H2O's accumulation (engine/kv/layer_evictor.cc AccumulatedAttention):
 // acc[hl][j] += sum_t probs[hl][t][j], rows added in order t = 0, 1, ...
@@ -95,10 +95,10 @@ absl::Status LaunchAdaptiveShapes(const int64_t* sums, int32_t num_heads, int32_
                                   cudaStream_t stream);
 
 enum class PoolKind : int32_t {
-  kCopy,          // out = in
-  kShiftedBox,    // engine::ShiftedReplicateBox with shapes[hl]
-  kAvgZeroPad,    // engine::AvgPoolZeroPad, width `size`
-  kMax,           // engine::MaxPool, width `size`
+  kCopy,        // out = in
+  kShiftedBox,  // engine::ShiftedReplicateBox with shapes[hl]
+  kAvgZeroPad,  // engine::AvgPoolZeroPad, width `size`
+  kMax,         // engine::MaxPool, width `size`
 };
 
 // out[hl][j] for j < num from in[hl][0..num) (rows num apart). `shapes`

@@ -36,13 +36,13 @@ __device__ __forceinline__ int64_t GridStride() {
 
 absl::Status CheckPages(const KvPages& kv, int32_t heads) {
   if (kv.head_dim < 1 || kv.head_dim > kMaxEvictionHeadDim) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "eviction kernels: head_dim %d outside 1..%d", kv.head_dim, kMaxEvictionHeadDim));
+    return absl::InvalidArgumentError(absl::StrFormat("eviction kernels: head_dim %d outside 1..%d",
+                                                      kv.head_dim, kMaxEvictionHeadDim));
   }
   if (kv.kv_heads < 1 || kv.block_size < 1 || kv.num_tokens < 1 || kv.pages == nullptr) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "eviction kernels: bad pages (kv_heads %d, block_size %d, tokens %d)", kv.kv_heads,
-        kv.block_size, kv.num_tokens));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("eviction kernels: bad pages (kv_heads %d, block_size %d, tokens %d)",
+                        kv.kv_heads, kv.block_size, kv.num_tokens));
   }
   if (heads < 1 || heads % kv.kv_heads != 0) {
     return absl::InvalidArgumentError(
@@ -53,8 +53,8 @@ absl::Status CheckPages(const KvPages& kv, int32_t heads) {
 
 absl::Status CheckHeadRange(int32_t heads, int32_t head_begin, int32_t num_heads) {
   if (num_heads < 1 || num_heads > 65535 || head_begin < 0 || head_begin + num_heads > heads) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "eviction kernels: heads [%d, %d) of %d", head_begin, head_begin + num_heads, heads));
+    return absl::InvalidArgumentError(absl::StrFormat("eviction kernels: heads [%d, %d) of %d",
+                                                      head_begin, head_begin + num_heads, heads));
   }
   return absl::OkStatus();
 }
@@ -182,7 +182,8 @@ __global__ void __launch_bounds__(kWideThreads)
   float y[kCandidatesPerBlock];
   const int32_t i = static_cast<int32_t>(threadIdx.x);
   if (i < d) {
-    const float* r = wo_factor == nullptr ? nullptr : wo_factor + (static_cast<int64_t>(h) * d + i) * d;
+    const float* r =
+        wo_factor == nullptr ? nullptr : wo_factor + (static_cast<int64_t>(h) * d + i) * d;
     for (int32_t c = 0; c < kCandidatesPerBlock; ++c) {
       const float* x = diff + c * d;
       float acc = 0.0f;
@@ -318,9 +319,9 @@ absl::Status LaunchWindowProbs(const float* q, int64_t q_row_stride, int32_t num
   if (absl::Status st = CheckPages(kv, heads); !st.ok()) return st;
   if (absl::Status st = CheckHeadRange(heads, head_begin, num_heads); !st.ok()) return st;
   if (num_rows < 1 || first_pos < 0 || static_cast<int64_t>(first_pos) + num_rows > kv.num_tokens) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "LaunchWindowProbs: rows [%d, %d) of %d tokens", first_pos, first_pos + num_rows,
-        kv.num_tokens));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("LaunchWindowProbs: rows [%d, %d) of %d tokens", first_pos,
+                        first_pos + num_rows, kv.num_tokens));
   }
   const dim3 grid(static_cast<unsigned>(num_rows), static_cast<unsigned>(num_heads));
   RESTKV_LAUNCH(WindowProbsKernel, grid, kRowThreads, 0, stream)
@@ -329,8 +330,8 @@ absl::Status LaunchWindowProbs(const float* q, int64_t q_row_stride, int32_t num
 }
 
 absl::Status LaunchAggregateRows(const float* probs, const float* weights, int32_t num_heads,
-                                 int32_t num_rows, int64_t row_stride, int64_t num_cols,
-                                 float* out, cudaStream_t stream) {
+                                 int32_t num_rows, int64_t row_stride, int64_t num_cols, float* out,
+                                 cudaStream_t stream) {
   if (num_heads < 1 || num_rows < 1 || num_cols < 0 || row_stride < num_cols) {
     return absl::InvalidArgumentError("LaunchAggregateRows: bad shape");
   }
@@ -383,8 +384,8 @@ absl::Status LaunchReconstructionScores(const float* abar, const float* obar, co
 absl::Status LaunchTopKPositionSums(const float* probs, int32_t num_rows, int64_t n, int64_t top_k,
                                     int64_t* sums, cudaStream_t stream) {
   if (num_rows < 1 || top_k < 1 || top_k > n) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "LaunchTopKPositionSums: top %d of %d in %d rows", top_k, n, num_rows));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("LaunchTopKPositionSums: top %d of %d in %d rows", top_k, n, num_rows));
   }
   RESTKV_LAUNCH(TopKPositionSumsKernel, static_cast<unsigned>(num_rows), kRowThreads, 0, stream)
   (probs, n, top_k, sums);
@@ -396,9 +397,9 @@ absl::Status LaunchAdaptiveShapes(const int64_t* sums, int32_t num_heads, int32_
                                   cudaStream_t stream) {
   if (num_heads < 1 || num_rows < 2 || num_rows % 2 != 0 || top_k < 1 || !(beta > 0.0) ||
       k_min < 1 || k_min % 2 == 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "LaunchAdaptiveShapes: rows %d, top_k %d, beta %f, k_min %d", num_rows, top_k, beta,
-        k_min));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("LaunchAdaptiveShapes: rows %d, top_k %d, beta %f, k_min %d", num_rows,
+                        top_k, beta, k_min));
   }
   RESTKV_LAUNCH(AdaptiveShapesKernel, GridFor(num_heads), kElementThreads, 0, stream)
   (sums, num_heads, num_rows, top_k, beta, k_min, shapes);

@@ -39,7 +39,8 @@ __global__ void __launch_bounds__(kSelectThreads)
   const float* row = scores + static_cast<int64_t>(blockIdx.x) * row_stride;
   const int64_t take_k = k < num ? k : num;
   int32_t* out = keep + static_cast<int64_t>(blockIdx.x) * (take_k + window);
-  for (int64_t i = threadIdx.x; i < window; i += blockDim.x) out[take_k + i] = static_cast<int32_t>(num + i);
+  for (int64_t i = threadIdx.x; i < window; i += blockDim.x)
+    out[take_k + i] = static_cast<int32_t>(num + i);
   if (take_k == num) {  // everything (engine::TopKIndices does the same)
     for (int64_t j = threadIdx.x; j < num; j += blockDim.x) out[j] = static_cast<int32_t>(j);
     return;
@@ -93,9 +94,9 @@ __global__ void ScatterKeptKernel(const KvElement* __restrict__ staged, KvPages 
 absl::Status CheckCompaction(const KvPages& kv, int32_t kept) {
   if (kv.pages == nullptr || kv.kv_heads < 1 || kv.block_size < 1 || kv.head_dim < 1 ||
       kv.head_dim > kMaxEvictionHeadDim || kept < 1 || kept > kv.num_tokens) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "compaction: %d kept of %d tokens (kv_heads %d, block %d, head_dim %d)", kept,
-        kv.num_tokens, kv.kv_heads, kv.block_size, kv.head_dim));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("compaction: %d kept of %d tokens (kv_heads %d, block %d, head_dim %d)",
+                        kept, kv.num_tokens, kv.kv_heads, kv.block_size, kv.head_dim));
   }
   return absl::OkStatus();
 }

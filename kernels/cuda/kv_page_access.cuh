@@ -13,9 +13,8 @@
 
 #include <cstdint>
 
-#include "kernels/cuda/kernel_launch.h"  // the device model (nvcc or the emulation)
-
 #include "kernels/cuda/eviction_launch.h"
+#include "kernels/cuda/kernel_launch.h"  // the device model (nvcc or the emulation)
 
 namespace restkv::kernels::cuda {
 

@@ -7,6 +7,8 @@
 //   head_dim 64 / 128, odd lengths keep the same sets (mean Jaccard >= 0.999
 //   over all KV heads; in practice identical), and the compacted pages hold
 //   exactly the kept tokens' K/V.
+#include "kernels/cuda/device_layer_eviction.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -22,7 +24,6 @@
 #include "engine/eviction/token_selection.h"
 #include "engine/eviction/wo_factor.h"
 #include "gtest/gtest.h"
-#include "kernels/cuda/device_layer_eviction.h"
 #include "kernels/cuda/emulation/eviction_testutil.h"
 #include "kernels/cuda/emulation/host_memory_ops.h"
 
@@ -93,12 +94,12 @@ Outcome RunBoth(const KvPolicyConfig& policy, RandomLayer& layer, const std::vec
   if (!st.ok()) return out;
   EXPECT_TRUE(ops.LastKept(&out.device).ok());
   // Only the small tables went over, never a page's worth per token.
-  EXPECT_EQ(memory.downloaded_bytes(),
-            sizeof(int32_t) * (plan->score == EvictionScore::kPositions ||
-                                       plan->score == EvictionScore::kLastQueryMean
-                                   ? 1
-                                   : s.kv_heads) *
-                plan->KeptTokens());
+  EXPECT_EQ(memory.downloaded_bytes(), sizeof(int32_t) *
+                                           (plan->score == EvictionScore::kPositions ||
+                                                    plan->score == EvictionScore::kLastQueryMean
+                                                ? 1
+                                                : s.kv_heads) *
+                                           plan->KeptTokens());
   for (int32_t h = 0; h < s.kv_heads && h < static_cast<int32_t>(out.device.size()); ++h) {
     for (size_t i = 0; i < out.device[h].size(); ++i) {
       EXPECT_EQ(layer.Slot(static_cast<int32_t>(i), h), before.Slot(out.device[h][i], h))
@@ -159,9 +160,9 @@ struct Case {
 
 // Small enough for the emulation (one OS thread per CUDA thread).
 const Case kCases[] = {
-    {{77, 2, 2, 64, 1}, 24},   // MHA, page size 1
-    {{69, 4, 1, 64, 8}, 20},   // GQA 4
-    {{53, 8, 1, 128, 16}, 18}, // GQA 8, d 128
+    {{77, 2, 2, 64, 1}, 24},    // MHA, page size 1
+    {{69, 4, 1, 64, 8}, 20},    // GQA 4
+    {{53, 8, 1, 128, 16}, 18},  // GQA 8, d 128
     {{45, 1, 1, 128, 16}, 14},
 };
 

@@ -44,7 +44,10 @@ std::string Name(const LayerShape& s) {
 
 // GQA 1 / 4 / 8, pages 1 / 8 / 16, d 64 / 128, odd N.
 const LayerShape kShapes[] = {
-    {77, 2, 2, 64, 1}, {131, 8, 2, 64, 8}, {101, 8, 1, 128, 16}, {67, 4, 4, 128, 8},
+    {77, 2, 2, 64, 1},
+    {131, 8, 2, 64, 8},
+    {101, 8, 1, 128, 16},
+    {67, 4, 4, 128, 8},
 };
 constexpr int32_t kWindow = 8;
 
@@ -67,20 +70,25 @@ TEST(EvictionKernelsTest, WindowAttentionAndReconstructionMatchCpu) {
     // Two chunks of heads where there are two, to exercise head_begin.
     const int32_t chunk = s.heads > 1 ? s.heads / 2 : 1;
     std::vector<float> probs(static_cast<size_t>(s.heads) * w * n, NAN);
-    std::vector<float> abar(static_cast<size_t>(s.heads) * m), obar(static_cast<size_t>(s.heads) * d);
+    std::vector<float> abar(static_cast<size_t>(s.heads) * m),
+        obar(static_cast<size_t>(s.heads) * d);
     std::vector<float> scores(static_cast<size_t>(s.heads) * m);
     const int64_t qrow = int64_t{s.heads} * d;
     for (int32_t h0 = 0; h0 < s.heads; h0 += chunk) {
       float* p = probs.data() + int64_t{h0} * w * n;
       ASSERT_TRUE(LaunchWindowProbs(layer.LastQueries(w), qrow, w, m, layer.Pages(), s.heads, h0,
-                                    chunk, scale, p, nullptr).ok());
-      ASSERT_TRUE(LaunchAggregateRows(p, weights.data(), chunk, w, n, m, abar.data() + h0 * m,
-                                      nullptr).ok());
+                                    chunk, scale, p, nullptr)
+                      .ok());
+      ASSERT_TRUE(
+          LaunchAggregateRows(p, weights.data(), chunk, w, n, m, abar.data() + h0 * m, nullptr)
+              .ok());
       ASSERT_TRUE(LaunchCandidateOutput(abar.data() + h0 * m, layer.Pages(), s.heads, h0, chunk, m,
-                                        obar.data() + h0 * d, nullptr).ok());
+                                        obar.data() + h0 * d, nullptr)
+                      .ok());
       ASSERT_TRUE(LaunchReconstructionScores(abar.data() + h0 * m, obar.data() + h0 * d,
                                              layer.Pages(), r.data(), s.heads, h0, chunk, m, 1.0f,
-                                             scores.data() + h0 * m, nullptr).ok());
+                                             scores.data() + h0 * m, nullptr)
+                      .ok());
     }
     for (int32_t h = 0; h < s.heads; ++h) {
       SCOPED_TRACE(absl::StrFormat("head %d", h));
@@ -97,8 +105,8 @@ TEST(EvictionKernelsTest, WindowAttentionAndReconstructionMatchCpu) {
       engine::CandidateOutput(abar.data() + int64_t{h} * m, vh, m, d, ref_obar.data());
       ExpectClose(obar.data() + int64_t{h} * d, ref_obar.data(), d, 1e-6, 1e-5, "obar");
       engine::ScoringScratch scratch;
-      engine::ProjectedDistances(obar.data() + int64_t{h} * d, vh, m, d, r.data() + int64_t{h} * d * d,
-                                 &scratch, ref_scores.data());
+      engine::ProjectedDistances(obar.data() + int64_t{h} * d, vh, m, d,
+                                 r.data() + int64_t{h} * d * d, &scratch, ref_scores.data());
       engine::AfterScores(abar.data() + int64_t{h} * m, ref_scores.data(), m, 1.0f,
                           ref_scores.data());
       ExpectClose(scores.data() + int64_t{h} * m, ref_scores.data(), m, 1e-7, 1e-4, "scores");
@@ -120,8 +128,10 @@ TEST(EvictionKernelsTest, AccumulatedAttentionMatchesCpu) {
       const int32_t rows = t0 == 0 ? half : n - half;
       std::vector<float> probs(static_cast<size_t>(s.heads) * rows * n);
       ASSERT_TRUE(LaunchWindowProbs(layer.q_all.data() + t0 * qrow, qrow, rows, t0, layer.Pages(),
-                                    s.heads, 0, s.heads, scale, probs.data(), nullptr).ok());
-      ASSERT_TRUE(LaunchAccumulateRows(probs.data(), s.heads, rows, n, t0 == 0, acc.data(), nullptr).ok());
+                                    s.heads, 0, s.heads, scale, probs.data(), nullptr)
+                      .ok());
+      ASSERT_TRUE(
+          LaunchAccumulateRows(probs.data(), s.heads, rows, n, t0 == 0, acc.data(), nullptr).ok());
     }
     std::vector<float> ref(acc.size());
     engine::H2oReferenceScores(layer.q_all.data(), layer.k.data(), n, s.heads, s.kv_heads, d,
@@ -148,7 +158,8 @@ TEST(EvictionKernelsTest, AdaptiveShapesMatchCpuWithTies) {
         const double drift = engine::WindowDrift(probs.data(), w, n, top_k, &scratch);
         for (double beta : {1.0, 3.0, 2000.0}) {
           PoolShape shape{};
-          ASSERT_TRUE(LaunchAdaptiveShapes(sums.data(), 1, w, top_k, beta, 5, &shape, nullptr).ok());
+          ASSERT_TRUE(
+              LaunchAdaptiveShapes(sums.data(), 1, w, top_k, beta, 5, &shape, nullptr).ok());
           const engine::AdaptiveKernel want = engine::AdaptiveKernelFor(drift, beta, 5);
           EXPECT_EQ(shape.size, want.size) << "beta " << beta << " drift " << drift;
           EXPECT_EQ(shape.shift, want.shift) << "beta " << beta << " drift " << drift;
@@ -168,20 +179,24 @@ TEST(EvictionKernelsTest, PoolsMatchCpu) {
     const std::vector<PoolShape> shapes = {{5, 1}, {9, -3}, {1, 0}};
     std::vector<float> got(in.size()), ref(num);
     ASSERT_TRUE(LaunchPool(PoolKind::kShiftedBox, in.data(), heads, num, shapes.data(), 0,
-                           got.data(), nullptr).ok());
+                           got.data(), nullptr)
+                    .ok());
     for (int32_t h = 0; h < heads; ++h) {
-      engine::ShiftedReplicateBox(in.data() + h * num, num, shapes[h].size, shapes[h].shift, ref.data());
+      engine::ShiftedReplicateBox(in.data() + h * num, num, shapes[h].size, shapes[h].shift,
+                                  ref.data());
       ExpectClose(got.data() + h * num, ref.data(), num, 1e-7, 1e-6, "box");
     }
     for (int32_t size : {1, 5, 21}) {
-      ASSERT_TRUE(LaunchPool(PoolKind::kAvgZeroPad, in.data(), heads, num, nullptr, size, got.data(),
-                             nullptr).ok());
+      ASSERT_TRUE(LaunchPool(PoolKind::kAvgZeroPad, in.data(), heads, num, nullptr, size,
+                             got.data(), nullptr)
+                      .ok());
       for (int32_t h = 0; h < heads; ++h) {
         engine::AvgPoolZeroPad(in.data() + h * num, num, size, ref.data());
         ExpectClose(got.data() + h * num, ref.data(), num, 1e-7, 1e-6, "avg");
       }
-      ASSERT_TRUE(LaunchPool(PoolKind::kMax, in.data(), heads, num, nullptr, size, got.data(),
-                             nullptr).ok());
+      ASSERT_TRUE(
+          LaunchPool(PoolKind::kMax, in.data(), heads, num, nullptr, size, got.data(), nullptr)
+              .ok());
       for (int32_t h = 0; h < heads; ++h) {
         engine::MaxPool(in.data() + h * num, num, size, ref.data());
         EXPECT_EQ(std::vector<float>(got.begin() + h * num, got.begin() + (h + 1) * num), ref);
@@ -202,8 +217,9 @@ TEST(EvictionKernelsTest, GqaReductionIsBitExact) {
     for (float& x : s) x = dist(rng);
     for (bool use_max : {false, true}) {
       std::vector<float> got(groups * num), ref(num);
-      ASSERT_TRUE(LaunchReduceGroups(s.data(), groups, group, stride, num, use_max, got.data(),
-                                     nullptr).ok());
+      ASSERT_TRUE(
+          LaunchReduceGroups(s.data(), groups, group, stride, num, use_max, got.data(), nullptr)
+              .ok());
       for (int32_t g = 0; g < groups; ++g) {
         engine::ReduceGroupScores(use_max ? engine::GqaReduce::kMax : engine::GqaReduce::kMean,
                                   s.data() + g * group * stride, group, stride, num, ref.data());
@@ -227,7 +243,8 @@ TEST(EvictionKernelsTest, TopKIndicesBreakTiesLikeTheCpu) {
       if (num > 2) scores[2] = -0.0f;
       const int32_t kk = static_cast<int32_t>(std::min<int64_t>(k, num));
       std::vector<int32_t> got(rows * (kk + window), -1);
-      ASSERT_TRUE(LaunchTopKIndices(scores.data(), rows, num + 2, num, k, window, got.data(), nullptr).ok())
+      ASSERT_TRUE(
+          LaunchTopKIndices(scores.data(), rows, num + 2, num, k, window, got.data(), nullptr).ok())
           << num << " " << k;
       for (int32_t r = 0; r < rows; ++r) {
         std::vector<float> scratch;
@@ -262,7 +279,8 @@ TEST(EvictionKernelsTest, CompactionMovesKeptTokensToTheFront) {
       keep.insert(keep.end(), all.begin(), all.end());
     }
     std::vector<float> staged(2 * static_cast<size_t>(s.kv_heads) * kept * s.head_dim);
-    ASSERT_TRUE(LaunchGatherKept(layer.Pages(), keep.data(), kept, kept, staged.data(), nullptr).ok());
+    ASSERT_TRUE(
+        LaunchGatherKept(layer.Pages(), keep.data(), kept, kept, staged.data(), nullptr).ok());
     ASSERT_TRUE(LaunchScatterKept(staged.data(), layer.Pages(), kept, nullptr).ok());
     for (int32_t h = 0; h < s.kv_heads; ++h) {
       for (int32_t i = 0; i < s.num_tokens; ++i) {
@@ -281,9 +299,10 @@ TEST(EvictionKernelsTest, UnsupportedShapesAreInvalidArgument) {
                 .code(),
             absl::StatusCode::kInvalidArgument);  // 3 heads over 2 KV heads
   kv.head_dim = 512;
-  EXPECT_EQ(LaunchWindowProbs(layer.q_all.data(), 1024, 2, 0, kv, 2, 0, 2, 1.0f, out.data(), nullptr)
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      LaunchWindowProbs(layer.q_all.data(), 1024, 2, 0, kv, 2, 0, 2, 1.0f, out.data(), nullptr)
+          .code(),
+      absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(LaunchTopKIndices(out.data(), 1, 10, 10, 0, 0, nullptr, nullptr).code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(LaunchGatherKept(layer.Pages(), nullptr, 0, 21, out.data(), nullptr).code(),

@@ -21,8 +21,8 @@ struct LayerShape {
 
 struct RandomLayer {
   LayerShape shape;
-  std::vector<float> k, v;  // [Hkv][N][d]
-  std::vector<float> q_all;  // [N][H][d]
+  std::vector<float> k, v;                // [Hkv][N][d]
+  std::vector<float> q_all;               // [N][H][d]
   std::vector<std::vector<float>> pages;  // ceil(N / bs) pages
   std::vector<float*> page_ptrs;
 
@@ -37,7 +37,8 @@ struct RandomLayer {
     // A few tokens every query attends to (sinks), as in real layers.
     for (int32_t h = 0; h < s.kv_heads; ++h) {
       for (int32_t t : {0, s.num_tokens / 3}) {
-        for (int32_t i = 0; i < s.head_dim; ++i) k[(int64_t{h} * s.num_tokens + t) * s.head_dim + i] *= 3.0f;
+        for (int32_t i = 0; i < s.head_dim; ++i)
+          k[(int64_t{h} * s.num_tokens + t) * s.head_dim + i] *= 3.0f;
       }
     }
     q_all.resize(static_cast<size_t>(s.num_tokens) * s.heads * s.head_dim);
@@ -62,7 +63,8 @@ struct RandomLayer {
     for (auto& p : pages) page_ptrs.push_back(p.data());
     for (int32_t h = 0; h < s.kv_heads; ++h) {
       for (int32_t t = 0; t < s.num_tokens; ++t) {
-        float* dst = pages[t / s.block_size].data() + (int64_t{h} * s.block_size + t % s.block_size) * s.head_dim;
+        float* dst = pages[t / s.block_size].data() +
+                     (int64_t{h} * s.block_size + t % s.block_size) * s.head_dim;
         const int64_t src = (int64_t{h} * s.num_tokens + t) * s.head_dim;
         for (int32_t i = 0; i < s.head_dim; ++i) {
           dst[i] = k[src + i];
@@ -78,13 +80,15 @@ struct RandomLayer {
   }
   // Query rows [N - rows, N) as [rows][H][d].
   [[nodiscard]] const float* LastQueries(int32_t rows) const {
-    return q_all.data() + static_cast<int64_t>(shape.num_tokens - rows) * shape.heads * shape.head_dim;
+    return q_all.data() +
+           static_cast<int64_t>(shape.num_tokens - rows) * shape.heads * shape.head_dim;
   }
   // Slot i of KV head h as [K | V] of d floats each.
   [[nodiscard]] std::vector<float> Slot(int32_t i, int32_t h) const {
     const LayerShape& s = shape;
     const int64_t half = static_cast<int64_t>(s.kv_heads) * s.block_size * s.head_dim;
-    const float* src = pages[i / s.block_size].data() + (int64_t{h} * s.block_size + i % s.block_size) * s.head_dim;
+    const float* src = pages[i / s.block_size].data() +
+                       (int64_t{h} * s.block_size + i % s.block_size) * s.head_dim;
     std::vector<float> out(src, src + s.head_dim);
     out.insert(out.end(), src + half, src + half + s.head_dim);
     return out;
