@@ -22,8 +22,16 @@ constexpr int kCandidatesPerBlock = 32;
 // The odds ratio's largest accepted attention weight (engine/eviction/scores.cc).
 constexpr float kMaxAttention = 1.0f - 1e-6f;
 
-unsigned GridFor(int64_t n) {
-  const int64_t blocks = (n + kElementThreads - 1) / kElementThreads;
+// Threads for `work` items, a multiple of 32 in [32, max_threads]: small
+// problems get small blocks (cheaper on the device, and much cheaper on the
+// host emulation, which starts an OS thread per CUDA thread).
+int ThreadsFor(int64_t work, int max_threads) {
+  const int64_t t = (work + 31) / 32 * 32;
+  return static_cast<int>(t < 32 ? 32 : (t > max_threads ? max_threads : t));
+}
+
+unsigned GridFor(int64_t n, int threads) {
+  const int64_t blocks = (n + threads - 1) / threads;
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 ? 65535 : blocks));
 }
 
@@ -139,7 +147,7 @@ __global__ void __launch_bounds__(kWideThreads)
   const int32_t hl = static_cast<int32_t>(blockIdx.x);
   const int32_t g = (head_begin + hl) / group;
   const int32_t d = kv.head_dim;
-  const int32_t lanes = kWideThreads / d;
+  const int32_t lanes = static_cast<int32_t>(blockDim.x) / d;
   const int32_t i = static_cast<int32_t>(threadIdx.x) % d;
   const int32_t lane = static_cast<int32_t>(threadIdx.x) / d;
   double acc = 0.0;
@@ -324,7 +332,7 @@ absl::Status LaunchWindowProbs(const float* q, int64_t q_row_stride, int32_t num
                         first_pos + num_rows, kv.num_tokens));
   }
   const dim3 grid(static_cast<unsigned>(num_rows), static_cast<unsigned>(num_heads));
-  RESTKV_LAUNCH(WindowProbsKernel, grid, kRowThreads, 0, stream)
+  RESTKV_LAUNCH(WindowProbsKernel, grid, ThreadsFor(kv.num_tokens, kRowThreads), 0, stream)
   (q, q_row_stride, first_pos, kv, heads / kv.kv_heads, head_begin, scale, probs);
   return CheckLaunch("WindowProbsKernel");
 }
@@ -336,7 +344,8 @@ absl::Status LaunchAggregateRows(const float* probs, const float* weights, int32
     return absl::InvalidArgumentError("LaunchAggregateRows: bad shape");
   }
   if (num_cols == 0) return absl::OkStatus();
-  RESTKV_LAUNCH(AggregateRowsKernel, GridFor(num_heads * num_cols), kElementThreads, 0, stream)
+  const int threads = ThreadsFor(num_heads * num_cols, kElementThreads);
+  RESTKV_LAUNCH(AggregateRowsKernel, GridFor(num_heads * num_cols, threads), threads, 0, stream)
   (probs, weights, num_heads, num_rows, row_stride, num_cols, out);
   return CheckLaunch("AggregateRowsKernel");
 }
@@ -346,7 +355,8 @@ absl::Status LaunchAccumulateRows(const float* probs, int32_t num_heads, int32_t
   if (num_heads < 1 || num_rows < 1 || num_cols < 1) {
     return absl::InvalidArgumentError("LaunchAccumulateRows: bad shape");
   }
-  RESTKV_LAUNCH(AccumulateRowsKernel, GridFor(num_heads * num_cols), kElementThreads, 0, stream)
+  const int threads = ThreadsFor(num_heads * num_cols, kElementThreads);
+  RESTKV_LAUNCH(AccumulateRowsKernel, GridFor(num_heads * num_cols, threads), threads, 0, stream)
   (probs, num_heads, num_rows, num_cols, reset, acc);
   return CheckLaunch("AccumulateRowsKernel");
 }
@@ -359,7 +369,10 @@ absl::Status LaunchCandidateOutput(const float* abar, const KvPages& kv, int32_t
   if (num_candidates < 0 || num_candidates > kv.num_tokens) {
     return absl::InvalidArgumentError("LaunchCandidateOutput: bad candidate count");
   }
-  RESTKV_LAUNCH(CandidateOutputKernel, static_cast<unsigned>(num_heads), kWideThreads, 0, stream)
+  // Lanes of d threads stride over the candidates: one lane per dim when
+  // there are few, as many as fit 256 threads when there are many.
+  const int threads = num_candidates >= 1024 ? kWideThreads : ThreadsFor(kv.head_dim, kWideThreads);
+  RESTKV_LAUNCH(CandidateOutputKernel, static_cast<unsigned>(num_heads), threads, 0, stream)
   (abar, kv, heads / kv.kv_heads, head_begin, num_candidates, obar);
   return CheckLaunch("CandidateOutputKernel");
 }
@@ -376,7 +389,8 @@ absl::Status LaunchReconstructionScores(const float* abar, const float* obar, co
   if (num_candidates == 0) return absl::OkStatus();
   const int64_t blocks = (num_candidates + kCandidatesPerBlock - 1) / kCandidatesPerBlock;
   const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(num_heads));
-  RESTKV_LAUNCH(ReconstructionScoresKernel, grid, kWideThreads, 0, stream)
+  // Thread i < d projects dimension i; threads < 32 finish a candidate each.
+  RESTKV_LAUNCH(ReconstructionScoresKernel, grid, ThreadsFor(kv.head_dim, kWideThreads), 0, stream)
   (abar, obar, kv, wo_factor, heads / kv.kv_heads, head_begin, num_candidates, tau, scores);
   return CheckLaunch("ReconstructionScoresKernel");
 }
@@ -387,7 +401,8 @@ absl::Status LaunchTopKPositionSums(const float* probs, int32_t num_rows, int64_
     return absl::InvalidArgumentError(
         absl::StrFormat("LaunchTopKPositionSums: top %d of %d in %d rows", top_k, n, num_rows));
   }
-  RESTKV_LAUNCH(TopKPositionSumsKernel, static_cast<unsigned>(num_rows), kRowThreads, 0, stream)
+  RESTKV_LAUNCH(TopKPositionSumsKernel, static_cast<unsigned>(num_rows), ThreadsFor(n, kRowThreads),
+                0, stream)
   (probs, n, top_k, sums);
   return CheckLaunch("TopKPositionSumsKernel");
 }
@@ -401,7 +416,8 @@ absl::Status LaunchAdaptiveShapes(const int64_t* sums, int32_t num_heads, int32_
         absl::StrFormat("LaunchAdaptiveShapes: rows %d, top_k %d, beta %f, k_min %d", num_rows,
                         top_k, beta, k_min));
   }
-  RESTKV_LAUNCH(AdaptiveShapesKernel, GridFor(num_heads), kElementThreads, 0, stream)
+  const int threads = ThreadsFor(num_heads, kElementThreads);
+  RESTKV_LAUNCH(AdaptiveShapesKernel, GridFor(num_heads, threads), threads, 0, stream)
   (sums, num_heads, num_rows, top_k, beta, k_min, shapes);
   return CheckLaunch("AdaptiveShapesKernel");
 }
@@ -415,7 +431,8 @@ absl::Status LaunchPool(PoolKind kind, const float* in, int32_t num_heads, int64
   if (kind == PoolKind::kShiftedBox && shapes == nullptr) {
     return absl::InvalidArgumentError("LaunchPool: a shifted box needs shapes");
   }
-  RESTKV_LAUNCH(PoolKernel, GridFor(num_heads * num), kElementThreads, 0, stream)
+  const int threads = ThreadsFor(num_heads * num, kElementThreads);
+  RESTKV_LAUNCH(PoolKernel, GridFor(num_heads * num, threads), threads, 0, stream)
   (kind, in, num_heads, num, shapes, size, out);
   return CheckLaunch("PoolKernel");
 }
@@ -426,7 +443,8 @@ absl::Status LaunchReduceGroups(const float* head_scores, int32_t num_groups, in
   if (num_groups < 1 || group < 1 || num < 1 || head_stride < num) {
     return absl::InvalidArgumentError("LaunchReduceGroups: bad shape");
   }
-  RESTKV_LAUNCH(ReduceGroupsKernel, GridFor(num_groups * num), kElementThreads, 0, stream)
+  const int threads = ThreadsFor(num_groups * num, kElementThreads);
+  RESTKV_LAUNCH(ReduceGroupsKernel, GridFor(num_groups * num, threads), threads, 0, stream)
   (head_scores, num_groups, group, head_stride, num, use_max, out);
   return CheckLaunch("ReduceGroupsKernel");
 }

@@ -16,8 +16,16 @@ namespace {
 constexpr int kSelectThreads = 128;
 constexpr int kElementThreads = 256;
 
-unsigned GridFor(int64_t n) {
-  const int64_t blocks = (n + kElementThreads - 1) / kElementThreads;
+// Threads for `work` items, a multiple of 32 in [32, max_threads]: small
+// problems get small blocks (cheaper on the device, and much cheaper on the
+// host emulation, which starts an OS thread per CUDA thread).
+int ThreadsFor(int64_t work, int max_threads) {
+  const int64_t t = (work + 31) / 32 * 32;
+  return static_cast<int>(t < 32 ? 32 : (t > max_threads ? max_threads : t));
+}
+
+unsigned GridFor(int64_t n, int threads) {
+  const int64_t blocks = (n + threads - 1) / threads;
   return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > 65535 ? 65535 : blocks));
 }
 
@@ -110,7 +118,8 @@ absl::Status LaunchTopKIndices(const float* scores, int32_t num_rows, int64_t ro
     return absl::InvalidArgumentError(absl::StrFormat(
         "LaunchTopKIndices: top %d of %d (+%d window) in %d rows", k, num, window, num_rows));
   }
-  RESTKV_LAUNCH(TopKIndicesKernel, static_cast<unsigned>(num_rows), kSelectThreads, 0, stream)
+  RESTKV_LAUNCH(TopKIndicesKernel, static_cast<unsigned>(num_rows), ThreadsFor(num, kSelectThreads),
+                0, stream)
   (scores, row_stride, num, k, window, keep);
   return CheckLaunch("TopKIndicesKernel");
 }
@@ -119,7 +128,8 @@ absl::Status LaunchGatherKept(const KvPages& kv, const int32_t* keep, int64_t ke
                               int32_t kept, KvElement* staged, cudaStream_t stream) {
   if (absl::Status st = CheckCompaction(kv, kept); !st.ok()) return st;
   const int64_t total = static_cast<int64_t>(kv.kv_heads) * kept * kv.head_dim;
-  RESTKV_LAUNCH(GatherKeptKernel, GridFor(total), kElementThreads, 0, stream)
+  const int threads = ThreadsFor(total, kElementThreads);
+  RESTKV_LAUNCH(GatherKeptKernel, GridFor(total, threads), threads, 0, stream)
   (kv, keep, keep_head_stride, kept, staged);
   return CheckLaunch("GatherKeptKernel");
 }
@@ -128,7 +138,8 @@ absl::Status LaunchScatterKept(const KvElement* staged, const KvPages& kv, int32
                                cudaStream_t stream) {
   if (absl::Status st = CheckCompaction(kv, kept); !st.ok()) return st;
   const int64_t total = static_cast<int64_t>(kv.kv_heads) * kept * kv.head_dim;
-  RESTKV_LAUNCH(ScatterKeptKernel, GridFor(total), kElementThreads, 0, stream)
+  const int threads = ThreadsFor(total, kElementThreads);
+  RESTKV_LAUNCH(ScatterKeptKernel, GridFor(total, threads), threads, 0, stream)
   (staged, kv, kept);
   return CheckLaunch("ScatterKeptKernel");
 }
