@@ -36,6 +36,8 @@
 #include "engine/kv/sequence_kv.h"
 #include "engine/model/model_config.h"
 #include "engine/model/model_weights.h"
+#include "kernels/backend.h"
+#include "kernels/layer_eviction.h"
 
 namespace restkv::engine {
 
