@@ -70,7 +70,7 @@ step eviction_parity 40 "${run[@]}" bin/restkv_kernels_cuda_tests --gtest_color=
   --gtest_also_run_disabled_tests --gtest_filter='CudaEvictionTest.DISABLED_*' >>"$out/kernel_tests.txt" 2>&1
 
 # Small cases only: the sanitizers slow kernels by 10-100x.
-small='CudaBackendTest.RmsNorm*:CudaBackendTest.Copies*:Shapes/CudaAttentionTest.MatchesCpu/H4kv4d64b16*:Shapes/CudaAttentionTest.MatchesCpu/H8kv2d128b16*'
+small='CudaBackendTest.RmsNorm*:CudaBackendTest.Copies*:CudaEvictionTest.SmallLayerEveryPolicy:Shapes/CudaAttentionTest.MatchesCpu/H4kv4d64b16*:Shapes/CudaAttentionTest.MatchesCpu/H8kv2d128b16*'
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 : >"$out/sanitizer.txt"
 for tool in memcheck racecheck synccheck; do

@@ -192,6 +192,19 @@ TEST_F(CudaEvictionTest, KeptSetsMatchTheCpu) {
   EXPECT_GE(stats.jaccard_sum / std::max<int64_t>(1, stats.heads), 0.999);
 }
 
+// One small layer per policy: the case scripts/gpu-check.sh runs under
+// compute-sanitizer (memcheck, racecheck, synccheck).
+TEST_F(CudaEvictionTest, SmallLayerEveryPolicy) {
+  Stats stats;
+  for (KvPolicyKind kind : kPolicies) {
+    SCOPED_TRACE(std::string(engine::KvPolicyName(kind)));
+    RandomLayer layer({77, 4, 2, 64, 8}, 3);
+    const bool pyramid = kind == KvPolicyKind::kPyramidKv;
+    RunLayer(Policy(kind, 24, 8), layer, pyramid ? 1 : 0, pyramid ? 4 : 1, true, &stats);
+  }
+  EXPECT_GE(stats.jaccard_sum / std::max<int64_t>(1, stats.heads), 0.999);
+}
+
 // Llama-3-8B attention shape (H 32, Hkv 8, d 128, pages of 16) at 8k and 32k
 // tokens, budget 2048: parity and the device time of one evicting layer.
 TEST_F(CudaEvictionTest, DISABLED_LongPromptParityAndTime) {
