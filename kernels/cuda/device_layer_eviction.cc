@@ -112,6 +112,17 @@ absl::Status DeviceLayerEviction::EvictLayer(const EvictionPlan& plan,
   const KvPages kv{table, n, layer.num_kv_heads, layer.block_size, layer.head_dim};
   RESTKV_RETURN_IF_ERROR(Select(plan, layer, kv));
   const int32_t kept = plan.KeptTokens();
+  // A plan that keeps a prefix (a PyramidKV layer keeping everything) moves
+  // nothing.
+  bool prefix = plan.score == EvictionScore::kPositions;
+  for (size_t i = 0; prefix && i < plan.positions.size(); ++i) {
+    prefix = plan.positions[i] == static_cast<int32_t>(i);
+  }
+  if (prefix) {
+    last_kv_heads_ = layer.num_kv_heads;
+    last_kept_ = kept;
+    return absl::OkStatus();
+  }
   const size_t staged = 2 * static_cast<size_t>(layer.num_kv_heads) * kept * layer.head_dim;
   RESTKV_ASSIGN_OR_RETURN(void* stage, Scratch(kStaged, staged * sizeof(KvElement)));
   RESTKV_RETURN_IF_ERROR(

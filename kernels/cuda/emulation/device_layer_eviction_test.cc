@@ -231,6 +231,35 @@ TEST(DeviceLayerEvictionTest, RandomLayersKeepTheCpusSets) {
   EXPECT_GE(mean, 0.999);
 }
 
+// A layer that keeps a prefix (PyramidKV's early layers can keep all N):
+// nothing moves, and LastKept still reports the kept positions.
+TEST(DeviceLayerEvictionTest, KeepingAPrefixMovesNothing) {
+  RandomLayer layer({40, 2, 2, 64, 8}, 4);
+  const RandomLayer before = layer;
+  emulation::HostMemoryOps memory;
+  DeviceLayerEviction ops(memory, nullptr);
+  EvictionLayerView view;
+  view.num_tokens = 40;
+  view.num_heads = 2;
+  view.num_kv_heads = 2;
+  view.head_dim = 64;
+  view.block_size = 8;
+  view.pages = layer.page_ptrs.data();
+  EvictionPlan plan;
+  plan.positions.resize(40);
+  std::iota(plan.positions.begin(), plan.positions.end(), 0);
+  ASSERT_TRUE(ops.EvictLayer(plan, view).ok());
+  EXPECT_EQ(layer.pages, before.pages);
+  std::vector<std::vector<int32_t>> kept;
+  ASSERT_TRUE(ops.LastKept(&kept).ok());
+  EXPECT_EQ(kept, std::vector<std::vector<int32_t>>(2, plan.positions));
+  // A non-prefix list of the same length still compacts.
+  plan.positions.resize(20);
+  for (int32_t i = 0; i < 20; ++i) plan.positions[i] = 2 * i;
+  ASSERT_TRUE(ops.EvictLayer(plan, view).ok());
+  EXPECT_EQ(layer.Slot(1, 1), before.Slot(2, 1));
+}
+
 TEST(DeviceLayerEvictionTest, RejectsWhatTheKernelsDoNotSupport) {
   RandomLayer layer({40, 2, 2, 64, 8}, 3);
   emulation::HostMemoryOps memory;
