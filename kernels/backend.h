@@ -33,6 +33,7 @@
 #include "absl/types/span.h"
 #include "common/thread_pool.h"
 #include "kernels/ggml_type.h"
+#include "kernels/layer_eviction.h"
 
 namespace restkv::kernels {
 
@@ -98,6 +99,10 @@ class Backend {
   // the CPU backend). When false, host-side code (eviction scoring and
   // compaction) moves data only through CopyToHost / CopyFromHost.
   [[nodiscard]] virtual bool host_addressable() const { return true; }
+  // Eviction scoring and compaction on the backend's own pages
+  // (kernels/layer_eviction.h), or null when the backend has none (the CPU
+  // backend: the evictor then runs the engine's reference code on the pages).
+  virtual LayerEvictionOps* layer_eviction() { return nullptr; }
 
   // Errors: ResourceExhausted when memory is short.
   virtual absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) = 0;

@@ -3,7 +3,8 @@
 //
 // The engine implements it over its KvCacheManager (which knows the eviction
 // policy and budget, so "pages at the prefill peak" is the post-eviction
-// footprint); tests implement it with a counter.
+// footprint); scheduler tests with FakeKvAllocator (scheduler/testing/), and
+// engine/kv/kv_allocator_contract_test.cc holds both to the same cases.
 #pragma once
 
 #include <cstdint>
@@ -25,11 +26,14 @@ class KvAllocator {
   // Pages needed to append `num_tokens` decoded tokens on every layer.
   [[nodiscard]] virtual int32_t DecodePages(RequestId id, int32_t num_tokens) const = 0;
 
-  // Allocates what running prefill layers [layer_begin, layer_end) over
-  // `num_tokens` tokens needs. Returns false (allocating nothing) if the pool
-  // cannot cover it.
-  virtual bool AllocatePrefill(RequestId id, int32_t num_tokens, int32_t layer_begin,
-                               int32_t layer_end) = 0;
+  // Whether the free pages cover what the request can still take while
+  // running prefill layers [layer_begin, layer_end) over `num_tokens` tokens
+  // (its prefill peak less the pages it holds). Allocates nothing: a slice's
+  // pages are taken by whoever runs it — the engine's forward pass, layer by
+  // layer, returning evicted pages before the next layer — so reserving them
+  // here would count a layer's full footprint that eviction is about to free.
+  [[nodiscard]] virtual bool CoversPrefill(RequestId id, int32_t num_tokens, int32_t layer_begin,
+                                           int32_t layer_end) const = 0;
   // Allocates pages for `num_tokens` more decoded tokens. False if short.
   virtual bool AllocateDecode(RequestId id, int32_t num_tokens) = 0;
   // Preemption: returns every page the request holds but keeps what the

@@ -325,12 +325,9 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
     if (!c.has_work()) continue;
     const int32_t n = PrefillTokens(e);
     const int32_t layers = c.layers > 0 ? c.layers : 1;
-    // A chunked layer's pages are confirmed with its first chunk.
-    if (e.tokens_done == 0) {
-      RESTKV_CHECK(kv_.AllocatePrefill(e.request.id, n, e.layers_done, e.layers_done + layers))
-          << "pages of request " << e.request.id
-          << " (reserved or checked at admission) were not there";
-    }
+    RESTKV_CHECK(kv_.CoversPrefill(e.request.id, n, e.layers_done, e.layers_done + layers))
+        << "pages of request " << e.request.id
+        << " (reserved or checked at admission) are not there";
     out.prefills.push_back({e.request.id, n, e.layers_done, e.layers_done + layers,
                             c.layers > 0 ? 0 : e.tokens_done, c.layers > 0 ? n : c.chunk_end});
   }

@@ -1,10 +1,22 @@
 #include "scheduler/scheduler.h"
 
+#include "scheduler/testing/fake_kv_allocator.h"
 #include "gtest/gtest.h"
-#include "scheduler/fake_kv_testutil.h"
 
 namespace restkv::scheduler {
 namespace {
+
+using FakeKv = FakeKvAllocator;
+
+// One engine step as far as the KV cache sees it: the slices' pages are taken
+// (the forward pass in production), then the scheduler counts the progress.
+void RunStep(Scheduler& s, FakeKv& kv, const SchedulerOutput& out) {
+  for (const PrefillSlice& p : out.prefills) {
+    ASSERT_TRUE(kv.RunPrefill(p.id, p.num_tokens, p.layer_begin, p.layer_end))
+        << "the scheduler promised pages the pool does not have, request " << p.id;
+  }
+  s.Update(out);
+}
 
 TEST(SchedulerTest, ShortPromptsPrefillTogetherThenDecode) {
   FakeKv kv(100, 2);
@@ -16,11 +28,11 @@ TEST(SchedulerTest, ShortPromptsPrefillTogetherThenDecode) {
   EXPECT_EQ(out.prefills[0].layer_end, 2);
   EXPECT_EQ(out.prefills[1].layer_end, 2);
   EXPECT_TRUE(out.decodes.empty());
-  s.Update(out);
+  RunStep(s, kv, out);
   out = s.Schedule();
   EXPECT_EQ(out.decodes, (std::vector<RequestId>{1, 2}));
   EXPECT_EQ(s.NumOutputTokens(1), 1);
-  s.Update(out);
+  RunStep(s, kv, out);
   EXPECT_EQ(s.NumOutputTokens(1), 2);
   s.Remove(1);
   s.Remove(2);
@@ -45,7 +57,7 @@ TEST(SchedulerTest, PrefillSlicingInterleavesDecodes) {
   Scheduler s({.num_layers = L, .max_num_seqs = 8, .max_num_batched_tokens = 300}, kv);
   s.Add({1, 0, 5});
   SchedulerOutput out = s.Schedule();
-  s.Update(out);
+  RunStep(s, kv, out);
   s.Add({2, 0, 1000});  // 8000 token-layers; budget 2400 per step
   std::vector<std::pair<int, int>> slices;
   for (int step = 0; step < 10 && !s.IsDecoding(2); ++step) {
@@ -54,7 +66,7 @@ TEST(SchedulerTest, PrefillSlicingInterleavesDecodes) {
     ASSERT_EQ(out.prefills.size(), 1u) << "step " << step;
     slices.emplace_back(out.prefills[0].layer_begin, out.prefills[0].layer_end);
     EXPECT_LE(out.token_layers, 300 * L) << "step " << step;
-    s.Update(out);
+    RunStep(s, kv, out);
   }
   // (2400 - 8) / 1000 = 2 layers per step.
   EXPECT_EQ(slices, (std::vector<std::pair<int, int>>{{0, 2}, {2, 4}, {4, 6}, {6, 8}}));
@@ -79,7 +91,7 @@ TEST(SchedulerTest, AdmissionWaitsForFreePagesAndKeepsOrder) {
   SchedulerOutput out = s.Schedule();
   ASSERT_EQ(out.prefills.size(), 1u);
   EXPECT_EQ(out.prefills[0].id, 1);
-  s.Update(out);
+  RunStep(s, kv, out);
   s.Remove(1);
   out = s.Schedule();
   ASSERT_EQ(out.prefills.size(), 2u);
@@ -108,12 +120,13 @@ TEST(SchedulerTest, ReservedPagesProtectAdmittedPrefill) {
   SchedulerOutput out = s.Schedule();
   ASSERT_EQ(out.prefills.size(), 1u);
   EXPECT_EQ(out.prefills[0].layer_end, 1);
+  EXPECT_EQ(s.ReservedPages(), 12) << "nothing is taken before the slice runs";
+  RunStep(s, kv, out);
   EXPECT_EQ(s.ReservedPages(), 9);
-  s.Update(out);
   for (int step = 0; step < 3; ++step) {
     out = s.Schedule();
     ASSERT_EQ(out.prefills.size(), 1u) << "step " << step;
-    s.Update(out);
+    RunStep(s, kv, out);
   }
   EXPECT_TRUE(s.IsDecoding(1));
   EXPECT_EQ(kv.NumFreePages(), 0);
@@ -146,7 +159,7 @@ TEST(SchedulerTest, PreemptsLowestPriorityWhenDecodeRunsDry) {
     EXPECT_EQ(out.decodes, row.decodes) << "step " << row.step;
     EXPECT_EQ(out.preempted, row.preempted) << "step " << row.step;
     EXPECT_EQ(static_cast<int>(out.prefills.size()), row.prefills) << "step " << row.step;
-    s.Update(out);
+    RunStep(s, kv, out);
   }
   EXPECT_EQ(s.num_preemptions(), 1);
   EXPECT_EQ(s.NumOutputTokens(2), 5);
@@ -155,7 +168,7 @@ TEST(SchedulerTest, PreemptsLowestPriorityWhenDecodeRunsDry) {
   ASSERT_EQ(out.prefills.size(), 1u);
   EXPECT_EQ(out.prefills[0].id, 2);
   EXPECT_EQ(out.prefills[0].num_tokens, 13);  // prompt 8 + 5 generated
-  s.Update(out);
+  RunStep(s, kv, out);
   EXPECT_EQ(s.NumOutputTokens(2), 6);
   s.Remove(2);
   EXPECT_EQ(kv.used(), 0);
@@ -168,7 +181,7 @@ TEST(SchedulerTest, PreemptionReleasesAndRemoveFrees) {
   Scheduler s({.num_layers = 1, .max_num_seqs = 4, .max_num_batched_tokens = 100}, kv);
   s.Add({1, 0, 8});
   s.Add({2, 0, 8});
-  for (int step = 0; step < 6; ++step) s.Update(s.Schedule());
+  for (int step = 0; step < 6; ++step) RunStep(s, kv, s.Schedule());
   EXPECT_EQ(s.num_preemptions(), 1);
   EXPECT_EQ(kv.releases(), 1);
   EXPECT_EQ(kv.frees(), 0);
@@ -185,7 +198,7 @@ TEST(SchedulerTest, RecomputeReplaysOutputAfterPromptOnlyPrefill) {
   Scheduler s({.num_layers = 1, .max_num_seqs = 4, .max_num_batched_tokens = 100}, kv);
   s.Add({1, 0, 8});
   s.Add({2, 0, 8, /*replay_output_on_recompute=*/true});
-  for (int step = 0; step < 6; ++step) s.Update(s.Schedule());  // as the test above
+  for (int step = 0; step < 6; ++step) RunStep(s, kv, s.Schedule());  // as the test above
   ASSERT_EQ(s.num_preemptions(), 1);
   ASSERT_EQ(s.NumOutputTokens(2), 5);
   s.Remove(1);
@@ -193,14 +206,14 @@ TEST(SchedulerTest, RecomputeReplaysOutputAfterPromptOnlyPrefill) {
   ASSERT_EQ(out.prefills.size(), 1u);
   EXPECT_EQ(out.prefills[0].num_tokens, 8);  // the prompt only
   EXPECT_EQ(s.NumCachedTokens(2), 8);
-  s.Update(out);
+  RunStep(s, kv, out);
   EXPECT_EQ(s.NumOutputTokens(2), 5) << "the prefill re-derives token 1, which is known";
   // Outputs 1..4 are fed back at positions 8..11, then output 5 at 12 samples.
   for (int32_t pos = 8; pos <= 12; ++pos) {
     EXPECT_EQ(s.NumCachedTokens(2), pos);
     out = s.Schedule();
     ASSERT_EQ(out.decodes, (std::vector<RequestId>{2})) << pos;
-    s.Update(out);
+    RunStep(s, kv, out);
     EXPECT_EQ(s.NumOutputTokens(2), pos < 12 ? 5 : 6) << pos;
   }
   s.Remove(2);
@@ -217,7 +230,7 @@ TEST(SchedulerTest, HeadThatCanNeverFitIsReportedUnschedulable) {
   SchedulerOutput out = s.Schedule();
   EXPECT_EQ(out.prefills.size(), 1u);
   EXPECT_TRUE(out.unschedulable.empty());
-  s.Update(out);
+  RunStep(s, kv, out);
   s.Remove(1);
   s.Add({3, -1, 20});  // 5 pages, and first in order
   out = s.Schedule();

@@ -4,11 +4,25 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "scheduler/fake_kv_testutil.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/testing/fake_kv_allocator.h"
 
 namespace restkv::scheduler {
 namespace {
+
+using FakeKv = FakeKvAllocator;
+
+// One engine step as far as the KV cache sees it: the slices' pages are taken
+// (the forward pass in production; a chunked layer's with its first chunk),
+// then the scheduler counts the progress.
+void RunStep(Scheduler& s, FakeKv& kv, const SchedulerOutput& out) {
+  for (const PrefillSlice& p : out.prefills) {
+    if (p.token_begin > 0) continue;
+    ASSERT_TRUE(kv.RunPrefill(p.id, p.num_tokens, p.layer_begin, p.layer_end))
+        << "the scheduler promised pages the pool does not have, request " << p.id;
+  }
+  s.Update(out);
+}
 
 constexpr int32_t kLayers = 4;
 // 1 ms per layer pass, 0.01 ms per token-layer, no attention term: one layer
@@ -27,10 +41,10 @@ SchedulerConfig Timed(double max_step_ms, double lone_ms = 0) {
 }
 
 // Request 1 (10 tokens) prefills and then decodes every step.
-void StartDecoding(Scheduler& s, const StepCost& cost) {
+void StartDecoding(Scheduler& s, FakeKv& kv, const StepCost& cost) {
   s.Add({1, 0, 10});
   SchedulerOutput out = s.Schedule(cost);
-  s.Update(out);
+  RunStep(s, kv, out);
   ASSERT_TRUE(s.IsDecoding(1));
 }
 
@@ -47,7 +61,7 @@ std::pair<int32_t, int32_t> SliceOf(const SchedulerOutput& out, RequestId id) {
 // Runs steps until request `id` decodes; returns its slices and checks that
 // the decode ran in every step and each step's planned cost stayed under the
 // budget (unless `may_exceed`: a single layer that is over it anyway).
-Slices PrefillBesideDecode(Scheduler& s, RequestId id, const StepCost& cost, double max_step_ms,
+Slices PrefillBesideDecode(Scheduler& s, FakeKv& kv, RequestId id, const StepCost& cost, double max_step_ms,
                            bool may_exceed) {
   Slices slices;
   for (int step = 0; step < 20 && !s.IsDecoding(id); ++step) {
@@ -59,7 +73,7 @@ Slices PrefillBesideDecode(Scheduler& s, RequestId id, const StepCost& cost, dou
     if (max_step_ms > 0 && !may_exceed) {
       EXPECT_LE(cost.Ms(out.work), max_step_ms) << "step " << step;
     }
-    s.Update(out);
+    RunStep(s, kv, out);
   }
   return slices;
 }
@@ -101,9 +115,9 @@ TEST(StepBudgetTest, SlicesFitTheStepTimeOverBudgetsAndContexts) {
   for (const Row& row : table) {
     FakeKv kv(100000, kLayers);
     Scheduler s(Timed(row.max_step_ms), kv);
-    StartDecoding(s, row.cost);
+    StartDecoding(s, kv, row.cost);
     s.Add({2, 0, row.prompt_tokens});
-    EXPECT_EQ(PrefillBesideDecode(s, 2, row.cost, row.max_step_ms, row.may_exceed), row.expected)
+    EXPECT_EQ(PrefillBesideDecode(s, kv, 2, row.cost, row.max_step_ms, row.may_exceed), row.expected)
         << row.name;
     EXPECT_TRUE(s.IsDecoding(2)) << row.name;
   }
@@ -112,7 +126,7 @@ TEST(StepBudgetTest, SlicesFitTheStepTimeOverBudgetsAndContexts) {
 TEST(StepBudgetTest, WorkOfAStepIsWhatTheEngineRuns) {
   FakeKv kv(100000, kLayers);
   Scheduler s(Timed(30), kv);
-  StartDecoding(s, kFlat);
+  StartDecoding(s, kv, kFlat);
   s.Add({2, 0, 1000});
   const SchedulerOutput out = s.Schedule(kFlat);
   ASSERT_EQ(out.prefills.size(), 1u);
@@ -128,17 +142,17 @@ TEST(StepBudgetTest, WorkOfAStepIsWhatTheEngineRuns) {
 TEST(StepBudgetTest, ShortPromptIsNotQueuedBehindALongPrefill) {
   FakeKv kv(100000, kLayers);
   Scheduler s(Timed(50), kv);
-  StartDecoding(s, kWithAttention);
+  StartDecoding(s, kv, kWithAttention);
   s.Add({2, 0, 2000});  // 41 ms a layer: one layer a step
   SchedulerOutput out = s.Schedule(kWithAttention);
   ASSERT_EQ(out.prefills.size(), 1u);
-  s.Update(out);
+  RunStep(s, kv, out);
   s.Add({3, 0, 20});  // ~0.8 ms for all layers in the batched call
   out = s.Schedule(kWithAttention);
   EXPECT_EQ(out.prefills.size(), 2u);
   EXPECT_EQ(SliceOf(out, 3), std::make_pair(0, kLayers));  // all of it, at once
   EXPECT_EQ(SliceOf(out, 2), std::make_pair(1, 2));
-  s.Update(out);
+  RunStep(s, kv, out);
   EXPECT_TRUE(s.IsDecoding(3));
   EXPECT_FALSE(s.IsDecoding(2));
 }
@@ -151,7 +165,7 @@ TEST(StepBudgetTest, ShortPromptIsNotQueuedBehindALongPrefill) {
 TEST(StepBudgetTest, ShortPromptsLeaveTheLongPrefillItsShare) {
   FakeKv kv(1000000, kLayers);
   Scheduler s(Timed(100), kv);
-  StartDecoding(s, kFlat);
+  StartDecoding(s, kv, kFlat);
   s.Add({2, 0, 3000});  // 31 ms a layer alone; 120 ms for the whole prompt
   RequestId next = 100;
   std::vector<int32_t> long_layers, finished;
@@ -166,7 +180,7 @@ TEST(StepBudgetTest, ShortPromptsLeaveTheLongPrefillItsShare) {
     for (const PrefillSlice& p : out.prefills)
       finished.back() += p.id >= 100 && p.layer_end == kLayers;
     EXPECT_LE(kFlat.Ms(out.work), 100) << "step " << step;
-    s.Update(out);
+    RunStep(s, kv, out);
     // The short ones stop after their first token (max_tokens 1), so the
     // decode load stays one request.
     for (RequestId id = 100; id < next; ++id) {
@@ -190,11 +204,11 @@ TEST(StepBudgetTest, ShortPromptsLeaveTheLongPrefillItsShare) {
 TEST(StepBudgetTest, ShortPromptOverTheShareStillProgressesEveryStep) {
   FakeKv kv(1000000, kLayers);
   Scheduler s(Timed(50), kv);
-  StartDecoding(s, kFlat);
+  StartDecoding(s, kv, kFlat);
   NewRequest long_prompt{2, 0, 3000};  // 120 ms in all, 31 ms a layer
   long_prompt.chunkable = true;
   s.Add(long_prompt);
-  s.Update(s.Schedule(kFlat));
+  RunStep(s, kv, s.Schedule(kFlat));
   NewRequest short_prompt{3, 0, 1000};  // 40 ms in all: over the 23 ms share
   short_prompt.chunkable = true;
   s.Add(short_prompt);
@@ -203,7 +217,7 @@ TEST(StepBudgetTest, ShortPromptOverTheShareStillProgressesEveryStep) {
     EXPECT_EQ(SliceOf(out, 3), std::make_pair(2 * step, 2 * step + 2)) << "step " << step;
     EXPECT_NE(SliceOf(out, 2), std::make_pair(0, 0)) << "the long one moves too, step " << step;
     EXPECT_LE(kFlat.Ms(out.work), 50) << "step " << step;
-    s.Update(out);
+    RunStep(s, kv, out);
   }
   EXPECT_TRUE(s.IsDecoding(3));
   EXPECT_FALSE(s.IsDecoding(2));
@@ -214,7 +228,7 @@ TEST(StepBudgetTest, ShortPromptOverTheShareStillProgressesEveryStep) {
 TEST(StepBudgetTest, LongPrefillsProgressOldestFirst) {
   FakeKv kv(100000, kLayers);
   Scheduler s(Timed(31), kv);  // 27 ms after the decode: 2 layers of 11 ms
-  StartDecoding(s, kFlat);
+  StartDecoding(s, kv, kFlat);
   s.Add({2, 0, 1000});
   s.Add({3, 0, 1000});
   struct Expected {
@@ -235,7 +249,7 @@ TEST(StepBudgetTest, LongPrefillsProgressOldestFirst) {
     }
     EXPECT_EQ(of2, row.of2) << "step " << row.step;
     EXPECT_EQ(of3, row.of3) << "step " << row.step;
-    s.Update(out);
+    RunStep(s, kv, out);
   }
   EXPECT_TRUE(s.IsDecoding(3));
 }
@@ -262,7 +276,7 @@ TEST(StepBudgetTest, TokenBudgetStillBounds) {
   SchedulerConfig config = Timed(1000);
   config.max_num_batched_tokens = 600;  // 2400 token-layers a step
   Scheduler s(config, kv);
-  StartDecoding(s, kFlat);
+  StartDecoding(s, kv, kFlat);
   s.Add({2, 0, 1000});
   const SchedulerOutput out = s.Schedule(kFlat);
   ASSERT_EQ(out.prefills.size(), 1u);
@@ -275,7 +289,7 @@ TEST(StepBudgetTest, TokenBudgetStillBounds) {
 TEST(StepBudgetTest, AdmissionKeepsOrderWhenAShortPromptGoesFirst) {
   FakeKv kv(100000, kLayers);
   Scheduler s(Timed(30), kv);
-  StartDecoding(s, kWithAttention);
+  StartDecoding(s, kv, kWithAttention);
   s.Add({2, 0, 3000});  // 76 ms a layer: over the budget, gets the forced layer
   s.Add({3, 0, 10});
   const SchedulerOutput out = s.Schedule(kWithAttention);
@@ -308,7 +322,7 @@ TEST(StepBudgetTest, ChunkableLayersSplitByTokensToFitTheBudget) {
   for (const Row& row : table) {
     FakeKv kv(1000000, kLayers);
     Scheduler s(Timed(row.max_step_ms), kv);
-    StartDecoding(s, kWithAttention);
+    StartDecoding(s, kv, kWithAttention);
     NewRequest r{2, 0, row.prompt_tokens};
     r.chunkable = true;
     s.Add(r);
@@ -334,7 +348,7 @@ TEST(StepBudgetTest, ChunkableLayersSplitByTokensToFitTheBudget) {
       } else {
         next_layer = p.layer_end;
       }
-      s.Update(out);
+      RunStep(s, kv, out);
     }
     EXPECT_TRUE(s.IsDecoding(2)) << row.prompt_tokens;
     EXPECT_EQ(steps, row.expected_steps) << row.max_step_ms << " ms, " << row.prompt_tokens;
@@ -346,9 +360,9 @@ TEST(StepBudgetTest, ChunkableLayersSplitByTokensToFitTheBudget) {
 TEST(StepBudgetTest, UnchunkableLayerOverTheBudgetStillProgresses) {
   FakeKv kv(1000000, kLayers);
   Scheduler s(Timed(50), kv);
-  StartDecoding(s, kWithAttention);
+  StartDecoding(s, kv, kWithAttention);
   s.Add({2, 0, 3000});
-  EXPECT_EQ(PrefillBesideDecode(s, 2, kWithAttention, 50, /*may_exceed=*/true),
+  EXPECT_EQ(PrefillBesideDecode(s, kv, 2, kWithAttention, 50, /*may_exceed=*/true),
             (Slices{{0, 1}, {1, 2}, {2, 3}, {3, 4}}));
 }
 
@@ -360,7 +374,7 @@ TEST(StepBudgetTest, TinyBudgetGetsTheSmallestChunk) {
   // The decode (4 ms) is over the budget; prefills keep kMinPrefillShare of
   // it, 0.75 ms: under one layer pass.
   Scheduler s(Timed(1.5), kv);
-  StartDecoding(s, kWithAttention);
+  StartDecoding(s, kv, kWithAttention);
   NewRequest r{2, 0, 700};
   r.chunkable = true;
   s.Add(r);
@@ -369,7 +383,7 @@ TEST(StepBudgetTest, TinyBudgetGetsTheSmallestChunk) {
     const SchedulerOutput out = s.Schedule(kWithAttention);
     ASSERT_EQ(out.prefills.size(), 1u);
     rows.emplace_back(out.prefills[0].token_begin, out.prefills[0].token_end);
-    s.Update(out);
+    RunStep(s, kv, out);
   }
   // At row 128 a third 64-row chunk would leave 508 rows, under the last
   // chunk's 512, and a 60-row chunk is under the minimum: the rest goes at once.

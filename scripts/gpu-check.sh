@@ -5,7 +5,8 @@
 # Every step has its own timeout; the caps add up to under 8 minutes. Writes
 # 8 files to $OUT (default ./out):
 #   facts.txt              nvidia-smi, the pack, and each step's exit status
-#   kernel_tests.txt       every CUDA op against the CPU backend (gtest)
+#   kernel_tests.txt       every CUDA op against the CPU backend (gtest), and the
+#                          eviction kernels' kept sets against the CPU's (8k/32k)
 #   sanitizer.txt          compute-sanitizer memcheck, racecheck, synccheck
 #   decode_attention.json  decode attention GB/s, 4k/32k/128k x batch 1/32 (CUDA events)
 #   prefill_attention.json prefill attention per layer, 8k/32k/128k
@@ -61,8 +62,15 @@ fi
 
 step kernel_tests 60 "${run[@]}" bin/restkv_kernels_cuda_tests --gtest_color=no >"$out/kernel_tests.txt" 2>&1
 
+# Eviction on the device against the CPU reference: kept-set parity (mean
+# Jaccard >= 0.999) on the test shapes (part of kernel_tests) and at the
+# Llama-3-8B shape at 8k / 32k tokens, with the device ms of one evicting
+# layer ("cuda eviction ..." lines), appended to kernel_tests.txt.
+step eviction_parity 40 "${run[@]}" bin/restkv_kernels_cuda_tests --gtest_color=no \
+  --gtest_also_run_disabled_tests --gtest_filter='CudaEvictionTest.DISABLED_*' >>"$out/kernel_tests.txt" 2>&1
+
 # Small cases only: the sanitizers slow kernels by 10-100x.
-small='CudaBackendTest.RmsNorm*:CudaBackendTest.Copies*:Shapes/CudaAttentionTest.MatchesCpu/H4kv4d64b16*:Shapes/CudaAttentionTest.MatchesCpu/H8kv2d128b16*'
+small='CudaBackendTest.RmsNorm*:CudaBackendTest.Copies*:CudaEvictionTest.SmallLayerEveryPolicy:Shapes/CudaAttentionTest.MatchesCpu/H4kv4d64b16*:Shapes/CudaAttentionTest.MatchesCpu/H8kv2d128b16*'
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 : >"$out/sanitizer.txt"
 for tool in memcheck racecheck synccheck; do

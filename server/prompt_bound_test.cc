@@ -3,7 +3,7 @@
 #include <random>
 #include <string>
 
-#include "engine/tokenizer/byte_tokenizer_testutil.h"
+#include "engine/tokenizer/tiny_vocab_testutil.h"
 #include "gtest/gtest.h"
 
 namespace restkv::server {

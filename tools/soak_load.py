@@ -1,4 +1,4 @@
-"""Soak load against one running `restkv serve` (issue 16), shared by tools/soak
+"""Soak load against one running `restkv serve`, shared by tools/soak
 (long runs) and tests/e2e/test_soak.py (the ~2 minute CI run).
 
 Concurrent workers send completions and chats, streaming and not, over HTTP (the

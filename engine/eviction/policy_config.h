@@ -1,6 +1,6 @@
 // KV eviction policy registry, knobs and budget rule (spec §1, §3, §5).
 //
-// A policy is a scorer (kv_policy.h: SelectTokens) plus the budget rule here:
+// A policy is a scorer (token_selection.h: SelectTokens) plus the budget rule here:
 // KeptTokensForLayer says how many tokens each layer keeps per KV head, and is
 // the only number page arithmetic (admission, compaction) may use — PyramidKV
 // layers keep more or fewer than the nominal budget.

@@ -26,13 +26,11 @@ int32_t KvCacheManager::DecodePages(scheduler::RequestId id, int32_t num_tokens)
   return it->second->PagesNeeded(num_tokens);
 }
 
-bool KvCacheManager::AllocatePrefill(scheduler::RequestId id, int32_t num_tokens,
-                                     int32_t layer_begin, int32_t layer_end) {
-  // The forward pass takes the pages layer by layer; here we only check that
-  // what the slice can still need is there.
-  SequenceKv& kv = Get(id);
-  return PrefillPeakPages(id, num_tokens) - kv.num_pages() <= pool_.num_free() ||
-         kv.PagesNeededLayers(layer_begin, layer_begin + 1, num_tokens) <= pool_.num_free();
+bool KvCacheManager::CoversPrefill(scheduler::RequestId id, int32_t num_tokens,
+                                   int32_t /*layer_begin*/, int32_t /*layer_end*/) const {
+  // The promise is the whole remaining peak, whatever the slice: after the
+  // slice the request still holds its pages and the next slice continues.
+  return PrefillPeakPages(id, num_tokens) - PagesHeld(id) <= pool_.num_free();
 }
 
 bool KvCacheManager::AllocateDecode(scheduler::RequestId id, int32_t num_tokens) {

@@ -5,7 +5,7 @@
 // truth for admission: the scheduler admits a request only when free pages,
 // less those promised to prefills already admitted, cover its prefill peak.
 // Prefill pages are then taken layer by layer inside the forward pass (and
-// released by eviction before the next layer), so AllocatePrefill only
+// released by eviction before the next layer), so CoversPrefill only
 // confirms the promise; decode pages are taken eagerly.
 //
 // Thread safety: none (engine thread).
@@ -32,8 +32,8 @@ class KvCacheManager final : public scheduler::KvAllocator {
   int32_t PagesHeld(scheduler::RequestId id) const override;
   int32_t PrefillPeakPages(scheduler::RequestId id, int32_t num_tokens) const override;
   int32_t DecodePages(scheduler::RequestId id, int32_t num_tokens) const override;
-  bool AllocatePrefill(scheduler::RequestId id, int32_t num_tokens, int32_t layer_begin,
-                       int32_t layer_end) override;
+  bool CoversPrefill(scheduler::RequestId id, int32_t num_tokens, int32_t layer_begin,
+                     int32_t layer_end) const override;
   bool AllocateDecode(scheduler::RequestId id, int32_t num_tokens) override;
   void Release(scheduler::RequestId id) override;
   void Free(scheduler::RequestId id) override;

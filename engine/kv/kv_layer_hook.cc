@@ -58,9 +58,8 @@ absl::Status KvLayerHook::AfterLayer(int32_t layer, int32_t num_new_tokens,
   const int64_t qrow = static_cast<int64_t>(evictor_->config().q_dim());
   const float* q_window =
       queries == nullptr ? nullptr : queries + (all ? (num_new_tokens - window) * qrow : 0);
-  evictor_->EvictLayer(*policy_, layer, prompt, q_window, window, all ? queries : nullptr, kv_,
-                       report_);
-  return absl::OkStatus();
+  return evictor_->EvictLayer(*policy_, layer, prompt, q_window, window, all ? queries : nullptr,
+                              kv_, report_);
 }
 
 }  // namespace restkv::engine

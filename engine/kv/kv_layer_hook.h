@@ -53,6 +53,8 @@ class KvLayerHook final : public LayerHook {
   // guaranteed them); FailedPrecondition when an evicting step is not a whole
   // prompt from position 0.
   absl::Status BeforeLayer(int32_t layer, int32_t num_new_tokens) override;
+  // AfterLayer errors: those of LayerEvictor::EvictLayer (the backend's
+  // eviction kernels failed; the layer's pages are unspecified).
   absl::Status AfterLayer(int32_t layer, int32_t num_new_tokens, const float* queries) override;
 
  private:

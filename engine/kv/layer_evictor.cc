@@ -5,18 +5,21 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "common/status_macros.h"
+#include "engine/eviction/eviction_plan.h"
 #include "engine/eviction/wo_factor.h"
 #include "kernels/cpu/dequantize.h"
 
 namespace restkv::engine {
 
 LayerEvictor::LayerEvictor(const ModelConfig& config, const ModelWeights& weights,
-                     kernels::Backend& backend)
+                           kernels::Backend& backend)
     : config_(config),
       weights_(weights),
       backend_(backend),
       threads_(backend.host_pool()),
-      wo_factor_(config.num_layers) {}
+      wo_factor_(config.num_layers),
+      wo_device_(config.num_layers) {}
 
 const float* LayerEvictor::WoFactor(int32_t layer) {
   std::vector<float>& f = wo_factor_[layer];
@@ -74,12 +77,74 @@ void AccumulatedAttention(const float* q, const float* k, int32_t n, int32_t hea
   }
 }
 
-void LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32_t n,
-                           const float* q_window, int32_t num_queries, const float* q_all,
-                           SequenceKv& kv, EvictionReport* report) {
+absl::StatusOr<const float*> LayerEvictor::DeviceWoFactor(int32_t layer) {
+  std::unique_ptr<kernels::Buffer>& buf = wo_device_[layer];
+  if (buf == nullptr) {
+    const float* host = WoFactor(layer);
+    const size_t n = wo_factor_[layer].size();
+    RESTKV_ASSIGN_OR_RETURN(buf, backend_.Allocate(n * sizeof(float)));
+    backend_.CopyFromHost(host, buf->floats(), n);
+  }
+  return buf->floats();
+}
+
+absl::Status LayerEvictor::EvictOnDevice(kernels::LayerEvictionOps& ops,
+                                         const kernels::EvictionPlan& plan,
+                                         const KvPolicyConfig& policy, int32_t layer, int32_t n,
+                                         const float* q_window, int32_t num_queries,
+                                         const float* q_all, const SequenceKv& kv, bool record,
+                                         std::vector<std::vector<int32_t>>* kept) {
+  kernels::EvictionLayerView view;
+  view.num_tokens = n;
+  view.num_heads = config_.num_heads;
+  view.num_kv_heads = config_.num_kv_heads;
+  view.head_dim = config_.head_dim;
+  view.block_size = kv.block_size();
+  view.pages = kv.page_ptrs()[layer].data();
+  view.q_window = q_window;
+  view.num_queries = num_queries;
+  view.q_all = q_all;
+  if (NeedsWoFactor(policy)) {
+    RESTKV_ASSIGN_OR_RETURN(view.wo_factor, DeviceWoFactor(layer));
+  }
+  RESTKV_RETURN_IF_ERROR(ops.EvictLayer(plan, view));
+  if (record) RESTKV_RETURN_IF_ERROR(ops.LastKept(kept));
+  return absl::OkStatus();
+}
+
+void LayerEvictor::Report(int32_t layer, int32_t n, int32_t kept, int32_t released,
+                          const std::vector<std::vector<int32_t>>& keep,
+                          EvictionReport* report) const {
+  if (report == nullptr) return;
+  report->tokens_kept += kept;
+  report->tokens_evicted += n - kept;
+  report->pages_released += released;
+  if (report->record_kept) {
+    if (report->kept.size() < static_cast<size_t>(config_.num_layers)) {
+      report->kept.resize(config_.num_layers);
+    }
+    report->kept[layer] = keep;
+  }
+}
+
+absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32_t n,
+                                      const float* q_window, int32_t num_queries,
+                                      const float* q_all, SequenceKv& kv, EvictionReport* report) {
   const int32_t H = config_.num_heads, Hkv = config_.num_kv_heads, d = config_.head_dim;
   const int32_t bs = kv.block_size();
   RESTKV_CHECK_EQ(kv.cached_len()[layer], n) << "layer " << layer;
+  if (kernels::LayerEvictionOps* ops = backend_.layer_eviction(); ops != nullptr) {
+    if (const auto plan = MakeEvictionPlan(policy, layer, config_.num_layers, n)) {
+      const bool record = report != nullptr && report->record_kept;
+      std::vector<std::vector<int32_t>> keep;
+      RESTKV_RETURN_IF_ERROR(EvictOnDevice(*ops, *plan, policy, layer, n, q_window, num_queries,
+                                           q_all, kv, record, &keep));
+      const int32_t kept = plan->KeptTokens();
+      const int32_t released = kv.TruncateLayer(layer, kept);
+      Report(layer, n, kept, released, keep, report);
+      return absl::OkStatus();
+    }
+  }
   const std::vector<float*>& pages = kv.page_ptrs()[layer];
   const int64_t page_v = static_cast<int64_t>(Hkv) * bs * d;
   // Gather the layer's K/V into [Hkv][N][d].
@@ -132,17 +197,8 @@ void LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32
     }
   }
   const int32_t released = kv.TruncateLayer(layer, kept);
-  if (report != nullptr) {
-    report->tokens_kept += kept;
-    report->tokens_evicted += n - kept;
-    report->pages_released += released;
-    if (report->record_kept) {
-      if (report->kept.size() < static_cast<size_t>(config_.num_layers)) {
-        report->kept.resize(config_.num_layers);
-      }
-      report->kept[layer] = keep;
-    }
-  }
+  Report(layer, n, kept, released, keep, report);
+  return absl::OkStatus();
 }
 
 void LayerEvictor::GatherFromDevice(const std::vector<float*>& pages, int32_t n, int32_t bs) {

@@ -10,23 +10,34 @@
 // keys carry RoPE, so positions travel with them. Compaction is in place:
 // kept indices ascend, so a slot is never overwritten before it is read.
 //
-// Pages in device memory (Backend::host_addressable() false) are read and
-// written through the backend's copies, one whole page at a time.
-// NOTE(restkv): on a GPU this means the layer's K/V cross PCIe twice per
-// evicting layer and scoring runs on the host; scoring on the device is
-// the next step of the CUDA backend (kernels/cuda/README-dev.md).
+// Where it runs:
+// - A backend with eviction kernels (Backend::layer_eviction(), the CUDA
+//   backend) scores, selects and compacts on its own pages: the policy
+//   becomes a kernels::EvictionPlan (engine/eviction/eviction_plan.h, the
+//   same decisions SelectTokens makes) and no page leaves the device; the
+//   W_O factors are uploaded once per layer.
+// - Otherwise the reference path: the layer's K/V are gathered into
+//   contiguous host arrays and SelectTokens (engine/eviction/) chooses. Pages
+//   the host cannot address (Backend::host_addressable() false) are read and
+//   written through the backend's copies, one whole page at a time; this is
+//   also the device fallback for knobs the kernels lack (metric=before).
 //
 // Thread safety: one caller thread (the engine's); the W_O factors are
 // computed lazily on first use and cached.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "engine/eviction/token_selection.h"
+#include "engine/kv/sequence_kv.h"
 #include "engine/model/model_config.h"
 #include "engine/model/model_weights.h"
-#include "engine/kv/sequence_kv.h"
+#include "kernels/backend.h"
+#include "kernels/layer_eviction.h"
 
 namespace restkv::engine {
 
@@ -53,12 +64,27 @@ class LayerEvictor {
   // whole prompt, just prefilled); q_window [num_queries][H][d] are its last
   // queries (post-RoPE); q_all [num_tokens][H][d] every query, only when
   // NeedsH2oScores(policy) (else null).
-  void EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32_t num_tokens,
-                  const float* q_window, int32_t num_queries, const float* q_all, SequenceKv& kv,
-                  EvictionReport* report);
+  // Errors: the backend's eviction kernels' status (InvalidArgument for a
+  // shape they do not support, ResourceExhausted for scratch memory,
+  // Internal); the layer's pages are then unspecified and the request must
+  // fail. The host path cannot fail.
+  absl::Status EvictLayer(const KvPolicyConfig& policy, int32_t layer, int32_t num_tokens,
+                          const float* q_window, int32_t num_queries, const float* q_all,
+                          SequenceKv& kv, EvictionReport* report);
 
  private:
   const float* WoFactor(int32_t layer);
+  // The layer's W_O factors in backend memory (uploaded on first use).
+  absl::StatusOr<const float*> DeviceWoFactor(int32_t layer);
+  // Scores, selects and compacts with the backend's kernels; kept gets the
+  // kept positions only when the report records them.
+  absl::Status EvictOnDevice(kernels::LayerEvictionOps& ops, const kernels::EvictionPlan& plan,
+                             const KvPolicyConfig& policy, int32_t layer, int32_t n,
+                             const float* q_window, int32_t num_queries, const float* q_all,
+                             const SequenceKv& kv, bool record,
+                             std::vector<std::vector<int32_t>>* kept);
+  void Report(int32_t layer, int32_t n, int32_t kept, int32_t released,
+              const std::vector<std::vector<int32_t>>& keep, EvictionReport* report) const;
   // k_/v_ [Hkv][n][d] <- the layer's n slots; pages -> host through copies.
   void GatherFromDevice(const std::vector<float*>& pages, int32_t n, int32_t block_size);
   // Writes kept[h][i] of k_/v_ into slot i of head h, whole pages at a time.
@@ -70,6 +96,7 @@ class LayerEvictor {
   kernels::Backend& backend_;
   ThreadPool* threads_;
   std::vector<std::vector<float>> wo_factor_;  // [L][H][d][d], empty until needed
+  std::vector<std::unique_ptr<kernels::Buffer>> wo_device_;  // [L] backend copies of wo_factor_
   std::vector<float> k_, v_, h2o_;             // scratch: [Hkv][N][d], [Hkv][N][d], [H][N]
   std::vector<float> page_;                    // one page image (device path)
 };

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/tokenizer/byte_tokenizer_testutil.h"
+#include "engine/tokenizer/tiny_vocab_testutil.h"
 
 namespace restkv::engine {
 namespace {

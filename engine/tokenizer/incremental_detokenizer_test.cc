@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/tokenizer/byte_tokenizer_testutil.h"
+#include "engine/tokenizer/tiny_vocab_testutil.h"
 #include "engine/tokenizer/utf8.h"
 
 namespace restkv::engine {

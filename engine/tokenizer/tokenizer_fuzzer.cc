@@ -31,6 +31,7 @@
 #include "engine/gguf/gguf_file.h"
 #include "engine/tokenizer/bpe_tokenizer.h"
 #include "engine/tokenizer/incremental_detokenizer.h"
+#include "engine/tokenizer/tiny_vocab_testutil.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "engine/tokenizer/tokenizer_gguf.h"
 #include "engine/tokenizer/utf8.h"
@@ -49,31 +50,14 @@ void Require(bool ok) {
 
 bool IsValidUtf8(std::string_view s) { return restkv::engine::SanitizeUtf8(s) == s; }
 
-void AddToken(TokenizerData& d, std::string text, TokenType type, float score = 0.0f) {
-  d.tokens.push_back(std::move(text));
-  d.token_types.push_back(static_cast<int32_t>(type));
-  d.scores.push_back(score);
-}
+using restkv::engine::AddToken;
 
-// Byte-level BPE: three control tokens, a token per byte, a few merges and a
-// user-defined token (always split out, even without parse_special).
+// Byte-level BPE (tiny_vocab_testutil.h) with a merge of two spaces, so that
+// runs of whitespace take the pre-tokeniser's space-splitting paths.
 TokenizerData SyntheticBpe() {
-  TokenizerData d;
-  d.model = "gpt2";
-  d.pre = "gpt-2";
-  AddToken(d, "<|endoftext|>", TokenType::kControl);
-  AddToken(d, "<|im_start|>", TokenType::kControl);
-  AddToken(d, "<|im_end|>", TokenType::kControl);
-  for (int b = 0; b < 256; ++b) {
-    AddToken(d, BpeTokenizer::EncodeBytes(std::string(1, static_cast<char>(b))), TokenType::kNormal);
-  }
-  for (const char* t : {"he", "ll", "hell", "hello", "Ġw", "or", "Ġwor", "ld", "Ġworld", "ĠĠ"}) {
-    AddToken(d, t, TokenType::kNormal);
-  }
-  AddToken(d, "<tool>", TokenType::kUserDefined);
-  d.merges = {"h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "l d", "Ġwor ld", "Ġ Ġ"};
-  d.bos_id = 0;
-  d.eos_id = 0;
+  TokenizerData d = restkv::engine::TinyBpeData();
+  AddToken(d, "\xC4\xA0\xC4\xA0", TokenType::kNormal);  // "ĠĠ"
+  d.merges.push_back("\xC4\xA0 \xC4\xA0");
   return d;
 }
 

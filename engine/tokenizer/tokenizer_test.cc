@@ -8,46 +8,13 @@
 #include <vector>
 
 #include "engine/tokenizer/bpe_tokenizer.h"
+#include "engine/tokenizer/tiny_vocab_testutil.h"
 
 namespace restkv::engine {
 namespace {
 
 using Ids = std::vector<int32_t>;
 constexpr int32_t kNormal = static_cast<int32_t>(TokenType::kNormal);
-
-void AddToken(TokenizerData& d, std::string text, TokenType type, float score = 0.0f) {
-  d.tokens.push_back(std::move(text));
-  d.token_types.push_back(static_cast<int32_t>(type));
-  d.scores.push_back(score);
-}
-
-// A byte-level BPE vocabulary:
-//   0 <|endoftext|>  1 <|im_start|>  2 <|im_end|>  (control)
-//   3 + b            the stand-in of byte b, for every byte (so any text encodes)
-//   259 he  260 ll  261 hell  262 hello  263 Ġw  264 or  265 Ġwor  266 ld  267 Ġworld
-//   268 <tool>       (user-defined)   269 lo
-// with merges in rank order: h e, l l, he ll, hell o, Ġ w, o r, Ġw or, l d, Ġwor ld, l o.
-TokenizerData TinyBpeData() {
-  TokenizerData d;
-  d.model = "gpt2";
-  d.pre = "gpt-2";
-  AddToken(d, "<|endoftext|>", TokenType::kControl);
-  AddToken(d, "<|im_start|>", TokenType::kControl);
-  AddToken(d, "<|im_end|>", TokenType::kControl);
-  for (int b = 0; b < 256; ++b) {
-    AddToken(d, BpeTokenizer::EncodeBytes(std::string(1, static_cast<char>(b))),
-             TokenType::kNormal);
-  }
-  for (const char* t : {"he", "ll", "hell", "hello", "Ġw", "or", "Ġwor", "ld", "Ġworld"}) {
-    AddToken(d, t, TokenType::kNormal);
-  }
-  AddToken(d, "<tool>", TokenType::kUserDefined);
-  AddToken(d, "lo", TokenType::kNormal);
-  d.merges = {"h e", "l l", "he ll", "hell o", "Ġ w", "o r", "Ġw or", "l d", "Ġwor ld", "l o"};
-  d.bos_id = 0;
-  d.eos_id = 0;
-  return d;
-}
 
 int32_t ByteId(char c) { return 3 + static_cast<uint8_t>(c); }
 

@@ -133,6 +133,27 @@ absl::StatusOr<std::unique_ptr<Buffer>> CudaBackend::Allocate(size_t bytes) {
   return std::make_unique<DeviceBuffer>(DeviceMemory(ptr, alloc), bytes, allocated_);
 }
 
+absl::StatusOr<std::unique_ptr<Buffer>> CudaBackend::EvictionMemory::Allocate(size_t bytes) {
+  return backend_.Allocate(bytes);
+}
+
+absl::Status CudaBackend::EvictionMemory::Copy(void* dst, const void* src, size_t bytes,
+                                               cudaMemcpyKind kind, const char* what) {
+  if (!backend_.Bind()) return backend_.status_;
+  RESTKV_RETURN_IF_ERROR(
+      CudaStatus(cudaMemcpyAsync(dst, src, bytes, kind, backend_.stream_), what));
+  // The host side may be reused as soon as this returns.
+  return CudaStatus(cudaStreamSynchronize(backend_.stream_), what);
+}
+
+absl::Status CudaBackend::EvictionMemory::Upload(const void* host, void* device, size_t bytes) {
+  return Copy(device, host, bytes, cudaMemcpyHostToDevice, "eviction upload");
+}
+
+absl::Status CudaBackend::EvictionMemory::Download(const void* device, void* host, size_t bytes) {
+  return Copy(host, device, bytes, cudaMemcpyDeviceToHost, "eviction download");
+}
+
 absl::StatusOr<void*> CudaBackend::AllocateOwned(size_t bytes) {
   RESTKV_RETURN_IF_ERROR(Reserve(bytes));
   void* ptr = nullptr;

@@ -7,7 +7,7 @@
 //   cuBLAS (bf16 inputs, fp32 accumulation and output, tensor cores).
 // - The KV cache stays fp32, in the page layout of backend.h. NOTE(restkv):
 //   fp32 because the engine's page arithmetic (BlockPool, KvPageShape), the
-//   host-side evictor and the CPU reference all read pages as floats; bf16
+//   evictor's CPU path and the CPU reference all read pages as floats; bf16
 //   pages would halve KV memory and decode bandwidth and are the next step
 //   (they need a dtype in KvPageShape and bf16 loads in paged_attention.cu).
 // - Index tables that the engine builds on the host — token ids, positions,
@@ -44,6 +44,7 @@
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/cuda_error.h"
+#include "kernels/cuda/device_layer_eviction.h"
 #include "kernels/cuda/device_memory.h"
 
 namespace restkv::kernels::cuda {
@@ -65,6 +66,9 @@ class CudaBackend final : public Backend {
   [[nodiscard]] std::string_view name() const override { return "cuda"; }
   ThreadPool* host_pool() override { return &pool_; }
   [[nodiscard]] bool host_addressable() const override { return false; }
+  // Eviction scoring and compaction on the device's own pages
+  // (device_layer_eviction.h); its errors are returned, not made sticky.
+  LayerEvictionOps* layer_eviction() override { return &eviction_; }
   [[nodiscard]] const DeviceInfo& device_info() const { return info_; }
   [[nodiscard]] cudaStream_t stream() const { return stream_; }
   // Device bytes currently held by Allocate() buffers and prepared weights.
@@ -112,6 +116,21 @@ class CudaBackend final : public Backend {
   absl::StatusOr<void*> AllocateOwned(size_t bytes);
   absl::Status Reserve(size_t bytes);
 
+  // DeviceLayerEviction's memory: Allocate() buffers and synchronous copies
+  // on the backend's stream, errors returned as values.
+  class EvictionMemory final : public DeviceMemoryOps {
+   public:
+    explicit EvictionMemory(CudaBackend& backend) : backend_(backend) {}
+    absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override;
+    absl::Status Upload(const void* host, void* device, size_t bytes) override;
+    absl::Status Download(const void* device, void* host, size_t bytes) override;
+
+   private:
+    absl::Status Copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                      const char* what);
+    CudaBackend& backend_;
+  };
+
   // Destroys the stream last: the members below queue work on it.
   struct StreamOwner {
     cudaStream_t stream = nullptr;
@@ -130,6 +149,8 @@ class CudaBackend final : public Backend {
   DeviceScratch act_bf16_;           // MatMul activations rounded to bf16
   DeviceScratch attn_partials_;      // split-K partial outputs
   UploadRing uploads_;
+  EvictionMemory eviction_memory_{*this};
+  DeviceLayerEviction eviction_{eviction_memory_, stream_};
   absl::Status status_;
 };
 

@@ -1,4 +1,4 @@
-"""Issue 16, item 1: a request with an eviction policy preempted for lack of KV
+"""A request with an eviction policy preempted for lack of KV
 pages must come back at its policy's footprint and finish, and must not block
 the requests behind it; a request that can never fit the pool is refused at
 once (413 naming the numbers) instead of waiting forever.

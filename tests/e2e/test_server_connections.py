@@ -1,4 +1,4 @@
-"""`restkv serve` at its connection and file-descriptor limits (issue 16, item 3):
+"""`restkv serve` at its connection and file-descriptor limits:
 with far more idle connections than descriptors, the acceptor neither spins nor
 locks out a health probe (the cap reclaims the longest-idle connection; accept
 failures for lack of descriptors back off), and the read timeouts are flags."""

@@ -1,4 +1,4 @@
-"""`restkv serve` cannot be starved (issue 16, item 2): /health, /live and /metrics
+"""`restkv serve` cannot be starved: /health, /live and /metrics
 answer within 100 ms while multi-megabyte prompts arrive, because requests are
 parsed and tokenized off the I/O threads; a prompt whose byte length proves it
 cannot fit the context is refused before it is tokenized; a full prepare queue

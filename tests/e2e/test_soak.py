@@ -1,4 +1,4 @@
-"""A two-minute soak of `restkv serve` (issue 16): one server with a small KV pool
+"""A two-minute soak of `restkv serve`: one server with a small KV pool
 (so requests preempt each other), concurrent streaming and non-streaming completions
 and chats over HTTP (openai client) and gRPC, every KV policy at several budgets,
 about 20 % of streams cut by the client and some slow readers (tools/soak_load.py; the

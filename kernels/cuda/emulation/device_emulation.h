@@ -35,6 +35,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -223,5 +224,6 @@ inline uint32_t __float_as_uint(float f) {
   std::memcpy(&u, &f, sizeof u);
   return u;
 }
+inline int __popc(unsigned x) { return std::popcount(x); }
 inline int __float_as_int(float f) { return static_cast<int>(__float_as_uint(f)); }
 inline float __int_as_float(int i) { return __uint_as_float(static_cast<uint32_t>(i)); }
