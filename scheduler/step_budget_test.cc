@@ -61,8 +61,8 @@ std::pair<int32_t, int32_t> SliceOf(const SchedulerOutput& out, RequestId id) {
 // Runs steps until request `id` decodes; returns its slices and checks that
 // the decode ran in every step and each step's planned cost stayed under the
 // budget (unless `may_exceed`: a single layer that is over it anyway).
-Slices PrefillBesideDecode(Scheduler& s, FakeKv& kv, RequestId id, const StepCost& cost, double max_step_ms,
-                           bool may_exceed) {
+Slices PrefillBesideDecode(Scheduler& s, FakeKv& kv, RequestId id, const StepCost& cost,
+                           double max_step_ms, bool may_exceed) {
   Slices slices;
   for (int step = 0; step < 20 && !s.IsDecoding(id); ++step) {
     SchedulerOutput out = s.Schedule(cost);
@@ -117,7 +117,8 @@ TEST(StepBudgetTest, SlicesFitTheStepTimeOverBudgetsAndContexts) {
     Scheduler s(Timed(row.max_step_ms), kv);
     StartDecoding(s, kv, row.cost);
     s.Add({2, 0, row.prompt_tokens});
-    EXPECT_EQ(PrefillBesideDecode(s, kv, 2, row.cost, row.max_step_ms, row.may_exceed), row.expected)
+    EXPECT_EQ(PrefillBesideDecode(s, kv, 2, row.cost, row.max_step_ms, row.may_exceed),
+              row.expected)
         << row.name;
     EXPECT_TRUE(s.IsDecoding(2)) << row.name;
   }
