@@ -221,10 +221,22 @@ bool GrammarMatcher::AcceptToken(int32_t token) {
 void ApplyTokenMask(const TokenBitmask& mask, int32_t mask_vocab, absl::Span<float> logits) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int64_t n = static_cast<int64_t>(logits.size());
-  for (int64_t t = 0; t < n; ++t) {
-    const bool allowed = t < mask_vocab && ((mask[t >> 6] >> (t & 63)) & 1);
-    if (!allowed) logits[t] = kNegInf;
+  const int64_t covered = std::min<int64_t>(n, mask_vocab);
+  // A word at a time: masks are mostly all-clear (structure) or all-set
+  // (inside strings), so most words cost one comparison.
+  for (int64_t base = 0; base < covered; base += 64) {
+    const uint64_t word = mask[base >> 6];
+    const int64_t end = std::min<int64_t>(base + 64, covered);
+    if (word == ~uint64_t{0} && end - base == 64) continue;
+    if (word == 0) {
+      std::fill(logits.begin() + base, logits.begin() + end, kNegInf);
+      continue;
+    }
+    for (int64_t t = base; t < end; ++t) {
+      if (!((word >> (t - base)) & 1)) logits[t] = kNegInf;
+    }
   }
+  for (int64_t t = covered; t < n; ++t) logits[t] = kNegInf;
 }
 
 }  // namespace restkv::engine::structured
