@@ -326,6 +326,14 @@ bool Engine::SampleNext(RequestState& a, const float* logits) {
     delta.token_ids.push_back(next);
     if (a.matcher != nullptr) {
       RESTKV_CHECK(a.matcher->AcceptToken(next)) << "token " << next << " was masked out";
+      if (a.matcher->TooAmbiguous()) {
+        a.request.sink->OnTokens(delta);
+        Finish(a.id, FinishReason::kError,
+               absl::InvalidArgumentError(absl::StrFormat(
+                   "structured output: the grammar is too ambiguous (more than %d parse stacks)",
+                   structured::GrammarMatcher::kMaxStacks)));
+        return true;
+      }
       // Only an end token could follow: stop now rather than spend a step on it.
       if (!u.finished && a.matcher->IsTerminated()) {
         OutputProcessor::Update tail = a.output->End(FinishReason::kStop);

@@ -91,6 +91,14 @@ class GrammarMatcher {
   [[nodiscard]] bool CanEnd() const { return state_.accept; }
   // Complete, and no byte can follow: only an end token is left.
   [[nodiscard]] bool IsTerminated() const { return state_.accept && state_.nodes.empty(); }
+  // The state holds more than kMaxStacks parse stacks (a grammar ambiguous
+  // enough that masks would get slow for every request in the batch): the
+  // caller should end the sequence with an error.
+  [[nodiscard]] bool TooAmbiguous() const {
+    return state_.nodes.size() > static_cast<size_t>(kMaxStacks);
+  }
+
+  static constexpr int32_t kMaxStacks = 1024;
 
  private:
   struct State {

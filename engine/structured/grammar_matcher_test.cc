@@ -121,6 +121,25 @@ TEST(GrammarMatcherTest, MaskEqualsTokenByTokenAcceptance) {
   }
 }
 
+TEST(GrammarMatcherTest, AnAmbiguousGrammarIsReportedNotUnbounded) {
+  // After n x's, any number of pending "y"s up to n is possible: n stacks.
+  auto g = Gbnf("root ::= a\na ::= \"x\" a \"y\" | \"x\" a | \"\"", ByteVocab());
+  GrammarMatcher m(g);
+  int n = 0;
+  while (!m.TooAmbiguous() && n < 5000) {
+    ASSERT_TRUE(m.AcceptToken('x'));
+    ++n;
+  }
+  EXPECT_TRUE(m.TooAmbiguous());
+  EXPECT_GT(n, 100);
+  EXPECT_LE(n, GrammarMatcher::kMaxStacks + 1);
+  // An unambiguous loop stays at one stack however long it runs.
+  GrammarMatcher list(Gbnf("root ::= \"[\" ( [0-9] \",\" )* \"]\"", ByteVocab()));
+  ASSERT_TRUE(list.AcceptToken('['));
+  for (int i = 0; i < 3000; ++i) ASSERT_TRUE(list.AcceptToken(i % 2 == 0 ? '7' : ','));
+  EXPECT_FALSE(list.TooAmbiguous());
+}
+
 TEST(GrammarMatcherTest, StopTokenIdsAreEndTokens) {
   auto v = ByteVocab();
   auto g = Gbnf("root ::= \"ab\"", v);
