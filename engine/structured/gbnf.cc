@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "engine/tokenizer/utf8.h"
 
@@ -42,7 +43,9 @@ class GbnfParser {
       SkipSpace(true);
       const int32_t rule = b_.Declare(name);
       if (defined_.size() <= static_cast<size_t>(rule)) defined_.resize(rule + 1, false);
-      if (defined_[rule]) return Error("a new rule name ('" + name + "' is defined twice)");
+      if (defined_[rule]) {
+        return Error(absl::StrCat("a new rule name ('", name, "' is defined twice)"));
+      }
       defined_[rule] = true;
       if (absl::Status st = Alternates(rule, false); !st.ok()) return st;
       if (pos_ < s_.size() && s_[pos_] != '\n') return Error("the end of the line");
@@ -55,7 +58,7 @@ class GbnfParser {
       return absl::InvalidArgumentError("GBNF: no rule named 'root'");
     }
     absl::StatusOr<Grammar> g = b_.Build(root);
-    if (!g.ok()) return absl::InvalidArgumentError("GBNF: " + std::string(g.status().message()));
+    if (!g.ok()) return absl::InvalidArgumentError(absl::StrCat("GBNF: ", g.status().message()));
     return g;
   }
 

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace restkv::engine::structured {
@@ -215,7 +216,7 @@ class JsonParser {
       if (pos_ >= s_.size() || s_[pos_] != '"') return Error("a member name");
       std::string key;
       if (absl::Status st = String(&key); !st.ok()) return st;
-      if (v->Find(key) != nullptr) return Error("no duplicate key \"" + key + "\"");
+      if (v->Find(key) != nullptr) return Error(absl::StrCat("no duplicate key \"", key, "\""));
       SkipSpace();
       if (!Consume(":")) return Error("':'");
       JsonValue item;

@@ -55,6 +55,12 @@ bool Remove(Ranges* r, uint32_t lo, uint32_t hi) {
   return removed;
 }
 
+// "(a | b | ...)", with StrCat: GCC 12's -Wrestrict misfires on
+// "literal" + std::string chains.
+std::string Group(const std::vector<std::string>& alts) {
+  return absl::StrCat("(", absl::StrJoin(alts, " | "), ")");
+}
+
 std::string ClassText(const Ranges& r) {
   std::string s = "[";
   for (const auto& [lo, hi] : r) {
@@ -100,7 +106,7 @@ class RegexParser {
       if (AtEnd() || s_[pos_] != '|') break;
       ++pos_;
     }
-    *out = alts.size() == 1 ? alts[0] : "(" + absl::StrJoin(alts, " | ") + ")";
+    *out = alts.size() == 1 ? alts[0] : Group(alts);
     return absl::OkStatus();
   }
 
@@ -146,7 +152,7 @@ class RegexParser {
         return absl::OkStatus();  // not a quantifier: Python takes '{' literally
       }
       if (lo.size() > 5 || hi.size() > 5) return Error("repetition count above 10000");
-      q = "{" + (lo.empty() ? "0" : lo) + (comma ? "," + hi : "") + "}";
+      q = absl::StrCat("{", lo.empty() ? "0" : lo, comma ? "," : "", comma ? hi : "", "}");
       pos_ = p + 1;
     } else {
       return absl::OkStatus();
@@ -155,7 +161,7 @@ class RegexParser {
     if (!AtEnd() && (s_[pos_] == '*' || s_[pos_] == '+' || s_[pos_] == '?' || s_[pos_] == '{')) {
       return Error("multiple repeat");
     }
-    *atom = "(" + *atom + ")" + q;
+    *atom = absl::StrCat("(", *atom, ")", q);
     return absl::OkStatus();
   }
 
@@ -272,7 +278,7 @@ class RegexParser {
     Remove(&r, 0, 0x1F);
     if (!r.empty()) alts.insert(alts.begin(), ClassText(r));
     if (alts.empty()) return "";
-    return alts.size() == 1 ? alts[0] : "(" + absl::StrJoin(alts, " | ") + ")";
+    return alts.size() == 1 ? alts[0] : Group(alts);
   }
 
   absl::Status Atom(std::string* out) {
@@ -297,7 +303,7 @@ class RegexParser {
       if (absl::Status st = Alternation(&inner); !st.ok()) return st;
       if (AtEnd() || s_[pos_] != ')') return Error("missing ')'");
       ++pos_;
-      *out = "(" + inner + ")";
+      *out = absl::StrCat("(", inner, ")");
       return absl::OkStatus();
     }
     if (c == '[') return Class(out);
