@@ -131,6 +131,7 @@ absl::Status ParseStructuredOutput(const json& body, std::optional<StructuredOut
   }
   if (found.size() > 1) {
     std::vector<std::string> params;
+    params.reserve(found.size());
     for (const StructuredOutput& s : found) params.push_back(s.param);
     return InvalidParam(
         found[1].param,

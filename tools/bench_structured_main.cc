@@ -82,7 +82,7 @@ struct RunResult {
 };
 
 RunResult Run(engine::Engine& eng, const std::vector<int32_t>& prompt, int batch, int gen_tokens,
-              std::shared_ptr<const engine::structured::CompiledGrammar> grammar) {
+              const std::shared_ptr<const engine::structured::CompiledGrammar>& grammar) {
   std::vector<std::shared_ptr<CollectingSink>> sinks;
   const auto t0 = std::chrono::steady_clock::now();
   const double cpu0 = CpuSeconds();

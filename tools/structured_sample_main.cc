@@ -17,6 +17,7 @@
 // tokens, so they span terminals and split UTF-8 characters.
 //
 //   build/tools/structured_sample [--model PATH] [--max-tokens 400] < specs.jsonl
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <random>
@@ -44,6 +45,52 @@ bool KindFromName(const std::string& name, GrammarKind* kind) {
     }
   }
   return false;
+}
+
+// One random walk: {"text", "complete", "tokens"}; Internal if the matcher
+// refuses a token its own mask allowed.
+absl::StatusOr<nlohmann::json> SampleOnce(
+    const std::shared_ptr<const engine::structured::CompiledGrammar>& grammar,
+    const engine::structured::TokenVocabulary& vocab, const std::vector<bool>& closing,
+    int max_tokens, std::mt19937_64& rng) {
+  engine::structured::GrammarMatcher m(grammar);
+  engine::structured::TokenBitmask mask;
+  std::string text;
+  bool complete = false;
+  int steps = 0;
+  std::vector<int32_t> closers;
+  std::vector<std::vector<int32_t>> by_first(257);  // first byte; 256: end tokens
+  for (; steps < max_tokens && !complete; ++steps) {
+    if (m.FillNextTokenMask(&mask) == 0) break;
+    closers.clear();
+    for (auto& b : by_first) b.clear();
+    for (int32_t t = 0; t < vocab.vocab_size(); ++t) {
+      if (!((mask[t >> 6] >> (t & 63)) & 1)) continue;
+      const std::string& p = vocab.piece(t);
+      by_first[p.empty() ? 256 : static_cast<uint8_t>(p[0])].push_back(t);
+      if (closing[t]) closers.push_back(t);
+    }
+    int32_t t = 0;
+    if (!closers.empty() && std::uniform_real_distribution<>(0, 1)(rng) < 0.4) {
+      t = closers[rng() % closers.size()];
+    } else {
+      std::vector<int> buckets;
+      for (int b = 0; b < 257; ++b) {
+        if (!by_first[b].empty()) buckets.push_back(b);
+      }
+      const auto& pool = by_first[buckets[rng() % buckets.size()]];
+      t = pool[rng() % pool.size()];
+    }
+    const auto& ends = vocab.end_ids();
+    if (std::find(ends.begin(), ends.end(), t) != ends.end()) {
+      complete = true;
+      break;
+    }
+    if (!m.AcceptToken(t)) return absl::InternalError("a masked-in token was refused");
+    text += vocab.piece(t);
+    if (m.IsTerminated()) complete = true;
+  }
+  return nlohmann::json{{"text", text}, {"complete", complete}, {"tokens", steps}};
 }
 
 int Main(int argc, char** argv) {
@@ -96,50 +143,15 @@ int Main(int argc, char** argv) {
     std::mt19937_64 rng(spec_json.value("seed", 1));
     const int samples = spec_json.value("samples", 1);
     for (int s = 0; s < samples; ++s) {
-      engine::structured::GrammarMatcher m(*compiled);
-      engine::structured::TokenBitmask mask;
-      std::string text;
-      bool complete = false;
-      int steps = 0;
-      std::vector<int32_t> closers;
-      std::vector<std::vector<int32_t>> by_first(257);  // first byte; 256: end tokens
-      for (; steps < max_tokens && !complete; ++steps) {
-        if (m.FillNextTokenMask(&mask) == 0) break;
-        closers.clear();
-        for (auto& b : by_first) b.clear();
-        for (int32_t t = 0; t < vocab->vocab_size(); ++t) {
-          if (!((mask[t >> 6] >> (t & 63)) & 1)) continue;
-          const std::string& p = vocab->piece(t);
-          by_first[p.empty() ? 256 : static_cast<uint8_t>(p[0])].push_back(t);
-          if (closing[t]) closers.push_back(t);
-        }
-        int32_t t = 0;
-        if (!closers.empty() && std::uniform_real_distribution<>(0, 1)(rng) < 0.4) {
-          t = closers[rng() % closers.size()];
-        } else {
-          std::vector<int> buckets;
-          for (int b = 0; b < 257; ++b) {
-            if (!by_first[b].empty()) buckets.push_back(b);
-          }
-          const auto& pool = by_first[buckets[rng() % buckets.size()]];
-          t = pool[rng() % pool.size()];
-        }
-        if (std::find(vocab->end_ids().begin(), vocab->end_ids().end(), t) !=
-            vocab->end_ids().end()) {
-          complete = true;
-          break;
-        }
-        if (!m.AcceptToken(t)) {
-          std::fprintf(stderr, "a masked-in token was refused\n");
-          return 2;
-        }
-        text += vocab->piece(t);
-        if (m.IsTerminated()) complete = true;
+      absl::StatusOr<nlohmann::json> out = SampleOnce(*compiled, *vocab, closing, max_tokens, rng);
+      if (!out.ok()) {
+        std::fprintf(stderr, "%s\n", std::string(out.status().message()).c_str());
+        return 2;
       }
-      nlohmann::json out = {
-          {"id", id}, {"sample", s}, {"text", text}, {"complete", complete}, {"tokens", steps}};
+      (*out)["id"] = id;
+      (*out)["sample"] = s;
       std::printf("%s\n",
-                  out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+                  out->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     }
     ++id;
     std::fflush(stdout);

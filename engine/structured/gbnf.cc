@@ -82,12 +82,11 @@ class GbnfParser {
   void SkipSpace(bool newlines) {
     while (pos_ < s_.size()) {
       const char c = s_[pos_];
-      if (c == ' ' || c == '\t' || c == '\r') {
+      const bool blank = c == ' ' || c == '\t' || c == '\r';
+      if (blank || (c == '\n' && (newlines || NextLineContinues()))) {
         ++pos_;
       } else if (c == '#') {
         while (pos_ < s_.size() && s_[pos_] != '\n') ++pos_;
-      } else if (c == '\n' && (newlines || NextLineContinues())) {
-        ++pos_;
       } else {
         break;
       }

@@ -18,16 +18,16 @@ std::shared_ptr<const TokenBitmask> CompiledGrammar::FindMask(
   return it == memo_.end() ? nullptr : it->second;
 }
 
-void CompiledGrammar::StoreMask(std::vector<int32_t> key,
-                                std::shared_ptr<const TokenBitmask> mask) const {
+void CompiledGrammar::StoreMask(const std::vector<int32_t>& key,
+                                const std::shared_ptr<const TokenBitmask>& mask) const {
   const int64_t bytes = static_cast<int64_t>(mask->size() * sizeof(uint64_t) + key.size() * 4);
   std::lock_guard<std::mutex> lock(mu_);
   if (memo_bytes_ + bytes > kMaxMemoBytes) return;
-  if (memo_.emplace(std::move(key), std::move(mask)).second) memo_bytes_ += bytes;
+  if (memo_.emplace(key, mask).second) memo_bytes_ += bytes;
 }
 
 GrammarMatcher::GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar,
-                               std::vector<int32_t> extra_end_ids)
+                               const std::vector<int32_t>& extra_end_ids)
     : compiled_(std::move(grammar)),
       g_(compiled_->grammar()),
       end_ids_(compiled_->vocab().end_ids()) {
@@ -190,7 +190,7 @@ int32_t GrammarMatcher::FillNextTokenMask(TokenBitmask* mask) {
   } else {
     mask->assign((vocab + 63) / 64, 0);
     WalkTrie(mask);
-    compiled_->StoreMask(std::move(key), std::make_shared<const TokenBitmask>(*mask));
+    compiled_->StoreMask(key, std::make_shared<const TokenBitmask>(*mask));
   }
   // End tokens (a stop id may also be an ordinary token the trie allowed)
   // only where the grammar may end.

@@ -57,7 +57,8 @@ class CompiledGrammar {
   // The memoised trie part of the mask for a state key, or nullptr.
   [[nodiscard]] std::shared_ptr<const TokenBitmask> FindMask(const std::vector<int32_t>& key) const;
   // Remembers a mask, unless the memo already holds kMaxMemoBytes.
-  void StoreMask(std::vector<int32_t> key, std::shared_ptr<const TokenBitmask> mask) const;
+  void StoreMask(const std::vector<int32_t>& key,
+                 const std::shared_ptr<const TokenBitmask>& mask) const;
 
   static constexpr int64_t kMaxMemoBytes = 64LL << 20;
 
@@ -75,7 +76,7 @@ class GrammarMatcher {
   // extra_end_ids: more tokens that end the sequence (a request's
   // stop_token_ids), allowed like the vocabulary's end ids.
   explicit GrammarMatcher(std::shared_ptr<const CompiledGrammar> grammar,
-                          std::vector<int32_t> extra_end_ids = {});
+                          const std::vector<int32_t>& extra_end_ids = {});
 
   // Sets `mask` to [ceil(vocab_size / 64)] words with bit t set iff token t
   // may come next. Returns the number of allowed tokens (0: a dead end,

@@ -150,8 +150,8 @@ class SchemaCompiler {
 
   absl::StatusOr<std::string> Run() {
     RESTKV_ASSIGN_OR_RETURN(std::string expr, Ref("#", "#"));
-    std::string out = "root ::= " + expr + "\n" + kPrimitives;
-    for (const auto& [name, body] : rules_) out += name + " ::= " + body + "\n";
+    std::string out = absl::StrCat("root ::= ", expr, "\n", kPrimitives);
+    for (const auto& [name, body] : rules_) absl::StrAppend(&out, name, " ::= ", body, "\n");
     return out;
   }
 
@@ -422,9 +422,10 @@ class SchemaCompiler {
     if (const JsonValue* p = s.Find("properties")) {
       if (!p->is_object()) return Invalid("properties must be an object", path);
       for (const auto& [name, sub] : p->members()) {
-        RESTKV_ASSIGN_OR_RETURN(std::string value, Compile(sub, path + "/properties/" + name));
-        props.push_back(
-            {GbnfLiteral(JsonQuote(name)) + " ws \":\" ws " + value, required.contains(name)});
+        RESTKV_ASSIGN_OR_RETURN(std::string value,
+                                Compile(sub, absl::StrCat(path, "/properties/", name)));
+        props.push_back({absl::StrCat(GbnfLiteral(JsonQuote(name)), " ws \":\" ws ", value),
+                         required.contains(name)});
         listed.insert(name);
       }
     }
