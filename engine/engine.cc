@@ -340,6 +340,8 @@ bool Engine::SampleNext(RequestState& a, const float* logits) {
         delta.text += tail.text;
         u.finished = tail.finished;
         u.stop_string = std::move(tail.stop_string);
+      } else if (u.finished == FinishReason::kLength && a.matcher->IsTerminated()) {
+        u.finished = FinishReason::kStop;  // the last token allowed completed the output
       }
     }
     if (p.logprobs >= 0) {

@@ -151,6 +151,13 @@ TEST_F(StructuredEngineTest, MaxTokensCutIsLength) {
   EXPECT_EQ(s->tokens().size(), 5u);
 }
 
+TEST_F(StructuredEngineTest, CompletingOnTheLastAllowedTokenIsStop) {
+  auto g = Compile(structured::GrammarKind::kRegex, "[a-f]{5}");
+  auto s = Submit(g, 1.0f, 4, 5);
+  EXPECT_EQ(s->Wait().reason, FinishReason::kStop);
+  EXPECT_EQ(s->text().size(), 5u);
+}
+
 TEST_F(StructuredEngineTest, SubmitRefusesAGrammarOfAnotherVocabulary) {
   std::vector<std::string> pieces{"a", ""};
   auto vocab = std::make_shared<const structured::TokenVocabulary>(pieces, std::vector<int32_t>{1});
