@@ -47,6 +47,8 @@
 #include "engine/model/model.h"
 #include "engine/request_sink.h"
 #include "engine/sampling/sampling_params.h"
+#include "engine/structured/grammar_compiler.h"
+#include "engine/structured/grammar_matcher.h"
 #include "scheduler/scheduler.h"
 
 namespace restkv::engine {
@@ -70,6 +72,12 @@ struct EngineRequest {
   // completions API's echo + logprobs). Costs a [prompt][vocab] logits pass,
   // so Submit refuses prompts whose logits would pass kMaxPromptLogitsBytes.
   int32_t prompt_logprobs = -1;
+  // Structured output: when set, every sampled token must keep the output a
+  // prefix of a sentence of this grammar (disallowed logits are -inf before
+  // sampling), end tokens are allowed only where it may end, and the request
+  // stops (kStop) as soon as nothing but an end token could follow. From this
+  // engine's grammar_compiler(); Submit refuses one over another vocabulary.
+  std::shared_ptr<const structured::CompiledGrammar> grammar;
 };
 inline constexpr int64_t kMaxPromptLogitsBytes = 512LL << 20;
 
@@ -121,6 +129,8 @@ class Engine {
   [[nodiscard]] EngineStats GetStats() const;
   [[nodiscard]] int32_t max_model_len() const { return max_model_len_; }
   [[nodiscard]] const Model& model() const { return model_; }
+  // Compiles EngineRequest::grammar for this model's vocabulary; thread-safe.
+  [[nodiscard]] structured::GrammarCompiler& grammar_compiler() const { return *grammars_; }
 
  private:
   struct RequestState;
@@ -179,6 +189,8 @@ class Engine {
   EngineStats stats_;            // guarded by mu_ (published copy)
 
   EngineStats local_stats_;      // engine thread
+  // Built once from the tokenizer; its own mutex guards the cache.
+  const std::unique_ptr<structured::GrammarCompiler> grammars_;
   std::thread thread_;
 };
 

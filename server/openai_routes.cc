@@ -148,8 +148,10 @@ absl::StatusOr<std::string> OpenAiRoutes::ResolveModel(const std::string& reques
 }
 
 PlanContext OpenAiRoutes::MakePlanContext(const std::string& served_model) const {
-  return PlanContext{engine_.model(), engine_.max_model_len(), served_model,
-                     config_.default_kv_policy, config_.limits};
+  PlanContext ctx{engine_.model(), engine_.max_model_len(), served_model, config_.default_kv_policy,
+                  config_.limits};
+  ctx.grammars = &engine_.grammar_compiler();
+  return ctx;
 }
 
 CallContext OpenAiRoutes::MakeCallContext() {
