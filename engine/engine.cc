@@ -178,6 +178,10 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return absl::UnavailableError("the server is shutting down");
+  if (!stats_.backend_status.ok()) {
+    return absl::UnavailableError(absl::StrFormat(
+        "the server cannot run requests: %s", std::string(stats_.backend_status.message())));
+  }
   if (num_unfinished_ >= options_.max_queue) {
     return absl::ResourceExhaustedError(
         absl::StrFormat("the request queue is full (%d requests)", options_.max_queue));
@@ -529,6 +533,7 @@ void Engine::RecordPrefillEviction(RequestState& a, int32_t num_tokens) {
 }
 
 void Engine::PublishStats() {
+  local_stats_.backend_status = model_.backend().status();
   local_stats_.num_running = scheduler_.num_running();
   local_stats_.num_waiting = scheduler_.num_waiting();
   local_stats_.kv_pages_used = pool_->num_used();

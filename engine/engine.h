@@ -83,6 +83,10 @@ inline constexpr int64_t kMaxPromptLogitsBytes = 512LL << 20;
 
 // A snapshot for metrics and logs.
 struct EngineStats {
+  // OK, or the backend's recorded failure (Backend::status(), e.g. a sticky
+  // CUDA error): every later step would fail, so Submit refuses new requests
+  // (Unavailable) and the server reports itself unhealthy.
+  absl::Status backend_status;
   int32_t num_running = 0;
   int32_t num_waiting = 0;
   int32_t kv_pages_total = 0;
@@ -115,7 +119,8 @@ class Engine {
   // no sink), KvCapacityError (capacity_error.h: the request's footprint can
   // never fit the KV pool — retrying cannot help; the message names the
   // numbers), ResourceExhausted (the queue is full: retry later),
-  // Unavailable (shutting down).
+  // Unavailable (shutting down, or the backend has failed: see
+  // EngineStats::backend_status).
   absl::StatusOr<RequestHandle> Submit(EngineRequest request);
   // Cancels a queued or running request: its sink gets OnFinish(kCancelled)
   // and its pages are freed at the next step — or at the next layer boundary

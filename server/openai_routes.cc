@@ -87,6 +87,15 @@ void OpenAiRoutes::Dispatch(HttpExchange& exchange, const std::shared_ptr<HttpEx
       return RespondError(exchange, s);
     }
   }
+  // A failed backend (a sticky device error) fails every later request, so
+  // both probes say so: readiness takes the pod out of service and liveness
+  // has it restarted, which is what clears a CUDA context.
+  const absl::Status backend = engine_.GetStats().backend_status;
+  if (!backend.ok() && (path == "/health" || path == "/live")) {
+    const ResponseJson body = {{"status", "failed"}, {"reason", std::string(backend.message())}};
+    exchange.Respond(MakeHttpResponse(503, DumpJson(body)));
+    return;
+  }
   if (path == "/health") {
     const bool up = !draining();
     exchange.Respond(
