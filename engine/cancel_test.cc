@@ -14,41 +14,14 @@
 #include "engine/engine.h"
 #include "engine/kv/page_math.h"
 #include "engine/model/synthetic_model.h"
+#include "engine/testing/finish_sink.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace restkv::engine {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-class FinishSink final : public RequestSink {
- public:
-  void OnTokens(const TokenDelta&) override {}
-  void OnFinish(const RequestSummary& s) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    summary_ = s;
-    done_ = true;
-    at_ = Clock::now();
-    cv_.notify_all();
-  }
-  RequestSummary Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return done_; });
-    return summary_;
-  }
-  Clock::time_point at() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return at_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  RequestSummary summary_;
-  Clock::time_point at_;
-};
+using Clock = FinishSink::Clock;
 
 class CancelTest : public ::testing::Test {
  protected:

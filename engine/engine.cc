@@ -68,6 +68,8 @@ struct Engine::RequestState {
   bool scheduled = false;
   bool prompt_logprobs_pending = false;  // requested and not yet reported
   std::shared_ptr<std::atomic<bool>> cancelled;  // Engine::cancel_flags_
+  std::unique_ptr<structured::GrammarMatcher> matcher;  // structured output, if any
+  structured::TokenBitmask mask;                        // scratch for the matcher
 };
 
 // One request's share of a step.
@@ -145,7 +147,9 @@ Engine::Engine(Model& model, const EngineOptions& options, std::unique_ptr<Block
       evictor_(model.config(), model.weights(), model.backend()),
       scheduler_(SchedulerConfigFor(model.config(), options), kv_),
       clock_(options.clock != nullptr ? *options.clock : SteadyClock()),
-      step_cost_(StepCostModelOptionsFor(model, options)) {
+      step_cost_(StepCostModelOptionsFor(model, options)),
+      grammars_(std::make_unique<structured::GrammarCompiler>(
+          structured::TokenVocabulary::FromTokenizer(model.tokenizer()))) {
   local_stats_.step_cost = step_cost_.cost();
   local_stats_.kv_pages_total = pool_->num_pages();
   stats_ = local_stats_;
@@ -178,6 +182,10 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   }
   RESTKV_RETURN_IF_ERROR(request.params.Validate(c.vocab_size));
   RESTKV_RETURN_IF_ERROR(request.kv_policy.Validate());
+  if (request.grammar != nullptr &&
+      request.grammar->vocab().vocab_size() != grammars_->vocab().vocab_size()) {
+    return absl::InvalidArgumentError("the grammar was compiled for another vocabulary");
+  }
   if (request.prompt_logprobs >= 0) {
     const int64_t logits_bytes = static_cast<int64_t>(n) * c.vocab_size * sizeof(float);
     if (request.prompt_logprobs > kMaxLogprobs) {
@@ -209,6 +217,10 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return absl::UnavailableError("the server is shutting down");
+  if (!stats_.backend_status.ok()) {
+    return absl::UnavailableError(absl::StrFormat(
+        "the server cannot run requests: %s", std::string(stats_.backend_status.message())));
+  }
   if (num_unfinished_ >= options_.max_queue) {
     return absl::ResourceExhaustedError(
         absl::StrFormat("the request queue is full (%d requests)", options_.max_queue));
@@ -295,6 +307,9 @@ void Engine::DrainInbox() {
     a->summary.prompt_tokens = static_cast<int32_t>(request.prompt_tokens.size());
     a->output = std::make_unique<OutputProcessor>(model_.tokenizer(), p, a->summary.prompt_tokens,
                                                   max_model_len_);
+    if (request.grammar != nullptr) {
+      a->matcher = std::make_unique<structured::GrammarMatcher>(request.grammar, p.stop_token_ids);
+    }
     a->request = std::move(request);
     a->prompt_logprobs_pending = a->request.prompt_logprobs >= 0;
     kv_.SetPolicy(id, a->request.kv_policy);
@@ -332,6 +347,14 @@ bool Engine::SampleNext(RequestState& a, const float* logits) {
   const int32_t vocab = model_.config().vocab_size;
   const SamplingParams& p = a.request.params;
   std::vector<float> row(logits, logits + vocab);
+  if (a.matcher != nullptr) {
+    if (a.matcher->FillNextTokenMask(&a.mask) == 0) {
+      Finish(a.id, FinishReason::kError,
+             absl::InternalError("structured output: the grammar allows no token here"));
+      return true;
+    }
+    structured::ApplyTokenMask(a.mask, grammars_->vocab().vocab_size(), absl::MakeSpan(row));
+  }
   const int32_t prompt_len = a.summary.prompt_tokens;
   const int32_t next = a.sampler->Sample(absl::MakeSpan(row),
                                          absl::MakeConstSpan(a.tokens.data(), prompt_len));
@@ -344,6 +367,26 @@ bool Engine::SampleNext(RequestState& a, const float* logits) {
     a.tokens.push_back(next);
     ++local_stats_.generation_tokens_total;
     delta.token_ids.push_back(next);
+    if (a.matcher != nullptr) {
+      RESTKV_CHECK(a.matcher->AcceptToken(next)) << "token " << next << " was masked out";
+      if (a.matcher->TooAmbiguous()) {
+        a.request.sink->OnTokens(delta);
+        Finish(a.id, FinishReason::kError,
+               absl::InvalidArgumentError(absl::StrFormat(
+                   "structured output: the grammar is too ambiguous (more than %d parse stacks)",
+                   structured::GrammarMatcher::kMaxStacks)));
+        return true;
+      }
+      // Only an end token could follow: stop now rather than spend a step on it.
+      if (!u.finished && a.matcher->IsTerminated()) {
+        OutputProcessor::Update tail = a.output->End(FinishReason::kStop);
+        delta.text += tail.text;
+        u.finished = tail.finished;
+        u.stop_string = std::move(tail.stop_string);
+      } else if (u.finished == FinishReason::kLength && a.matcher->IsTerminated()) {
+        u.finished = FinishReason::kStop;  // the last token allowed completed the output
+      }
+    }
     if (p.logprobs >= 0) {
       delta.logprobs.push_back(
           ComputeLogprobs({logits, static_cast<size_t>(vocab)}, next, p.logprobs));
@@ -557,6 +600,7 @@ void Engine::RecordPrefillEviction(RequestState& a, int32_t num_tokens) {
 }
 
 void Engine::PublishStats() {
+  local_stats_.backend_status = model_.backend().status();
   local_stats_.num_running = scheduler_.num_running();
   local_stats_.num_waiting = scheduler_.num_waiting();
   local_stats_.kv_pages_used = pool_->num_used();

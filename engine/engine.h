@@ -49,6 +49,8 @@
 #include "engine/model/model.h"
 #include "engine/request_sink.h"
 #include "engine/sampling/sampling_params.h"
+#include "engine/structured/grammar_compiler.h"
+#include "engine/structured/grammar_matcher.h"
 #include "scheduler/scheduler.h"
 #include "scheduler/step_cost_model.h"
 
@@ -93,11 +95,21 @@ struct EngineRequest {
   // completions API's echo + logprobs). Costs a [prompt][vocab] logits pass,
   // so Submit refuses prompts whose logits would pass kMaxPromptLogitsBytes.
   int32_t prompt_logprobs = -1;
+  // Structured output: when set, every sampled token must keep the output a
+  // prefix of a sentence of this grammar (disallowed logits are -inf before
+  // sampling), end tokens are allowed only where it may end, and the request
+  // stops (kStop) as soon as nothing but an end token could follow. From this
+  // engine's grammar_compiler(); Submit refuses one over another vocabulary.
+  std::shared_ptr<const structured::CompiledGrammar> grammar;
 };
 inline constexpr int64_t kMaxPromptLogitsBytes = 512LL << 20;
 
 // A snapshot for metrics and logs.
 struct EngineStats {
+  // OK, or the backend's recorded failure (Backend::status(), e.g. a sticky
+  // CUDA error): every later step would fail, so Submit refuses new requests
+  // (Unavailable) and the server reports itself unhealthy.
+  absl::Status backend_status;
   int32_t num_running = 0;
   int32_t num_waiting = 0;
   int32_t kv_pages_total = 0;
@@ -131,7 +143,8 @@ class Engine {
   // no sink), KvCapacityError (capacity_error.h: the request's footprint can
   // never fit the KV pool — retrying cannot help; the message names the
   // numbers), ResourceExhausted (the queue is full: retry later),
-  // Unavailable (shutting down).
+  // Unavailable (shutting down, or the backend has failed: see
+  // EngineStats::backend_status).
   absl::StatusOr<RequestHandle> Submit(EngineRequest request);
   // Cancels a queued or running request: its sink gets OnFinish(kCancelled)
   // and its pages are freed at the next step — or at the next layer boundary
@@ -145,6 +158,8 @@ class Engine {
   [[nodiscard]] EngineStats GetStats() const;
   [[nodiscard]] int32_t max_model_len() const { return max_model_len_; }
   [[nodiscard]] const Model& model() const { return model_; }
+  // Compiles EngineRequest::grammar for this model's vocabulary; thread-safe.
+  [[nodiscard]] structured::GrammarCompiler& grammar_compiler() const { return *grammars_; }
 
  private:
   struct RequestState;
@@ -205,6 +220,8 @@ class Engine {
   EngineStats stats_;            // guarded by mu_ (published copy)
 
   EngineStats local_stats_;      // engine thread
+  // Built once from the tokenizer; its own mutex guards the cache.
+  const std::unique_ptr<structured::GrammarCompiler> grammars_;
   std::thread thread_;
 };
 

@@ -18,7 +18,6 @@
 #include "engine/model/synthetic_model.h"
 #include "engine/timed_backend_testutil.h"
 #include "gtest/gtest.h"
-#include "kernels/cpu/cpu_backend.h"
 
 namespace restkv::engine {
 namespace {
@@ -99,8 +98,7 @@ class StepBudgetEngineTest : public ::testing::Test {
   // submission to its first token.
   Result Run(double max_step_ms, int32_t long_prompt = kLongPrompt, KvPolicyConfig policy = {}) {
     ManualClock clock;
-    kernels::cpu::CpuBackend cpu(2);
-    TimedBackend backend(cpu, clock, kCost);
+    TimedBackend backend(2, clock, kCost);
     std::unique_ptr<Model> model = *Model::Load(path_, backend);
     const ModelConfig& c = model->config();
     EngineOptions opt;

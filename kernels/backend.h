@@ -103,6 +103,12 @@ class Backend {
   // (kernels/layer_eviction.h), or null when the backend has none (the CPU
   // backend: the evictor then runs the engine's reference code on the pages).
   virtual LayerEvictionOps* layer_eviction() { return nullptr; }
+  // OK, or the first error of an operation that could not report one itself
+  // (the operations below return void): a device backend's launch failure,
+  // scratch allocation failure or sticky device error. Once not OK it stays
+  // so, and every later result is unspecified: the model checks it after
+  // each layer and fails the step (kernels/cuda/cuda_backend.h).
+  [[nodiscard]] virtual absl::Status status() const { return absl::OkStatus(); }
 
   // Errors: ResourceExhausted when memory is short.
   virtual absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) = 0;

@@ -93,6 +93,7 @@ void GenerationCall::Submit() {
     request.params = planned.params;
     request.priority = plan_.priority;
     request.kv_policy = plan_.kv_policy;
+    request.grammar = plan_.grammar;
     if (WantsPromptLogprobs()) request.prompt_logprobs = std::max(0, planned.params.logprobs);
     request.sink = std::make_shared<CallSink>(shared_from_this(), exchange_->executor(), i);
     absl::StatusOr<engine::RequestHandle> handle = ctx_.engine->Submit(std::move(request));

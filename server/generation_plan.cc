@@ -107,6 +107,21 @@ absl::StatusOr<GenerationPlan> Skeleton(ApiKind kind, const GenerationFields& ge
   plan.priority = gen.priority;
   RESTKV_ASSIGN_OR_RETURN(plan.kv_policy, ResolveKvPolicy(gen, ctx));
   plan.user = gen.user;
+  if (gen.structured.has_value()) {
+    if (ctx.grammars == nullptr) {
+      return InvalidParam(gen.structured->param, "structured outputs are not available here");
+    }
+    absl::StatusOr<std::shared_ptr<const engine::structured::CompiledGrammar>> g =
+        ctx.grammars->Compile(gen.structured->spec);
+    if (!g.ok()) {
+      return InvalidParam(
+          gen.structured->param,
+          absl::StrFormat("invalid %s: %s",
+                          engine::structured::GrammarKindName(gen.structured->spec.kind),
+                          g.status().message()));
+    }
+    plan.grammar = *std::move(g);
+  }
   return plan;
 }
 

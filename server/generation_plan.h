@@ -18,7 +18,9 @@
 // when prompt + max_tokens exceeds the context (naming all three numbers);
 // "messages" when the chat template rejects the conversation or the model
 // has none; "kv_policy" / "kv_budget" for an unknown policy or a policy
-// configuration the engine refuses.
+// configuration the engine refuses; the structured-output field
+// (response_format, guided_*, ...) for a schema, regex or grammar that does
+// not compile, with the compiler's reason.
 //
 // Thread safety: pure functions over a const Model (whose tokenizer is
 // thread-safe).
@@ -32,6 +34,7 @@
 #include "engine/eviction/policy_config.h"
 #include "engine/model/model.h"
 #include "engine/sampling/sampling_params.h"
+#include "engine/structured/grammar_compiler.h"
 #include "server/openai_protocol.h"
 #include "server/openai_response.h"
 
@@ -63,6 +66,8 @@ struct GenerationPlan {
   int32_t priority = 0;
   engine::KvPolicyConfig kv_policy;  // the server default with the request's overrides
   std::string user;
+  // The structured-output constraint every choice follows, or nullptr.
+  std::shared_ptr<const engine::structured::CompiledGrammar> grammar;
 };
 
 // Server-wide limits on what one request may ask for (`restkv serve` flags).
@@ -89,6 +94,9 @@ struct PlanContext {
   std::string served_model;  // the name echoed in responses
   const engine::KvPolicyConfig& default_kv_policy;
   RequestLimits limits = {};
+  // Compiles structured-output constraints (Engine::grammar_compiler());
+  // nullptr => a request that sets one is refused.
+  engine::structured::GrammarCompiler* grammars = nullptr;
 };
 
 absl::StatusOr<GenerationPlan> PlanCompletion(const CompletionRequest& request,

@@ -35,6 +35,30 @@ GenerationFields GenerationFieldsFromProto(const pb::GenerateRequest& r) {
   f.priority = r.priority();
   if (r.has_kv_policy()) f.kv_policy = r.kv_policy();
   if (r.has_kv_budget()) f.kv_budget = r.kv_budget();
+  using engine::structured::GrammarKind;
+  switch (r.structured_case()) {
+    case pb::GenerateRequest::kJsonSchema:
+      f.structured =
+          StructuredOutput{{GrammarKind::kJsonSchema, r.json_schema(), {}}, "json_schema"};
+      break;
+    case pb::GenerateRequest::kJsonObject:
+      if (r.json_object())
+        f.structured = StructuredOutput{{GrammarKind::kJsonObject, "", {}}, "json_object"};
+      break;
+    case pb::GenerateRequest::kRegex:
+      f.structured = StructuredOutput{{GrammarKind::kRegex, r.regex(), {}}, "regex"};
+      break;
+    case pb::GenerateRequest::kChoice:
+      f.structured = StructuredOutput{
+          {GrammarKind::kChoice, "", {r.choice().choices().begin(), r.choice().choices().end()}},
+          "choice"};
+      break;
+    case pb::GenerateRequest::kGrammar:
+      f.structured = StructuredOutput{{GrammarKind::kGbnf, r.grammar(), {}}, "grammar"};
+      break;
+    case pb::GenerateRequest::STRUCTURED_NOT_SET:
+      break;
+  }
   return f;
 }
 

@@ -156,6 +156,7 @@ class GrpcGenerationService::GenerateReactor final
     engine::Engine& eng = service_.engine_;
     PlanContext plan_ctx{eng.model(), eng.max_model_len(), cfg.served_model_names.front(),
                          cfg.default_kv_policy, cfg.limits};
+    plan_ctx.grammars = &eng.grammar_compiler();
     RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanGrpcGenerate(request, plan_ctx));
     RESTKV_CHECK(plan.prompts.size() == 1 && plan.choices.size() == 1);
     id_ = plan.meta.id;
@@ -168,6 +169,7 @@ class GrpcGenerationService::GenerateReactor final
     req.params = plan.choices[0].params;
     req.priority = plan.priority;
     req.kv_policy = plan.kv_policy;
+    req.grammar = plan.grammar;
     req.sink = std::make_shared<Sink>(this);
     {
       // Hold the writer token while submitting so engine events queue up

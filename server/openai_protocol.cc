@@ -7,6 +7,7 @@
 #include "common/status_macros.h"
 #include "server/api_error.h"
 #include "server/json_fields.h"
+#include "server/structured_fields.h"
 
 namespace restkv::server {
 namespace {
@@ -24,14 +25,6 @@ absl::Status RejectUnsupported(const json& body) {
   }
   if (const json* v = Field(body, "tools"); v != nullptr && !v->empty()) {
     return InvalidParam("tools", "'tools' (function calling) is not supported");
-  }
-  if (const json* v = Field(body, "response_format"); v != nullptr) {
-    if (!v->is_object()) return WrongType("response_format", "an object", *v);
-    const json* type = Field(*v, "type");
-    if (type != nullptr && (!type->is_string() || type->get<std::string>() != "text")) {
-      return InvalidParam("response_format",
-                          "only response_format {\"type\": \"text\"} is supported");
-    }
   }
   if (const json* v = Field(body, "best_of"); v != nullptr) {
     RESTKV_ASSIGN_OR_RETURN(int64_t best_of, AsInt(*v, "best_of", 1, kMaxChoices));
@@ -121,6 +114,7 @@ absl::StatusOr<GenerationFields> ParseGenerationFields(const json& body) {
     RESTKV_ASSIGN_OR_RETURN(int64_t budget, AsInt(*v, "kv_budget", 0, kInt32Max));
     g.kv_budget = static_cast<int32_t>(budget);
   }
+  RESTKV_RETURN_IF_ERROR(ParseStructuredOutput(body, &g.structured));
   return g;
 }
 

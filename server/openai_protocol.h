@@ -24,9 +24,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/tokenizer/chat_template.h"
 #include "engine/sampling/sampling_params.h"
+#include "engine/tokenizer/chat_template.h"
 #include "nlohmann/json.hpp"
+#include "server/structured_fields.h"
 
 namespace restkv::server {
 
@@ -52,6 +53,9 @@ struct GenerationFields {
   // against the engine's policies in generation_plan.h.
   std::optional<std::string> kv_policy;
   std::optional<int32_t> kv_budget;
+  // response_format json_object/json_schema, guided_*, structured_outputs
+  // (server/structured_fields.h); unset => unconstrained.
+  std::optional<StructuredOutput> structured;
 };
 
 // One prompt: text, or token ids when the client sent ids.

@@ -211,7 +211,18 @@ INSTANTIATE_TEST_SUITE_P(
         BadField{R"("logprobs": -1)", "logprobs"}, BadField{R"("echo": "true")", "echo"},
         BadField{R"("logit_bias": {"1": 5})", "logit_bias"},
         BadField{R"("tools": [{"type": "function"}])", "tools"},
-        BadField{R"("response_format": {"type": "json_object"})", "response_format"},
+        BadField{R"("response_format": {"type": "xml"})", "response_format.type"},
+        BadField{R"("response_format": {"type": "json_schema"})", "response_format.json_schema"},
+        BadField{R"("response_format": {"type": "json_schema", "json_schema": {"name": "x"}})",
+                 "response_format.json_schema.schema"},
+        BadField{R"("response_format": "json")", "response_format"},
+        BadField{R"("guided_regex": 5)", "guided_regex"},
+        BadField{R"("guided_choice": [])", "guided_choice"},
+        BadField{R"("guided_choice": ["a", 1])", "guided_choice[1]"},
+        BadField{R"("guided_json": 5)", "guided_json"},
+        BadField{R"("structured_outputs": {"yaml": "x"})", "structured_outputs.yaml"},
+        BadField{R"("guided_whitespace_pattern": " ")", "guided_whitespace_pattern"},
+        BadField{R"("guided_regex": "a", "guided_choice": ["b"])", "guided_choice"},
         BadField{R"("best_of": 2)", "best_of"}, BadField{R"("suffix": "end")", "suffix"},
         BadField{R"("n": 100, "prompt": ["a", "b"])", "n"}));
 
@@ -293,4 +304,47 @@ TEST(OpenAiProtocolTest, TokenizeAndDetokenize) {
 }
 
 }  // namespace
+
+TEST(OpenAiProtocolTest, StructuredOutputFields) {
+  using engine::structured::GrammarKind;
+  struct Case {
+    std::string field;
+    GrammarKind kind;
+    std::string text;
+    std::string param;
+  };
+  const Case cases[] = {
+      {R"("response_format": {"type": "json_object"})", GrammarKind::kJsonObject, "",
+       "response_format"},
+      {R"("response_format": {"type": "json_schema", "json_schema": {"name": "n", "strict": true,
+          "schema": {"type": "integer"}}})",
+       GrammarKind::kJsonSchema, R"({"type":"integer"})", "response_format.json_schema.schema"},
+      {R"("guided_json": {"type": "string"})", GrammarKind::kJsonSchema, R"({"type":"string"})",
+       "guided_json"},
+      {R"("guided_json": "{\"type\": \"null\"}")", GrammarKind::kJsonSchema, R"({"type": "null"})",
+       "guided_json"},
+      {R"("guided_regex": "a+")", GrammarKind::kRegex, "a+", "guided_regex"},
+      {R"("guided_grammar": "root ::= \"x\"")", GrammarKind::kGbnf, "root ::= \"x\"",
+       "guided_grammar"},
+      {R"("structured_outputs": {"regex": "b"})", GrammarKind::kRegex, "b",
+       "structured_outputs.regex"},
+  };
+  for (const Case& c : cases) {
+    auto r = ParseCompletionRequest(Body(R"({"prompt": "p", )" + c.field + "}"));
+    ASSERT_TRUE(r.ok()) << c.field << ": " << r.status();
+    ASSERT_TRUE(r->gen.structured.has_value()) << c.field;
+    EXPECT_EQ(r->gen.structured->spec.kind, c.kind) << c.field;
+    EXPECT_EQ(r->gen.structured->spec.text, c.text) << c.field;
+    EXPECT_EQ(r->gen.structured->param, c.param) << c.field;
+  }
+  auto choice = ParseChatRequest(
+      Body(R"({"messages": [{"role": "user", "content": "hi"}], "guided_choice": ["yes", "no"]})"));
+  ASSERT_TRUE(choice.ok()) << choice.status();
+  EXPECT_EQ(choice->gen.structured->spec.choices, (std::vector<std::string>{"yes", "no"}));
+  auto text = ParseChatRequest(Body(
+      R"({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "text"}})"));
+  ASSERT_TRUE(text.ok());
+  EXPECT_FALSE(text->gen.structured.has_value());
+}
+
 }  // namespace restkv::server

@@ -87,6 +87,15 @@ void OpenAiRoutes::Dispatch(HttpExchange& exchange, const std::shared_ptr<HttpEx
       return RespondError(exchange, s);
     }
   }
+  // A failed backend (a sticky device error) fails every later request, so
+  // both probes say so: readiness takes the pod out of service and liveness
+  // has it restarted, which is what clears a CUDA context.
+  const absl::Status backend = engine_.GetStats().backend_status;
+  if (!backend.ok() && (path == "/health" || path == "/live")) {
+    const ResponseJson body = {{"status", "failed"}, {"reason", std::string(backend.message())}};
+    exchange.Respond(MakeHttpResponse(503, DumpJson(body)));
+    return;
+  }
   if (path == "/health") {
     const bool up = !draining();
     exchange.Respond(
@@ -148,8 +157,10 @@ absl::StatusOr<std::string> OpenAiRoutes::ResolveModel(const std::string& reques
 }
 
 PlanContext OpenAiRoutes::MakePlanContext(const std::string& served_model) const {
-  return PlanContext{engine_.model(), engine_.max_model_len(), served_model,
-                     config_.default_kv_policy, config_.limits};
+  PlanContext ctx{engine_.model(), engine_.max_model_len(), served_model, config_.default_kv_policy,
+                  config_.limits};
+  ctx.grammars = &engine_.grammar_compiler();
+  return ctx;
 }
 
 CallContext OpenAiRoutes::MakeCallContext() {

@@ -17,29 +17,18 @@
 #include "engine/kv/sequence_kv.h"
 #include "engine/model/synthetic_model.h"
 #include "gtest/gtest.h"
-#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/testing/forwarding_backend.h"
 
 namespace restkv::engine {
 namespace {
 
-// A CPU backend that claims its memory is not host-addressable.
-class DeviceLikeBackend final : public kernels::Backend {
+// A CPU backend that claims its memory is not host-addressable, and counts
+// the copies that cross to the host.
+class DeviceLikeBackend final : public kernels::ForwardingBackend {
  public:
-  explicit DeviceLikeBackend(int threads) : cpu_(threads) {}
+  explicit DeviceLikeBackend(int threads) : ForwardingBackend(threads) {}
   std::string_view name() const override { return "device-like"; }
-  ThreadPool* host_pool() override { return cpu_.host_pool(); }
   bool host_addressable() const override { return false; }
-  absl::StatusOr<std::unique_ptr<kernels::Buffer>> Allocate(size_t bytes) override {
-    return cpu_.Allocate(bytes);
-  }
-  absl::StatusOr<kernels::Matrix> PrepareMatrix(kernels::GgmlType type, int64_t rows, int64_t cols,
-                                                const void* host) override {
-    return cpu_.PrepareMatrix(type, rows, cols, host);
-  }
-  absl::StatusOr<const float*> PrepareVector(kernels::GgmlType type, int64_t n,
-                                             const void* host) override {
-    return cpu_.PrepareVector(type, n, host);
-  }
   void CopyToHost(const float* src, float* dst, size_t n) override {
     ++copies_;
     cpu_.CopyToHost(src, dst, n);
@@ -48,44 +37,9 @@ class DeviceLikeBackend final : public kernels::Backend {
     ++copies_;
     cpu_.CopyFromHost(src, dst, n);
   }
-  void CopyDevice(const float* src, float* dst, size_t n) override { cpu_.CopyDevice(src, dst, n); }
-  void GatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
-                  float* dst) override {
-    cpu_.GatherRows(src, rows, num_rows, width, dst);
-  }
-  void MatMul(const kernels::Matrix& w, const float* x, int64_t m, float* y) override {
-    cpu_.MatMul(w, x, m, y);
-  }
-  void Embedding(const kernels::Matrix& table, const int32_t* ids, int64_t m, float* out) override {
-    cpu_.Embedding(table, ids, m, out);
-  }
-  void RmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps,
-               float* y) override {
-    cpu_.RmsNorm(x, weight, m, n, eps, y);
-  }
-  void AddBias(float* x, const float* bias, int64_t m, int64_t n) override {
-    cpu_.AddBias(x, bias, m, n);
-  }
-  void Add(float* x, const float* y, int64_t n) override { cpu_.Add(x, y, n); }
-  void Rope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
-            const kernels::RopeParams& params) override {
-    cpu_.Rope(x, positions, m, heads, head_dim, params);
-  }
-  void SwiGlu(float* gate, const float* up, int64_t n) override { cpu_.SwiGlu(gate, up, n); }
-  void StoreKv(const float* k, const float* v, const kernels::KvSlot* slots, int64_t m,
-               int32_t kv_heads, int32_t head_dim, int32_t block_size) override {
-    cpu_.StoreKv(k, v, slots, m, kv_heads, head_dim, block_size);
-  }
-  void Attention(const float* q, absl::Span<const kernels::AttentionSeq> seqs, int32_t heads,
-                 int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
-                 float* out) override {
-    cpu_.Attention(q, seqs, heads, kv_heads, head_dim, block_size, scale, out);
-  }
-
   int64_t copies() const { return copies_; }
 
  private:
-  kernels::cpu::CpuBackend cpu_;
   int64_t copies_ = 0;
 };
 

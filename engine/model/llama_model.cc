@@ -136,6 +136,9 @@ absl::Status LlamaModel::Forward(absl::Span<const SequenceInput> batch,
   LoadResidual(batch, step);
   for (int32_t l = step.layer_begin; l < step.layer_end; ++l) {
     RESTKV_RETURN_IF_ERROR(RunLayer(l, batch, step));
+    // Before the layer's KV is used again (the next layer's hook evicts from
+    // it): a failed device leaves every later result unspecified.
+    RESTKV_RETURN_IF_ERROR(BackendStatus());
   }
   if (step.layer_end < config_.num_layers) {
     // A prefill slice: the residual stream waits in each sequence's buffer.
@@ -145,10 +148,20 @@ absl::Status LlamaModel::Forward(absl::Span<const SequenceInput> batch,
       backend_.CopyDevice(x_->floats() + step.seq_row[s] * D, batch[s].hidden, n * D);
     }
     logits->clear();
-    return absl::OkStatus();
+    return BackendStatus();
   }
   ComputeLogits(step, logits);
-  return absl::OkStatus();
+  return BackendStatus();
+}
+
+absl::Status LlamaModel::BackendStatus() const {
+  const absl::Status s = backend_.status();
+  if (s.ok()) return s;
+  // Whatever the device's own code (a scratch allocation's ResourceExhausted,
+  // say), the request is not at fault: callers see an internal error (HTTP
+  // 500, gRPC INTERNAL) that names the device's reason.
+  return absl::InternalError(
+      absl::StrFormat("%s backend failed: %s", std::string(backend_.name()), s.ToString()));
 }
 
 absl::Status LlamaModel::RunLayer(int32_t layer, absl::Span<const SequenceInput> batch,

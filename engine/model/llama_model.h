@@ -80,6 +80,8 @@ class LlamaModel {
   // One layer over every row: hooks before, attention and FFN per chunk,
   // hooks after.
   absl::Status RunLayer(int32_t layer, absl::Span<const SequenceInput> batch, Step& step);
+  // backend_.status() as an InternalError naming the backend, or OK.
+  absl::Status BackendStatus() const;
   // Rows [c0, c0 + n): the attention block (K/V stored into the pages) and
   // the feed-forward block, both added to the residual stream.
   void RunChunk(const LayerWeights& lw, int32_t layer, absl::Span<const SequenceInput> batch,

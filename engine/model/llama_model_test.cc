@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/dequantize.h"
+#include "kernels/cpu/testing/forwarding_backend.h"
 
 namespace restkv::engine {
 namespace {
@@ -249,6 +250,50 @@ TEST(LlamaModelTest, RejectsTokenOutsideVocabulary) {
   const absl::Status s = model.Forward({&in, 1}, &logits);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("263"), std::string::npos) << s;
+}
+
+// A device that fails once `attention_calls_left` attention calls have run, the
+// way a CUDA backend records a launch failure as its sticky status().
+class FailingBackend final : public kernels::ForwardingBackend {
+ public:
+  explicit FailingBackend(int attention_calls_left)
+      : ForwardingBackend(1), left_(attention_calls_left) {}
+  std::string_view name() const override { return "failing"; }
+  absl::Status status() const override {
+    return left_ < 0 ? absl::ResourceExhaustedError("scratch allocation of 64 MiB failed")
+                     : absl::OkStatus();
+  }
+  void Attention(const float* q, absl::Span<const kernels::AttentionSeq> seqs, int32_t heads,
+                 int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
+                 float* out) override {
+    if (--left_ < 0) return;  // as a failed launch: nothing written
+    cpu_.Attention(q, seqs, heads, kv_heads, head_dim, block_size, scale, out);
+  }
+
+ private:
+  int left_;
+};
+
+// A failure the backend could only record (its operations return void) ends
+// the pass at the layer it happened in, as an internal error naming the
+// device's reason, never as logits computed from unwritten memory.
+TEST(LlamaModelTest, BackendFailureEndsThePassAsAnInternalError) {
+  SyntheticModelSpec spec;
+  FailingBackend backend(/*attention_calls_left=*/1);
+  auto m = Load(spec, backend);
+  ASSERT_GE(m->config.num_layers, 2);
+  auto pool = *BlockPool::Create(backend, {m->config.num_kv_heads, m->config.head_dim, 16}, 8);
+  LlamaModel model(m->config, m->weights, backend, 16);
+  SequenceKv kv(*pool, m->config.num_layers);
+  ASSERT_TRUE(kv.Reserve(3));
+  const std::vector<int32_t> tokens = Tokens(3, 1);
+  SequenceInput in{tokens, 0, kv.cached_len(), kv.page_ptrs(), LogitsMode::kLast};
+  std::vector<float> logits;
+  const absl::Status s = model.Forward({&in, 1}, &logits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInternal) << s;
+  EXPECT_NE(s.message().find("failing backend failed"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("scratch allocation of 64 MiB failed"), std::string::npos) << s;
+  EXPECT_TRUE(logits.empty());
 }
 
 }  // namespace

@@ -40,6 +40,13 @@ OutputProcessor::Update OutputProcessor::Push(int32_t token) {
   return u;
 }
 
+OutputProcessor::Update OutputProcessor::End(FinishReason reason) {
+  RESTKV_CHECK(!finished_) << "End after the end of the sequence";
+  Update u;
+  Finish(reason, &u);
+  return u;
+}
+
 void OutputProcessor::Finish(FinishReason reason, Update* u) {
   StopMatcher::Result tail = stops_.Push(detok_.Flush());
   u->text += tail.text;

@@ -44,6 +44,11 @@ class OutputProcessor {
   // Feeds the next sampled token. REQUIRES: the sequence has not ended.
   Update Push(int32_t token);
 
+  // Ends the sequence now with `reason` (kStop unless the flushed tail
+  // completes a stop string, which also gives kStop), flushing held text, as
+  // when a structured output's grammar is complete. REQUIRES: not finished.
+  Update End(FinishReason reason);
+
   [[nodiscard]] int32_t num_output() const { return num_output_; }
   [[nodiscard]] bool finished() const { return finished_; }
 

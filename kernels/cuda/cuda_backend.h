@@ -76,7 +76,7 @@ class CudaBackend final : public Backend {
   // Waits for every queued operation (an error it surfaces goes to status()).
   void Synchronize();
   // OK, or the first error of any operation since Create (see the header).
-  [[nodiscard]] const absl::Status& status() const { return status_; }
+  [[nodiscard]] absl::Status status() const override { return status_; }
 
   absl::StatusOr<std::unique_ptr<Buffer>> Allocate(size_t bytes) override;
   absl::StatusOr<Matrix> PrepareMatrix(GgmlType type, int64_t rows, int64_t cols,

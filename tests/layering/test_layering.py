@@ -13,7 +13,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 ENGINE_PARTS = ["engine/gguf", "engine/tokenizer", "engine/sampling", "engine/eviction",
-                "engine/model", "engine/kv"]
+                "engine/model", "engine/kv", "engine/structured"]
 CORE = ["common", "kernels", "kernels/cpu", "kernels/cuda", "scheduler", "engine"] + ENGINE_PARTS
 
 # folder -> the project folders its non-test sources may include (besides itself).
@@ -27,6 +27,7 @@ ALLOWED = {
     "engine/tokenizer": ["common", "kernels", "engine/gguf"],
     "engine/sampling": ["common", "kernels", "engine/gguf", "engine/tokenizer"],
     "engine/eviction": ["common", "kernels", "kernels/cpu"],
+    "engine/structured": ["common", "kernels", "engine/gguf", "engine/tokenizer"],
     "engine/model": ["common", "kernels", "kernels/cpu", "engine/gguf", "engine/tokenizer"],
     "engine/kv": ["common", "kernels", "kernels/cpu", "scheduler", "engine/eviction", "engine/model",
                   "engine/gguf", "engine/tokenizer"],
