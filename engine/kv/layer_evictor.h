@@ -10,8 +10,12 @@
 // keys carry RoPE, so positions travel with them. Compaction is in place:
 // kept indices ascend, so a slot is never overwritten before it is read.
 //
-// Pages in device memory (Backend::host_addressable() false) are read and
-// written through the backend's copies, one whole page at a time.
+// Pages are read in their stored dtype (kernels/kv_dtype.h): scoring sees
+// each row converted to f32, and compaction moves the stored bytes (rows and
+// q8_0 scales), so kept tokens keep exactly the values attention read before.
+//
+// Pages in device memory (Backend::host_addressable() false) are copied to
+// host images, compacted there, and the kept pages written back.
 // NOTE(restkv): on a GPU this means the layer's K/V cross PCIe twice per
 // evicting layer and scoring runs on the host; scoring on the device is
 // the next step of the CUDA backend (kernels/cuda/README-dev.md).
@@ -59,11 +63,19 @@ class LayerEvictor {
 
  private:
   const float* WoFactor(int32_t layer);
-  // k_/v_ [Hkv][n][d] <- the layer's n slots; pages -> host through copies.
-  void GatherFromDevice(const std::vector<float*>& pages, int32_t n, int32_t block_size);
-  // Writes kept[h][i] of k_/v_ into slot i of head h, whole pages at a time.
-  void CompactOnDevice(const std::vector<float*>& pages, const std::vector<std::vector<int32_t>>& keep,
-                       int32_t n, int32_t block_size);
+  // Byte addresses of row (head, slot) of a page's K and V and, for q8_0,
+  // of their scales (null otherwise).
+  struct PageRow {
+    uint8_t* k = nullptr;
+    uint8_t* v = nullptr;
+    float* k_scale = nullptr;
+    float* v_scale = nullptr;
+  };
+  static PageRow RowOf(float* page, const kernels::KvPageLayout& layout, int32_t head,
+                       int32_t slot);
+  // images_ <- the first num_pages device pages; host_pages[p] -> image p.
+  void CopyPagesToHost(const std::vector<float*>& pages, int32_t num_pages,
+                       const kernels::KvPageLayout& layout, std::vector<float*>* host_pages);
 
   const ModelConfig& config_;
   const ModelWeights& weights_;
@@ -71,7 +83,7 @@ class LayerEvictor {
   ThreadPool* threads_;
   std::vector<std::vector<float>> wo_factor_;  // [L][H][d][d], empty until needed
   std::vector<float> k_, v_, h2o_;             // scratch: [Hkv][N][d], [Hkv][N][d], [H][N]
-  std::vector<float> page_;                    // one page image (device path)
+  std::vector<float> images_;                  // device path: the layer's page images
 };
 
 // H2O's heavy-hitter scores: for each query head, the causal attention
