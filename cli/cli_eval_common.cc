@@ -11,12 +11,14 @@
 #include "absl/strings/str_split.h"
 #include "common/thread_pool.h"
 #include "cli/default_model.h"
+#include "cli/kv_dtype_flag.h"
 
 namespace restkv::cli {
 
 void AddEvalCommonOptions(CLI::App* cmd, EvalCommonOptions* o, bool grid) {
   cmd->add_option("--model,-m", o->model, "GGUF file (default: the model fetched by scripts/fetch-model)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all available cores)");
+  AddKvDtypeFlag(cmd, &o->kv_cache_dtype);
   cmd->add_option("--policies", o->policies,
                   "Comma-separated KV policies: full, streamingllm, h2o, tova, snapkv, pyramidkv, restkv")
       ->capture_default_str();
@@ -38,7 +40,11 @@ absl::StatusOr<LoadedModel> LoadEvalModel(const EvalCommonOptions& o) {
   if (!path.ok()) return path.status();
   LoadedModel m;
   m.backend = std::make_unique<kernels::cpu::CpuBackend>(o.threads > 0 ? o.threads : DefaultThreadCount());
-  auto model = engine::Model::Load(*path, *m.backend);
+  engine::ModelOptions options;
+  auto dtype = ResolveKvDtype(o.kv_cache_dtype, m.backend->name());
+  if (!dtype.ok()) return dtype.status();
+  options.kv_dtype = *dtype;
+  auto model = engine::Model::Load(*path, *m.backend, options);
   if (!model.ok()) return model.status();
   m.model = std::move(*model);
   return m;

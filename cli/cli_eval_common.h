@@ -20,6 +20,7 @@ namespace restkv::cli {
 struct EvalCommonOptions {
   std::string model;
   int threads = 0;
+  std::string kv_cache_dtype = "auto";  // --kv-cache-dtype (cli/kv_dtype_flag.h)
   std::string policies = "full,restkv";
   std::string budgets;
   std::string kv_ratios;

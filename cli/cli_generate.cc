@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/default_model.h"
 #include "cli/device_choice.h"
+#include "cli/kv_dtype_flag.h"
 #include "cli/kv_policy_flags.h"
 #include "common/byte_size.h"
 #include "common/status_macros.h"
@@ -47,6 +48,7 @@ struct GenerateOptions {
   bool json = false;
   int threads = 0;
   std::string kv_cache_memory = "1GiB";
+  std::string kv_cache_dtype = "auto";
   KvPolicyFlags kv;
   float kv_ratio = 0.0f;
   int32_t max_num_seqs = 64;
@@ -149,10 +151,12 @@ absl::StatusOr<engine::ModelOptions> GenerateModelOptions(const GenerateOptions&
 // Creates the backend and loads the model on it, saying so on stderr (but
 // for the random-weights warning, not with --json).
 absl::StatusOr<LoadedModel> LoadModel(const GenerateOptions& opt, const std::string& path) {
-  RESTKV_ASSIGN_OR_RETURN(const engine::ModelOptions model_options, GenerateModelOptions(opt));
+  RESTKV_ASSIGN_OR_RETURN(engine::ModelOptions model_options, GenerateModelOptions(opt));
   const int threads = opt.threads > 0 ? opt.threads : DefaultThreadCount();
   LoadedModel loaded;
   RESTKV_ASSIGN_OR_RETURN(loaded.backend, CreateBackend(opt.device, threads));
+  RESTKV_ASSIGN_OR_RETURN(model_options.kv_dtype,
+                          ResolveKvDtype(opt.kv_cache_dtype, loaded.backend->name()));
   const auto t_load = std::chrono::steady_clock::now();
   if (!opt.device.random_weights.empty()) {
     // Always said, --json included: these figures come from no real model.
@@ -171,7 +175,10 @@ absl::StatusOr<LoadedModel> LoadModel(const GenerateOptions& opt, const std::str
   loaded.model = *std::move(model);
   const double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_load).count();
-  if (!opt.json) std::fprintf(stderr, " done in %.0f ms (%d threads)\n", load_ms, threads);
+  if (!opt.json) {
+    std::fprintf(stderr, " done in %.0f ms (%d threads; KV cache %s)\n", load_ms, threads,
+                 std::string(kernels::KvDtypeName(model_options.kv_dtype)).c_str());
+  }
   return loaded;
 }
 
@@ -398,6 +405,7 @@ void AddGenerateCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--json", opt->json, "Print one JSON object per prompt instead of streaming text");
   cmd->add_option("--threads", opt->threads, "CPU threads (default: all available cores)");
   cmd->add_option("--kv-cache-memory", opt->kv_cache_memory, "KV cache pool size, e.g. 512MiB, 2GiB")->capture_default_str();
+  AddKvDtypeFlag(cmd, &opt->kv_cache_dtype);
   AddKvPolicyFlags(cmd, &opt->kv);
   cmd->add_option("--kv-ratio", opt->kv_ratio, "Budget as a fraction of each prompt (overrides --kv-budget)");
   cmd->add_option("--max-num-seqs", opt->max_num_seqs, "Most requests running at once")->check(CLI::PositiveNumber)->capture_default_str();

@@ -10,6 +10,7 @@
 #include "engine/model/model_config.h"
 #include "engine/tokenizer/tokenizer_gguf.h"
 #include "kernels/ggml_type.h"
+#include "kernels/kv_dtype.h"
 #include "nlohmann/json.hpp"
 #include "cli/cli.h"
 #include "cli/default_model.h"
@@ -56,7 +57,17 @@ int RunInfo(const InfoOptions& opt) {
   const std::string format_name =
       format.ok() ? std::string(engine::ChatFormatName(*format))
                   : (tok->chat_template.empty() ? "none" : "unknown");
-  const int64_t kv_bytes_per_token = 2LL * c.num_layers * c.kv_dim() * 4;
+  // KV bytes per token for every dtype (all layers, K and V, q8_0 scales).
+  nlohmann::json kv_bytes = nlohmann::json::object();
+  std::string kv_line;
+  for (kernels::KvDtype d : {kernels::KvDtype::kF32, kernels::KvDtype::kF16,
+                             kernels::KvDtype::kBf16, kernels::KvDtype::kQ8_0}) {
+    const int64_t per_token =
+        c.num_layers * kernels::KvPageLayout{c.num_kv_heads, c.head_dim, 16, d}.bytes_per_token();
+    kv_bytes[std::string(kernels::KvDtypeName(d))] = per_token;
+    kv_line += absl::StrFormat("%s%s %s", kv_line.empty() ? "" : ", ",
+                               FormatByteSize(per_token), kernels::KvDtypeName(d));
+  }
 
   nlohmann::json j = {
       {"path", *path},
@@ -79,7 +90,8 @@ int RunInfo(const InfoOptions& opt) {
       {"tokenizer", {{"model", tok->model}, {"pre", tok->pre}, {"bos_id", tok->bos_id},
                      {"eos_id", tok->eos_id}, {"add_bos", tok->add_bos}}},
       {"chat_format", format_name},
-      {"kv_bytes_per_token_f32", kv_bytes_per_token},
+      {"kv_bytes_per_token_f32", kv_bytes["f32"]},
+      {"kv_bytes_per_token", kv_bytes},
   };
   if (opt.json) {
     std::printf("%s\n", j.dump(2).c_str());
@@ -100,7 +112,7 @@ int RunInfo(const InfoOptions& opt) {
   std::string type_list;
   for (const auto& [name, n] : types) type_list += absl::StrFormat("%s×%d ", name, n);
   std::printf("tensor types   %s\n", type_list.c_str());
-  std::printf("KV cache       %s per token (f32)\n", FormatByteSize(kv_bytes_per_token).c_str());
+  std::printf("KV cache       per token: %s (--kv-cache-dtype)\n", kv_line.c_str());
   if (opt.metadata) {
     std::printf("\nmetadata:\n");
     for (const auto& kv : (*file)->metadata()) {

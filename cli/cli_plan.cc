@@ -14,6 +14,7 @@
 #include "engine/model/model_config.h"
 #include "nlohmann/json.hpp"
 #include "cli/cli.h"
+#include "cli/kv_dtype_flag.h"
 #include "cli/kv_policy_flags.h"
 
 namespace restkv::cli {
@@ -44,7 +45,7 @@ struct PlanOptions {
   int32_t gen_tokens = 0;
   KvPolicyFlags kv{"restkv", 2048, {}};
   int32_t block_size = 16;
-  std::string kv_dtype = "f32";
+  std::string kv_dtype = "auto";  // --kv-cache-dtype (cli/kv_dtype_flag.h)
   bool json = false;
 };
 
@@ -70,8 +71,10 @@ int RunPlan(const PlanOptions& opt) {
   }
   auto bytes = ParseByteSize(opt.kv_cache_memory);
   if (!bytes.ok()) return Fail("--kv-cache-memory: " + std::string(bytes.status().message()));
-  const std::map<std::string, int> dtype_bytes = {{"f32", 4}, {"f16", 2}, {"bf16", 2}};
-  if (!dtype_bytes.count(opt.kv_dtype)) return Fail("--kv-dtype must be f32, f16 or bf16");
+  // Plans are for the serving device, so auto means the CUDA default (bf16;
+  // f16, auto on the CPU, has the same size).
+  auto dtype = ResolveKvDtype(opt.kv_dtype, "cuda");
+  if (!dtype.ok()) return Fail(std::string(dtype.status().message()));
   if (opt.context < 1 || opt.block_size < 1 || opt.gen_tokens < 0) {
     return Fail("--context and --block-size must be positive, --gen-tokens non-negative");
   }
@@ -79,7 +82,10 @@ int RunPlan(const PlanOptions& opt) {
   if (!policy_or.ok()) return Fail(std::string(policy_or.status().message()));
   const engine::KvPolicyConfig& policy = *policy_or;
 
-  const int64_t page_bytes = 2LL * shape.kv_heads * opt.block_size * shape.head_dim * dtype_bytes.at(opt.kv_dtype);
+  auto page_bytes_of = [&](kernels::KvDtype d) {
+    return kernels::KvPageLayout{shape.kv_heads, shape.head_dim, opt.block_size, d}.page_bytes();
+  };
+  const int64_t page_bytes = page_bytes_of(*dtype);
   const int64_t total_pages = *bytes / page_bytes;
   const engine::KvPageMath math{shape.layers, opt.block_size};
   const engine::KvPolicyConfig full;
@@ -95,13 +101,25 @@ int RunPlan(const PlanOptions& opt) {
     };
   };
   const nlohmann::json f = describe(full), q = describe(policy);
+  // The same plan for every KV dtype: requests that fit, full and with the
+  // policy (the bytes per kept token multiply what eviction gives).
+  nlohmann::json by_dtype = nlohmann::json::object();
+  for (kernels::KvDtype d : {kernels::KvDtype::kF32, kernels::KvDtype::kF16,
+                             kernels::KvDtype::kBf16, kernels::KvDtype::kQ8_0}) {
+    const int64_t pages = *bytes / page_bytes_of(d);
+    by_dtype[std::string(kernels::KvDtypeName(d))] = {
+        {"page_bytes", page_bytes_of(d)},
+        {"total_pages", pages},
+        {"fit_full", math.MaxConcurrent(full, opt.context, opt.gen_tokens, pages)},
+        {"fit_policy", math.MaxConcurrent(policy, opt.context, opt.gen_tokens, pages)}};
+  }
   nlohmann::json j = {{"model", shape.name},
                       {"layers", shape.layers},
                       {"kv_heads", shape.kv_heads},
                       {"head_dim", shape.head_dim},
                       {"context", opt.context},
                       {"gen_tokens", opt.gen_tokens},
-                      {"kv_dtype", opt.kv_dtype},
+                      {"kv_dtype", std::string(kernels::KvDtypeName(*dtype))},
                       {"block_size", opt.block_size},
                       {"page_bytes", page_bytes},
                       {"kv_cache_bytes", *bytes},
@@ -109,15 +127,17 @@ int RunPlan(const PlanOptions& opt) {
                       {"full", f},
                       {"with_policy", q},
                       {"fit_full", f["fit"]},
-                      {"fit_policy", q["fit"]}};
+                      {"fit_policy", q["fit"]},
+                      {"by_dtype", by_dtype}};
   if (opt.json) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("%s: %d layers, %d KV heads x %d; %s KV cache, %s pages of %s (block %d)\n",
+  std::printf("%s: %d layers, %d KV heads x %d; %s %s KV cache, %s pages of %s (block %d)\n",
               shape.name.c_str(), shape.layers, shape.kv_heads, shape.head_dim,
-              FormatByteSize(*bytes).c_str(), std::to_string(total_pages).c_str(),
-              FormatByteSize(page_bytes).c_str(), opt.block_size);
+              FormatByteSize(*bytes).c_str(), std::string(kernels::KvDtypeName(*dtype)).c_str(),
+              std::to_string(total_pages).c_str(), FormatByteSize(page_bytes).c_str(),
+              opt.block_size);
   std::printf("context %d tokens (+%d generated)\n\n", opt.context, opt.gen_tokens);
   std::printf("%-22s %14s %14s %14s %10s\n", "policy", "prefill peak", "after prefill", "memory", "fit");
   for (const nlohmann::json* row : {&f, &q}) {
@@ -126,6 +146,12 @@ int RunPlan(const PlanOptions& opt) {
     std::printf("%-22s %14lld %14lld %14s %10lld\n", name.c_str(),
                 (*row)["pages_prefill_peak"].get<long long>(), (*row)["pages_after_prefill"].get<long long>(),
                 FormatByteSize((*row)["bytes_after_prefill"].get<int64_t>()).c_str(), (*row)["fit"].get<long long>());
+  }
+  std::printf("\n%-8s %12s %10s %10s\n", "kv dtype", "page", "fit full", "fit policy");
+  for (const auto& [name, row] : by_dtype.items()) {
+    std::printf("%-8s %12s %10lld %10lld\n", name.c_str(),
+                FormatByteSize(row["page_bytes"].get<int64_t>()).c_str(),
+                row["fit_full"].get<long long>(), row["fit_policy"].get<long long>());
   }
   return 0;
 }
@@ -143,7 +169,9 @@ void AddPlanCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--gen-tokens", opt->gen_tokens, "Generated tokens per request")->capture_default_str();
   AddKvPolicyFlags(cmd, &opt->kv);
   cmd->add_option("--block-size", opt->block_size, "Token slots per page")->capture_default_str();
-  cmd->add_option("--kv-dtype", opt->kv_dtype, "Cache element type: f32 (CPU backend), f16, bf16")->capture_default_str();
+  cmd->add_option("--kv-cache-dtype,--kv-dtype", opt->kv_dtype,
+                  "KV cache element type: auto (bf16, the CUDA default), f32, f16, bf16, q8_0")
+      ->capture_default_str();
   cmd->add_flag("--json", opt->json, "Print JSON (fit_full, fit_policy, ...)");
   cmd->callback([opt, exit_code] { *exit_code = RunPlan(*opt); });
 }

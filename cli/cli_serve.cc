@@ -40,6 +40,7 @@
 #include "server/api_error.h"
 #include "cli/cli.h"
 #include "cli/default_model.h"
+#include "cli/kv_dtype_flag.h"
 #include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
@@ -161,6 +162,9 @@ int RunServe(ServeOptions opt) {
   auto backend_or = CreateBackend(opt.device, threads);
   if (!backend_or.ok()) return Fail(std::string(backend_or.status().message()));
   kernels::Backend& backend = **backend_or;
+  auto kv_dtype = ResolveKvDtype(opt.kv_cache_dtype, backend.name());
+  if (!kv_dtype.ok()) return Fail(std::string(kv_dtype.status().message()));
+  model_options.kv_dtype = *kv_dtype;
   if (!opt.device.random_weights.empty()) {
     log.Info("RANDOM WEIGHTS of shape " + opt.device.random_weights + ": output text is meaningless");
   }
@@ -246,7 +250,8 @@ int RunServe(ServeOptions opt) {
   }
 
   const engine::ModelConfig& c = (*model)->config();
-  const engine::KvPageShape shape{c.num_kv_heads, c.head_dim, (*model)->forward().block_size()};
+  const engine::KvPageShape shape{c.num_kv_heads, c.head_dim, (*model)->forward().block_size(),
+                                  (*model)->forward().kv_dtype()};
   const engine::EngineStats stats = (*engine)->GetStats();
   const std::string base = absl::StrFormat("http://%s:%d", opt.host, (*server)->port());
   log.Info(absl::StrFormat(
@@ -254,10 +259,11 @@ int RunServe(ServeOptions opt) {
       kRestkvVersion, opt.served_model_names.front(), c.architecture, c.num_layers, c.vocab_size,
       c.context_length, std::chrono::duration<double>(Clock::now() - t_load).count(), *path));
   log.Info(absl::StrFormat(
-      "KV cache: %s in %d pages of %d tokens (%s per token, room for %d tokens); kv policy %s; "
+      "KV cache: %s %s in %d pages of %d tokens (%s per token, room for %d tokens); kv policy %s; "
       "max_model_len %d, max_num_seqs %d, max_num_batched_tokens %d, max_step_ms %g, max_queue %d; "
       "%d CPU threads; device %s",
-      FormatByteSize(*pool_bytes), stats.kv_pages_total, shape.block_size,
+      FormatByteSize(*pool_bytes), std::string(kernels::KvDtypeName(shape.dtype)),
+      stats.kv_pages_total, shape.block_size,
       FormatByteSize(shape.page_bytes() * c.num_layers / shape.block_size),
       static_cast<int64_t>(stats.kv_pages_total) * shape.block_size / c.num_layers,
       engine::KvPolicyDebugString(kv_policy), (*engine)->max_model_len(), opt.max_num_seqs,
@@ -357,6 +363,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--kv-cache-memory", opt->kv_cache_memory,
                   "KV cache pool size, e.g. 512MiB, 2GiB")
       ->capture_default_str();
+  AddKvDtypeFlag(cmd, &opt->kv_cache_dtype);
   // Requests may override these with kv_policy, kv_budget and kv_options.
   AddKvPolicyFlags(cmd, &opt->kv, "Default");
   cmd->add_option("--max-num-seqs", opt->max_num_seqs, "Most requests running at once")

@@ -20,6 +20,7 @@ struct ServeOptions {
   std::string api_key;                          // "" => $RESTKV_API_KEY, else none
   std::string chat_format;                      // "" => detected from the model
   std::string kv_cache_memory = "1GiB";
+  std::string kv_cache_dtype = "auto";  // --kv-cache-dtype (cli/kv_dtype_flag.h)
   KvPolicyFlags kv;  // the default policy; requests may override it
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;

@@ -30,10 +30,9 @@ class FailingBackend final : public kernels::ForwardingBackend {
                      : absl::OkStatus();
   }
   void Attention(const float* q, absl::Span<const kernels::AttentionSeq> seqs, int32_t heads,
-                 int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
-                 float* out) override {
+                 const kernels::KvPageLayout& kv, float scale, float* out) override {
     if (--left_ < 0) return;
-    cpu_.Attention(q, seqs, heads, kv_heads, head_dim, block_size, scale, out);
+    cpu_.Attention(q, seqs, heads, kv, scale, out);
   }
 
  private:

@@ -125,7 +125,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model& model, const Engin
         "max_model_len %d is outside [1, %d] (the model's context length)", options.max_model_len,
         c.context_length));
   }
-  const KvPageShape shape{c.num_kv_heads, c.head_dim, model.forward().block_size()};
+  const KvPageShape shape{c.num_kv_heads, c.head_dim, model.forward().block_size(),
+                          model.forward().kv_dtype()};
   const int64_t pages = options.kv_cache_bytes / shape.page_bytes();
   if (pages < c.num_layers) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -152,6 +153,7 @@ Engine::Engine(Model& model, const EngineOptions& options, std::unique_ptr<Block
           structured::TokenVocabulary::FromTokenizer(model.tokenizer()))) {
   local_stats_.step_cost = step_cost_.cost();
   local_stats_.kv_pages_total = pool_->num_pages();
+  local_stats_.kv_page_bytes = pool_->shape().page_bytes();
   stats_ = local_stats_;
   thread_ = std::thread([this] { Loop(); });
 }

@@ -114,6 +114,7 @@ struct EngineStats {
   int32_t num_waiting = 0;
   int32_t kv_pages_total = 0;
   int32_t kv_pages_used = 0;
+  int64_t kv_page_bytes = 0;  // bytes of one page in the pool's KV dtype
   int32_t kv_pages_high_water = 0;
   int64_t num_preemptions = 0;
   int64_t kv_pages_released_by_eviction = 0;

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "absl/strings/str_format.h"
+#include "common/check.h"
 #include "common/status_macros.h"
 #include "engine/sampling/sampler.h"
 #include "engine/kv/sequence_kv.h"
@@ -19,7 +20,11 @@ double MsSince(std::chrono::steady_clock::time_point t0) {
 
 }  // namespace
 
-Generator::Generator(Model& model, BlockPool& pool) : model_(model), pool_(pool) {}
+Generator::Generator(Model& model, BlockPool& pool) : model_(model), pool_(pool) {
+  RESTKV_CHECK(pool.shape().dtype == model.forward().kv_dtype())
+      << "pool of " << kernels::KvDtypeName(pool.shape().dtype) << " pages for a model writing "
+      << kernels::KvDtypeName(model.forward().kv_dtype());
+}
 
 absl::StatusOr<GenerationResult> Generator::Generate(
     const GenerationRequest& request, const std::function<void(std::string_view)>& on_text) {

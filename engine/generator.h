@@ -44,6 +44,7 @@ struct GenerationResult {
 
 class Generator {
  public:
+  // REQUIRES: pool.shape().dtype == model.forward().kv_dtype().
   Generator(Model& model, BlockPool& pool);
 
   // Streams each new piece of text to on_text (may be null).

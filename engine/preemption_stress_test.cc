@@ -74,6 +74,7 @@ class Sink final : public RequestSink {
 struct Case {
   const char* policy;
   int32_t budget;
+  kernels::KvDtype dtype = kernels::KvDtype::kF32;  // of the KV pages
 };
 
 class PreemptionStressTest : public ::testing::TestWithParam<Case> {
@@ -93,13 +94,15 @@ class PreemptionStressTest : public ::testing::TestWithParam<Case> {
                 .string();
     std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
     backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
-    model_ = *Model::Load(path_, *backend_);
+    ModelOptions options;
+    options.kv_dtype = GetParam().dtype;
+    model_ = *Model::Load(path_, *backend_, options);
   }
   void TearDown() override { std::filesystem::remove(path_); }
 
   int64_t PageBytes() const {
     const auto& c = model_->config();
-    return KvPageShape{c.num_kv_heads, c.head_dim, kBlock}.page_bytes();
+    return KvPageShape{c.num_kv_heads, c.head_dim, kBlock, GetParam().dtype}.page_bytes();
   }
   static SamplingParams Greedy(int max_tokens) {
     SamplingParams p;
@@ -209,9 +212,21 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"full", 0}, Case{"restkv", 16}, Case{"restkv", 48}, Case{"snapkv", 16},
                       Case{"snapkv", 48}, Case{"streamingllm", 16}, Case{"streamingllm", 48},
                       Case{"tova", 16}, Case{"tova", 48}, Case{"pyramidkv", 16},
-                      Case{"pyramidkv", 48}, Case{"h2o", 16}, Case{"h2o", 48}),
+                      Case{"pyramidkv", 48}, Case{"h2o", 16}, Case{"h2o", 48},
+                      // Recompute after preemption at 16 and 8 bits: the same
+                      // rounding of the same K/V rebuilds the same cache.
+                      Case{"full", 0, kernels::KvDtype::kF16},
+                      Case{"restkv", 16, kernels::KvDtype::kBf16},
+                      Case{"snapkv", 48, kernels::KvDtype::kQ8_0},
+                      Case{"h2o", 16, kernels::KvDtype::kQ8_0}),
     [](const ::testing::TestParamInfo<Case>& info) {
-      return std::string(info.param.policy) + "_" + std::to_string(info.param.budget);
+      std::string name = std::string(info.param.policy) + "_" + std::to_string(info.param.budget);
+      if (info.param.dtype != kernels::KvDtype::kF32) {
+        // Two appends: GCC 12 warns falsely (-Wrestrict) on "_" + std::string.
+        name += "_";
+        name += kernels::KvDtypeName(info.param.dtype);
+      }
+      return name;
     });
 
 }  // namespace

@@ -28,8 +28,7 @@ class TimedBackend final : public kernels::ForwardingBackend {
     ForwardingBackend::MatMul(w, x, m, y);
   }
   void Attention(const float* q, absl::Span<const kernels::AttentionSeq> seqs, int32_t heads,
-                 int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
-                 float* out) override {
+                 const kernels::KvPageLayout& kv, float scale, float* out) override {
     double pairs = 0;
     for (const kernels::AttentionSeq& s : seqs) {
       // Query j of the last num_q attends kv_len - num_q + j + 1 keys.
@@ -37,7 +36,7 @@ class TimedBackend final : public kernels::ForwardingBackend {
       pairs += s.num_q * (first + s.kv_len) / 2.0;
     }
     clock_.Advance(cost_.ms_per_attention_pair * pairs * heads);
-    ForwardingBackend::Attention(q, seqs, heads, kv_heads, head_dim, block_size, scale, out);
+    ForwardingBackend::Attention(q, seqs, heads, kv, scale, out);
   }
 
  private:

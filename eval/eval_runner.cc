@@ -104,7 +104,7 @@ absl::Status EvalRunner::EnsurePool() {
   const engine::ModelConfig& c = model_.config();
   const int32_t bs = model_.forward().block_size();
   const int32_t pages = c.num_layers * ((c.context_length + bs - 1) / bs + 2);
-  auto pool = engine::BlockPool::Create(model_.backend(), {c.num_kv_heads, c.head_dim, bs}, pages);
+  auto pool = engine::BlockPool::Create(model_.backend(), {c.num_kv_heads, c.head_dim, bs, model_.forward().kv_dtype()}, pages);
   if (!pool.ok()) return pool.status();
   pool_ = std::move(*pool);
   return absl::OkStatus();

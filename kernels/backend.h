@@ -16,10 +16,13 @@
 //   memory) returns absl::Status.
 //
 // KV pages. A page holds `block_size` token slots of one layer for all KV
-// heads, K then V:   page = [ K: Hkv][block_size][d] | V: [Hkv][block_size][d] ]
-// A sequence's cache for one layer is an ordered list of pages (its block
-// table); slot i of the sequence lives in page i / block_size, row
-// i % block_size. Keys are stored after RoPE.
+// heads, K then V (then per-row scales for q8_0), in the layout's dtype:
+//   page = [ K: Hkv][block_size][d] | V: [Hkv][block_size][d] | scales ]
+// (kernels/kv_dtype.h). A sequence's cache for one layer is an ordered list
+// of pages (its block table); slot i of the sequence lives in page
+// i / block_size, row i % block_size. Keys are stored after RoPE. StoreKv
+// rounds each (token, head) row to the dtype; Attention reads the stored
+// dtype directly, converting rows as it goes.
 //
 // Thread safety: a backend is used by one thread at a time (the engine thread).
 #pragma once
@@ -33,6 +36,7 @@
 #include "absl/types/span.h"
 #include "common/thread_pool.h"
 #include "kernels/ggml_type.h"
+#include "kernels/kv_dtype.h"
 #include "kernels/layer_eviction.h"
 
 namespace restkv::kernels {
@@ -71,12 +75,12 @@ struct AttentionSeq {
   int32_t q_begin = 0;
   int32_t num_q = 0;
   int32_t kv_len = 0;
-  float* const* pages = nullptr;  // [ceil(kv_len / block_size)] page pointers
+  float* const* pages = nullptr;  // [ceil(kv_len / block_size)] page base addresses
 };
 
 // Where one new token's K/V go.
 struct KvSlot {
-  float* page = nullptr;
+  float* page = nullptr;  // page base address (kernels/kv_dtype.h)
   int32_t row = 0;  // slot within the page, < block_size
 };
 
@@ -146,14 +150,17 @@ class Backend {
                     const RopeParams& params) = 0;
   // gate[i] = silu(gate[i]) * up[i]
   virtual void SwiGlu(float* gate, const float* up, int64_t n) = 0;
-  // Writes k, v [m][Hkv][d] into slots[m].
+  // Writes k, v [m][Hkv][d] into slots[m] of pages laid out as `kv`,
+  // rounding each (token, head) row to kv.dtype (EncodeKvRow's bytes).
   virtual void StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m,
-                       int32_t kv_heads, int32_t head_dim, int32_t block_size) = 0;
-  // out [T][H][d] = causal softmax(q kᵀ · scale) v over each sequence's pages.
+                       const KvPageLayout& kv) = 0;
+  // out [T][H][d] = causal softmax(q kᵀ · scale) v over each sequence's pages
+  // (laid out as `kv`, read in their stored dtype).
   // Query head h reads KV head h / (H / Hkv).
   virtual void Attention(const float* q, absl::Span<const AttentionSeq> seqs, int32_t heads,
-                         int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
-                         float* out) = 0;
+                         const KvPageLayout& kv, float scale, float* out) = 0;
+  // Whether StoreKv/Attention accept pages of `dtype`.
+  [[nodiscard]] virtual bool SupportsKvDtype(KvDtype dtype) const = 0;
 };
 
 }  // namespace restkv::kernels

@@ -57,6 +57,9 @@ ServerMetrics::ServerMetrics(const std::string& model_name)
   pages_total_ = gauge("restkv:kv_pages_total", "KV cache pages in the pool.");
   pages_used_ = gauge("restkv:kv_pages_used", "KV cache pages held by requests.");
   pages_free_ = gauge("restkv:kv_pages_free", "KV cache pages free.");
+  bytes_total_ = gauge("restkv:kv_cache_bytes_total",
+                       "Bytes of the KV cache pool, in its KV dtype (--kv-cache-dtype).");
+  bytes_used_ = gauge("restkv:kv_cache_bytes_used", "Bytes of KV cache pages held by requests.");
   cache_usage_ = gauge("restkv:kv_cache_usage_perc", "Fraction of KV cache pages in use (0..1).");
   prompt_tokens_ = counter("restkv:prompt_tokens_total", "Prompt tokens admitted.");
   generation_tokens_ = counter("restkv:generation_tokens_total", "Tokens generated.");
@@ -153,6 +156,8 @@ std::string ServerMetrics::Render(const engine::EngineStats& stats) {
     pages_total_->Set(stats.kv_pages_total);
     pages_used_->Set(stats.kv_pages_used);
     pages_free_->Set(stats.kv_pages_total - stats.kv_pages_used);
+    bytes_total_->Set(static_cast<double>(stats.kv_pages_total) * static_cast<double>(stats.kv_page_bytes));
+    bytes_used_->Set(static_cast<double>(stats.kv_pages_used) * static_cast<double>(stats.kv_page_bytes));
     cache_usage_->Set(stats.kv_pages_total > 0
                           ? static_cast<double>(stats.kv_pages_used) / stats.kv_pages_total
                           : 0.0);

@@ -67,6 +67,8 @@ class ServerMetrics {
   prometheus::Gauge* waiting_;
   prometheus::Gauge* pages_total_;
   prometheus::Gauge* pages_used_;
+  prometheus::Gauge* bytes_total_;
+  prometheus::Gauge* bytes_used_;
   prometheus::Gauge* pages_free_;
   prometheus::Gauge* cache_usage_;
   prometheus::Counter* prompt_tokens_;

@@ -17,6 +17,7 @@ TEST(ServerMetricsTest, GaugesAndCountersFollowEngineStats) {
   stats.num_waiting = 3;
   stats.kv_pages_total = 100;
   stats.kv_pages_used = 25;
+  stats.kv_page_bytes = 12288;  // the default model's page in f16
   stats.prompt_tokens_total = 40;
   stats.generation_tokens_total = 7;
   stats.num_preemptions = 1;
@@ -26,6 +27,8 @@ TEST(ServerMetricsTest, GaugesAndCountersFollowEngineStats) {
   EXPECT_THAT(text, HasSubstr("restkv:kv_pages_total{model_name=\"m\"} 100\n"));
   EXPECT_THAT(text, HasSubstr("restkv:kv_pages_used{model_name=\"m\"} 25\n"));
   EXPECT_THAT(text, HasSubstr("restkv:kv_pages_free{model_name=\"m\"} 75\n"));
+  EXPECT_THAT(text, HasSubstr("restkv:kv_cache_bytes_total{model_name=\"m\"} 1228800\n"));
+  EXPECT_THAT(text, HasSubstr("restkv:kv_cache_bytes_used{model_name=\"m\"} 307200\n"));
   EXPECT_THAT(text, HasSubstr("restkv:kv_cache_usage_perc{model_name=\"m\"} 0.25\n"));
   EXPECT_THAT(text, HasSubstr("restkv:prompt_tokens_total{model_name=\"m\"} 40\n"));
   EXPECT_THAT(text, HasSubstr("restkv:generation_tokens_total{model_name=\"m\"} 7\n"));

@@ -2,7 +2,7 @@
 // JSON object. Needs a CUDA device; exits 2 without one.
 //
 //   decode_attention  one Backend::Attention call with one query per
-//                     sequence over an fp32 paged cache, Llama-3-8B head
+//                     sequence over a paged cache (--kv-cache-dtype, default bf16), Llama-3-8B head
 //                     shape (H=32, Hkv=8, d=128, block 16): achieved GB/s of
 //                     K+V read and its fraction of the card's peak (from the
 //                     memory clock and bus width the runtime reports).
@@ -32,18 +32,19 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
 #include "common/thread_pool.h"
-#include "engine/kv/kv_layer_hook.h"
-#include "engine/kv/block_pool.h"
-#include "engine/kv/page_math.h"
 #include "engine/eviction/policy_config.h"
-#include "engine/model/model.h"
+#include "engine/kv/block_pool.h"
+#include "engine/kv/kv_layer_hook.h"
+#include "engine/kv/page_math.h"
 #include "engine/kv/sequence_kv.h"
+#include "engine/model/model.h"
 #include "engine/model/synthetic_model.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "nlohmann/json.hpp"
@@ -65,17 +66,41 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
 // Llama-3-8B's attention shape.
 constexpr int32_t kHeads = 32, kKvHeads = 8, kHeadDim = 128, kBlock = 16;
 
-// A device slab of `pages` KV pages filled with N(0,1) values: a 16 MiB
-// random block uploaded once and replicated on the device.
-std::unique_ptr<kernels::Buffer> RandomPages(CudaBackend& gpu, int64_t pages, int64_t page_floats) {
+// Llama-3-8B's KV page in the benchmark's dtype.
+kernels::KvPageLayout PageLayout(kernels::KvDtype dtype) {
+  return {kKvHeads, kHeadDim, kBlock, dtype};
+}
+
+// A device slab of `pages` KV pages of `layout` holding N(0,1) values
+// stored as its dtype: a block of up to 16 MiB of page images encoded on the
+// host, uploaded once and replicated on the device.
+std::unique_ptr<kernels::Buffer> RandomPages(CudaBackend& gpu, int64_t pages,
+                                             const kernels::KvPageLayout& layout) {
+  const int64_t page_floats = layout.page_bytes() / 4;
   const int64_t floats = pages * page_floats;
   auto buf = gpu.Allocate(static_cast<size_t>(floats) * sizeof(float));
   if (!buf.ok()) Die(std::string(buf.status().message()));
-  const int64_t block = std::min<int64_t>(floats, int64_t{4} << 20);
-  std::vector<float> host(static_cast<size_t>(block));
+  const int64_t block_pages =
+      std::max<int64_t>(1, std::min<int64_t>(pages, (int64_t{4} << 20) / page_floats));
+  const int64_t block = block_pages * page_floats;
+  std::vector<float> host(static_cast<size_t>(block), 0.0f);
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 1.0f);
-  for (float& x : host) x = dist(rng);
+  std::vector<float> row(kHeadDim);
+  for (int64_t p = 0; p < block_pages; ++p) {
+    auto* page = reinterpret_cast<uint8_t*>(host.data() + p * page_floats);
+    for (int64_t r = 0; r < 2 * layout.rows_per_page(); ++r) {  // K rows, then V rows
+      for (float& x : row) x = dist(rng);
+      const bool v = r >= layout.rows_per_page();
+      const int64_t i = v ? r - layout.rows_per_page() : r;
+      float* scale =
+          reinterpret_cast<float*>(page + (v ? layout.v_scale_offset() : layout.k_scale_offset())) +
+          i;
+      kernels::EncodeKvRow(layout.dtype, row.data(), kHeadDim,
+                           page + (v ? layout.v_offset() : 0) + i * layout.row_bytes(),
+                           layout.has_scales() ? scale : nullptr);
+    }
+  }
   float* base = (*buf)->floats();
   gpu.CopyFromHost(host.data(), base, static_cast<size_t>(block));
   for (int64_t off = block; off < floats; off += block) {
@@ -105,14 +130,15 @@ double DeviceSeconds(CudaBackend& gpu, const std::function<void()>& body) {
 }
 
 nlohmann::json DecodeAttention(CudaBackend& gpu, const std::vector<int>& contexts,
-                               const std::vector<int>& batches, int iters) {
+                               const std::vector<int>& batches, int iters, kernels::KvDtype dtype) {
   nlohmann::json out = nlohmann::json::array();
-  const int64_t page_floats = 2LL * kKvHeads * kBlock * kHeadDim;
+  const kernels::KvPageLayout layout = PageLayout(dtype);
+  const int64_t page_floats = layout.page_bytes() / 4;
   const double peak = gpu.device_info().peak_bandwidth;
   for (int ctx : contexts) {
     for (int batch : batches) {
       const int64_t pages_per_seq = (ctx + kBlock - 1) / kBlock;
-      auto slab = RandomPages(gpu, pages_per_seq * batch, page_floats);
+      auto slab = RandomPages(gpu, pages_per_seq * batch, layout);
       std::vector<std::vector<float*>> tables(batch);
       std::vector<kernels::AttentionSeq> seqs;
       for (int b = 0; b < batch; ++b) {
@@ -126,14 +152,15 @@ nlohmann::json DecodeAttention(CudaBackend& gpu, const std::vector<int>& context
       if (!q.ok() || !o.ok()) Die("allocation failed");
       const float scale = 1.0f / std::sqrt(static_cast<float>(kHeadDim));
       auto call = [&] {
-        gpu.Attention((*q)->floats(), seqs, kHeads, kKvHeads, kHeadDim, kBlock, scale, (*o)->floats());
+        gpu.Attention((*q)->floats(), seqs, kHeads, layout, scale, (*o)->floats());
       };
       call();  // warm-up (uploads, scratch growth)
       gpu.Synchronize();
       const double per_call = DeviceSeconds(gpu, [&] {
         for (int i = 0; i < iters; ++i) call();
       }) / iters;
-      const double bytes = 2.0 * batch * ctx * kKvHeads * kHeadDim * sizeof(float);
+      // K and V of every token read once, in the stored dtype (scales included).
+      const double bytes = static_cast<double>(batch) * ctx * layout.bytes_per_token();
       const double gbps = bytes / per_call / 1e9;
       out.push_back({{"context", ctx},
                      {"batch", batch},
@@ -148,13 +175,15 @@ nlohmann::json DecodeAttention(CudaBackend& gpu, const std::vector<int>& context
   return out;
 }
 
-nlohmann::json PrefillAttention(CudaBackend& gpu, const std::vector<int>& lengths) {
+nlohmann::json PrefillAttention(CudaBackend& gpu, const std::vector<int>& lengths,
+                                kernels::KvDtype dtype) {
   nlohmann::json out = nlohmann::json::array();
-  const int64_t page_floats = 2LL * kKvHeads * kBlock * kHeadDim;
+  const kernels::KvPageLayout layout = PageLayout(dtype);
+  const int64_t page_floats = layout.page_bytes() / 4;
   constexpr int kChunk = 512;  // LlamaModel::kMaxChunkTokens
   for (int n : lengths) {
     const int64_t pages = (n + kBlock - 1) / kBlock;
-    auto slab = RandomPages(gpu, pages, page_floats);
+    auto slab = RandomPages(gpu, pages, layout);
     std::vector<float*> table;
     for (int64_t p = 0; p < pages; ++p) table.push_back(slab->floats() + p * page_floats);
     auto q = gpu.Allocate(static_cast<size_t>(kChunk) * kHeads * kHeadDim * 4);
@@ -166,8 +195,7 @@ nlohmann::json PrefillAttention(CudaBackend& gpu, const std::vector<int>& length
       for (int c0 = 0; c0 < n; c0 += kChunk) {
         const int count = std::min(kChunk, n - c0);
         const kernels::AttentionSeq seq{0, count, c0 + count, table.data()};
-        gpu.Attention((*q)->floats(), {&seq, 1}, kHeads, kKvHeads, kHeadDim, kBlock, scale,
-                      (*o)->floats());
+        gpu.Attention((*q)->floats(), {&seq, 1}, kHeads, layout, scale, (*o)->floats());
       }
     });
     out.push_back({{"tokens", n}, {"seconds_per_layer", s}, {"tokens_per_s_per_layer", n / s}});
@@ -241,7 +269,8 @@ nlohmann::json ModelSection(CudaBackend& gpu, engine::Model& model, const std::v
   nlohmann::json out = nlohmann::json::array();
   for (int n : lengths) {
     const int32_t pages = c.num_layers * ((n + decode_tokens) / kBlock + 2);
-    auto pool = engine::BlockPool::Create(gpu, {c.num_kv_heads, c.head_dim, kBlock}, pages);
+    auto pool = engine::BlockPool::Create(
+        gpu, {c.num_kv_heads, c.head_dim, kBlock, model.forward().kv_dtype()}, pages);
     if (!pool.ok()) Die(std::string(pool.status().message()));
     const std::vector<int32_t> prompt = RandomPrompt(n, c.vocab_size, 7);
     double full_prefill = 0;
@@ -287,7 +316,7 @@ nlohmann::json Concurrency(CudaBackend& gpu, engine::Model& model, int n,
                            const std::vector<std::string>& policies, int32_t budget,
                            int max_requests, int decode_steps, double utilization) {
   const auto& c = model.config();
-  const engine::KvPageShape shape{c.num_kv_heads, c.head_dim, kBlock};
+  const engine::KvPageShape shape{c.num_kv_heads, c.head_dim, kBlock, model.forward().kv_dtype()};
   const engine::KvPageMath math{c.num_layers, kBlock};
   nlohmann::json out = nlohmann::json::array();
   for (const std::string& name : policies) {
@@ -381,6 +410,7 @@ int Main(int argc, char** argv) {
   std::vector<int> contexts = {4096, 32768, 131072}, batches = {1, 32};
   std::vector<int> prefill = {8192, 131072};
   int iters = 20, layers = 32, decode_tokens = 16, device = 0;
+  std::string kv_dtype_name = "bf16";
   std::string cache_dir = std::filesystem::temp_directory_path().string();
   app.add_option("--sections", sections, "decode_attention, prefill_attention, model, concurrency");
   app.add_option("--policies", policies, "KV policies for model and concurrency (full first)");
@@ -397,7 +427,11 @@ int Main(int argc, char** argv) {
   app.add_option("--decode-tokens", decode_tokens, "Decode steps after each model prefill");
   app.add_option("--cache-dir", cache_dir, "Where the random-weights GGUF is cached");
   app.add_option("--device", device, "CUDA device ordinal");
+  app.add_option("--kv-cache-dtype", kv_dtype_name, "KV page dtype: f32, f16, bf16, q8_0")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  const std::optional<kernels::KvDtype> kv_dtype = kernels::KvDtypeFromName(kv_dtype_name);
+  if (!kv_dtype.has_value()) Die("--kv-cache-dtype must be f32, f16, bf16 or q8_0");
   if (kernels::cuda::DeviceCount() == 0) {
     std::fprintf(stderr, "bench_cuda: no CUDA device\n");
     return 2;
@@ -409,11 +443,13 @@ int Main(int argc, char** argv) {
                       {"sm_count", info.sm_count},
                       {"memory_bytes", info.total_memory},
                       {"peak_bandwidth_gb_per_s", info.peak_bandwidth / 1e9},
-                      {"kv_dtype", "f32"}};
+                      {"kv_dtype", kv_dtype_name}};
   std::unique_ptr<engine::Model> model;  // loaded once, for model and concurrency
   auto get_model = [&]() -> engine::Model& {
     if (model == nullptr) {
-      auto m = engine::Model::Load(SyntheticLlama3_8b(cache_dir, layers), **gpu);
+      engine::ModelOptions options;
+      options.kv_dtype = *kv_dtype;
+      auto m = engine::Model::Load(SyntheticLlama3_8b(cache_dir, layers), **gpu, options);
       if (!m.ok()) Die(std::string(m.status().message()));
       model = std::move(*m);
     }
@@ -422,9 +458,9 @@ int Main(int argc, char** argv) {
   const std::string weights_label = "random-weights (synthetic Llama-3-8B shape, Q4_0 file -> bf16)";
   for (const std::string& s : sections) {
     if (s == "decode_attention") {
-      j[s] = DecodeAttention(**gpu, contexts, batches, iters);
+      j[s] = DecodeAttention(**gpu, contexts, batches, iters, *kv_dtype);
     } else if (s == "prefill_attention") {
-      j[s] = PrefillAttention(**gpu, prefill);
+      j[s] = PrefillAttention(**gpu, prefill, *kv_dtype);
     } else if (s == "model") {
       j[s] = {{"weights", weights_label},
               {"layers", layers},

@@ -1,21 +1,24 @@
 // bench_forward: prompt-processing and single-stream decode speed of restkv's
 // forward pass on a GGUF model, in the shape llama-bench reports (pp512,
-// tg128). Prints one JSON object; tools/bench-cpu puts it beside llama.cpp's
-// figures from the same run.
+// tg128; --decode-context 4096 is llama-bench's tg128@d4096). Prints one JSON
+// object; tools/bench-cpu puts it beside llama.cpp's figures from the same
+// run. --kv-cache-dtype picks the KV page dtype (default f32, the figure
+// the earlier runs report).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "cli/default_model.h"
 #include "common/thread_pool.h"
 #include "engine/kv/block_pool.h"
-#include "engine/model/model.h"
 #include "engine/kv/sequence_kv.h"
+#include "engine/model/model.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "nlohmann/json.hpp"
-#include "cli/default_model.h"
 
 namespace restkv {
 namespace {
@@ -33,6 +36,11 @@ int Main(int argc, char** argv) {
   app.add_option("--prompt-tokens", prompt_tokens, "Prompt length for prompt processing");
   app.add_option("--gen-tokens", gen_tokens, "Tokens to decode one at a time");
   app.add_option("--repeats", repeats, "Runs of each measurement; the best is reported");
+  int decode_context = 8;
+  app.add_option("--decode-context", decode_context,
+                 "Tokens already in the cache when decoding starts (prefilled, not timed)");
+  std::string kv_dtype_name = "f32";
+  app.add_option("--kv-cache-dtype", kv_dtype_name, "KV cache element type: f32, f16, bf16, q8_0");
   bool unpacked = false;
   app.add_flag("--unpacked", unpacked, "Keep quantised weights in GGUF layout (older kernels)");
   CLI11_PARSE(app, argc, argv);
@@ -42,15 +50,26 @@ int Main(int argc, char** argv) {
     return 1;
   }
   if (threads <= 0) threads = DefaultThreadCount();
+  const std::optional<kernels::KvDtype> kv_dtype = kernels::KvDtypeFromName(kv_dtype_name);
+  if (!kv_dtype.has_value() || decode_context < 1) {
+    std::fprintf(stderr,
+                 "bench_forward: --kv-cache-dtype must be f32, f16, bf16 or q8_0 (got '%s') "
+                 "and --decode-context positive\n",
+                 kv_dtype_name.c_str());
+    return 1;
+  }
   kernels::cpu::CpuBackend backend(threads, !unpacked);
-  auto model = engine::Model::Load(*path, backend);
+  engine::ModelOptions options;
+  options.kv_dtype = *kv_dtype;
+  auto model = engine::Model::Load(*path, backend, options);
   if (!model.ok()) {
     std::fprintf(stderr, "bench_forward: %s\n", std::string(model.status().message()).c_str());
     return 1;
   }
   const auto& c = (*model)->config();
-  auto pool = engine::BlockPool::Create(backend, {c.num_kv_heads, c.head_dim, 16},
-                                        c.num_layers * ((prompt_tokens + gen_tokens) / 16 + 2));
+  const int32_t max_tokens = std::max(prompt_tokens, decode_context) + gen_tokens;
+  auto pool = engine::BlockPool::Create(backend, {c.num_kv_heads, c.head_dim, 16, *kv_dtype},
+                                        c.num_layers * (max_tokens / 16 + 2));
   if (!pool.ok()) return 1;
   // A fixed, realistic token sequence: English text repeated to length.
   std::vector<int32_t> text = (*model)->tokenizer().Encode(
@@ -58,8 +77,9 @@ int Main(int argc, char** argv) {
       "fixed-size blocks so that memory is allocated on demand. ",
       false, false);
   std::vector<int32_t> prompt;
-  while (static_cast<int>(prompt.size()) < prompt_tokens) prompt.insert(prompt.end(), text.begin(), text.end());
-  prompt.resize(prompt_tokens);
+  while (static_cast<int>(prompt.size()) < std::max(prompt_tokens, decode_context)) {
+    prompt.insert(prompt.end(), text.begin(), text.end());
+  }
 
   std::vector<float> logits;
   auto run = [&](engine::SequenceKv& kv, absl::Span<const int32_t> tokens, int32_t pos) {
@@ -72,17 +92,17 @@ int Main(int argc, char** argv) {
   for (int r = 0; r <= repeats; ++r) {  // r == 0 warms up
     engine::SequenceKv kv(**pool, c.num_layers);
     const auto t0 = std::chrono::steady_clock::now();
-    run(kv, prompt, 0);
+    run(kv, absl::MakeConstSpan(prompt.data(), prompt_tokens), 0);
     if (r > 0) best_pp = std::min(best_pp, Seconds(t0));
   }
   for (int r = 0; r <= repeats; ++r) {
     engine::SequenceKv kv(**pool, c.num_layers);
-    run(kv, absl::MakeConstSpan(prompt.data(), 8), 0);
+    run(kv, absl::MakeConstSpan(prompt.data(), decode_context), 0);
     int32_t next = 0;
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < gen_tokens; ++i) {
       next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      run(kv, {&next, 1}, 8 + i);
+      run(kv, {&next, 1}, decode_context + i);
     }
     if (r > 0) best_tg = std::min(best_tg, Seconds(t0));
   }
@@ -91,6 +111,8 @@ int Main(int argc, char** argv) {
                       {"threads", threads},
                       {"prompt_tokens", prompt_tokens},
                       {"gen_tokens", gen_tokens},
+                      {"decode_context", decode_context},
+                      {"kv_cache_dtype", kv_dtype_name},
                       {"pp_tokens_per_s", prompt_tokens / best_pp},
                       {"tg_tokens_per_s", gen_tokens / best_tg}};
   std::printf("%s\n", j.dump().c_str());

@@ -9,7 +9,7 @@ namespace restkv::engine {
 absl::StatusOr<std::unique_ptr<BlockPool>> BlockPool::Create(kernels::Backend& backend,
                                                              const KvPageShape& shape,
                                                              int32_t num_pages) {
-  if (num_pages < 1 || shape.page_floats() <= 0) {
+  if (num_pages < 1 || shape.num_kv_heads <= 0 || shape.head_dim <= 0 || shape.block_size <= 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "KV pool needs at least one page of non-zero size (got %d pages of %d bytes)", num_pages,
         shape.page_bytes()));
@@ -45,7 +45,10 @@ void BlockPool::Free(int32_t id) {
 
 float* BlockPool::PageData(int32_t id) const {
   RESTKV_CHECK(id >= 0 && id < num_pages()) << "page id " << id;
-  return slab_->floats() + static_cast<int64_t>(id) * shape_.page_floats();
+  // Page sizes are multiples of 16 bytes (KvPageLayout), so every page is
+  // as aligned as the slab.
+  return reinterpret_cast<float*>(static_cast<uint8_t*>(slab_->data()) +
+                                  static_cast<int64_t>(id) * shape_.page_bytes());
 }
 
 }  // namespace restkv::engine

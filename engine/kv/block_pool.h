@@ -26,11 +26,12 @@ struct KvPageShape {
   int32_t num_kv_heads = 0;  // Hkv
   int32_t head_dim = 0;      // d
   int32_t block_size = 16;   // token slots per page
-  // Floats in one page: K and V, [Hkv][block_size][d] each.
-  [[nodiscard]] int64_t page_floats() const {
-    return 2LL * num_kv_heads * block_size * head_dim;
+  kernels::KvDtype dtype = kernels::KvDtype::kF32;  // element type of K and V
+  // The page's byte layout (K and V [Hkv][block_size][d] each, q8_0 scales).
+  [[nodiscard]] kernels::KvPageLayout layout() const {
+    return {num_kv_heads, head_dim, block_size, dtype};
   }
-  [[nodiscard]] int64_t page_bytes() const { return page_floats() * 4; }
+  [[nodiscard]] int64_t page_bytes() const { return layout().page_bytes(); }
 };
 
 class BlockPool {
@@ -48,6 +49,7 @@ class BlockPool {
   // REQUIRES: id was returned by Allocate() and not freed since.
   void Free(int32_t id);
 
+  // The page's base address (bytes laid out as shape().layout()).
   // REQUIRES: 0 <= id < num_pages().
   [[nodiscard]] float* PageData(int32_t id) const;
   [[nodiscard]] const KvPageShape& shape() const { return shape_; }

@@ -132,8 +132,13 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
                                       const float* q_all, SequenceKv& kv, EvictionReport* report) {
   const int32_t H = config_.num_heads, Hkv = config_.num_kv_heads, d = config_.head_dim;
   const int32_t bs = kv.block_size();
+  const kernels::KvPageLayout layout = kv.layout();
   RESTKV_CHECK_EQ(kv.cached_len()[layer], n) << "layer " << layer;
-  if (kernels::LayerEvictionOps* ops = backend_.layer_eviction(); ops != nullptr) {
+  RESTKV_CHECK(layout.kv_heads == Hkv && layout.head_dim == d) << "pool shape";
+  // The device kernels read f32 pages (kernels/cuda/kv_page_access.cuh);
+  // 16- and 8-bit pages take the reference path through host copies.
+  if (kernels::LayerEvictionOps* ops = backend_.layer_eviction();
+      ops != nullptr && layout.dtype == kernels::KvDtype::kF32) {
     if (const auto plan = MakeEvictionPlan(policy, layer, config_.num_layers, n)) {
       const bool record = report != nullptr && report->record_kept;
       std::vector<std::vector<int32_t>> keep;
@@ -146,19 +151,21 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
     }
   }
   const std::vector<float*>& pages = kv.page_ptrs()[layer];
-  const int64_t page_v = static_cast<int64_t>(Hkv) * bs * d;
-  // Gather the layer's K/V into [Hkv][N][d].
+  const int32_t num_pages = (n + bs - 1) / bs;
+  // Host-addressable views of the layer's pages: the pages themselves, or
+  // images of them copied from the device.
+  std::vector<float*> host_pages(pages.begin(), pages.begin() + num_pages);
+  if (!backend_.host_addressable()) CopyPagesToHost(pages, num_pages, layout, &host_pages);
+  // Scoring input: the layer's K/V as f32 [Hkv][N][d], each stored row
+  // converted (the exact values attention reads).
   k_.resize(static_cast<size_t>(Hkv) * n * d);
   v_.resize(k_.size());
-  if (!backend_.host_addressable()) {
-    GatherFromDevice(pages, n, bs);
-  } else {
-    for (int32_t h = 0; h < Hkv; ++h) {
-      for (int32_t t = 0; t < n; ++t) {
-        const float* src = pages[t / bs] + (static_cast<int64_t>(h) * bs + t % bs) * d;
-        std::memcpy(&k_[(static_cast<int64_t>(h) * n + t) * d], src, d * sizeof(float));
-        std::memcpy(&v_[(static_cast<int64_t>(h) * n + t) * d], src + page_v, d * sizeof(float));
-      }
+  for (int32_t h = 0; h < Hkv; ++h) {
+    for (int32_t t = 0; t < n; ++t) {
+      const PageRow row = RowOf(host_pages[t / bs], layout, h, t % bs);
+      const int64_t at = (static_cast<int64_t>(h) * n + t) * d;
+      kernels::DecodeKvRow(layout.dtype, row.k, row.k_scale ? *row.k_scale : 1.0f, d, &k_[at]);
+      kernels::DecodeKvRow(layout.dtype, row.v, row.v_scale ? *row.v_scale : 1.0f, d, &v_[at]);
     }
   }
   LayerScoringInput in;
@@ -181,19 +188,31 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
       SelectTokens(policy, layer, config_.num_layers, in, threads_);
   RESTKV_CHECK_EQ(static_cast<int32_t>(keep.size()), Hkv);
   const int32_t kept = static_cast<int32_t>(keep[0].size());
-  if (!backend_.host_addressable()) {
-    CompactOnDevice(pages, keep, n, bs);
-  } else {
-    // Compact in place, head by head: slot i <- token keep[h][i] (keep ascends).
-    for (int32_t h = 0; h < Hkv; ++h) {
-      RESTKV_CHECK_EQ(static_cast<int32_t>(keep[h].size()), kept) << "head " << h;
-      for (int32_t i = 0; i < kept; ++i) {
-        const int32_t t = keep[h][i];
-        RESTKV_CHECK(t >= i && t < n) << "kept index " << t << " at slot " << i;
-        float* dst = pages[i / bs] + (static_cast<int64_t>(h) * bs + i % bs) * d;
-        std::memcpy(dst, &k_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
-        std::memcpy(dst + page_v, &v_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
+  // Compact in place, head by head: slot i <- slot keep[h][i]. The stored
+  // bytes move (rows and their q8_0 scales), so kept values are bit-identical
+  // to what was written. keep ascends, so a source slot is never
+  // overwritten before it is read.
+  const int64_t row_bytes = layout.row_bytes();
+  for (int32_t h = 0; h < Hkv; ++h) {
+    RESTKV_CHECK_EQ(static_cast<int32_t>(keep[h].size()), kept) << "head " << h;
+    for (int32_t i = 0; i < kept; ++i) {
+      const int32_t t = keep[h][i];
+      RESTKV_CHECK(t >= i && t < n) << "kept index " << t << " at slot " << i;
+      if (t == i) continue;
+      const PageRow src = RowOf(host_pages[t / bs], layout, h, t % bs);
+      const PageRow dst = RowOf(host_pages[i / bs], layout, h, i % bs);
+      std::memcpy(dst.k, src.k, row_bytes);
+      std::memcpy(dst.v, src.v, row_bytes);
+      if (layout.has_scales()) {
+        *dst.k_scale = *src.k_scale;
+        *dst.v_scale = *src.v_scale;
       }
+    }
+  }
+  if (!backend_.host_addressable()) {
+    const int64_t page_floats = layout.page_bytes() / static_cast<int64_t>(sizeof(float));
+    for (int32_t p = 0; p * bs < kept; ++p) {
+      backend_.CopyFromHost(host_pages[p], pages[p], static_cast<size_t>(page_floats));
     }
   }
   const int32_t released = kv.TruncateLayer(layer, kept);
@@ -201,57 +220,39 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
   return absl::OkStatus();
 }
 
-void LayerEvictor::GatherFromDevice(const std::vector<float*>& pages, int32_t n, int32_t bs) {
-  const int32_t Hkv = config_.num_kv_heads, d = config_.head_dim;
-  const int64_t page_v = static_cast<int64_t>(Hkv) * bs * d;
-  const int64_t page_floats = 2 * page_v;
-  const int32_t num_pages = (n + bs - 1) / bs;
+LayerEvictor::PageRow LayerEvictor::RowOf(float* page, const kernels::KvPageLayout& layout,
+                                          int32_t head, int32_t slot) {
+  auto* base = reinterpret_cast<uint8_t*>(page);
+  const int64_t row = layout.RowIndex(head, slot);
+  PageRow r;
+  r.k = base + row * layout.row_bytes();
+  r.v = base + layout.v_offset() + row * layout.row_bytes();
+  if (layout.has_scales()) {
+    r.k_scale = reinterpret_cast<float*>(base + layout.k_scale_offset()) + row;
+    r.v_scale = reinterpret_cast<float*>(base + layout.v_scale_offset()) + row;
+  }
+  return r;
+}
+
+void LayerEvictor::CopyPagesToHost(const std::vector<float*>& pages, int32_t num_pages,
+                                   const kernels::KvPageLayout& layout,
+                                   std::vector<float*>* host_pages) {
+  const int64_t page_floats = layout.page_bytes() / static_cast<int64_t>(sizeof(float));
+  images_.resize(static_cast<size_t>(page_floats) * num_pages);
   // Pages adjacent in memory (the pool hands out runs) come over in one
   // copy: each copy synchronises with the device.
   constexpr int32_t kMaxRun = 64;
-  page_.resize(static_cast<size_t>(page_floats * std::min(kMaxRun, num_pages)));
   for (int32_t p0 = 0; p0 < num_pages;) {
     int32_t run = 1;
-    while (p0 + run < num_pages && run < kMaxRun && pages[p0 + run] == pages[p0] + run * page_floats) {
+    while (p0 + run < num_pages && run < kMaxRun &&
+           pages[p0 + run] == pages[p0] + run * page_floats) {
       ++run;
     }
-    backend_.CopyToHost(pages[p0], page_.data(), static_cast<size_t>(run * page_floats));
-    for (int32_t p = p0; p < p0 + run; ++p) {
-      const float* image = page_.data() + (p - p0) * page_floats;
-      const int32_t rows = std::min(bs, n - p * bs);
-      for (int32_t h = 0; h < Hkv; ++h) {
-        const float* src = image + static_cast<int64_t>(h) * bs * d;
-        const int64_t dst = (static_cast<int64_t>(h) * n + static_cast<int64_t>(p) * bs) * d;
-        std::memcpy(&k_[dst], src, static_cast<size_t>(rows) * d * sizeof(float));
-        std::memcpy(&v_[dst], src + page_v, static_cast<size_t>(rows) * d * sizeof(float));
-      }
-    }
+    backend_.CopyToHost(pages[p0], images_.data() + p0 * page_floats,
+                        static_cast<size_t>(run * page_floats));
     p0 += run;
   }
-}
-
-void LayerEvictor::CompactOnDevice(const std::vector<float*>& pages,
-                                const std::vector<std::vector<int32_t>>& keep, int32_t n,
-                                int32_t bs) {
-  const int32_t Hkv = config_.num_kv_heads, d = config_.head_dim;
-  const int64_t page_v = static_cast<int64_t>(Hkv) * bs * d;
-  const int32_t kept = static_cast<int32_t>(keep[0].size());
-  page_.assign(static_cast<size_t>(2 * page_v), 0.0f);
-  // Page images are built from the host copies, so order is free. Rows past
-  // `kept` in the last page are never read (the layer is truncated to kept).
-  for (int32_t p = 0; p * bs < kept; ++p) {
-    for (int32_t h = 0; h < Hkv; ++h) {
-      RESTKV_CHECK_EQ(static_cast<int32_t>(keep[h].size()), kept) << "head " << h;
-      for (int32_t i = p * bs; i < std::min(kept, (p + 1) * bs); ++i) {
-        const int32_t t = keep[h][i];
-        RESTKV_CHECK(t >= i && t < n) << "kept index " << t << " at slot " << i;
-        float* dst = page_.data() + (static_cast<int64_t>(h) * bs + i % bs) * d;
-        std::memcpy(dst, &k_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
-        std::memcpy(dst + page_v, &v_[(static_cast<int64_t>(h) * n + t) * d], d * sizeof(float));
-      }
-    }
-    backend_.CopyFromHost(page_.data(), pages[p], page_.size());
-  }
+  for (int32_t p = 0; p < num_pages; ++p) (*host_pages)[p] = images_.data() + p * page_floats;
 }
 
 }  // namespace restkv::engine

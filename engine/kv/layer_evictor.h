@@ -22,6 +22,13 @@
 //   written through the backend's copies, one whole page at a time; this is
 //   also the device fallback for knobs the kernels lack (metric=before).
 //
+// Pages are read in their stored dtype (kernels/kv_dtype.h): scoring sees
+// each row converted to f32, and compaction moves the stored bytes (rows and
+// q8_0 scales), so kept tokens keep exactly the values attention read before.
+// The device kernels read f32 pages only; other dtypes on a device take the
+// reference path (the layer's pages copied to host images, compacted there
+// and written back) until the kernels read them too.
+//
 // Thread safety: one caller thread (the engine's); the W_O factors are
 // computed lazily on first use and cached.
 #pragma once
@@ -85,11 +92,19 @@ class LayerEvictor {
                              std::vector<std::vector<int32_t>>* kept);
   void Report(int32_t layer, int32_t n, int32_t kept, int32_t released,
               const std::vector<std::vector<int32_t>>& keep, EvictionReport* report) const;
-  // k_/v_ [Hkv][n][d] <- the layer's n slots; pages -> host through copies.
-  void GatherFromDevice(const std::vector<float*>& pages, int32_t n, int32_t block_size);
-  // Writes kept[h][i] of k_/v_ into slot i of head h, whole pages at a time.
-  void CompactOnDevice(const std::vector<float*>& pages, const std::vector<std::vector<int32_t>>& keep,
-                       int32_t n, int32_t block_size);
+  // Byte addresses of row (head, slot) of a page's K and V and, for q8_0,
+  // of their scales (null otherwise).
+  struct PageRow {
+    uint8_t* k = nullptr;
+    uint8_t* v = nullptr;
+    float* k_scale = nullptr;
+    float* v_scale = nullptr;
+  };
+  static PageRow RowOf(float* page, const kernels::KvPageLayout& layout, int32_t head,
+                       int32_t slot);
+  // images_ <- the first num_pages device pages; host_pages[p] -> image p.
+  void CopyPagesToHost(const std::vector<float*>& pages, int32_t num_pages,
+                       const kernels::KvPageLayout& layout, std::vector<float*>* host_pages);
 
   const ModelConfig& config_;
   const ModelWeights& weights_;
@@ -98,7 +113,7 @@ class LayerEvictor {
   std::vector<std::vector<float>> wo_factor_;  // [L][H][d][d], empty until needed
   std::vector<std::unique_ptr<kernels::Buffer>> wo_device_;  // [L] backend copies of wo_factor_
   std::vector<float> k_, v_, h2o_;             // scratch: [Hkv][N][d], [Hkv][N][d], [H][N]
-  std::vector<float> page_;                    // one page image (device path)
+  std::vector<float> images_;                  // device path: the layer's page images
 };
 
 // H2O's heavy-hitter scores: for each query head, the causal attention

@@ -52,6 +52,8 @@ class SequenceKv {
   [[nodiscard]] const std::vector<int32_t>& page_ids(int32_t layer) const { return page_ids_[layer]; }
   [[nodiscard]] int32_t num_pages() const;
   [[nodiscard]] int32_t block_size() const { return pool_.shape().block_size; }
+  // Byte layout (and dtype) of the pages.
+  [[nodiscard]] kernels::KvPageLayout layout() const { return pool_.shape().layout(); }
   [[nodiscard]] int32_t num_layers() const { return static_cast<int32_t>(cached_len_.size()); }
 
  private:

@@ -10,11 +10,14 @@
 namespace restkv::engine {
 
 LlamaModel::LlamaModel(const ModelConfig& config, const ModelWeights& weights,
-                       kernels::Backend& backend, int32_t block_size)
+                       kernels::Backend& backend, int32_t block_size, kernels::KvDtype kv_dtype)
     : config_(config),
       weights_(weights),
       backend_(backend),
-      block_size_(block_size) {
+      block_size_(block_size),
+      kv_layout_{config.num_kv_heads, config.head_dim, block_size, kv_dtype} {
+  RESTKV_CHECK(backend.SupportsKvDtype(kv_dtype))
+      << backend.name() << " has no " << kernels::KvDtypeName(kv_dtype) << " KV pages";
   rope_.style = config.rope_style;
   rope_.rot_dims = config.rope_dims;
   rope_.theta_base = config.rope_theta;
@@ -242,8 +245,8 @@ void LlamaModel::RunChunk(const LayerWeights& lw, int32_t layer,
     }
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  backend_.StoreKv(k, v, step.slots.data(), n, c.num_kv_heads, c.head_dim, block_size_);
-  backend_.Attention(q, step.seqs, c.num_heads, c.num_kv_heads, c.head_dim, block_size_, scale, att);
+  backend_.StoreKv(k, v, step.slots.data(), n, kv_layout_);
+  backend_.Attention(q, step.seqs, c.num_heads, kv_layout_, scale, att);
   backend_.MatMul(lw.wo, att, n, xb);
   backend_.Add(xc, xb, n * D);
   // Feed-forward block.

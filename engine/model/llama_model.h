@@ -54,12 +54,17 @@ struct SequenceInput {
 
 class LlamaModel {
  public:
-  // `weights` and `backend` must outlive the model.
+  // `weights` and `backend` must outlive the model. KV pages hold
+  // `block_size` slots of K/V stored as `kv_dtype` (kernels/kv_dtype.h).
+  // REQUIRES: backend.SupportsKvDtype(kv_dtype).
   LlamaModel(const ModelConfig& config, const ModelWeights& weights, kernels::Backend& backend,
-             int32_t block_size);
+             int32_t block_size, kernels::KvDtype kv_dtype = kernels::KvDtype::kF32);
 
   [[nodiscard]] const ModelConfig& config() const { return config_; }
   [[nodiscard]] int32_t block_size() const { return block_size_; }
+  [[nodiscard]] kernels::KvDtype kv_dtype() const { return kv_layout_.dtype; }
+  // The layout of the KV pages this model writes and reads.
+  [[nodiscard]] const kernels::KvPageLayout& kv_layout() const { return kv_layout_; }
 
   // Runs the step. All sequences of one call share the same layer range.
   // On success `logits` holds, in input order, one [V] row per sequence with
@@ -93,6 +98,7 @@ class LlamaModel {
   const ModelWeights& weights_;
   kernels::Backend& backend_;
   const int32_t block_size_;
+  const kernels::KvPageLayout kv_layout_;
   kernels::RopeParams rope_;
 
   // Per-token activations are computed in chunks of at most this many rows.

@@ -9,6 +9,11 @@ namespace restkv::engine {
 absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
                                                    kernels::Backend& backend,
                                                    const ModelOptions& options) {
+  if (!backend.SupportsKvDtype(options.kv_dtype)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the %s backend cannot store the KV cache as %s", backend.name(),
+                        kernels::KvDtypeName(options.kv_dtype)));
+  }
   std::unique_ptr<Model> m(new Model(backend));
   m->path_ = path;
   RESTKV_ASSIGN_OR_RETURN(m->file_, GgufFile::Open(path));
@@ -30,7 +35,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
   } else {
     m->chat_format_ = DetectChatFormat(chat_template);
   }
-  m->forward_ = std::make_unique<LlamaModel>(m->config_, m->weights_, backend, options.block_size);
+  m->forward_ = std::make_unique<LlamaModel>(m->config_, m->weights_, backend, options.block_size,
+                                             options.kv_dtype);
   return m;
 }
 

@@ -24,6 +24,9 @@ namespace restkv::engine {
 
 struct ModelOptions {
   int32_t block_size = 16;
+  // Element type of the KV pages (kernels/kv_dtype.h). Load fails with
+  // InvalidArgument when the backend has no such pages.
+  kernels::KvDtype kv_dtype = kernels::KvDtype::kF32;
   // Chat format to use instead of the one detected from the file's template.
   std::optional<ChatFormat> chat_format;
 };

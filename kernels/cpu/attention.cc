@@ -19,16 +19,34 @@ namespace restkv::kernels::cpu {
 
 namespace {
 
+// Byte address of row (kvh, slot) of K (or of V, with `v` true) in a page.
+inline const uint8_t* KvRow(const float* page, const KvPageLayout& kv, int32_t kvh, int32_t slot,
+                            bool v) {
+  return reinterpret_cast<const uint8_t*>(page) + (v ? kv.v_offset() : 0) +
+         kv.RowIndex(kvh, slot) * kv.row_bytes();
+}
+
+// The q8_0 scale of row (kvh, slot) of K (or V); 1 for other dtypes.
+inline float KvScale(const float* page, const KvPageLayout& kv, int32_t kvh, int32_t slot, bool v) {
+  if (!kv.has_scales()) return 1.0f;
+  const auto* base = reinterpret_cast<const uint8_t*>(page);
+  return reinterpret_cast<const float*>(
+      base + (v ? kv.v_scale_offset() : kv.k_scale_offset()))[kv.RowIndex(kvh, slot)];
+}
+
 // Attention of one query row and head over keys [0, visible) of KV head
-// `kvh`: exact softmax in fp32, scores kept in `scores`.
+// `kvh`: exact softmax in fp32, scores kept in `scores`; each K/V row is
+// converted to f32 into `row` [d] as it is visited.
 void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int32_t visible,
-                   int32_t head_dim, int32_t block_size, int64_t page_v_offset, float scale,
-                   float* scores, float* o) {
+                   const KvPageLayout& kv, float scale, float* scores, float* row, float* o) {
+  const int32_t head_dim = kv.head_dim, block_size = kv.block_size;
   float max_score = -std::numeric_limits<float>::infinity();
   for (int32_t t = 0; t < visible; ++t) {
-    const float* kt =
-        pages[t / block_size] + (static_cast<int64_t>(kvh) * block_size + t % block_size) * head_dim;
-    scores[t] = DotF32(qv, kt, head_dim) * scale;
+    const float* page = pages[t / block_size];
+    const int32_t slot = t % block_size;
+    DecodeKvRow(kv.dtype, KvRow(page, kv, kvh, slot, false), KvScale(page, kv, kvh, slot, false),
+                head_dim, row);
+    scores[t] = DotF32(qv, row, head_dim) * scale;
     max_score = std::max(max_score, scores[t]);
   }
   float sum = 0.0f;
@@ -39,9 +57,11 @@ void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int3
   std::fill(o, o + head_dim, 0.0f);
   const float inv = 1.0f / sum;
   for (int32_t t = 0; t < visible; ++t) {
-    const float* vt = pages[t / block_size] + page_v_offset +
-                      (static_cast<int64_t>(kvh) * block_size + t % block_size) * head_dim;
-    AxpyF32(scores[t] * inv, vt, o, head_dim);
+    const float* page = pages[t / block_size];
+    const int32_t slot = t % block_size;
+    DecodeKvRow(kv.dtype, KvRow(page, kv, kvh, slot, true), KvScale(page, kv, kvh, slot, true),
+                head_dim, row);
+    AxpyF32(scores[t] * inv, row, o, head_dim);
   }
 }
 
@@ -117,20 +137,41 @@ inline __m512 Sum16(const __m512* a) {
   return _mm512_add_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xdd));
 }
 
+// Elements 16v .. 16v+15 of a stored K/V row as f32 (without the q8_0
+// scale, which the caller applies once per row).
+template <KvDtype DT>
+inline __m512 LoadRow16(const uint8_t* row, int v) {
+  if constexpr (DT == KvDtype::kF32) {
+    return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * v);
+  } else if constexpr (DT == KvDtype::kF16) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * v)));
+  } else if constexpr (DT == KvDtype::kBf16) {
+    const __m512i w =
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * v)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  } else {
+    return _mm512_cvtepi32_ps(
+        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * v))));
+  }
+}
+
 // Attention of `rows` query vectors that share one KV head, for head_dim =
-// 16·NV. Keys are visited in blocks of kKeyBlock; within a block every row
-// scores its visible keys (query in registers, 16 scores per reduction),
-// rescales its accumulator to the new running max, and adds its weighted V
-// rows. A block's K and V (32 KiB at d = 64) stay in L1 while all rows of
-// the tile pass over them, so long contexts stream K/V from memory once per
-// tile instead of once per query row and head.
-template <int NV>
+// 16·NV and pages of dtype DT (rows widened to f32 in registers as they are
+// loaded; a q8_0 row's scale multiplies its dot product and its weight). Keys are visited in blocks
+// of kKeyBlock; within a block every row scores its visible keys (query in registers, 16 scores per
+// reduction), rescales its accumulator to the new running max, and adds its weighted V rows. A
+// block's K and V (32 KiB at d = 64) stay in L1 while all rows of the tile pass over them, so long
+// contexts stream K/V from memory once per tile instead of once per query row and head.
+template <int NV, KvDtype DT>
 void AttendTileAvx512(int32_t rows, const float* const* q, float* const* out,
                       const int32_t* visible, const float* const* pages, int32_t kvh,
-                      int32_t block_size, int64_t page_v_offset, float scale, float* scores,
-                      float* acc, RowState* state) {
+                      const KvPageLayout& kv, float scale, float* scores, float* acc,
+                      RowState* state) {
   constexpr int64_t kDim = 16 * NV;
-  const int64_t head_offset = static_cast<int64_t>(kvh) * block_size * kDim;
+  constexpr int64_t kRowBytes = kDim * (DT == KvDtype::kF32 ? 4 : DT == KvDtype::kQ8_0 ? 1 : 2);
+  const int32_t block_size = kv.block_size;
+  const int64_t head_offset = static_cast<int64_t>(kvh) * block_size * kRowBytes;
+  const int64_t page_v_offset = kv.v_offset();
   int32_t max_visible = 0;
   for (int32_t r = 0; r < rows; ++r) {
     max_visible = std::max(max_visible, visible[r]);
@@ -152,9 +193,13 @@ void AttendTileAvx512(int32_t rows, const float* const* q, float* const* out,
         int32_t page = (kb + i) / block_size, slot = (kb + i) % block_size;
         __m512 dots[16];
         for (int32_t e = 0; e < m; ++e) {
-          const float* k = pages[page] + head_offset + slot * kDim;
-          __m512 dot = _mm512_mul_ps(qr[0], _mm512_loadu_ps(k));
-          for (int v = 1; v < NV; ++v) dot = _mm512_fmadd_ps(qr[v], _mm512_loadu_ps(k + 16 * v), dot);
+          const uint8_t* k =
+              reinterpret_cast<const uint8_t*>(pages[page]) + head_offset + slot * kRowBytes;
+          __m512 dot = _mm512_mul_ps(qr[0], LoadRow16<DT>(k, 0));
+          for (int v = 1; v < NV; ++v) dot = _mm512_fmadd_ps(qr[v], LoadRow16<DT>(k, v), dot);
+          if constexpr (DT == KvDtype::kQ8_0) {
+            dot = _mm512_mul_ps(dot, _mm512_set1_ps(KvScale(pages[page], kv, kvh, slot, false)));
+          }
           dots[e] = dot;
           if (++slot == block_size) {
             slot = 0;
@@ -179,10 +224,16 @@ void AttendTileAvx512(int32_t rows, const float* const* q, float* const* out,
       for (int v = 0; v < NV; ++v) ar[v] = _mm512_mul_ps(_mm512_loadu_ps(a + 16 * v), c);
       for (int32_t i = 0, t = kb; i < n;) {
         const int32_t in_page = std::min(n - i, block_size - t % block_size);
-        const float* vr = pages[t / block_size] + page_v_offset + head_offset + (t % block_size) * kDim;
-        for (int32_t e = 0; e < in_page; ++e, vr += kDim) {
-          const __m512 w = _mm512_set1_ps(scores[i + e]);
-          for (int v = 0; v < NV; ++v) ar[v] = _mm512_fmadd_ps(w, _mm512_loadu_ps(vr + 16 * v), ar[v]);
+        const float* page = pages[t / block_size];
+        const uint8_t* vr = reinterpret_cast<const uint8_t*>(page) + page_v_offset + head_offset +
+                            (t % block_size) * kRowBytes;
+        for (int32_t e = 0; e < in_page; ++e, vr += kRowBytes) {
+          float weight = scores[i + e];
+          if constexpr (DT == KvDtype::kQ8_0) {
+            weight *= KvScale(page, kv, kvh, (t % block_size) + e, true);
+          }
+          const __m512 w = _mm512_set1_ps(weight);
+          for (int v = 0; v < NV; ++v) ar[v] = _mm512_fmadd_ps(w, LoadRow16<DT>(vr, v), ar[v]);
         }
         i += in_page;
         t += in_page;
@@ -200,23 +251,43 @@ void AttendTileAvx512(int32_t rows, const float* const* q, float* const* out,
 #endif
 
 using TileFn = void (*)(int32_t, const float* const*, float* const*, const int32_t*,
-                        const float* const*, int32_t, int32_t, int64_t, float, float*, float*,
+                        const float* const*, int32_t, const KvPageLayout&, float, float*, float*,
                         RowState*);
 
-TileFn FastTile(int32_t head_dim) {
+#if defined(__AVX512F__)
+template <int NV>
+TileFn FastTileFor(KvDtype dtype) {
+  switch (dtype) {
+    case KvDtype::kF32:
+      return AttendTileAvx512<NV, KvDtype::kF32>;
+    case KvDtype::kF16:
+      return AttendTileAvx512<NV, KvDtype::kF16>;
+    case KvDtype::kBf16:
+      return AttendTileAvx512<NV, KvDtype::kBf16>;
+    case KvDtype::kQ8_0:
+      return AttendTileAvx512<NV, KvDtype::kQ8_0>;
+  }
+  return nullptr;
+}
+#endif
+
+TileFn FastTile(int32_t head_dim, KvDtype dtype) {
 #if defined(__AVX512F__)
   switch (head_dim) {
     case 32:
-      return AttendTileAvx512<2>;
+      return FastTileFor<2>(dtype);
     case 64:
-      return AttendTileAvx512<4>;
+      return FastTileFor<4>(dtype);
     case 96:
-      return AttendTileAvx512<6>;
+      return FastTileFor<6>(dtype);
     case 128:
-      return AttendTileAvx512<8>;
+      return FastTileFor<8>(dtype);
     default:
       break;
   }
+#else
+  (void)head_dim;
+  (void)dtype;
 #endif
   return nullptr;
 }
@@ -228,8 +299,8 @@ constexpr int32_t kTileRows = 16;
 }  // namespace
 
 void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const AttentionSeq> seqs,
-                    int32_t heads, int32_t kv_heads, int32_t head_dim, int32_t block_size,
-                    float scale, float* out) {
+                    int32_t heads, const KvPageLayout& kv, float scale, float* out) {
+  const int32_t kv_heads = kv.kv_heads, head_dim = kv.head_dim;
   RESTKV_CHECK(heads % kv_heads == 0) << heads << " / " << kv_heads;
   const int32_t group = heads / kv_heads;
   // A task is (sequence, tile of up to kTileRows query rows, KV head) and
@@ -262,13 +333,13 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
   auto task_at_cost = [&](int64_t cost) -> int64_t {
     return std::lower_bound(cost_begin.begin(), cost_begin.end() - 1, cost) - cost_begin.begin();
   };
-  const int64_t page_v_offset = static_cast<int64_t>(kv_heads) * block_size * head_dim;
-  const TileFn fast = FastTile(head_dim);
+  const TileFn fast = FastTile(head_dim, kv.dtype);
   const int parts = pool.num_threads();
   pool.ParallelFor(parts, [&](int64_t p0, int64_t p1, int) {
     const int32_t max_tile = max_rows * group;
     std::vector<float> scores(fast != nullptr ? kKeyBlock : 0);
     std::vector<float> full_scores;
+    std::vector<float> row(fast != nullptr ? 0 : head_dim);
     std::vector<float> acc(fast != nullptr ? static_cast<size_t>(max_tile) * head_dim : 0);
     std::vector<RowState> state(max_tile);
     std::vector<const float*> qrows(max_tile);
@@ -291,14 +362,14 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
         }
       }
       if (fast != nullptr) {
-        fast(rows, qrows.data(), orows.data(), visible.data(), seq.pages, task.kv_head,
-             block_size, page_v_offset, scale, scores.data(), acc.data(), state.data());
+        fast(rows, qrows.data(), orows.data(), visible.data(), seq.pages, task.kv_head, kv, scale,
+             scores.data(), acc.data(), state.data());
         continue;
       }
       full_scores.resize(seq.kv_len);
       for (int32_t r = 0; r < rows; ++r) {
-        AttendGeneric(qrows[r], seq.pages, task.kv_head, visible[r], head_dim, block_size,
-                      page_v_offset, scale, full_scores.data(), orows[r]);
+        AttendGeneric(qrows[r], seq.pages, task.kv_head, visible[r], kv, scale, full_scores.data(),
+                      row.data(), orows[r]);
       }
     }
   });

@@ -4,7 +4,10 @@
 // per-thread scratch, softmaxes them in fp32 and accumulates V — exact (not
 // online) softmax, which is what the reference and the golden fixtures use.
 // A task's operations do not depend on the other tasks in the call, so
-// results are batch invariant.
+// results are batch invariant (for every KV dtype). Pages are read in their
+// stored dtype (kernels/kv_dtype.h): each K/V row is widened to f32 in
+// registers (AVX-512 tiles) or into a one-row buffer (other head dims) as it
+// is visited; there is no f32 copy of the cache.
 #pragma once
 
 #include "absl/types/span.h"
@@ -14,8 +17,7 @@
 namespace restkv::kernels::cpu {
 
 void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const AttentionSeq> seqs,
-                    int32_t heads, int32_t kv_heads, int32_t head_dim, int32_t block_size,
-                    float scale, float* out);
+                    int32_t heads, const KvPageLayout& kv, float scale, float* out);
 
 // Plain-loop oracle over contiguous K/V: k, v [kv_len][Hkv][d], q/out
 // [num_q][H][d]; queries are the last num_q of kv_len tokens.

@@ -274,23 +274,29 @@ void CpuBackend::SwiGlu(float* gate, const float* up, int64_t n) {
 }
 
 void CpuBackend::StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m,
-                         int32_t kv_heads, int32_t head_dim, int32_t block_size) {
-  const int64_t v_offset = static_cast<int64_t>(kv_heads) * block_size * head_dim;
+                         const KvPageLayout& kv) {
+  const int32_t kv_heads = kv.kv_heads, head_dim = kv.head_dim;
+  const int64_t row_bytes = kv.row_bytes();
   for (int64_t t = 0; t < m; ++t) {
-    RESTKV_CHECK(slots[t].row >= 0 && slots[t].row < block_size) << slots[t].row;
+    RESTKV_CHECK(slots[t].row >= 0 && slots[t].row < kv.block_size) << slots[t].row;
+    auto* page = reinterpret_cast<uint8_t*>(slots[t].page);
+    auto* k_scales = reinterpret_cast<float*>(page + kv.k_scale_offset());
+    auto* v_scales = reinterpret_cast<float*>(page + kv.v_scale_offset());
     for (int32_t h = 0; h < kv_heads; ++h) {
-      const int64_t dst = (static_cast<int64_t>(h) * block_size + slots[t].row) * head_dim;
-      std::memcpy(slots[t].page + dst, k + (t * kv_heads + h) * head_dim, head_dim * sizeof(float));
-      std::memcpy(slots[t].page + v_offset + dst, v + (t * kv_heads + h) * head_dim,
-                  head_dim * sizeof(float));
+      const int64_t row = kv.RowIndex(h, slots[t].row);
+      // Scales are only written (and only exist) for q8_0 pages.
+      EncodeKvRow(kv.dtype, k + (t * kv_heads + h) * head_dim, head_dim, page + row * row_bytes,
+                  kv.has_scales() ? &k_scales[row] : nullptr);
+      EncodeKvRow(kv.dtype, v + (t * kv_heads + h) * head_dim, head_dim,
+                  page + kv.v_offset() + row * row_bytes,
+                  kv.has_scales() ? &v_scales[row] : nullptr);
     }
   }
 }
 
 void CpuBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs, int32_t heads,
-                           int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
-                           float* out) {
-  PagedAttention(pool_, q, seqs, heads, kv_heads, head_dim, block_size, scale, out);
+                           const KvPageLayout& kv, float scale, float* out) {
+  PagedAttention(pool_, q, seqs, heads, kv, scale, out);
 }
 
 }  // namespace restkv::kernels::cpu

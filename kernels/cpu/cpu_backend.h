@@ -55,11 +55,12 @@ class CpuBackend final : public Backend {
   void Rope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
             const RopeParams& params) override;
   void SwiGlu(float* gate, const float* up, int64_t n) override;
-  void StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m, int32_t kv_heads,
-               int32_t head_dim, int32_t block_size) override;
+  void StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m,
+               const KvPageLayout& kv) override;
   void Attention(const float* q, absl::Span<const AttentionSeq> seqs, int32_t heads,
-                 int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
-                 float* out) override;
+                 const KvPageLayout& kv, float scale, float* out) override;
+  // Every KvDtype.
+  [[nodiscard]] bool SupportsKvDtype(KvDtype) const override { return true; }
 
  private:
   void MatMulQuantized(const Matrix& w, const float* x, int64_t m, float* y);

@@ -331,22 +331,22 @@ void CudaBackend::Rope(float* x, const int32_t* positions, int64_t m, int32_t he
 }
 
 void CudaBackend::StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m,
-                          int32_t kv_heads, int32_t head_dim, int32_t block_size) {
+                          const KvPageLayout& kv) {
   if (m <= 0 || !Bind()) return;
   for (int64_t t = 0; t < m; ++t) {
-    RESTKV_CHECK(slots[t].row >= 0 && slots[t].row < block_size) << slots[t].row;
+    RESTKV_CHECK(slots[t].row >= 0 && slots[t].row < kv.block_size) << slots[t].row;
     RESTKV_CHECK(slots[t].page != nullptr) << "slot " << t;
   }
   absl::StatusOr<void*> d_slots = uploads_.Upload(slots, static_cast<size_t>(m) * sizeof(KvSlot));
   if (!Record(d_slots.status())) return;
-  Record(LaunchStoreKv(k, v, static_cast<const DeviceKvSlot*>(*d_slots), m, kv_heads, head_dim,
-                       block_size, stream_));
+  Record(LaunchStoreKv(k, v, static_cast<const DeviceKvSlot*>(*d_slots), m, ToDeviceKvLayout(kv),
+                       stream_));
 }
 
 void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs, int32_t heads,
-                            int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
-                            float* out) {
+                            const KvPageLayout& kv, float scale, float* out) {
   if (seqs.empty() || !Bind()) return;
+  const int32_t kv_heads = kv.kv_heads, head_dim = kv.head_dim, block_size = kv.block_size;
   RESTKV_CHECK(kv_heads > 0 && heads % kv_heads == 0) << heads << " / " << kv_heads;
   RESTKV_CHECK_GT(block_size, 0);
   if (!AttentionSupportsHeadDim(head_dim)) {
@@ -395,6 +395,7 @@ void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs,
   args.kv_heads = kv_heads;
   args.head_dim = head_dim;
   args.block_size = block_size;
+  args.kv = ToDeviceKvLayout(kv);
   args.scale = scale;
   args.num_tokens = num_tokens;
   args.out = out;

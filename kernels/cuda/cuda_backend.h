@@ -5,11 +5,11 @@
 //   every GGUF type are dequantised on the host (kernels/cpu/dequantize.h)
 //   and uploaded as bf16; MatMul rounds the f32 activations to bf16 and calls
 //   cuBLAS (bf16 inputs, fp32 accumulation and output, tensor cores).
-// - The KV cache stays fp32, in the page layout of backend.h. NOTE(restkv):
-//   fp32 because the engine's page arithmetic (BlockPool, KvPageShape), the
-//   evictor's CPU path and the CPU reference all read pages as floats; bf16
-//   pages would halve KV memory and decode bandwidth and are the next step
-//   (they need a dtype in KvPageShape and bf16 loads in paged_attention.cu).
+// - KV pages are in the page layout of backend.h / kv_dtype.h, in the dtype
+//   the engine chose (bf16 by default on CUDA: `--kv-cache-dtype auto`);
+//   StoreKv rounds rows to it and paged_attention.cu reads it directly;
+//   the eviction kernels (kv_page_access.cuh) read f32 pages only, so other
+//   dtypes evict through host copies of the pages (engine/kv/layer_evictor.h).
 // - Index tables that the engine builds on the host — token ids, positions,
 //   KvSlot arrays, AttentionSeq spans and their block tables, GatherRows row
 //   lists — are read from HOST memory, as the engine passes them, and
@@ -97,11 +97,12 @@ class CudaBackend final : public Backend {
   void Rope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
             const RopeParams& params) override;
   void SwiGlu(float* gate, const float* up, int64_t n) override;
-  void StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m, int32_t kv_heads,
-               int32_t head_dim, int32_t block_size) override;
+  void StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m,
+               const KvPageLayout& kv) override;
   void Attention(const float* q, absl::Span<const AttentionSeq> seqs, int32_t heads,
-                 int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
-                 float* out) override;
+                 const KvPageLayout& kv, float scale, float* out) override;
+  // Every KvDtype (the kernels are instantiated for each).
+  [[nodiscard]] bool SupportsKvDtype(KvDtype) const override { return true; }
 
  private:
   CudaBackend(const CudaBackendOptions& options, const DeviceInfo& info, cudaStream_t stream,

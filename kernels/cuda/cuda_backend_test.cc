@@ -11,11 +11,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <numeric>
 #include <ostream>
-#include <string>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -257,7 +258,7 @@ TEST_F(CudaBackendTest, UnsupportedHeadDimIsAStickyInvalidArgument) {
   float* q = DeviceZeros(4 * 96);
   float* out = DeviceZeros(4 * 96);
   ASSERT_TRUE(gpu_->status().ok()) << gpu_->status();
-  gpu_->Attention(q, {&seq, 1}, 4, 4, 96, 16, 1.0f, out);
+  gpu_->Attention(q, {&seq, 1}, 4, KvPageLayout{4, 96, 16, KvDtype::kF32}, 1.0f, out);
   EXPECT_EQ(gpu_->status().code(), absl::StatusCode::kInvalidArgument) << gpu_->status();
   // Sticky: later operations do nothing and Allocate reports the same error.
   auto buf = gpu_->Allocate(64);
@@ -276,6 +277,7 @@ TEST_F(CudaBackendTest, AnImpossibleAllocationIsResourceExhaustedAndNotSticky) {
 struct AttentionCase {
   int32_t heads, kv_heads, head_dim, block_size;
   std::vector<std::pair<int32_t, int32_t>> seqs;  // (num_q, kv_len)
+  KvDtype dtype = KvDtype::kF32;                  // of the pages
 };
 
 // Stable, readable test names (the default prints the vector's bytes,
@@ -285,6 +287,7 @@ std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
   // (StrAppend: GCC 12 warns falsely on literal + std::string here.)
   std::string name = absl::StrFormat("H%dkv%dd%db%d", c.heads, c.kv_heads, c.head_dim, c.block_size);
   for (auto [nq, kv] : c.seqs) absl::StrAppend(&name, "_q", nq, "n", kv);
+  if (c.dtype != KvDtype::kF32) absl::StrAppend(&name, "_", std::string(KvDtypeName(c.dtype)));
   return name;
 }
 void PrintTo(const AttentionCase& c, std::ostream* os) { *os << CaseName({c, 0}); }
@@ -295,7 +298,8 @@ class CudaAttentionTest : public CudaBackendTest,
 TEST_P(CudaAttentionTest, MatchesCpu) {
   const AttentionCase& c = GetParam();
   const int32_t H = c.heads, Hkv = c.kv_heads, d = c.head_dim, bs = c.block_size;
-  const int64_t page_floats = 2LL * Hkv * bs * d;
+  const KvPageLayout layout{Hkv, d, bs, c.dtype};
+  const int64_t page_floats = layout.page_bytes() / 4;
   // Pages of every sequence, interleaved in one slab in a scrambled order so
   // block tables are not contiguous.
   int32_t total_pages = 0;
@@ -331,11 +335,14 @@ TEST_P(CudaAttentionTest, MatchesCpu) {
       hs[t] = {host_tables[s][t / bs], t % bs};
       ds[t] = {dev_tables[s][t / bs], t % bs};
     }
-    cpu_.StoreKv(k.data(), v.data(), hs.data(), kv, Hkv, d, bs);
-    gpu_->StoreKv(Upload(k), Upload(v), ds.data(), kv, Hkv, d, bs);
+    cpu_.StoreKv(k.data(), v.data(), hs.data(), kv, layout);
+    gpu_->StoreKv(Upload(k), Upload(v), ds.data(), kv, layout);
   }
-  // Only slots < kv_len are written on either side, the rest stay zero.
-  ASSERT_EQ(Download(dev_slab, host_slab.size()), host_slab) << "StoreKv";
+  // Only slots < kv_len are written on either side, the rest stay zero;
+  // compared as bytes (q8_0 pages read as floats hold NaN patterns).
+  const std::vector<float> dev_pages = Download(dev_slab, host_slab.size());
+  ASSERT_EQ(std::memcmp(dev_pages.data(), host_slab.data(), host_slab.size() * sizeof(float)), 0)
+      << "StoreKv";
 
   const std::vector<float> q = Random(int64_t{T} * H * d, 15);
   std::vector<AttentionSeq> hseqs, dseqs;
@@ -348,9 +355,9 @@ TEST_P(CudaAttentionTest, MatchesCpu) {
   }
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   std::vector<float> ref(int64_t{T} * H * d);
-  cpu_.Attention(q.data(), hseqs, H, Hkv, d, bs, scale, ref.data());
+  cpu_.Attention(q.data(), hseqs, H, layout, scale, ref.data());
   float* out = DeviceZeros(ref.size());
-  gpu_->Attention(Upload(q), dseqs, H, Hkv, d, bs, scale, out);
+  gpu_->Attention(Upload(q), dseqs, H, layout, scale, out);
   ExpectClose(Download(out, ref.size()), ref, 1e-4, "attention");
 }
 
@@ -366,7 +373,13 @@ INSTANTIATE_TEST_SUITE_P(
         // Ratio 8, head_dim 64, block size 32, one long prefill.
         AttentionCase{8, 1, 64, 32, {{700, 700}}},
         // Ratio 1 decode of a single long sequence (max splits).
-        AttentionCase{4, 4, 128, 16, {{1, 20000}}}),
+        AttentionCase{4, 4, 128, 16, {{1, 20000}}},
+        // bf16 (the CUDA default) and q8_0 pages: prefill chunk and split-K decode.
+        AttentionCase{8, 2, 128, 16, {{45, 301}, {17, 17}}, KvDtype::kBf16},
+        AttentionCase{16, 2, 128, 16, {{1, 3001}, {1, 77}, {2, 4099}}, KvDtype::kBf16},
+        AttentionCase{8, 1, 64, 32, {{700, 700}}, KvDtype::kF16},
+        AttentionCase{8, 2, 128, 16, {{45, 301}, {17, 17}}, KvDtype::kQ8_0},
+        AttentionCase{16, 2, 128, 16, {{1, 3001}, {1, 77}, {2, 4099}}, KvDtype::kQ8_0}),
     CaseName);
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Element-wise and row-wise kernels of CudaBackend (contracts in launch.h).
 // Grid-stride loops over int64 indices: any n fits a bounded grid.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -108,20 +109,63 @@ __global__ void RopeKernel(float* __restrict__ x, const int32_t* __restrict__ po
   }
 }
 
+// One element of a 16-bit or f32 page: thread per element, rounded to
+// nearest even like kernels/fp16.h.
+template <KvDtype DT>
+__device__ __forceinline__ void StoreElement(uint8_t* at, float x) {
+  if constexpr (DT == KvDtype::kF32) {
+    *reinterpret_cast<float*>(at) = x;
+  } else if constexpr (DT == KvDtype::kF16) {
+    *reinterpret_cast<uint16_t*>(at) = __half_as_ushort(__float2half_rn(x));
+  } else {
+    *reinterpret_cast<uint16_t*>(at) = __bfloat16_as_ushort(__float2bfloat16_rn(x));
+  }
+}
+
+template <KvDtype DT>
 __global__ void StoreKvKernel(const float* __restrict__ k, const float* __restrict__ v,
-                              const DeviceKvSlot* __restrict__ slots, int64_t m, int32_t kv_heads,
-                              int32_t head_dim, int32_t block_size) {
-  const int64_t row = static_cast<int64_t>(kv_heads) * head_dim;  // floats per token
+                              const DeviceKvSlot* __restrict__ slots, int64_t m,
+                              DeviceKvLayout kv) {
+  constexpr int64_t kBytes = DT == KvDtype::kF32 ? 4 : 2;
+  const int64_t row = static_cast<int64_t>(kv.kv_heads) * kv.head_dim;  // elements per token
   const int64_t total = m * row;
-  const int64_t v_offset = static_cast<int64_t>(kv_heads) * block_size * head_dim;
   for (int64_t e = GlobalThread(); e < total; e += GridStride()) {
     const int64_t t = e / row;
-    const int32_t h = static_cast<int32_t>((e % row) / head_dim);
-    const int32_t i = static_cast<int32_t>(e % head_dim);
+    const int32_t h = static_cast<int32_t>((e % row) / kv.head_dim);
+    const int32_t i = static_cast<int32_t>(e % kv.head_dim);
     const DeviceKvSlot slot = slots[t];
-    const int64_t dst = (static_cast<int64_t>(h) * block_size + slot.row) * head_dim + i;
-    slot.page[dst] = k[e];
-    slot.page[v_offset + dst] = v[e];
+    uint8_t* page = reinterpret_cast<uint8_t*>(slot.page);
+    const int64_t dst =
+        (static_cast<int64_t>(h) * kv.block_size + slot.row) * kv.row_bytes + i * kBytes;
+    StoreElement<DT>(page + dst, k[e]);
+    StoreElement<DT>(page + kv.v_offset + dst, v[e]);
+  }
+}
+
+// q8_0: one thread per (token, head) row and K or V, since the row's scale
+// depends on all of it; the arithmetic is EncodeKvRow's (kernels/kv_dtype.cc).
+__global__ void StoreKvQ8Kernel(const float* __restrict__ k, const float* __restrict__ v,
+                                const DeviceKvSlot* __restrict__ slots, int64_t m,
+                                DeviceKvLayout kv) {
+  const int64_t total = m * kv.kv_heads * 2;
+  for (int64_t e = GlobalThread(); e < total; e += GridStride()) {
+    const bool is_v = (e % 2) != 0;
+    const int64_t th = e / 2;  // token * Hkv + head
+    const int64_t t = th / kv.kv_heads;
+    const int32_t h = static_cast<int32_t>(th % kv.kv_heads);
+    const float* x = (is_v ? v : k) + th * kv.head_dim;
+    float amax = 0.0f;
+    for (int32_t i = 0; i < kv.head_dim; ++i) amax = fmaxf(amax, fabsf(x[i]));
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    const DeviceKvSlot slot = slots[t];
+    uint8_t* page = reinterpret_cast<uint8_t*>(slot.page);
+    const int64_t r = static_cast<int64_t>(h) * kv.block_size + slot.row;
+    int8_t* q = reinterpret_cast<int8_t*>(page + (is_v ? kv.v_offset : 0) + r * kv.row_bytes);
+    for (int32_t i = 0; i < kv.head_dim; ++i) {
+      q[i] = static_cast<int8_t>(fminf(fmaxf(rintf(x[i] * inv), -127.0f), 127.0f));
+    }
+    reinterpret_cast<float*>(page + (is_v ? kv.v_scale_offset : kv.k_scale_offset))[r] =
+        amax / 127.0f;
   }
 }
 
@@ -183,10 +227,27 @@ absl::Status LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t h
 }
 
 absl::Status LaunchStoreKv(const float* k, const float* v, const DeviceKvSlot* slots, int64_t m,
-                   int32_t kv_heads, int32_t head_dim, int32_t block_size, cudaStream_t stream) {
+                           const DeviceKvLayout& kv, cudaStream_t stream) {
   if (m <= 0) return absl::OkStatus();
-  RESTKV_LAUNCH(StoreKvKernel, GridFor(m * kv_heads * head_dim), kThreads, 0, stream)(k, v, slots, m, kv_heads,
-                                                                          head_dim, block_size);
+  if (kv.row_bytes != static_cast<int64_t>(kv.head_dim) * KvElementBytes(kv.dtype)) {
+    return absl::InvalidArgumentError("StoreKv: the KV layout's row size does not match its dtype");
+  }
+  const unsigned grid = GridFor(m * kv.kv_heads * kv.head_dim);
+  switch (kv.dtype) {
+    case KvDtype::kF32:
+      RESTKV_LAUNCH(StoreKvKernel<KvDtype::kF32>, grid, kThreads, 0, stream)(k, v, slots, m, kv);
+      break;
+    case KvDtype::kF16:
+      RESTKV_LAUNCH(StoreKvKernel<KvDtype::kF16>, grid, kThreads, 0, stream)(k, v, slots, m, kv);
+      break;
+    case KvDtype::kBf16:
+      RESTKV_LAUNCH(StoreKvKernel<KvDtype::kBf16>, grid, kThreads, 0, stream)(k, v, slots, m, kv);
+      break;
+    case KvDtype::kQ8_0:
+      RESTKV_LAUNCH(StoreKvQ8Kernel, GridFor(m * kv.kv_heads * 2), kThreads, 0, stream)
+      (k, v, slots, m, kv);
+      break;
+  }
   return CheckLaunch("StoreKvKernel");
 }
 

@@ -11,8 +11,9 @@
 // for (e.g. an attention head_dim other than 64 / 128) is InvalidArgument
 // and launches nothing. Other shape checks are the caller's (CudaBackend).
 //
-// Layouts follow kernels/backend.h: a KV page is K [Hkv][block][d] then
-// V [Hkv][block][d], f32.
+// Layouts follow kernels/backend.h and kernels/kv_dtype.h: a KV page is
+// K [Hkv][block][d] then V [Hkv][block][d] in the page dtype (f32, f16,
+// bf16 or q8_0), then for q8_0 the f32 scales of K and V [Hkv][block].
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -20,6 +21,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/kv_dtype.h"
 
 struct cublasContext;  // cuBLAS's opaque handle (cublas_api.h)
 
@@ -59,12 +61,32 @@ absl::Status LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t h
 
 // Mirrors kernels::KvSlot (same layout; cuda_backend.cc static_asserts it).
 struct DeviceKvSlot {
-  float* page;
+  float* page;  // page base address
   int32_t row;
 };
-// Writes k, v [m][Hkv][d] into slots[m] (slots in device memory).
+
+// A KvPageLayout with its byte offsets computed on the host, as the kernels
+// read it (the layout's methods are host code).
+struct DeviceKvLayout {
+  KvDtype dtype = KvDtype::kF32;
+  int32_t kv_heads = 0;
+  int32_t head_dim = 0;
+  int32_t block_size = 0;
+  int64_t row_bytes = 0;       // one (token, head) row of K or V
+  int64_t v_offset = 0;        // V rows
+  int64_t k_scale_offset = 0;  // q8_0: f32 [Hkv][block] K scales
+  int64_t v_scale_offset = 0;  // q8_0: V scales
+};
+inline DeviceKvLayout ToDeviceKvLayout(const KvPageLayout& kv) {
+  return {kv.dtype,       kv.kv_heads,   kv.head_dim,         kv.block_size,
+          kv.row_bytes(), kv.v_offset(), kv.k_scale_offset(), kv.v_scale_offset()};
+}
+
+// Writes k, v [m][Hkv][d] into slots[m] (slots in device memory), each
+// (token, head) row rounded to kv.dtype exactly as EncodeKvRow does on the
+// host (the same bytes for the same inputs).
 absl::Status LaunchStoreKv(const float* k, const float* v, const DeviceKvSlot* slots, int64_t m,
-                   int32_t kv_heads, int32_t head_dim, int32_t block_size, cudaStream_t stream);
+                           const DeviceKvLayout& kv, cudaStream_t stream);
 
 // dst[i][width] = src[rows[i]][width] (rows in device memory).
 absl::Status LaunchGatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
@@ -107,6 +129,7 @@ struct AttentionLaunch {
   int32_t kv_heads = 0;
   int32_t head_dim = 0;
   int32_t block_size = 0;
+  DeviceKvLayout kv;  // page layout and dtype (kv_heads, head_dim, block_size as above)
   float scale = 1.0f;
   // Split-K: each (tile, kv head) is computed as num_splits independent
   // ranges of keys, merged by a second kernel. 1 = no split, out written

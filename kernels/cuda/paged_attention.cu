@@ -7,8 +7,10 @@
 // loaded into shared memory serves all of them. Keys stream through shared
 // memory kAttentionKeysPerTile at a time with an online (running max / sum)
 // softmax, flash-attention style, so no [rows][kv_len] score buffer exists and
-// a 128k-token prompt needs only O(tile) memory. Arithmetic is fp32 SIMT (the
-// KV cache is fp32, see cuda_backend.h).
+// a 128k-token prompt needs only O(tile) memory. Arithmetic is fp32 SIMT.
+// Pages are read in their stored dtype (f32, f16, bf16, q8_0; the kernel is
+// instantiated per dtype) and widened to fp32 as the K/V tile is loaded into
+// shared memory, so a 16-bit cache moves half the bytes and q8_0 a quarter.
 //
 // Split-K (decode): when there are too few tiles to fill the GPU, each tile's
 // key range is cut into num_splits chunks computed by separate blocks; each
@@ -21,6 +23,8 @@
 // need only __syncwarp. Scores: lane8 owns keys lane8 + 8i (i < 4) of the
 // tile; output: lane8 owns dims lane8 + 8i (i < d/8). K and Q rows are padded
 // to d+1 floats so the 8 keys (or 4 rows) a warp reads hit distinct banks.
+#include <cuda_fp16.h>
+
 #include <cstdint>
 
 #include "kernels/cuda/kernel_launch.h"
@@ -46,7 +50,31 @@ __device__ __forceinline__ void SplitRange(int32_t block_end, int32_t num_splits
   *end = min(block_end, *begin + chunk);
 }
 
-template <int D>
+// Elements kk .. kk+3 of the stored row at byte `row` of a page, as f32
+// (times `scale` for q8_0). kk is a multiple of 4, so every load is aligned
+// (rows are whole multiples of 16 bytes in f32, 8 in 16-bit, 4 in q8_0).
+template <KvDtype DT>
+__device__ __forceinline__ float4 LoadKv4(const uint8_t* row, int kk, float scale) {
+  if constexpr (DT == KvDtype::kF32) {
+    return *reinterpret_cast<const float4*>(row + 4 * kk);
+  } else if constexpr (DT == KvDtype::kF16) {
+    const ushort4 h = *reinterpret_cast<const ushort4*>(row + 2 * kk);
+    return make_float4(__half2float(__ushort_as_half(h.x)), __half2float(__ushort_as_half(h.y)),
+                       __half2float(__ushort_as_half(h.z)), __half2float(__ushort_as_half(h.w)));
+  } else if constexpr (DT == KvDtype::kBf16) {
+    const ushort4 h = *reinterpret_cast<const ushort4*>(row + 2 * kk);
+    return make_float4(__uint_as_float(static_cast<uint32_t>(h.x) << 16),
+                       __uint_as_float(static_cast<uint32_t>(h.y) << 16),
+                       __uint_as_float(static_cast<uint32_t>(h.z) << 16),
+                       __uint_as_float(static_cast<uint32_t>(h.w) << 16));
+  } else {
+    const char4 q = *reinterpret_cast<const char4*>(row + kk);
+    return make_float4(static_cast<float>(q.x) * scale, static_cast<float>(q.y) * scale,
+                       static_cast<float>(q.z) * scale, static_cast<float>(q.w) * scale);
+  }
+}
+
+template <int D, KvDtype DT>
 __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch a) {
   static_assert(D % (4 * kLanesPerRow) == 0, "float4 loads and 8 lanes per row");
   constexpr int kDimsPerLane = D / kLanesPerRow;
@@ -90,7 +118,6 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch
     q_s[rr][kk] = val;
   }
 
-  const int64_t v_offset = static_cast<int64_t>(a.kv_heads) * a.block_size * D;
   float o[kDimsPerLane];
 #pragma unroll
   for (int i = 0; i < kDimsPerLane; ++i) o[i] = 0.0f;
@@ -98,16 +125,23 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch
 
   for (int32_t t0 = k_begin; t0 < k_end; t0 += kKeys) {
     __syncthreads();  // Q is loaded; the previous tile's K/V/P reads are done
-    // K/V tile: float4 loads, consecutive threads along d (coalesced).
+    // K/V tile: 4-element loads, consecutive threads along d (coalesced),
+    // widened to f32.
     for (int32_t e = tid; e < kKeys * (D / 4); e += kThreads) {
       const int32_t c = e / (D / 4), kk = (e % (D / 4)) * 4;
       const int32_t key = t0 + c;
       float4 kv4 = make_float4(0.f, 0.f, 0.f, 0.f), vv4 = kv4;
       if (key < k_end) {
-        const float* page = a.page_table[seq.page_begin + key / a.block_size];
-        const int64_t off = (static_cast<int64_t>(g) * a.block_size + key % a.block_size) * D + kk;
-        kv4 = *reinterpret_cast<const float4*>(page + off);
-        vv4 = *reinterpret_cast<const float4*>(page + v_offset + off);
+        const uint8_t* page =
+            reinterpret_cast<const uint8_t*>(a.page_table[seq.page_begin + key / a.block_size]);
+        const int64_t r = static_cast<int64_t>(g) * a.block_size + key % a.block_size;
+        float k_scale = 1.0f, v_scale = 1.0f;
+        if constexpr (DT == KvDtype::kQ8_0) {
+          k_scale = reinterpret_cast<const float*>(page + a.kv.k_scale_offset)[r];
+          v_scale = reinterpret_cast<const float*>(page + a.kv.v_scale_offset)[r];
+        }
+        kv4 = LoadKv4<DT>(page + r * a.kv.row_bytes, kk, k_scale);
+        vv4 = LoadKv4<DT>(page + a.kv.v_offset + r * a.kv.row_bytes, kk, v_scale);
       }
       k_s[c][kk] = kv4.x;
       k_s[c][kk + 1] = kv4.y;
@@ -221,15 +255,32 @@ __global__ void __launch_bounds__(kThreads) CombineSplitsKernel(AttentionLaunch 
   for (int i = 0; i < kDimsPerLane; ++i) a.out[out_row * D + lane8 + kLanesPerRow * i] = o[i] * inv;
 }
 
-template <int D>
+template <int D, KvDtype DT>
 absl::Status Launch(const AttentionLaunch& a, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(a.num_tiles), static_cast<unsigned>(a.kv_heads),
                   static_cast<unsigned>(a.num_splits));
-  RESTKV_LAUNCH(PagedAttentionKernel<D>, grid, kThreads, 0, stream)(a);
+  void (*const kernel)(AttentionLaunch) = PagedAttentionKernel<D, DT>;  // one macro argument
+  RESTKV_LAUNCH(kernel, grid, kThreads, 0, stream)(a);
   if (absl::Status s = CheckLaunch("PagedAttentionKernel"); !s.ok() || a.num_splits == 1) return s;
   const dim3 grid2(static_cast<unsigned>(a.num_tiles), static_cast<unsigned>(a.kv_heads));
   RESTKV_LAUNCH(CombineSplitsKernel<D>, grid2, kThreads, 0, stream)(a);
   return CheckLaunch("CombineSplitsKernel");
+}
+
+// The one runtime-to-template dispatch of the page dtype.
+template <int D>
+absl::Status LaunchForDtype(const AttentionLaunch& a, cudaStream_t stream) {
+  switch (a.kv.dtype) {
+    case KvDtype::kF32:
+      return Launch<D, KvDtype::kF32>(a, stream);
+    case KvDtype::kF16:
+      return Launch<D, KvDtype::kF16>(a, stream);
+    case KvDtype::kBf16:
+      return Launch<D, KvDtype::kBf16>(a, stream);
+    case KvDtype::kQ8_0:
+      return Launch<D, KvDtype::kQ8_0>(a, stream);
+  }
+  return absl::InvalidArgumentError("paged attention: unknown KV dtype");
 }
 
 }  // namespace
@@ -241,8 +292,15 @@ absl::Status LaunchPagedAttention(const AttentionLaunch& args, cudaStream_t stre
   if (args.num_splits < 1 || args.kv_heads <= 0 || args.heads % args.kv_heads != 0) {
     return absl::InvalidArgumentError("paged attention: bad split count or head grouping");
   }
+  const DeviceKvLayout& kv = args.kv;
+  if (kv.kv_heads != args.kv_heads || kv.head_dim != args.head_dim ||
+      kv.block_size != args.block_size ||
+      kv.row_bytes != static_cast<int64_t>(kv.head_dim) * KvElementBytes(kv.dtype)) {
+    return absl::InvalidArgumentError(
+        "paged attention: the KV page layout does not match the call");
+  }
   if (args.num_tiles <= 0) return absl::OkStatus();
-  return args.head_dim == 64 ? Launch<64>(args, stream) : Launch<128>(args, stream);
+  return args.head_dim == 64 ? LaunchForDtype<64>(args, stream) : LaunchForDtype<128>(args, stream);
 }
 
 }  // namespace restkv::kernels::cuda

@@ -212,8 +212,14 @@ def test_config_and_secret_reach_the_server(helm):
     c = container(objects)
     assert any(e["name"] == "RESTKV_API_KEY" for e in c["env"])
     assert "$(RESTKV_KV_OPTIONS)" in c["args"]
+    assert c["args"][c["args"].index("--kv-cache-dtype") + 1] == "$(RESTKV_KV_CACHE_DTYPE)"
     cm_name = c["envFrom"][0]["configMapRef"]["name"]
     cm = find([o for o in objects if o["metadata"]["name"] == cm_name], "ConfigMap")
+    assert cm["data"]["RESTKV_KV_CACHE_DTYPE"] == "auto"
+    gpu = render(helm, PROFILES["gpu"])
+    gpu_cm_name = container(gpu)["envFrom"][0]["configMapRef"]["name"]
+    gpu_cm = find([o for o in gpu if o["metadata"]["name"] == gpu_cm_name], "ConfigMap")
+    assert gpu_cm["data"]["RESTKV_KV_CACHE_DTYPE"] == "bf16"
     # Every $(VAR) in the args is defined, or the kubelet would pass it literally.
     defined = set(cm["data"]) | {e["name"] for e in c.get("env", [])}
     used = {a[2:-1] for a in c["args"] if a.startswith("$(")}
@@ -233,6 +239,7 @@ def test_config_and_secret_reach_the_server(helm):
     (["apiKey.enabled=true"], "apiKey.value"),
     (["model.volume.type=nfs"], "model.volume.type"),
     (["autoscaling.type=vpa"], "autoscaling.type"),
+    (["server.kvCacheDtype=fp8"], "server.kvCacheDtype"),
     (["model.volume.type=existingClaim"], "existingClaim"),
 ])
 def test_bad_values_fail_with_a_clear_message(helm, sets, message):

@@ -61,14 +61,14 @@ class ForwardingBackend : public Backend {
   }
   void SwiGlu(float* gate, const float* up, int64_t n) override { cpu_.SwiGlu(gate, up, n); }
   void StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m,
-               int32_t kv_heads, int32_t head_dim, int32_t block_size) override {
-    cpu_.StoreKv(k, v, slots, m, kv_heads, head_dim, block_size);
+               const KvPageLayout& kv) override {
+    cpu_.StoreKv(k, v, slots, m, kv);
   }
   void Attention(const float* q, absl::Span<const AttentionSeq> seqs, int32_t heads,
-                 int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
-                 float* out) override {
-    cpu_.Attention(q, seqs, heads, kv_heads, head_dim, block_size, scale, out);
+                 const KvPageLayout& kv, float scale, float* out) override {
+    cpu_.Attention(q, seqs, heads, kv, scale, out);
   }
+  bool SupportsKvDtype(KvDtype dtype) const override { return cpu_.SupportsKvDtype(dtype); }
 
  protected:
   cpu::CpuBackend cpu_;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <ostream>
 #include <random>
@@ -170,6 +171,7 @@ TEST_F(EmulatedKernelsTest, MatMulThroughTheGemmSeamMatchesCpu) {
 struct AttentionCase {
   int32_t heads, kv_heads, head_dim, block_size, splits;
   std::vector<std::pair<int32_t, int32_t>> seqs;  // (num_q, kv_len)
+  KvDtype dtype = KvDtype::kF32;                  // of the pages
 };
 
 std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
@@ -177,6 +179,7 @@ std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
   std::string name = absl::StrFormat("H%dkv%dd%db%ds%d", c.heads, c.kv_heads, c.head_dim,
                                      c.block_size, c.splits);
   for (auto [nq, kv] : c.seqs) absl::StrAppend(&name, "_q", nq, "n", kv);
+  if (c.dtype != KvDtype::kF32) absl::StrAppend(&name, "_", std::string(KvDtypeName(c.dtype)));
   return name;
 }
 // Readable parameter values in ctest (the default prints the vector's bytes).
@@ -185,14 +188,16 @@ void PrintTo(const AttentionCase& c, std::ostream* os) { *os << CaseName({c, 0})
 class EmulatedAttentionTest : public EmulatedKernelsTest,
                               public ::testing::WithParamInterface<AttentionCase> {};
 
-// StoreKv writes every sequence's K/V into pages scattered over one slab
-// (checked bit for bit against the CPU's), then paged attention with the
-// case's split count runs over the same pages on both sides.
+// StoreKv writes every sequence's K/V into pages of the case's dtype
+// scattered over one slab (checked bit for bit against the CPU's: the same
+// rounding, the same q8_0 scales), then paged attention with the case's
+// split count runs over the same pages on both sides.
 TEST_P(EmulatedAttentionTest, StoreKvAndAttentionMatchCpu) {
   const AttentionCase& c = GetParam();
   const int32_t H = c.heads, Hkv = c.kv_heads, d = c.head_dim, bs = c.block_size;
   const int32_t group = H / Hkv;
-  const int64_t page_floats = 2LL * Hkv * bs * d;
+  const KvPageLayout layout{Hkv, d, bs, c.dtype};
+  const int64_t page_floats = layout.page_bytes() / 4;
   int32_t total_pages = 0;
   for (auto [nq, kv] : c.seqs) total_pages += (kv + bs - 1) / bs;
   std::vector<float> cpu_slab(total_pages * page_floats, 0.0f), emu_slab(cpu_slab);
@@ -223,8 +228,10 @@ TEST_P(EmulatedAttentionTest, StoreKvAndAttentionMatchCpu) {
       cslots[t] = {ct[t / bs], t % bs};
       eslots[t] = {et[t / bs], t % bs};
     }
-    cpu_.StoreKv(k.data(), v.data(), cslots.data(), kv, Hkv, d, bs);
-    ASSERT_TRUE(LaunchStoreKv(k.data(), v.data(), eslots.data(), kv, Hkv, d, bs, nullptr).ok());
+    cpu_.StoreKv(k.data(), v.data(), cslots.data(), kv, layout);
+    ASSERT_TRUE(
+        LaunchStoreKv(k.data(), v.data(), eslots.data(), kv, ToDeviceKvLayout(layout), nullptr)
+            .ok());
     dseqs.push_back({num_tokens, nq, kv, static_cast<int32_t>(flat_table.size())});
     flat_table.insert(flat_table.end(), et.begin(), et.end());
     for (int32_t r = 0; r < nq * group; r += kAttentionRowsPerTile) {
@@ -237,12 +244,16 @@ TEST_P(EmulatedAttentionTest, StoreKvAndAttentionMatchCpu) {
   for (size_t s = 0; s < c.seqs.size(); ++s) {
     cseqs.push_back({dseqs[s].q_begin, c.seqs[s].first, c.seqs[s].second, cpu_tables[s].data()});
   }
-  ASSERT_EQ(emu_slab, cpu_slab) << "StoreKv";
+  for (size_t i = 0; i < cpu_slab.size(); ++i) {
+    ASSERT_EQ(std::memcmp(&emu_slab[i], &cpu_slab[i], sizeof(float)), 0)
+        << "StoreKv: page bytes differ at float " << i << " of " << cpu_slab.size() << " (page "
+        << static_cast<int64_t>(i) / page_floats << ")";
+  }
 
   const std::vector<float> q = Random(int64_t{num_tokens} * H * d, 12);
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   std::vector<float> ref(q.size()), got(q.size(), NAN);
-  cpu_.Attention(q.data(), cseqs, H, Hkv, d, bs, scale, ref.data());
+  cpu_.Attention(q.data(), cseqs, H, layout, scale, ref.data());
 
   std::vector<float> partials(static_cast<size_t>(c.splits) * num_tokens * H * (d + 2), NAN);
   AttentionLaunch a;
@@ -255,6 +266,7 @@ TEST_P(EmulatedAttentionTest, StoreKvAndAttentionMatchCpu) {
   a.kv_heads = Hkv;
   a.head_dim = d;
   a.block_size = bs;
+  a.kv = ToDeviceKvLayout(layout);
   a.scale = scale;
   a.num_splits = c.splits;
   a.num_tokens = num_tokens;
@@ -284,6 +296,23 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{4, 1, 128, 16, 2, {{3, 100}, {1, 16}}}),
     CaseName);
 
+// 16- and 8-bit pages on the cases that cover every index path: GQA 4 with
+// page 8 and splits, split-K decode with an empty split, page size 1.
+INSTANTIATE_TEST_SUITE_P(
+    Dtypes, EmulatedAttentionTest,
+    ::testing::Values(
+        AttentionCase{8, 2, 128, 8, 3, {{45, 301}, {17, 17}}, KvDtype::kF16},
+        AttentionCase{16, 2, 128, 16, 4, {{1, 301}, {1, 77}, {2, 130}}, KvDtype::kF16},
+        AttentionCase{8, 1, 64, 1, 8, {{1, 50}, {3, 3}}, KvDtype::kF16},
+        AttentionCase{8, 2, 128, 8, 3, {{45, 301}, {17, 17}}, KvDtype::kBf16},
+        AttentionCase{16, 2, 128, 16, 4, {{1, 301}, {1, 77}, {2, 130}}, KvDtype::kBf16},
+        AttentionCase{8, 1, 64, 1, 8, {{1, 50}, {3, 3}}, KvDtype::kBf16},
+        AttentionCase{8, 2, 128, 8, 3, {{45, 301}, {17, 17}}, KvDtype::kQ8_0},
+        AttentionCase{16, 2, 128, 16, 4, {{1, 301}, {1, 77}, {2, 130}}, KvDtype::kQ8_0},
+        AttentionCase{8, 1, 64, 1, 8, {{1, 50}, {3, 3}}, KvDtype::kQ8_0},
+        AttentionCase{4, 4, 64, 16, 1, {{37, 37}, {1, 1}, {19, 19}}, KvDtype::kQ8_0}),
+    CaseName);
+
 TEST_F(EmulatedKernelsTest, AttentionRejectsUnbuiltHeadDimsAndBadSplits) {
   AttentionLaunch a;
   a.heads = 4;
@@ -292,6 +321,14 @@ TEST_F(EmulatedKernelsTest, AttentionRejectsUnbuiltHeadDimsAndBadSplits) {
   a.num_splits = 1;
   a.head_dim = 96;
   EXPECT_EQ(LaunchPagedAttention(a, nullptr).code(), absl::StatusCode::kInvalidArgument);
+  // A layout that disagrees with the call (or is missing) launches nothing.
+  a.head_dim = 64;
+  a.block_size = 16;
+  a.kv = ToDeviceKvLayout({4, 64, 8, KvDtype::kBf16});
+  EXPECT_EQ(LaunchPagedAttention(a, nullptr).code(), absl::StatusCode::kInvalidArgument);
+  a.kv = DeviceKvLayout{};
+  EXPECT_EQ(LaunchPagedAttention(a, nullptr).code(), absl::StatusCode::kInvalidArgument);
+  a.kv = ToDeviceKvLayout({4, 64, 16, KvDtype::kBf16});
   a.head_dim = 64;
   a.num_splits = 0;
   EXPECT_EQ(LaunchPagedAttention(a, nullptr).code(), absl::StatusCode::kInvalidArgument);

@@ -79,13 +79,15 @@ class KernelEvictionBackend final : public kernels::Backend {
   }
   void SwiGlu(float* gate, const float* up, int64_t n) override { cpu_.SwiGlu(gate, up, n); }
   void StoreKv(const float* k, const float* v, const kernels::KvSlot* slots, int64_t m,
-               int32_t kv_heads, int32_t head_dim, int32_t block_size) override {
-    cpu_.StoreKv(k, v, slots, m, kv_heads, head_dim, block_size);
+               const kernels::KvPageLayout& kv) override {
+    cpu_.StoreKv(k, v, slots, m, kv);
   }
   void Attention(const float* q, absl::Span<const kernels::AttentionSeq> seqs, int32_t heads,
-                 int32_t kv_heads, int32_t head_dim, int32_t block_size, float scale,
-                 float* out) override {
-    cpu_.Attention(q, seqs, heads, kv_heads, head_dim, block_size, scale, out);
+                 const kernels::KvPageLayout& kv, float scale, float* out) override {
+    cpu_.Attention(q, seqs, heads, kv, scale, out);
+  }
+  bool SupportsKvDtype(kernels::KvDtype dtype) const override {
+    return cpu_.SupportsKvDtype(dtype);
   }
 
   struct Copy {
