@@ -13,31 +13,10 @@
 #include "engine/model/synthetic_model.h"
 #include "engine/testing/finish_sink.h"
 #include "gtest/gtest.h"
-#include "kernels/cpu/testing/forwarding_backend.h"
+#include "kernels/cpu/testing/failing_backend.h"
 
 namespace restkv::engine {
 namespace {
-
-// Computes like the CPU until its attention has run `calls_left` times;
-// then, like a CUDA backend after a failed launch, writes nothing and
-// reports the failure through status() from then on.
-class FailingBackend final : public kernels::ForwardingBackend {
- public:
-  explicit FailingBackend(int calls_left) : ForwardingBackend(2), left_(calls_left) {}
-  std::string_view name() const override { return "failing"; }
-  absl::Status status() const override {
-    return left_ < 0 ? absl::InternalError("an illegal memory access was encountered")
-                     : absl::OkStatus();
-  }
-  void Attention(const float* q, absl::Span<const kernels::AttentionSeq> seqs, int32_t heads,
-                 const kernels::KvPageLayout& kv, float scale, float* out) override {
-    if (--left_ < 0) return;
-    cpu_.Attention(q, seqs, heads, kv, scale, out);
-  }
-
- private:
-  int left_;
-};
 
 TEST(BackendFailureTest, FailsTheStepsRequestsThenRefusesNewOnes) {
   SyntheticModelSpec spec;
@@ -47,7 +26,8 @@ TEST(BackendFailureTest, FailsTheStepsRequestsThenRefusesNewOnes) {
                                .string();
   std::ofstream(path, std::ios::binary) << BuildSyntheticGguf(spec);
   // One prompt's prefill (4 layers) and two decode steps succeed.
-  FailingBackend backend(/*calls_left=*/spec.num_layers + 2 * spec.num_layers);
+  kernels::FailingBackend backend(/*attention_calls_left=*/spec.num_layers + 2 * spec.num_layers,
+                                  absl::InternalError("an illegal memory access was encountered"));
   auto model = *Model::Load(path, backend);
   std::filesystem::remove(path);
   auto engine = *Engine::Create(*model, EngineOptions{});

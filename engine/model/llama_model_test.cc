@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/dequantize.h"
-#include "kernels/cpu/testing/forwarding_backend.h"
+#include "kernels/cpu/testing/failing_backend.h"
 
 namespace restkv::engine {
 namespace {
@@ -252,33 +252,13 @@ TEST(LlamaModelTest, RejectsTokenOutsideVocabulary) {
   EXPECT_NE(s.message().find("263"), std::string::npos) << s;
 }
 
-// A device that fails once `attention_calls_left` attention calls have run, the
-// way a CUDA backend records a launch failure as its sticky status().
-class FailingBackend final : public kernels::ForwardingBackend {
- public:
-  explicit FailingBackend(int attention_calls_left)
-      : ForwardingBackend(1), left_(attention_calls_left) {}
-  std::string_view name() const override { return "failing"; }
-  absl::Status status() const override {
-    return left_ < 0 ? absl::ResourceExhaustedError("scratch allocation of 64 MiB failed")
-                     : absl::OkStatus();
-  }
-  void Attention(const float* q, absl::Span<const kernels::AttentionSeq> seqs, int32_t heads,
-                 const kernels::KvPageLayout& kv, float scale, float* out) override {
-    if (--left_ < 0) return;  // as a failed launch: nothing written
-    cpu_.Attention(q, seqs, heads, kv, scale, out);
-  }
-
- private:
-  int left_;
-};
-
 // A failure the backend could only record (its operations return void) ends
 // the pass at the layer it happened in, as an internal error naming the
 // device's reason, never as logits computed from unwritten memory.
 TEST(LlamaModelTest, BackendFailureEndsThePassAsAnInternalError) {
   SyntheticModelSpec spec;
-  FailingBackend backend(/*attention_calls_left=*/1);
+  kernels::FailingBackend backend(/*attention_calls_left=*/1,
+                                  absl::ResourceExhaustedError("scratch allocation of 64 MiB failed"));
   auto m = Load(spec, backend);
   ASSERT_GE(m->config.num_layers, 2);
   auto pool = *BlockPool::Create(backend, {m->config.num_kv_heads, m->config.head_dim, 16}, 8);

@@ -19,7 +19,7 @@
 #include "engine/model/model.h"
 #include "engine/model/synthetic_model.h"
 #include "gtest/gtest.h"
-#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/testing/forwarding_backend.h"
 #include "kernels/cuda/device_layer_eviction.h"
 #include "kernels/cuda/emulation/host_memory_ops.h"
 
@@ -28,24 +28,12 @@ namespace {
 
 // The CPU backend with the eviction kernels, its memory declared
 // non-host-addressable; every copy's host-side range is recorded.
-class KernelEvictionBackend final : public kernels::Backend {
+class KernelEvictionBackend final : public kernels::ForwardingBackend {
  public:
-  KernelEvictionBackend() : cpu_(2), eviction_(memory_, nullptr) {}
+  KernelEvictionBackend() : ForwardingBackend(2), eviction_(memory_, nullptr) {}
   std::string_view name() const override { return "emulated-eviction"; }
-  ThreadPool* host_pool() override { return cpu_.host_pool(); }
   bool host_addressable() const override { return false; }
   kernels::LayerEvictionOps* layer_eviction() override { return &eviction_; }
-  absl::StatusOr<std::unique_ptr<kernels::Buffer>> Allocate(size_t bytes) override {
-    return cpu_.Allocate(bytes);
-  }
-  absl::StatusOr<kernels::Matrix> PrepareMatrix(kernels::GgmlType type, int64_t rows, int64_t cols,
-                                                const void* host) override {
-    return cpu_.PrepareMatrix(type, rows, cols, host);
-  }
-  absl::StatusOr<const float*> PrepareVector(kernels::GgmlType type, int64_t n,
-                                             const void* host) override {
-    return cpu_.PrepareVector(type, n, host);
-  }
   void CopyToHost(const float* src, float* dst, size_t n) override {
     copies_.push_back({src, n});
     cpu_.CopyToHost(src, dst, n);
@@ -53,41 +41,6 @@ class KernelEvictionBackend final : public kernels::Backend {
   void CopyFromHost(const float* src, float* dst, size_t n) override {
     copies_.push_back({dst, n});
     cpu_.CopyFromHost(src, dst, n);
-  }
-  void CopyDevice(const float* src, float* dst, size_t n) override { cpu_.CopyDevice(src, dst, n); }
-  void GatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
-                  float* dst) override {
-    cpu_.GatherRows(src, rows, num_rows, width, dst);
-  }
-  void MatMul(const kernels::Matrix& w, const float* x, int64_t m, float* y) override {
-    cpu_.MatMul(w, x, m, y);
-  }
-  void Embedding(const kernels::Matrix& table, const int32_t* ids, int64_t m, float* out) override {
-    cpu_.Embedding(table, ids, m, out);
-  }
-  void RmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps,
-               float* y) override {
-    cpu_.RmsNorm(x, weight, m, n, eps, y);
-  }
-  void AddBias(float* x, const float* bias, int64_t m, int64_t n) override {
-    cpu_.AddBias(x, bias, m, n);
-  }
-  void Add(float* x, const float* y, int64_t n) override { cpu_.Add(x, y, n); }
-  void Rope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
-            const kernels::RopeParams& params) override {
-    cpu_.Rope(x, positions, m, heads, head_dim, params);
-  }
-  void SwiGlu(float* gate, const float* up, int64_t n) override { cpu_.SwiGlu(gate, up, n); }
-  void StoreKv(const float* k, const float* v, const kernels::KvSlot* slots, int64_t m,
-               const kernels::KvPageLayout& kv) override {
-    cpu_.StoreKv(k, v, slots, m, kv);
-  }
-  void Attention(const float* q, absl::Span<const kernels::AttentionSeq> seqs, int32_t heads,
-                 const kernels::KvPageLayout& kv, float scale, float* out) override {
-    cpu_.Attention(q, seqs, heads, kv, scale, out);
-  }
-  bool SupportsKvDtype(kernels::KvDtype dtype) const override {
-    return cpu_.SupportsKvDtype(dtype);
   }
 
   struct Copy {
@@ -97,7 +50,6 @@ class KernelEvictionBackend final : public kernels::Backend {
   std::vector<Copy> copies_;
 
  private:
-  kernels::cpu::CpuBackend cpu_;
   kernels::cuda::emulation::HostMemoryOps memory_;
   kernels::cuda::DeviceLayerEviction eviction_;
 };
