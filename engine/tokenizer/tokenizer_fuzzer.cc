@@ -4,7 +4,8 @@
 //   - Decode(Encode(s)) == s for valid UTF-8 s (byte-level BPE with and
 //     without parse_special, then decoding with render_special; SentencePiece
 //     without parse_special, since a fragment after a special token gets a
-//     phantom space that Decode keeps), when the vocabulary has a token for
+//     phantom space that Decode keeps, and only for s without U+2581, which
+//     SentencePiece decodes as a space), when the vocabulary has a token for
 //     every byte of s: a byte-level BPE vocabulary may lack some of the 256
 //     byte stand-ins (SmolLM2's has no token for 0x04, 0x06, 0x13, 0x14,
 //     0x16, 0x1D, 0xC0, 0xC1, 0xF1, 0xF2, 0xF5-0xFF) and such bytes are
@@ -190,6 +191,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   const std::vector<int32_t> plain = add_special ? tok.Encode(text, false, parse_special) : ids;
   const bool is_spm = tok.data().model == "llama";
-  if (!is_spm || !parse_special) Require(tok.Decode(plain, parse_special) == text);
+  // SentencePiece writes spaces as U+2581 and decodes U+2581 as a space, so a
+  // text that already holds U+2581 cannot come back unchanged (llama.cpp and
+  // sentencepiece itself lose it the same way).
+  const bool spm_lossy = is_spm && text.find("\xE2\x96\x81") != std::string_view::npos;
+  if ((!is_spm || !parse_special) && !spm_lossy) {
+    Require(tok.Decode(plain, parse_special) == text);
+  }
   return 0;
 }
