@@ -32,8 +32,9 @@ WORDS = ("the of and a to in is you that it he was for on are as with his they a
 GREEDY_PROMPT = "The history of the city begins with"
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Small enough that concurrent requests preempt each other on the default model,
-# large enough that every request of `Load.one` fits alone.
-SERVE_ARGS = ["--threads", "2", "--kv-cache-memory", "16MiB", "--max-queue", "256"]
+# large enough that every request of `Load.one` fits alone: ~364 tokens in
+# 8 MiB at the default 16-bit KV dtype (22.5 KiB a token).
+SERVE_ARGS = ["--threads", "2", "--kv-cache-memory", "8MiB", "--max-queue", "256"]
 
 
 def grpc_api(grpc_port, out_dir):
