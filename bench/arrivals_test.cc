@@ -44,8 +44,8 @@ TEST(Arrivals, PoissonGapsPassKolmogorovSmirnov) {
   double d_wrong = 0;
   for (int i = 0; i < n; ++i) {
     const double cdf = 1 - std::exp(-o.rate * 1.2 * gaps[i]);
-    d_wrong = std::max({d_wrong, cdf - static_cast<double>(i) / n,
-                        static_cast<double>(i + 1) / n - cdf});
+    d_wrong =
+        std::max({d_wrong, cdf - static_cast<double>(i) / n, static_cast<double>(i + 1) / n - cdf});
   }
   EXPECT_GT(d_wrong, 1.95 / std::sqrt(n));
 }

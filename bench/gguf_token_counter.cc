@@ -17,7 +17,8 @@ absl::StatusOr<LocalTokenizer> LoadGgufTokenizer(const std::string& path) {
   if (!file.ok()) return prefix(file.status());
   absl::StatusOr<engine::TokenizerData> data = engine::TokenizerDataFromGguf(**file);
   if (!data.ok()) return prefix(data.status());
-  absl::StatusOr<std::unique_ptr<engine::Tokenizer>> tok = engine::Tokenizer::Create(*std::move(data));
+  absl::StatusOr<std::unique_ptr<engine::Tokenizer>> tok =
+      engine::Tokenizer::Create(*std::move(data));
   if (!tok.ok()) return prefix(tok.status());
   LocalTokenizer out;
   if (auto arch = (*file)->GetString("general.architecture"); arch.ok()) {
@@ -27,7 +28,8 @@ absl::StatusOr<LocalTokenizer> LoadGgufTokenizer(const std::string& path) {
   // The file's mapping is not needed once the tokenizer has copied its tables.
   std::shared_ptr<const engine::Tokenizer> shared(std::move(*tok));
   out.count = [shared](const std::string& text) -> absl::StatusOr<int32_t> {
-    return static_cast<int32_t>(shared->Encode(text, /*add_special=*/false, /*parse_special=*/false).size());
+    return static_cast<int32_t>(
+        shared->Encode(text, /*add_special=*/false, /*parse_special=*/false).size());
   };
   return out;
 }

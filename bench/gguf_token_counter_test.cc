@@ -18,8 +18,7 @@ std::string DefaultModel() {
 TEST(LoadGgufTokenizer, MissingFileIsNamed) {
   auto t = LoadGgufTokenizer("/nonexistent/model.gguf");
   ASSERT_FALSE(t.ok());
-  EXPECT_NE(t.status().message().find("/nonexistent/model.gguf"), std::string::npos)
-      << t.status();
+  EXPECT_NE(t.status().message().find("/nonexistent/model.gguf"), std::string::npos) << t.status();
 }
 
 TEST(LoadGgufTokenizer, PromptsOfExactLengthsWithTheDefaultModel) {

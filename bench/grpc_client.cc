@@ -39,8 +39,8 @@ class GenerateCall final : public grpc::ClientReadReactor<pb::GenerateResponse> 
  public:
   explicit GenerateCall(net::any_io_executor ex) : executor_(std::move(ex)), wake_(executor_) {}
 
-  void Start(const GrpcTarget& target, pb::GenerateRequest request,
-             std::chrono::milliseconds total, std::shared_ptr<GenerateCall> self) {
+  void Start(const GrpcTarget& target, pb::GenerateRequest request, std::chrono::milliseconds total,
+             std::shared_ptr<GenerateCall> self) {
     self_ = std::move(self);
     request_ = std::move(request);
     target.Prepare(&context_);
@@ -116,24 +116,42 @@ class GenerateCall final : public grpc::ClientReadReactor<pb::GenerateResponse> 
 
 std::string GrpcCodeName(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    default: return absl::StrCat("CODE_", static_cast<int>(code));
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    default:
+      return absl::StrCat("CODE_", static_cast<int>(code));
   }
 }
 
@@ -145,13 +163,14 @@ std::string GrpcErrorKind(const grpc::Status& status, bool stalled, bool timed_o
 }
 
 absl::StatusOr<std::shared_ptr<GrpcTarget>> GrpcTarget::Create(const std::string& address,
-                                                                std::string api_key) {
+                                                               std::string api_key) {
   std::string addr(absl::StripPrefix(address, "grpc://"));
   const size_t colon = addr.rfind(':');
   if (addr.empty() || colon == std::string::npos || colon == 0 || colon + 1 == addr.size() ||
       !std::all_of(addr.begin() + static_cast<std::ptrdiff_t>(colon) + 1, addr.end(),
                    [](char c) { return c >= '0' && c <= '9'; })) {
-    return absl::InvalidArgumentError(absl::StrCat("--grpc: expected host:port, got '", address, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--grpc: expected host:port, got '", address, "'"));
   }
   std::shared_ptr<GrpcTarget> t(new GrpcTarget());
   t->address_ = addr;
@@ -168,7 +187,8 @@ void GrpcTarget::Prepare(grpc::ClientContext* context) const {
   if (!api_key_.empty()) context->AddMetadata("authorization", "Bearer " + api_key_);
 }
 
-absl::StatusOr<std::vector<GrpcModel>> GrpcTarget::ListModels(std::chrono::milliseconds timeout) const {
+absl::StatusOr<std::vector<GrpcModel>> GrpcTarget::ListModels(
+    std::chrono::milliseconds timeout) const {
   grpc::ClientContext ctx;
   Prepare(&ctx);
   ctx.set_deadline(DeadlineIn(timeout));
@@ -182,9 +202,8 @@ absl::StatusOr<std::vector<GrpcModel>> GrpcTarget::ListModels(std::chrono::milli
   return out;
 }
 
-absl::StatusOr<GrpcTarget::TokenCount> GrpcTarget::Tokenize(const std::string& model,
-                                                             const std::string& text,
-                                                             std::chrono::milliseconds timeout) const {
+absl::StatusOr<GrpcTarget::TokenCount> GrpcTarget::Tokenize(
+    const std::string& model, const std::string& text, std::chrono::milliseconds timeout) const {
   grpc::ClientContext ctx;
   Prepare(&ctx);
   ctx.set_deadline(DeadlineIn(timeout));

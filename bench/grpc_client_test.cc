@@ -65,7 +65,8 @@ TEST(Summarize, StreamedTokenIdsMustMatchUsage) {
   r.usage_completion_tokens = 4;
   r.streamed_tokens = 4;  // one message carried all four ids: consistent
   WorkItem item;
-  std::vector<RequestRecord> recs = {MakeRecord(0, Clock::time_point{}, Clock::time_point{}, item, r)};
+  std::vector<RequestRecord> recs = {
+      MakeRecord(0, Clock::time_point{}, Clock::time_point{}, item, r)};
   EXPECT_EQ(recs[0].streamed_tokens, 4);
   EXPECT_EQ(Summarize(recs, 1.0, {}).usage_mismatches, 0);
   EXPECT_EQ(RecordJson(recs[0])["streamed_tokens"], 4);

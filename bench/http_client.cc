@@ -130,7 +130,8 @@ net::awaitable<void> Exchange(tcp::resolver::results_type to, http::request<http
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxBody);
-  if (!ec) co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+  if (!ec)
+    co_await http::async_read(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
   if (ec) {
     *out = absl::UnavailableError(absl::StrCat(std::string(req.target()), ": ", ec.message()));
     co_return;
@@ -165,7 +166,8 @@ absl::StatusOr<Endpoint> ParseUrl(const std::string& url) {
   if (rest.starts_with("http://")) {
     rest.remove_prefix(7);
   } else {
-    return absl::InvalidArgumentError(absl::StrCat("--url must start with http://, got '", url, "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--url must start with http://, got '", url, "'"));
   }
   Endpoint ep;
   const size_t slash = rest.find('/');
@@ -215,9 +217,9 @@ absl::StatusOr<HttpReply> HttpPostJson(const Endpoint& ep, const std::string& ta
 }
 
 net::awaitable<void> StreamCompletion(const tcp::resolver::results_type& to,
-                                      std::string host_header, std::string target,
-                                      std::string body, std::string api_key,
-                                      StreamTimeouts timeouts, StreamResult* out) {
+                                      std::string host_header, std::string target, std::string body,
+                                      std::string api_key, StreamTimeouts timeouts,
+                                      StreamResult* out) {
   out->sent = Clock::now();
   const Clock::time_point deadline = out->sent + timeouts.total;
   beast::tcp_stream stream(co_await net::this_coro::executor);
@@ -229,8 +231,12 @@ net::awaitable<void> StreamCompletion(const tcp::resolver::results_type& to,
     out->done = Clock::now();
   };
   // Which deadline a timeout came from.
-  auto timeout_kind = [&] { return Clock::now() >= deadline - std::chrono::milliseconds(2) ? "timeout" : "stall"; };
-  auto arm = [&](std::chrono::milliseconds limit) { stream.expires_after(std::min(limit, Left(deadline))); };
+  auto timeout_kind = [&] {
+    return Clock::now() >= deadline - std::chrono::milliseconds(2) ? "timeout" : "stall";
+  };
+  auto arm = [&](std::chrono::milliseconds limit) {
+    stream.expires_after(std::min(limit, Left(deadline)));
+  };
 
   arm(timeouts.connect);
   co_await stream.async_connect(to, net::redirect_error(net::use_awaitable, ec));
@@ -250,9 +256,11 @@ net::awaitable<void> StreamCompletion(const tcp::resolver::results_type& to,
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxBody);
   arm(timeouts.stall);
-  co_await http::async_read_header(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+  co_await http::async_read_header(stream, buffer, parser,
+                                   net::redirect_error(net::use_awaitable, ec));
   if (ec) {
-    finish(ec == beast::error::timeout ? timeout_kind() : "closed", "reading headers: " + ec.message());
+    finish(ec == beast::error::timeout ? timeout_kind() : "closed",
+           "reading headers: " + ec.message());
     co_return;
   }
   out->http_status = static_cast<int>(parser.get().result_int());
@@ -273,7 +281,8 @@ net::awaitable<void> StreamCompletion(const tcp::resolver::results_type& to,
   bool more = true;
   while (more && !parser.is_done()) {
     arm(timeouts.stall);
-    co_await http::async_read_some(stream, buffer, parser, net::redirect_error(net::use_awaitable, ec));
+    co_await http::async_read_some(stream, buffer, parser,
+                                   net::redirect_error(net::use_awaitable, ec));
     if (ec == http::error::end_of_stream || ec == net::error::eof) {
       finish(done ? "incomplete" : "closed", "the server closed the connection mid-response");
       co_return;

@@ -28,9 +28,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "bench/request_sender.h"
 #include "boost/asio/awaitable.hpp"
 #include "boost/asio/ip/tcp.hpp"
-#include "bench/request_sender.h"
 
 namespace restkv::bench {
 
@@ -44,10 +44,10 @@ struct Endpoint {
 absl::StatusOr<Endpoint> ParseUrl(const std::string& url);
 
 // POSTs `body` to endpoint.base_path + target and reads the SSE stream.
-boost::asio::awaitable<void> StreamCompletion(const boost::asio::ip::tcp::resolver::results_type& to,
-                                              std::string host_header, std::string target,
-                                              std::string body, std::string api_key,
-                                              StreamTimeouts timeouts, StreamResult* out);
+boost::asio::awaitable<void> StreamCompletion(
+    const boost::asio::ip::tcp::resolver::results_type& to, std::string host_header,
+    std::string target, std::string body, std::string api_key, StreamTimeouts timeouts,
+    StreamResult* out);
 
 struct HttpReply {
   int status = 0;

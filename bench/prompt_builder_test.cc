@@ -46,7 +46,8 @@ TEST(PromptBuilder, WithSeedKeepsTheStructureAndChangesTheText) {
   EXPECT_EQ(Words(other.Build(700, {1, 2}, 0)), 700u);
   // Shared prefixes stay shared under the new seed.
   const std::string x = other.Build(700, {1, 2}, 0), y = other.Build(600, {1, 3}, 1);
-  EXPECT_EQ(x.substr(0, other.Block(1, kHashBlockTokens).size()), y.substr(0, other.Block(1, kHashBlockTokens).size()));
+  EXPECT_EQ(x.substr(0, other.Block(1, kHashBlockTokens).size()),
+            y.substr(0, other.Block(1, kHashBlockTokens).size()));
 }
 
 TEST(PromptBuilder, KeepsOnlySingleTokenWords) {

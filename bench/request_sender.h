@@ -41,10 +41,10 @@ struct StreamTimeouts {
 // What one streamed request saw; times are steady_clock.
 struct StreamResult {
   bool ok = false;
-  int http_status = 0;     // HTTP only; 0 for gRPC
-  std::string error_kind;  // "" when ok
-  std::string error;       // a human-readable detail
-  Clock::time_point sent;  // when the request began
+  int http_status = 0;                         // HTTP only; 0 for gRPC
+  std::string error_kind;                      // "" when ok
+  std::string error;                           // a human-readable detail
+  Clock::time_point sent;                      // when the request began
   std::vector<Clock::time_point> chunk_times;  // events with output
   Clock::time_point done;
   int64_t usage_prompt_tokens = -1;  // from `usage`; -1 when absent

@@ -61,8 +61,8 @@ net::awaitable<void> Dispatch(LoopState& st) {
   net::steady_timer timer(ex);
   boost::system::error_code ec;
   const RunOptions& o = *st.options;
-  const bool closed_loop = o.max_concurrency > 0 && !st.items->empty() &&
-                           st.items->back().arrival_s == 0;
+  const bool closed_loop =
+      o.max_concurrency > 0 && !st.items->empty() && st.items->back().arrival_s == 0;
   for (size_t i = 0; i < st.items->size(); ++i) {
     const auto due = st.start + std::chrono::duration_cast<Clock::duration>(
                                     std::chrono::duration<double>((*st.items)[i].arrival_s));
@@ -106,14 +106,14 @@ net::awaitable<void> Progress(LoopState& st) {
     const auto now = Clock::now();
     history.emplace_back(now, st.done);
     while (history.size() > 6) history.pop_front();
-    const double rate =
-        history.size() > 1 ? static_cast<double>(history.back().second - history.front().second) /
-                                 Seconds(history.back().first - history.front().first)
-                           : 0.0;
-    const std::string line = absl::StrFormat(
-        "%s%6.1fs  sent %d/%d  done %d  failed %d  in flight %d  %.2f req/s",
-        st.options->progress_label, Seconds(now - st.start), st.sent, st.items->size(),
-        st.done - st.failed, st.failed, st.in_flight, rate);
+    const double rate = history.size() > 1
+                            ? static_cast<double>(history.back().second - history.front().second) /
+                                  Seconds(history.back().first - history.front().first)
+                            : 0.0;
+    const std::string line =
+        absl::StrFormat("%s%6.1fs  sent %d/%d  done %d  failed %d  in flight %d  %.2f req/s",
+                        st.options->progress_label, Seconds(now - st.start), st.sent,
+                        st.items->size(), st.done - st.failed, st.failed, st.in_flight, rate);
     if (tty) {
       std::fprintf(stderr, "\r%-100s", line.c_str());
     } else if (++tick % 10 == 0) {

@@ -33,9 +33,9 @@ namespace restkv::bench {
 
 struct RunOptions {
   RequestSender* sender = nullptr;  // REQUIRED; outlives RunLoad
-  int64_t max_concurrency = 0;  // 0 => unlimited
-  double send_window_s = 0;  // 0 => send everything
-  bool progress = true;      // a live line on stderr
+  int64_t max_concurrency = 0;      // 0 => unlimited
+  double send_window_s = 0;         // 0 => send everything
+  bool progress = true;             // a live line on stderr
   std::string progress_label;
 };
 

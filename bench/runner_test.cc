@@ -17,7 +17,8 @@ using std::chrono::milliseconds;
 // after `ttft`, then one every `itl`; it counts how many were in flight.
 class DelaySender final : public RequestSender {
  public:
-  DelaySender(milliseconds ttft, milliseconds itl, int tokens) : ttft_(ttft), itl_(itl), tokens_(tokens) {}
+  DelaySender(milliseconds ttft, milliseconds itl, int tokens)
+      : ttft_(ttft), itl_(itl), tokens_(tokens) {}
 
   net::awaitable<void> Send(const WorkItem& item, StreamResult* out) override {
     out->sent = Clock::now();

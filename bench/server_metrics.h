@@ -7,8 +7,8 @@
 
 #include <map>
 #include <string>
-#include "absl/strings/string_view.h"
 
+#include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 
 namespace restkv::bench {

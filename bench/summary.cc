@@ -71,7 +71,9 @@ void AddStats(const std::string& name, const std::vector<double>& v,
   (*out)["p99_" + name + "_ms"] = Percentile(v, 99);
 }
 
-nlohmann::json Num(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
+nlohmann::json Num(double x) {
+  return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr);
+}
 
 }  // namespace
 
@@ -93,8 +95,10 @@ Summary Summarize(const std::vector<RequestRecord>& records, double duration_s,
       continue;
     }
     ++s.completed;
-    if (r.prompt_tokens > 0) s.total_input_tokens += r.prompt_tokens;
-    else s.total_input_tokens += r.expected_input_tokens;
+    if (r.prompt_tokens > 0)
+      s.total_input_tokens += r.prompt_tokens;
+    else
+      s.total_input_tokens += r.expected_input_tokens;
     s.total_output_tokens += std::max<int64_t>(r.output_tokens, 0);
     if (r.ttft_ms >= 0) ttft.push_back(r.ttft_ms);
     if (r.tpot_ms >= 0) tpot.push_back(r.tpot_ms);
@@ -109,7 +113,8 @@ Summary Summarize(const std::vector<RequestRecord>& records, double duration_s,
   }
   std::sort(edges.begin(), edges.end());
   int64_t now = 0;
-  for (const auto& [t, d] : edges) s.max_concurrent_requests = std::max(s.max_concurrent_requests, now += d);
+  for (const auto& [t, d] : edges)
+    s.max_concurrent_requests = std::max(s.max_concurrent_requests, now += d);
   if (duration_s > 0) {
     s.request_throughput = static_cast<double>(s.completed) / duration_s;
     s.output_throughput = static_cast<double>(s.total_output_tokens) / duration_s;
@@ -142,7 +147,8 @@ nlohmann::json SummaryJson(const Summary& s) {
       {"request_throughput", s.request_throughput},
       {"output_throughput", s.output_throughput},
       {"total_token_throughput", s.total_token_throughput},
-      {"request_goodput", s.request_goodput < 0 ? nlohmann::json(nullptr) : nlohmann::json(s.request_goodput)},
+      {"request_goodput",
+       s.request_goodput < 0 ? nlohmann::json(nullptr) : nlohmann::json(s.request_goodput)},
       {"errors", s.errors},
       {"mean_send_lag_ms", s.mean_send_lag_ms},
       {"p99_send_lag_ms", s.p99_send_lag_ms},
@@ -186,7 +192,8 @@ std::string FormatSummaryTable(const Summary& s, const std::string& title) {
   auto rule = [&](char c, const std::string& text) {
     const int width = 56;
     const int pad = std::max(0, width - static_cast<int>(text.size()) - 2);
-    absl::StrAppend(&out, std::string(pad / 2, c), text.empty() ? std::string(2, c) : " " + text + " ",
+    absl::StrAppend(&out, std::string(pad / 2, c),
+                    text.empty() ? std::string(2, c) : " " + text + " ",
                     std::string(pad - pad / 2, c), "\n");
   };
   auto row = [&](const std::string& k, const std::string& v) {
@@ -207,9 +214,9 @@ std::string FormatSummaryTable(const Summary& s, const std::string& title) {
   row("Output token throughput (tok/s):", num(s.output_throughput, 2));
   row("Total token throughput (tok/s):", num(s.total_token_throughput, 2));
   row("Max concurrent requests:", absl::StrCat(s.max_concurrent_requests));
-  row("Sender lag mean/p99/max (ms):", absl::StrFormat("%s/%s/%s", num(s.mean_send_lag_ms, 1),
-                                                       num(s.p99_send_lag_ms, 1),
-                                                       num(s.max_send_lag_ms, 1)));
+  row("Sender lag mean/p99/max (ms):",
+      absl::StrFormat("%s/%s/%s", num(s.mean_send_lag_ms, 1), num(s.p99_send_lag_ms, 1),
+                      num(s.max_send_lag_ms, 1)));
   const std::pair<const char*, const char*> sections[] = {
       {"ttft", "Time to First Token"},
       {"tpot", "Time per Output Token (excl. 1st token)"},
@@ -220,8 +227,9 @@ std::string FormatSummaryTable(const Summary& s, const std::string& title) {
     for (const char* stat : {"mean", "median", "p90", "p99"}) {
       const std::string k = absl::StrCat(stat, "_", key, "_ms");
       auto it = s.latency.find(k);
-      row(absl::StrFormat("%s %s (ms):", stat[0] == 'p' ? absl::StrCat("P", stat + 1)
-                                                        : absl::StrCat(std::string(1, stat[0] - 32), stat + 1),
+      row(absl::StrFormat("%s %s (ms):",
+                          stat[0] == 'p' ? absl::StrCat("P", stat + 1)
+                                         : absl::StrCat(std::string(1, stat[0] - 32), stat + 1),
                           absl::AsciiStrToUpper(key)),
           num(it == s.latency.end() ? NAN : it->second, 2));
     }

@@ -60,7 +60,7 @@ struct Summary {
   int64_t total_input_tokens = 0, total_output_tokens = 0;
   double duration_s = 0;
   double request_throughput = 0, output_throughput = 0, total_token_throughput = 0;
-  double request_goodput = -1;  // -1 without --goodput
+  double request_goodput = -1;            // -1 without --goodput
   std::map<std::string, double> latency;  // "mean_ttft_ms" ... "p99_e2el_ms"
   std::map<std::string, int64_t> errors;  // by kind
   // The sender: how far behind its schedule it sent (ms).

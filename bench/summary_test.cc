@@ -62,9 +62,10 @@ TEST(Summarize, VllmKeysThroughputGoodputAndErrors) {
   EXPECT_DOUBLE_EQ(s.latency.at("median_ttft_ms"), 200);
   EXPECT_DOUBLE_EQ(s.latency.at("mean_itl_ms"), 10);
   const auto j = SummaryJson(s);
-  for (const char* k : {"mean_ttft_ms", "median_tpot_ms", "std_itl_ms", "p99_e2el_ms", "p90_ttft_ms",
-                        "request_throughput", "output_throughput", "request_goodput", "failed",
-                        "completed", "total_input_tokens", "total_output_tokens", "duration"}) {
+  for (const char* k :
+       {"mean_ttft_ms", "median_tpot_ms", "std_itl_ms", "p99_e2el_ms", "p90_ttft_ms",
+        "request_throughput", "output_throughput", "request_goodput", "failed", "completed",
+        "total_input_tokens", "total_output_tokens", "duration"}) {
     EXPECT_TRUE(j.contains(k)) << k;
   }
   EXPECT_FALSE(ParseGoodput({"ttft"}).ok());

@@ -29,9 +29,9 @@ absl::StatusOr<int32_t> IntField(const json& obj, const char* name, const std::s
   auto it = obj.find(name);
   if (it == obj.end()) return LineError(path, line, absl::StrFormat("'%s' is missing", name));
   if (!it->is_number_integer() || it->get<int64_t>() < 0 || it->get<int64_t>() > INT32_MAX) {
-    return LineError(path, line,
-                     absl::StrFormat("'%s' must be a non-negative integer, got %s", name,
-                                     it->dump()));
+    return LineError(
+        path, line,
+        absl::StrFormat("'%s' must be a non-negative integer, got %s", name, it->dump()));
   }
   return static_cast<int32_t>(it->get<int64_t>());
 }
@@ -75,9 +75,9 @@ absl::StatusOr<TraceFormat> ResolveTraceFormat(absl::string_view name, absl::str
     if (absl::EndsWith(path, ".jsonl")) return TraceFormat::kMooncake;
     if (absl::EndsWith(path, ".csv")) return TraceFormat::kBurstGpt;
     if (absl::EndsWith(path, ".json")) return TraceFormat::kShareGpt;
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot tell the trace format of ", path,
-        " from its extension (.jsonl, .csv, .json); give --replay-format"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot tell the trace format of ", path,
+                     " from its extension (.jsonl, .csv, .json); give --replay-format"));
   }
   if (n == "mooncake") return TraceFormat::kMooncake;
   if (n == "burstgpt") return TraceFormat::kBurstGpt;
@@ -121,9 +121,9 @@ absl::StatusOr<Trace> ParseMooncake(absl::string_view text, const std::string& p
     auto ts = obj.find("timestamp");
     if (ts == obj.end()) return LineError(path, line_no, "'timestamp' is missing");
     if (!ts->is_number() || ts->get<double>() < 0 || !std::isfinite(ts->get<double>())) {
-      return LineError(path, line_no,
-                       absl::StrCat("'timestamp' must be a non-negative number (ms), got ",
-                                    ts->dump()));
+      return LineError(
+          path, line_no,
+          absl::StrCat("'timestamp' must be a non-negative number (ms), got ", ts->dump()));
     }
     r.arrival_s = ts->get<double>() / 1000.0;
     auto in_len = IntField(obj, "input_length", path, line_no);
@@ -170,8 +170,7 @@ absl::StatusOr<Trace> ParseBurstGpt(absl::string_view text, const std::string& p
       }
       for (const char* need : {"Timestamp", "Request tokens", "Response tokens"}) {
         if (!columns.contains(need)) {
-          return LineError(path, line_no,
-                           absl::StrCat("the header has no '", need, "' column"));
+          return LineError(path, line_no, absl::StrCat("the header has no '", need, "' column"));
         }
       }
       continue;
@@ -179,14 +178,15 @@ absl::StatusOr<Trace> ParseBurstGpt(absl::string_view text, const std::string& p
     auto get = [&](const char* name, double* out) -> absl::Status {
       const size_t i = columns[name];
       if (i >= fields.size()) {
-        return LineError(path, line_no, absl::StrFormat("row has %d fields; '%s' is field %d",
-                                                        fields.size(), name, i + 1));
+        return LineError(
+            path, line_no,
+            absl::StrFormat("row has %d fields; '%s' is field %d", fields.size(), name, i + 1));
       }
       const std::string value(absl::StripAsciiWhitespace(fields[i]));
       if (!absl::SimpleAtod(value, out) || !std::isfinite(*out) || *out < 0) {
-        return LineError(path, line_no,
-                         absl::StrFormat("'%s' must be a non-negative number, got '%s'", name,
-                                         value));
+        return LineError(
+            path, line_no,
+            absl::StrFormat("'%s' must be a non-negative number, got '%s'", name, value));
       }
       return absl::OkStatus();
     };
@@ -194,7 +194,8 @@ absl::StatusOr<Trace> ParseBurstGpt(absl::string_view text, const std::string& p
     if (absl::Status s = get("Timestamp", &ts); !s.ok()) return s;
     if (absl::Status s = get("Request tokens", &req); !s.ok()) return s;
     if (absl::Status s = get("Response tokens", &resp); !s.ok()) return s;
-    if (req > INT32_MAX || resp > INT32_MAX) return LineError(path, line_no, "token count too large");
+    if (req > INT32_MAX || resp > INT32_MAX)
+      return LineError(path, line_no, "token count too large");
     if (resp == 0) {
       ++trace.skipped;
       continue;
@@ -238,8 +239,8 @@ absl::StatusOr<Trace> ParseShareGpt(absl::string_view text, const std::string& p
     for (const json& turn : *conv) {
       if (!turn.is_object() || !turn.contains("from") || !turn.contains("value") ||
           !turn["from"].is_string() || !turn["value"].is_string()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            path, ": ", where, ": every turn needs string fields 'from' and 'value'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": ", where, ": every turn needs string fields 'from' and 'value'"));
       }
       const std::string from = turn["from"].get<std::string>();
       if (!have_prompt) {

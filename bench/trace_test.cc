@@ -23,16 +23,19 @@ TEST(Mooncake, ParsesLinesAndKeepsOrder) {
 }
 
 TEST(Mooncake, ErrorsNameFileAndLine) {
-  auto bad_json = ParseMooncake("{\"timestamp\": 0, \"input_length\": 1, \"output_length\": 1}\n{oops\n",
-                                "trace.jsonl");
+  auto bad_json = ParseMooncake(
+      "{\"timestamp\": 0, \"input_length\": 1, \"output_length\": 1}\n{oops\n", "trace.jsonl");
   ASSERT_FALSE(bad_json.ok());
   EXPECT_THAT(std::string(bad_json.status().message()), HasSubstr("trace.jsonl:2:"));
   auto missing = ParseMooncake("{\"timestamp\": 0, \"output_length\": 1}\n", "m.jsonl");
-  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("m.jsonl:1: 'input_length' is missing"));
-  auto negative = ParseMooncake("{\"timestamp\": -1, \"input_length\": 1, \"output_length\": 1}", "n");
+  EXPECT_THAT(std::string(missing.status().message()),
+              HasSubstr("m.jsonl:1: 'input_length' is missing"));
+  auto negative =
+      ParseMooncake("{\"timestamp\": -1, \"input_length\": 1, \"output_length\": 1}", "n");
   EXPECT_THAT(std::string(negative.status().message()), HasSubstr("n:1: 'timestamp'"));
   auto short_ids = ParseMooncake(
-      "{\"timestamp\": 0, \"input_length\": 1025, \"output_length\": 1, \"hash_ids\": [1, 2]}", "s");
+      "{\"timestamp\": 0, \"input_length\": 1025, \"output_length\": 1, \"hash_ids\": [1, 2]}",
+      "s");
   EXPECT_THAT(std::string(short_ids.status().message()), HasSubstr("s:1: 2 hash_ids cannot cover"));
   EXPECT_FALSE(ParseMooncake("\n\n", "empty").ok());
 }
@@ -54,7 +57,8 @@ TEST(BurstGpt, ReadsColumnsByNameAndSkipsFailedRows) {
 
 TEST(BurstGpt, ErrorsNameFileAndLine) {
   auto no_col = ParseBurstGpt("Timestamp,Request tokens\n1,2\n", "b.csv");
-  EXPECT_THAT(std::string(no_col.status().message()), HasSubstr("b.csv:1: the header has no 'Response tokens'"));
+  EXPECT_THAT(std::string(no_col.status().message()),
+              HasSubstr("b.csv:1: the header has no 'Response tokens'"));
   auto bad = ParseBurstGpt("Timestamp,Request tokens,Response tokens\n1,2,3\n1,x,3\n", "b.csv");
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("b.csv:3: 'Request tokens'"));
   auto short_row = ParseBurstGpt("Timestamp,Request tokens,Response tokens\n1,2\n", "b.csv");

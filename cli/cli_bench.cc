@@ -268,24 +268,30 @@ int RunBench(BenchOptions o) {
 void AddBenchCommand(CLI::App& app, int* exit_code) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "bench", "Load-test an OpenAI-compatible server (or restkv's gRPC API): synthetic or "
-               "replayed traffic (Mooncake, BurstGPT, ShareGPT), open or closed loop, vLLM-style "
-               "latency summary");
-  auto* url = cmd->add_option("--url", o->url, "Server root, http://host:port")->capture_default_str();
+      "bench",
+      "Load-test an OpenAI-compatible server (or restkv's gRPC API): synthetic or "
+      "replayed traffic (Mooncake, BurstGPT, ShareGPT), open or closed loop, vLLM-style "
+      "latency summary");
+  auto* url =
+      cmd->add_option("--url", o->url, "Server root, http://host:port")->capture_default_str();
   cmd->add_option("--grpc", o->grpc,
                   "Target restkv's gRPC API (restkv.v1.Generation) at host:port instead of --url")
       ->excludes(url);
-  cmd->add_option("--metrics-url", o->metrics_url,
-                  "With --grpc: the target's HTTP root (http://host:port) for /metrics before and after");
-  cmd->add_option("--tokenizer", o->tokenizer,
-                  "Build prompts with this GGUF model's tokenizer instead of the target's /tokenize");
+  cmd->add_option(
+      "--metrics-url", o->metrics_url,
+      "With --grpc: the target's HTTP root (http://host:port) for /metrics before and after");
+  cmd->add_option(
+      "--tokenizer", o->tokenizer,
+      "Build prompts with this GGUF model's tokenizer instead of the target's /tokenize");
   cmd->add_option("--endpoint", o->endpoint,
                   "/v1/completions or /v1/chat/completions (with --grpc: text or chat input)")
       ->capture_default_str();
   cmd->add_option("--model", o->model, "Model name (default: the first of /v1/models)");
   cmd->add_option("--api-key", o->api_key, "Bearer key (default: $OPENAI_API_KEY)");
-  cmd->add_option("--replay", o->replay, "Trace to replay: Mooncake .jsonl, BurstGPT .csv, ShareGPT .json");
-  cmd->add_option("--replay-format", o->replay_format, "mooncake, burstgpt or sharegpt (default: by extension)");
+  cmd->add_option("--replay", o->replay,
+                  "Trace to replay: Mooncake .jsonl, BurstGPT .csv, ShareGPT .json");
+  cmd->add_option("--replay-format", o->replay_format,
+                  "mooncake, burstgpt or sharegpt (default: by extension)");
   cmd->add_option("--time-scale", o->time_scale, "Multiply trace times (0.5 = twice as fast)")
       ->capture_default_str();
   cmd->add_option("--window", o->window, "Replay only START:END seconds of the trace");
@@ -311,16 +317,21 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-concurrency", o->max_concurrency,
                   "Most requests in flight (with no rate: a closed loop)");
-  cmd->add_option("--ramp-up", o->ramp_up_s, "Seconds to raise the rate linearly to --request-rate");
+  cmd->add_option("--ramp-up", o->ramp_up_s,
+                  "Seconds to raise the rate linearly to --request-rate");
   cmd->add_option("--ramp-start-rate", o->ramp_start_rate, "Rate at the start of the ramp");
-  cmd->add_option("--sweep", o->sweep, "Run once per rate, e.g. 1,2,4,8, and report saturation (fresh prompt text per rate)");
-  cmd->add_option("--seed", o->seed, "Seed for lengths, prompts and arrivals")->capture_default_str();
+  cmd->add_option(
+      "--sweep", o->sweep,
+      "Run once per rate, e.g. 1,2,4,8, and report saturation (fresh prompt text per rate)");
+  cmd->add_option("--seed", o->seed, "Seed for lengths, prompts and arrivals")
+      ->capture_default_str();
   cmd->add_option("--request-timeout", o->request_timeout_s, "Seconds a request may take")
       ->capture_default_str();
   cmd->add_option("--stall-timeout", o->stall_timeout_s,
                   "Seconds without a byte before a request counts as stalled")
       ->capture_default_str();
-  cmd->add_option("--connect-timeout", o->connect_timeout_s, "Seconds to connect")->capture_default_str();
+  cmd->add_option("--connect-timeout", o->connect_timeout_s, "Seconds to connect")
+      ->capture_default_str();
   cmd->add_option("--result", o->result, "Write the summary and every request as JSON");
   cmd->add_option("--plot", o->plot_dir, "Draw latency CDFs and throughput over time (PNGs) here");
   cmd->add_option("--goodput", o->goodput, "SLOs for goodput: ttft:MS tpot:MS e2el:MS");

@@ -9,28 +9,36 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "common/thread_pool.h"
 #include "cli/default_model.h"
 #include "cli/kv_dtype_flag.h"
+#include "common/thread_pool.h"
 
 namespace restkv::cli {
 
 void AddEvalCommonOptions(CLI::App* cmd, EvalCommonOptions* o, bool grid) {
-  cmd->add_option("--model,-m", o->model, "GGUF file (default: the model fetched by scripts/fetch-model)");
+  cmd->add_option("--model,-m", o->model,
+                  "GGUF file (default: the model fetched by scripts/fetch-model)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all available cores)");
   AddKvDtypeFlag(cmd, &o->kv_cache_dtype);
-  cmd->add_option("--policies", o->policies,
-                  "Comma-separated KV policies: full, streamingllm, h2o, tova, snapkv, pyramidkv, restkv")
+  cmd->add_option(
+         "--policies", o->policies,
+         "Comma-separated KV policies: full, streamingllm, h2o, tova, snapkv, pyramidkv, restkv")
       ->capture_default_str();
-  cmd->add_option("--budgets", o->budgets, "Comma-separated budgets (tokens kept per layer and KV head)");
-  cmd->add_option("--kv-ratios", o->kv_ratios, "Comma-separated budgets as fractions of the prompt, e.g. 0.1,0.5");
-  cmd->add_option("--kv-option", o->kv_options,
-                  "Policy knobs key=value[,...] for every policy, or policy:key=value[,...] for one "
-                  "(e.g. restkv:kernel_size=21); repeatable");
+  cmd->add_option("--budgets", o->budgets,
+                  "Comma-separated budgets (tokens kept per layer and KV head)");
+  cmd->add_option("--kv-ratios", o->kv_ratios,
+                  "Comma-separated budgets as fractions of the prompt, e.g. 0.1,0.5");
+  cmd->add_option(
+      "--kv-option", o->kv_options,
+      "Policy knobs key=value[,...] for every policy, or policy:key=value[,...] for one "
+      "(e.g. restkv:kernel_size=21); repeatable");
   if (!grid) return;
-  cmd->add_option("--result", o->result, "Write every case to this JSON file (rewritten after each case)");
-  cmd->add_flag("--resume", o->resume, "Continue the grid recorded in --result, skipping finished cases");
-  cmd->add_option("--plot", o->plot, "Write PNG plots to this directory (tools/eval-plot, matplotlib)");
+  cmd->add_option("--result", o->result,
+                  "Write every case to this JSON file (rewritten after each case)");
+  cmd->add_flag("--resume", o->resume,
+                "Continue the grid recorded in --result, skipping finished cases");
+  cmd->add_option("--plot", o->plot,
+                  "Write PNG plots to this directory (tools/eval-plot, matplotlib)");
   cmd->add_option("--seed", o->seed, "Seed for case generation")->capture_default_str();
   cmd->add_flag("--quiet,-q", o->quiet, "No progress bar");
 }
@@ -39,7 +47,8 @@ absl::StatusOr<LoadedModel> LoadEvalModel(const EvalCommonOptions& o) {
   auto path = ResolveModelPath(o.model);
   if (!path.ok()) return path.status();
   LoadedModel m;
-  m.backend = std::make_unique<kernels::cpu::CpuBackend>(o.threads > 0 ? o.threads : DefaultThreadCount());
+  m.backend =
+      std::make_unique<kernels::cpu::CpuBackend>(o.threads > 0 ? o.threads : DefaultThreadCount());
   engine::ModelOptions options;
   auto dtype = ResolveKvDtype(o.kv_cache_dtype, m.backend->name());
   if (!dtype.ok()) return dtype.status();
@@ -74,9 +83,10 @@ void EvalProgress::Start(const std::string& label) {
     const double per = seconds_ / static_cast<double>(timed_);
     eta = absl::StrFormat("%.0fs", per * static_cast<double>(total_ - done_));
   }
-  std::fprintf(stderr, "\r\033[K[%s%s] %lld/%lld %s (elapsed %.0fs, eta %s)", std::string(filled, '#').c_str(),
-               std::string(width - filled, '.').c_str(), static_cast<long long>(done_),
-               static_cast<long long>(total_), label.c_str(), seconds_, eta.c_str());
+  std::fprintf(stderr, "\r\033[K[%s%s] %lld/%lld %s (elapsed %.0fs, eta %s)",
+               std::string(filled, '#').c_str(), std::string(width - filled, '.').c_str(),
+               static_cast<long long>(done_), static_cast<long long>(total_), label.c_str(),
+               seconds_, eta.c_str());
   std::fflush(stderr);
 }
 
@@ -88,8 +98,8 @@ void EvalProgress::Finish() {
 
 void EvalProgress::End() {
   if (quiet_) return;
-  std::fprintf(stderr, "\r\033[K%lld cases (%lld resumed) in %.0fs\n", static_cast<long long>(done_),
-               static_cast<long long>(skipped_), seconds_);
+  std::fprintf(stderr, "\r\033[K%lld cases (%lld resumed) in %.0fs\n",
+               static_cast<long long>(done_), static_cast<long long>(skipped_), seconds_);
 }
 
 std::string TextTable(const std::vector<std::vector<std::string>>& rows) {
@@ -119,11 +129,13 @@ absl::Status RunEvalPlot(const std::string& result_path, const std::string& dir)
   // The binary lives in <checkout>/build; the script and venv beside it.
   std::error_code ec;
   const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  const std::filesystem::path root = ec ? std::filesystem::current_path() : exe.parent_path().parent_path();
+  const std::filesystem::path root =
+      ec ? std::filesystem::current_path() : exe.parent_path().parent_path();
   std::filesystem::path script = root / "tools" / "eval-plot";
   if (const char* s = std::getenv("RESTKV_EVAL_PLOT")) script = s;
   if (!std::filesystem::exists(script)) {
-    return absl::NotFoundError(absl::StrFormat("plot script %s not found (set RESTKV_EVAL_PLOT)", script.string()));
+    return absl::NotFoundError(
+        absl::StrFormat("plot script %s not found (set RESTKV_EVAL_PLOT)", script.string()));
   }
   std::string python = "python3";
   if (const char* p = std::getenv("RESTKV_PYTHON")) {
@@ -136,10 +148,11 @@ absl::Status RunEvalPlot(const std::string& result_path, const std::string& dir)
     for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
     return q + "'";
   };
-  const std::string cmd = absl::StrFormat("%s %s %s --out %s", quote(python), quote(script.string()),
-                                          quote(result_path), quote(dir));
+  const std::string cmd = absl::StrFormat("%s %s %s --out %s", quote(python),
+                                          quote(script.string()), quote(result_path), quote(dir));
   const int rc = std::system(cmd.c_str());
-  if (rc != 0) return absl::InternalError(absl::StrFormat("plotting failed (exit %d): %s", rc, cmd));
+  if (rc != 0)
+    return absl::InternalError(absl::StrFormat("plotting failed (exit %d): %s", rc, cmd));
   return absl::OkStatus();
 }
 

@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
-#include "nlohmann/json.hpp"
 #include "absl/status/statusor.h"
 #include "engine/model/model.h"
 #include "eval/policy_grid.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "nlohmann/json.hpp"
 
 namespace restkv::cli {
 
@@ -27,7 +27,7 @@ struct EvalCommonOptions {
   std::vector<std::string> kv_options;
   std::string result;  // JSON path
   bool resume = false;
-  std::string plot;    // PNG directory
+  std::string plot;  // PNG directory
   uint64_t seed = 0;
   bool quiet = false;
 };
@@ -50,7 +50,10 @@ int EvalFail(const std::string& sub, const absl::Status& status);
 class EvalProgress {
  public:
   EvalProgress(int64_t total, bool quiet) : total_(total), quiet_(quiet) {}
-  void Skip() { ++done_; ++skipped_; }  // a case found in the resumed file
+  void Skip() {
+    ++done_;
+    ++skipped_;
+  }  // a case found in the resumed file
   void Start(const std::string& label);
   void Finish();  // the case just started is done
   void End();     // final newline

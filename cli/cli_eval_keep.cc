@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "cli/cli_eval_common.h"
 #include "eval/eval_runner.h"
 #include "eval/token_ids.h"
-#include "cli/cli_eval_common.h"
 
 namespace restkv::cli {
 namespace {
@@ -19,16 +19,19 @@ struct KeepOptions {
   std::string prompt;
   std::string prompt_file;
   std::string prompt_tokens_file;  // ids verbatim (no tokeniser, no BOS)
-  std::string output;  // "-" = stdout
+  std::string output;              // "-" = stdout
 };
 
 int RunKeep(const KeepOptions& opt) {
   const std::string sub = "keep";
-  const int sources = static_cast<int>(!opt.prompt.empty()) + static_cast<int>(!opt.prompt_file.empty()) +
+  const int sources = static_cast<int>(!opt.prompt.empty()) +
+                      static_cast<int>(!opt.prompt_file.empty()) +
                       static_cast<int>(!opt.prompt_tokens_file.empty());
   if (sources != 1) {
-    return EvalFail(sub, absl::InvalidArgumentError(
-                             "give exactly one of --prompt TEXT, --prompt-file FILE or --prompt-tokens-file FILE"));
+    return EvalFail(
+        sub,
+        absl::InvalidArgumentError(
+            "give exactly one of --prompt TEXT, --prompt-file FILE or --prompt-tokens-file FILE"));
   }
   std::string text = opt.prompt;
   for (const std::string* path : {&opt.prompt_file, &opt.prompt_tokens_file}) {
@@ -42,8 +45,9 @@ int RunKeep(const KeepOptions& opt) {
   auto grid = EvalPolicyGrid(opt.common);
   if (!grid.ok()) return EvalFail(sub, grid.status());
   if (grid->size() != 1) {
-    return EvalFail(sub, absl::InvalidArgumentError(absl::StrFormat(
-                             "keep takes one policy and one budget (got %d settings)", grid->size())));
+    return EvalFail(sub,
+                    absl::InvalidArgumentError(absl::StrFormat(
+                        "keep takes one policy and one budget (got %d settings)", grid->size())));
   }
   auto loaded = LoadEvalModel(opt.common);
   if (!loaded.ok()) return EvalFail(sub, loaded.status());
@@ -76,7 +80,8 @@ int RunKeep(const KeepOptions& opt) {
     std::fwrite(out.data(), 1, out.size(), stdout);
   } else {
     std::ofstream f(opt.output);
-    if (!(f << out)) return EvalFail(sub, absl::PermissionDeniedError("cannot write " + opt.output));
+    if (!(f << out))
+      return EvalFail(sub, absl::PermissionDeniedError("cannot write " + opt.output));
   }
   return 0;
 }
@@ -86,13 +91,15 @@ int RunKeep(const KeepOptions& opt) {
 void AddEvalKeepCommand(CLI::App& eval, int* exit_code) {
   auto opt = std::make_shared<KeepOptions>();
   CLI::App* cmd = eval.add_subcommand(
-      "keep", "Dump the kept token indices per layer and KV head for one prompt, policy and budget (JSON)");
+      "keep",
+      "Dump the kept token indices per layer and KV head for one prompt, policy and budget (JSON)");
   AddEvalCommonOptions(cmd, &opt->common, /*grid=*/false);
   cmd->add_option("--prompt,-p", opt->prompt, "Prompt text (tokenised with BOS, no chat template)");
   cmd->add_option("--prompt-file", opt->prompt_file, "Read the prompt from a file (used verbatim)");
-  cmd->add_option("--prompt-tokens-file", opt->prompt_tokens_file,
-                  "Read the prompt as token ids (whitespace/comma separated or a JSON array), used verbatim: "
-                  "no tokeniser, no BOS added");
+  cmd->add_option(
+      "--prompt-tokens-file", opt->prompt_tokens_file,
+      "Read the prompt as token ids (whitespace/comma separated or a JSON array), used verbatim: "
+      "no tokeniser, no BOS added");
   cmd->add_option("--output,-o", opt->output, "Write the JSON here instead of stdout");
   cmd->callback([opt, exit_code] { *exit_code = RunKeep(*opt); });
 }

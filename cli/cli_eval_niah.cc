@@ -6,11 +6,11 @@
 #include <map>
 
 #include "absl/strings/str_format.h"
+#include "cli/cli_eval_common.h"
 #include "eval/eval_runner.h"
 #include "eval/haystack.h"
 #include "eval/niah_case.h"
 #include "eval/result_file.h"
-#include "cli/cli_eval_common.h"
 
 namespace restkv::cli {
 namespace {
@@ -30,9 +30,11 @@ int RunNiah(const NiahOptions& opt) {
   auto depths = eval::ParseDoubleList(opt.depths, "--depths");
   if (!depths.ok()) return EvalFail(sub, depths.status());
   for (double d : *depths) {
-    if (!(d >= 0 && d <= 100)) return EvalFail(sub, absl::InvalidArgumentError("--depths are percentages in [0, 100]"));
+    if (!(d >= 0 && d <= 100))
+      return EvalFail(sub, absl::InvalidArgumentError("--depths are percentages in [0, 100]"));
   }
-  if (lengths->empty() || depths->empty()) return EvalFail(sub, absl::InvalidArgumentError("empty --lengths or --depths"));
+  if (lengths->empty() || depths->empty())
+    return EvalFail(sub, absl::InvalidArgumentError("empty --lengths or --depths"));
   auto grid = EvalPolicyGrid(opt.common);
   if (!grid.ok()) return EvalFail(sub, grid.status());
   auto haystack = eval::LoadHaystack(opt.haystack);
@@ -43,9 +45,10 @@ int RunNiah(const NiahOptions& opt) {
   const int32_t ctx = model.config().context_length;
   for (int32_t len : *lengths) {
     if (len <= opt.max_tokens || len > ctx) {
-      return EvalFail(sub, absl::InvalidArgumentError(absl::StrFormat(
-                               "length %d must be in (%d, %d]: prompt plus --max-tokens within the context", len,
-                               opt.max_tokens, ctx)));
+      return EvalFail(
+          sub, absl::InvalidArgumentError(absl::StrFormat(
+                   "length %d must be in (%d, %d]: prompt plus --max-tokens within the context",
+                   len, opt.max_tokens, ctx)));
     }
   }
   if (!opt.common.plot.empty()) std::filesystem::create_directories(opt.common.plot);
@@ -57,7 +60,8 @@ int RunNiah(const NiahOptions& opt) {
   if (!file.ok()) return EvalFail(sub, file.status());
 
   eval::EvalRunner runner(model);
-  EvalProgress progress(static_cast<int64_t>(lengths->size() * depths->size() * grid->size()), opt.common.quiet);
+  EvalProgress progress(static_cast<int64_t>(lengths->size() * depths->size() * grid->size()),
+                        opt.common.quiet);
   for (int32_t len : *lengths) {
     for (double depth : *depths) {
       std::optional<eval::NiahCase> c;
@@ -70,8 +74,8 @@ int RunNiah(const NiahOptions& opt) {
         progress.Start(id);
         if (!c) {
           // RULER's accounting: the prompt leaves room for the answer.
-          auto made = eval::MakeNiahCase(model.tokenizer(), *haystack, len - opt.max_tokens, depth / 100.0,
-                                         opt.common.seed);
+          auto made = eval::MakeNiahCase(model.tokenizer(), *haystack, len - opt.max_tokens,
+                                         depth / 100.0, opt.common.seed);
           if (!made.ok()) return EvalFail(sub, made.status());
           c = std::move(*made);
         }
@@ -126,9 +130,11 @@ int RunNiah(const NiahOptions& opt) {
   }
   std::printf("NIAH accuracy (%%, mean over %zu depths), haystack %s\n%s", depths->size(),
               haystack->name.c_str(), TextTable(rows).c_str());
-  if (!result_path.empty() && opt.common.result.empty()) std::printf("cases: %s\n", result_path.c_str());
+  if (!result_path.empty() && opt.common.result.empty())
+    std::printf("cases: %s\n", result_path.c_str());
   if (!opt.common.plot.empty()) {
-    if (absl::Status st = RunEvalPlot(result_path, opt.common.plot); !st.ok()) return EvalFail(sub, st);
+    if (absl::Status st = RunEvalPlot(result_path, opt.common.plot); !st.ok())
+      return EvalFail(sub, st);
   }
   return 0;
 }
@@ -137,11 +143,14 @@ int RunNiah(const NiahOptions& opt) {
 
 void AddEvalNiahCommand(CLI::App& eval, int* exit_code) {
   auto opt = std::make_shared<NiahOptions>();
-  CLI::App* cmd = eval.add_subcommand("niah", "Needle in a haystack: lengths x depths x policies x budgets");
+  CLI::App* cmd =
+      eval.add_subcommand("niah", "Needle in a haystack: lengths x depths x policies x budgets");
   AddEvalCommonOptions(cmd, &opt->common, /*grid=*/true);
-  cmd->add_option("--lengths", opt->lengths, "Comma-separated context lengths in tokens (prompt + answer)")
+  cmd->add_option("--lengths", opt->lengths,
+                  "Comma-separated context lengths in tokens (prompt + answer)")
       ->capture_default_str();
-  cmd->add_option("--depths", opt->depths, "Comma-separated needle depths in percent")->capture_default_str();
+  cmd->add_option("--depths", opt->depths, "Comma-separated needle depths in percent")
+      ->capture_default_str();
   cmd->add_option("--haystack", opt->haystack,
                   "licenses (Debian's /usr/share/common-licenses), noise (RULER's), or a text file")
       ->capture_default_str();

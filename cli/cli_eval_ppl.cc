@@ -8,10 +8,10 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "cli/cli_eval_common.h"
 #include "eval/eval_runner.h"
 #include "eval/haystack.h"
 #include "eval/result_file.h"
-#include "cli/cli_eval_common.h"
 
 namespace restkv::cli {
 namespace {
@@ -29,7 +29,8 @@ int RunPpl(const PplOptions& opt) {
   auto grid = EvalPolicyGrid(opt.common);
   if (!grid.ok()) return EvalFail(sub, grid.status());
   if (opt.context < 1 || opt.score < 1 || opt.segments < 1) {
-    return EvalFail(sub, absl::InvalidArgumentError("--context, --score and --segments must be positive"));
+    return EvalFail(
+        sub, absl::InvalidArgumentError("--context, --score and --segments must be positive"));
   }
   auto source = eval::LoadHaystack(opt.text);
   if (!source.ok()) return EvalFail(sub, source.status());
@@ -39,8 +40,8 @@ int RunPpl(const PplOptions& opt) {
   const int32_t window = opt.context + opt.score;
   if (window > model.config().context_length) {
     return EvalFail(sub, absl::InvalidArgumentError(absl::StrFormat(
-                             "--context + --score = %d exceeds the model's context length %d", window,
-                             model.config().context_length)));
+                             "--context + --score = %d exceeds the model's context length %d",
+                             window, model.config().context_length)));
   }
   // The text as one token stream; segment k is tokens [k*window, (k+1)*window)
   // with a BOS in front of each.
@@ -50,9 +51,9 @@ int RunPpl(const PplOptions& opt) {
   const int32_t stride = window - (bos >= 0 ? 1 : 0);  // text tokens per segment
   const int64_t need = static_cast<int64_t>(opt.segments) * stride;
   if (static_cast<int64_t>(all.size()) < need) {
-    return EvalFail(sub, absl::InvalidArgumentError(absl::StrFormat(
-                             "the text has %d tokens; %d segments of %d need %d", all.size(), opt.segments,
-                             window, need)));
+    return EvalFail(sub, absl::InvalidArgumentError(
+                             absl::StrFormat("the text has %d tokens; %d segments of %d need %d",
+                                             all.size(), opt.segments, window, need)));
   }
   if (!opt.common.plot.empty()) std::filesystem::create_directories(opt.common.plot);
   nlohmann::json config = EvalBaseConfig(opt.common, model);
@@ -70,7 +71,8 @@ int RunPpl(const PplOptions& opt) {
     std::vector<int32_t> tokens;
     tokens.reserve(window);
     if (bos >= 0) tokens.push_back(bos);
-    for (int64_t i = static_cast<int64_t>(k) * stride; static_cast<int32_t>(tokens.size()) < window; ++i) {
+    for (int64_t i = static_cast<int64_t>(k) * stride; static_cast<int32_t>(tokens.size()) < window;
+         ++i) {
       tokens.push_back(all[i]);
     }
     for (const eval::PolicySetting& s : *grid) {
@@ -115,13 +117,15 @@ int RunPpl(const PplOptions& opt) {
   for (const eval::PolicySetting& s : *grid) {
     if (!nll.count(s.label)) continue;
     const double p = std::exp(nll[s.label].first / nll[s.label].second);
-    rows.push_back({s.label, absl::StrFormat("%.1f", 100 * kept[s.label]), absl::StrFormat("%.3f", p),
+    rows.push_back({s.label, absl::StrFormat("%.1f", 100 * kept[s.label]),
+                    absl::StrFormat("%.3f", p),
                     have_full ? absl::StrFormat("%.3fx", p / full_ppl) : "-"});
   }
-  std::printf("Post-fill perplexity: %d context tokens, %d scored, %d segment(s) of %s\n%s", opt.context,
-              opt.score, opt.segments, source->name.c_str(), TextTable(rows).c_str());
+  std::printf("Post-fill perplexity: %d context tokens, %d scored, %d segment(s) of %s\n%s",
+              opt.context, opt.score, opt.segments, source->name.c_str(), TextTable(rows).c_str());
   if (!opt.common.plot.empty()) {
-    if (absl::Status st = RunEvalPlot(result_path, opt.common.plot); !st.ok()) return EvalFail(sub, st);
+    if (absl::Status st = RunEvalPlot(result_path, opt.common.plot); !st.ok())
+      return EvalFail(sub, st);
   }
   return 0;
 }
@@ -131,16 +135,20 @@ int RunPpl(const PplOptions& opt) {
 void AddEvalPplCommand(CLI::App& eval, int* exit_code) {
   auto opt = std::make_shared<PplOptions>();
   CLI::App* cmd = eval.add_subcommand(
-      "ppl", "Perplexity of a continuation after the context is prefilled and compressed (post-fill)");
+      "ppl",
+      "Perplexity of a continuation after the context is prefilled and compressed (post-fill)");
   AddEvalCommonOptions(cmd, &opt->common, /*grid=*/true);
   opt->common.kv_ratios = "0.1,0.2,0.5";
   opt->common.policies = "full,streamingllm,h2o,tova,snapkv,pyramidkv,restkv";
   cmd->get_option("--kv-ratios")->capture_default_str();
   cmd->get_option("--policies")->capture_default_str();
-  cmd->add_option("--text", opt->text, "licenses (Debian's /usr/share/common-licenses) or a text file")
+  cmd->add_option("--text", opt->text,
+                  "licenses (Debian's /usr/share/common-licenses) or a text file")
       ->capture_default_str();
-  cmd->add_option("--context", opt->context, "Context tokens prefilled and compressed")->capture_default_str();
-  cmd->add_option("--score", opt->score, "Following tokens scored teacher-forced")->capture_default_str();
+  cmd->add_option("--context", opt->context, "Context tokens prefilled and compressed")
+      ->capture_default_str();
+  cmd->add_option("--score", opt->score, "Following tokens scored teacher-forced")
+      ->capture_default_str();
   cmd->add_option("--segments", opt->segments, "Consecutive windows of the text to average over")
       ->capture_default_str();
   cmd->callback([opt, exit_code] { *exit_code = RunPpl(*opt); });

@@ -6,11 +6,11 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "cli/cli_eval_common.h"
 #include "eval/eval_runner.h"
 #include "eval/result_file.h"
 #include "eval/ruler_tasks.h"
 #include "eval/scoring.h"
-#include "cli/cli_eval_common.h"
 
 namespace restkv::cli {
 namespace {
@@ -41,7 +41,8 @@ int RunTasks(const TasksOptions& opt) {
   }
   auto lengths = eval::ParseIntList(opt.lengths, "--lengths");
   if (!lengths.ok()) return EvalFail(sub, lengths.status());
-  if (opt.samples < 1) return EvalFail(sub, absl::InvalidArgumentError("--samples must be positive"));
+  if (opt.samples < 1)
+    return EvalFail(sub, absl::InvalidArgumentError("--samples must be positive"));
   auto grid = EvalPolicyGrid(opt.common);
   if (!grid.ok()) return EvalFail(sub, grid.status());
   auto res = eval::LoadTaskResources(opt.haystack, opt.words);
@@ -51,8 +52,9 @@ int RunTasks(const TasksOptions& opt) {
   engine::Model& model = *loaded->model;
   for (int32_t len : *lengths) {
     if (len > model.config().context_length) {
-      return EvalFail(sub, absl::InvalidArgumentError(absl::StrFormat(
-                               "length %d exceeds the model's context length %d", len, model.config().context_length)));
+      return EvalFail(sub, absl::InvalidArgumentError(
+                               absl::StrFormat("length %d exceeds the model's context length %d",
+                                               len, model.config().context_length)));
     }
   }
   if (!opt.common.plot.empty()) std::filesystem::create_directories(opt.common.plot);
@@ -64,21 +66,24 @@ int RunTasks(const TasksOptions& opt) {
   if (!file.ok()) return EvalFail(sub, file.status());
 
   eval::EvalRunner runner(model);
-  EvalProgress progress(static_cast<int64_t>(lengths->size() * tasks.size() * opt.samples * grid->size()),
-                        opt.common.quiet);
+  EvalProgress progress(
+      static_cast<int64_t>(lengths->size() * tasks.size() * opt.samples * grid->size()),
+      opt.common.quiet);
   for (int32_t len : *lengths) {
     for (const std::string& task : tasks) {
       for (int32_t i = 0; i < opt.samples; ++i) {
         std::optional<eval::TaskSample> sample;
         for (const eval::PolicySetting& s : *grid) {
-          const std::string id = absl::StrFormat("len=%d task=%s sample=%d policy=%s", len, task, i, s.label);
+          const std::string id =
+              absl::StrFormat("len=%d task=%s sample=%d policy=%s", len, task, i, s.label);
           if (file->Find(id) != nullptr) {
             progress.Skip();
             continue;
           }
           progress.Start(id);
           if (!sample) {
-            auto made = eval::MakeRulerSample(task, model.tokenizer(), *res, len, opt.max_tokens, opt.common.seed, i);
+            auto made = eval::MakeRulerSample(task, model.tokenizer(), *res, len, opt.max_tokens,
+                                              opt.common.seed, i);
             if (!made.ok()) return EvalFail(sub, made.status());
             sample = std::move(*made);
           }
@@ -109,7 +114,8 @@ int RunTasks(const TasksOptions& opt) {
 
   std::map<std::tuple<int32_t, std::string, std::string>, std::pair<double, int>> agg;
   for (const nlohmann::json& j : file->doc()["cases"]) {
-    auto& a = agg[{j["length"].get<int32_t>(), j["label"].get<std::string>(), j["task"].get<std::string>()}];
+    auto& a = agg[{j["length"].get<int32_t>(), j["label"].get<std::string>(),
+                   j["task"].get<std::string>()}];
     a.first += j["score"].get<double>();
     a.second += 1;
   }
@@ -137,11 +143,12 @@ int RunTasks(const TasksOptions& opt) {
       row.push_back(n ? absl::StrFormat("%.1f", sum / n) : "-");
       rows.push_back(row);
     }
-    std::printf("RULER synthetic tasks at %d tokens (string_match_all %%, %d samples each)\n%s", len,
-                opt.samples, TextTable(rows).c_str());
+    std::printf("RULER synthetic tasks at %d tokens (string_match_all %%, %d samples each)\n%s",
+                len, opt.samples, TextTable(rows).c_str());
   }
   if (!opt.common.plot.empty()) {
-    if (absl::Status st = RunEvalPlot(result_path, opt.common.plot); !st.ok()) return EvalFail(sub, st);
+    if (absl::Status st = RunEvalPlot(result_path, opt.common.plot); !st.ok())
+      return EvalFail(sub, st);
   }
   return 0;
 }
@@ -150,14 +157,19 @@ int RunTasks(const TasksOptions& opt) {
 
 void AddEvalTasksCommand(CLI::App& eval, int* exit_code) {
   auto opt = std::make_shared<TasksOptions>();
-  CLI::App* cmd = eval.add_subcommand("tasks", "RULER synthetic tasks (niah variants, vt, cwe, fwe) per policy and budget");
+  CLI::App* cmd = eval.add_subcommand(
+      "tasks", "RULER synthetic tasks (niah variants, vt, cwe, fwe) per policy and budget");
   AddEvalCommonOptions(cmd, &opt->common, /*grid=*/true);
   cmd->add_option("--tasks", opt->tasks, "Comma-separated tasks, or all")->capture_default_str();
-  cmd->add_option("--lengths", opt->lengths, "Comma-separated lengths in tokens (prompt + answer)")->capture_default_str();
+  cmd->add_option("--lengths", opt->lengths, "Comma-separated lengths in tokens (prompt + answer)")
+      ->capture_default_str();
   cmd->add_option("--samples", opt->samples, "Samples per task and length")->capture_default_str();
-  cmd->add_option("--max-tokens,-n", opt->max_tokens, "Answer tokens (0 = RULER's per task)")->capture_default_str();
-  cmd->add_option("--haystack", opt->haystack, "Essay haystack: licenses or a text file")->capture_default_str();
-  cmd->add_option("--words", opt->words, "Word list for cwe (Debian wamerican)")->capture_default_str();
+  cmd->add_option("--max-tokens,-n", opt->max_tokens, "Answer tokens (0 = RULER's per task)")
+      ->capture_default_str();
+  cmd->add_option("--haystack", opt->haystack, "Essay haystack: licenses or a text file")
+      ->capture_default_str();
+  cmd->add_option("--words", opt->words, "Word list for cwe (Debian wamerican)")
+      ->capture_default_str();
   cmd->callback([opt, exit_code] { *exit_code = RunTasks(*opt); });
 }
 

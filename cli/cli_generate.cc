@@ -123,11 +123,13 @@ absl::StatusOr<std::vector<std::string>> ReadPrompts(const GenerateOptions& opt)
       if (!line.empty()) prompts.push_back(line);
     }
     if (prompts.empty()) {
-      return absl::InvalidArgumentError(absl::StrFormat("%s has no prompts (one per line)", opt.prompts_file));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s has no prompts (one per line)", opt.prompts_file));
     }
     return prompts;
   }
-  if (opt.prompt.empty()) return absl::InvalidArgumentError("give --prompt TEXT or --prompts-file FILE");
+  if (opt.prompt.empty())
+    return absl::InvalidArgumentError("give --prompt TEXT or --prompts-file FILE");
   return std::vector<std::string>{opt.prompt};
 }
 
@@ -336,7 +338,8 @@ int PrintOutcomes(const GenerateOptions& opt, const std::vector<std::string>& pr
     }
     const engine::RequestSummary& r = out.summary;
     const double decode_ms = r.e2e_ms - r.ttft_ms;
-    const double decode_tps = r.completion_tokens > 1 ? (r.completion_tokens - 1) / (decode_ms / 1000.0) : 0.0;
+    const double decode_tps =
+        r.completion_tokens > 1 ? (r.completion_tokens - 1) / (decode_ms / 1000.0) : 0.0;
     if (opt.json) {
       PrintJson(i, out, stats, decode_ms, decode_tps);
     } else {
@@ -385,31 +388,54 @@ int RunGenerate(const GenerateOptions& opt) {
 void AddGenerateCommand(CLI::App& app, int* exit_code) {
   auto opt = std::make_shared<GenerateOptions>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate text for one or more prompts");
-  cmd->add_option("--model,-m", opt->model, "GGUF file (default: the model fetched by scripts/fetch-model)");
+  cmd->add_option("--model,-m", opt->model,
+                  "GGUF file (default: the model fetched by scripts/fetch-model)");
   cmd->add_option("--prompt,-p", opt->prompt, "Prompt text");
   cmd->add_option("--prompts-file", opt->prompts_file, "File with one prompt per line");
-  cmd->add_flag("--chat", opt->chat, "Wrap each prompt as a user message in the model's chat template");
+  cmd->add_flag("--chat", opt->chat,
+                "Wrap each prompt as a user message in the model's chat template");
   cmd->add_option("--system", opt->system, "System message (with --chat)");
-  cmd->add_option("--chat-format", opt->chat_format, "Override the chat format: chatml, llama3, llama2, ...");
-  cmd->add_option("--max-tokens,-n", opt->max_tokens, "Most tokens to generate")->check(CLI::Range(1, 1 << 24))->capture_default_str();
-  cmd->add_option("--temperature,-t", opt->temperature, "Sampling temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--chat-format", opt->chat_format,
+                  "Override the chat format: chatml, llama3, llama2, ...");
+  cmd->add_option("--max-tokens,-n", opt->max_tokens, "Most tokens to generate")
+      ->check(CLI::Range(1, 1 << 24))
+      ->capture_default_str();
+  cmd->add_option("--temperature,-t", opt->temperature, "Sampling temperature; 0 = greedy")
+      ->capture_default_str();
   cmd->add_option("--top-p", opt->top_p, "Nucleus sampling mass")->capture_default_str();
-  cmd->add_option("--top-k", opt->top_k, "Keep the k most likely tokens; 0 = off")->capture_default_str();
-  cmd->add_option("--min-p", opt->min_p, "Drop tokens below min_p x the top probability")->capture_default_str();
-  cmd->add_option("--repetition-penalty", opt->repetition_penalty, "Penalty for tokens seen in prompt or output")->capture_default_str();
-  cmd->add_option("--presence-penalty", opt->presence_penalty, "Penalty for tokens present in the output")->capture_default_str();
-  cmd->add_option("--frequency-penalty", opt->frequency_penalty, "Penalty per occurrence in the output")->capture_default_str();
-  cmd->add_option("--seed", opt->seed, "Random seed (same seed, same output); -1 = random")->capture_default_str();
+  cmd->add_option("--top-k", opt->top_k, "Keep the k most likely tokens; 0 = off")
+      ->capture_default_str();
+  cmd->add_option("--min-p", opt->min_p, "Drop tokens below min_p x the top probability")
+      ->capture_default_str();
+  cmd->add_option("--repetition-penalty", opt->repetition_penalty,
+                  "Penalty for tokens seen in prompt or output")
+      ->capture_default_str();
+  cmd->add_option("--presence-penalty", opt->presence_penalty,
+                  "Penalty for tokens present in the output")
+      ->capture_default_str();
+  cmd->add_option("--frequency-penalty", opt->frequency_penalty,
+                  "Penalty per occurrence in the output")
+      ->capture_default_str();
+  cmd->add_option("--seed", opt->seed, "Random seed (same seed, same output); -1 = random")
+      ->capture_default_str();
   cmd->add_option("--stop", opt->stop, "Stop string (repeatable)");
   cmd->add_flag("--ignore-eos", opt->ignore_eos, "Keep generating past end-of-sequence tokens");
   cmd->add_flag("--json", opt->json, "Print one JSON object per prompt instead of streaming text");
   cmd->add_option("--threads", opt->threads, "CPU threads (default: all available cores)");
-  cmd->add_option("--kv-cache-memory", opt->kv_cache_memory, "KV cache pool size, e.g. 512MiB, 2GiB")->capture_default_str();
+  cmd->add_option("--kv-cache-memory", opt->kv_cache_memory,
+                  "KV cache pool size, e.g. 512MiB, 2GiB")
+      ->capture_default_str();
   AddKvDtypeFlag(cmd, &opt->kv_cache_dtype);
   AddKvPolicyFlags(cmd, &opt->kv);
-  cmd->add_option("--kv-ratio", opt->kv_ratio, "Budget as a fraction of each prompt (overrides --kv-budget)");
-  cmd->add_option("--max-num-seqs", opt->max_num_seqs, "Most requests running at once")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--max-num-batched-tokens", opt->max_num_batched_tokens, "Tokens per engine step (prefill is sliced by layers to fit)")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--kv-ratio", opt->kv_ratio,
+                  "Budget as a fraction of each prompt (overrides --kv-budget)");
+  cmd->add_option("--max-num-seqs", opt->max_num_seqs, "Most requests running at once")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-num-batched-tokens", opt->max_num_batched_tokens,
+                  "Tokens per engine step (prefill is sliced by layers to fit)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   AddDeviceFlags(cmd, &opt->device);
   cmd->callback([opt, cmd, exit_code] {
     opt->kv_cache_memory_given = cmd->count("--kv-cache-memory") > 0;

@@ -4,16 +4,16 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
+#include "cli/cli.h"
+#include "cli/default_model.h"
 #include "common/byte_size.h"
-#include "engine/tokenizer/chat_template.h"
 #include "engine/gguf/gguf_file.h"
 #include "engine/model/model_config.h"
+#include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer_gguf.h"
 #include "kernels/ggml_type.h"
 #include "kernels/kv_dtype.h"
 #include "nlohmann/json.hpp"
-#include "cli/cli.h"
-#include "cli/default_model.h"
 
 namespace restkv::cli {
 namespace {
@@ -54,9 +54,8 @@ int RunInfo(const InfoOptions& opt) {
     weight_bytes += t.size_bytes;
   }
   auto format = engine::DetectChatFormat(tok->chat_template);
-  const std::string format_name =
-      format.ok() ? std::string(engine::ChatFormatName(*format))
-                  : (tok->chat_template.empty() ? "none" : "unknown");
+  const std::string format_name = format.ok() ? std::string(engine::ChatFormatName(*format))
+                                              : (tok->chat_template.empty() ? "none" : "unknown");
   // KV bytes per token for every dtype (all layers, K and V, q8_0 scales).
   nlohmann::json kv_bytes = nlohmann::json::object();
   std::string kv_line;
@@ -65,8 +64,8 @@ int RunInfo(const InfoOptions& opt) {
     const int64_t per_token =
         c.num_layers * kernels::KvPageLayout{c.num_kv_heads, c.head_dim, 16, d}.bytes_per_token();
     kv_bytes[std::string(kernels::KvDtypeName(d))] = per_token;
-    kv_line += absl::StrFormat("%s%s %s", kv_line.empty() ? "" : ", ",
-                               FormatByteSize(per_token), kernels::KvDtypeName(d));
+    kv_line += absl::StrFormat("%s%s %s", kv_line.empty() ? "" : ", ", FormatByteSize(per_token),
+                               kernels::KvDtypeName(d));
   }
 
   nlohmann::json j = {
@@ -87,8 +86,12 @@ int RunInfo(const InfoOptions& opt) {
       {"rope_scaling", c.rope_scaling_type.empty() ? "none" : c.rope_scaling_type},
       {"tied_embeddings", c.tied_embeddings},
       {"tensor_types", types},
-      {"tokenizer", {{"model", tok->model}, {"pre", tok->pre}, {"bos_id", tok->bos_id},
-                     {"eos_id", tok->eos_id}, {"add_bos", tok->add_bos}}},
+      {"tokenizer",
+       {{"model", tok->model},
+        {"pre", tok->pre},
+        {"bos_id", tok->bos_id},
+        {"eos_id", tok->eos_id},
+        {"add_bos", tok->add_bos}}},
       {"chat_format", format_name},
       {"kv_bytes_per_token_f32", kv_bytes["f32"]},
       {"kv_bytes_per_token", kv_bytes},
@@ -126,8 +129,10 @@ int RunInfo(const InfoOptions& opt) {
 
 void AddInfoCommand(CLI::App& app, int* exit_code) {
   auto opt = std::make_shared<InfoOptions>();
-  CLI::App* cmd = app.add_subcommand("info", "Describe a GGUF model: architecture, sizes, tokenizer, template");
-  cmd->add_option("--model,-m", opt->model, "GGUF file (default: the model fetched by scripts/fetch-model)");
+  CLI::App* cmd =
+      app.add_subcommand("info", "Describe a GGUF model: architecture, sizes, tokenizer, template");
+  cmd->add_option("--model,-m", opt->model,
+                  "GGUF file (default: the model fetched by scripts/fetch-model)");
   cmd->add_flag("--json", opt->json, "Print one JSON object");
   cmd->add_flag("--metadata", opt->metadata, "Also list every metadata key");
   cmd->callback([opt, exit_code] { *exit_code = RunInfo(*opt); });

@@ -7,15 +7,15 @@
 #include <string>
 
 #include "absl/strings/str_format.h"
-#include "common/byte_size.h"
-#include "engine/gguf/gguf_file.h"
-#include "engine/kv/page_math.h"
-#include "engine/eviction/policy_config.h"
-#include "engine/model/model_config.h"
-#include "nlohmann/json.hpp"
 #include "cli/cli.h"
 #include "cli/kv_dtype_flag.h"
 #include "cli/kv_policy_flags.h"
+#include "common/byte_size.h"
+#include "engine/eviction/policy_config.h"
+#include "engine/gguf/gguf_file.h"
+#include "engine/kv/page_math.h"
+#include "engine/model/model_config.h"
+#include "nlohmann/json.hpp"
 
 namespace restkv::cli {
 namespace {
@@ -28,12 +28,9 @@ struct Shape {
 // Published shapes of common checkpoints (no weights needed to plan).
 const std::map<std::string, Shape>& NamedShapes() {
   static const auto* shapes = new std::map<std::string, Shape>{
-      {"smollm2-135m", {"SmolLM2-135M", 30, 3, 64}},
-      {"llama3-8b", {"Llama-3-8B", 32, 8, 128}},
-      {"llama3-70b", {"Llama-3-70B", 80, 8, 128}},
-      {"mistral-7b", {"Mistral-7B", 32, 8, 128}},
-      {"qwen2.5-7b", {"Qwen2.5-7B", 28, 4, 128}},
-      {"llama2-7b", {"Llama-2-7B", 32, 32, 128}},
+      {"smollm2-135m", {"SmolLM2-135M", 30, 3, 64}}, {"llama3-8b", {"Llama-3-8B", 32, 8, 128}},
+      {"llama3-70b", {"Llama-3-70B", 80, 8, 128}},   {"mistral-7b", {"Mistral-7B", 32, 8, 128}},
+      {"qwen2.5-7b", {"Qwen2.5-7B", 28, 4, 128}},    {"llama2-7b", {"Llama-2-7B", 32, 32, 128}},
   };
   return *shapes;
 }
@@ -139,13 +136,18 @@ int RunPlan(const PlanOptions& opt) {
               std::to_string(total_pages).c_str(), FormatByteSize(page_bytes).c_str(),
               opt.block_size);
   std::printf("context %d tokens (+%d generated)\n\n", opt.context, opt.gen_tokens);
-  std::printf("%-22s %14s %14s %14s %10s\n", "policy", "prefill peak", "after prefill", "memory", "fit");
+  std::printf("%-22s %14s %14s %14s %10s\n", "policy", "prefill peak", "after prefill", "memory",
+              "fit");
   for (const nlohmann::json* row : {&f, &q}) {
-    const std::string name = absl::StrFormat("%s%s", (*row)["policy"].get<std::string>(),
-                                             (*row)["budget"].get<int>() > 0 ? absl::StrFormat(" @%d", (*row)["budget"].get<int>()) : "");
+    const std::string name = absl::StrFormat(
+        "%s%s", (*row)["policy"].get<std::string>(),
+        (*row)["budget"].get<int>() > 0 ? absl::StrFormat(" @%d", (*row)["budget"].get<int>())
+                                        : "");
     std::printf("%-22s %14lld %14lld %14s %10lld\n", name.c_str(),
-                (*row)["pages_prefill_peak"].get<long long>(), (*row)["pages_after_prefill"].get<long long>(),
-                FormatByteSize((*row)["bytes_after_prefill"].get<int64_t>()).c_str(), (*row)["fit"].get<long long>());
+                (*row)["pages_prefill_peak"].get<long long>(),
+                (*row)["pages_after_prefill"].get<long long>(),
+                FormatByteSize((*row)["bytes_after_prefill"].get<int64_t>()).c_str(),
+                (*row)["fit"].get<long long>());
   }
   std::printf("\n%-8s %12s %10s %10s\n", "kv dtype", "page", "fit full", "fit policy");
   for (const auto& [name, row] : by_dtype.items()) {
@@ -160,13 +162,16 @@ int RunPlan(const PlanOptions& opt) {
 
 void AddPlanCommand(CLI::App& app, int* exit_code) {
   auto opt = std::make_shared<PlanOptions>();
-  CLI::App* cmd = app.add_subcommand("plan", "KV cache arithmetic: pages per request and how many fit, full vs a policy");
+  CLI::App* cmd = app.add_subcommand(
+      "plan", "KV cache arithmetic: pages per request and how many fit, full vs a policy");
   std::string names;
   for (const auto& [k, v] : NamedShapes()) names += (names.empty() ? "" : ", ") + k;
-  cmd->add_option("--model,-m", opt->model, "GGUF file or a named shape: " + names)->capture_default_str();
+  cmd->add_option("--model,-m", opt->model, "GGUF file or a named shape: " + names)
+      ->capture_default_str();
   cmd->add_option("--kv-cache-memory", opt->kv_cache_memory, "KV pool size")->capture_default_str();
   cmd->add_option("--context", opt->context, "Prompt tokens per request")->capture_default_str();
-  cmd->add_option("--gen-tokens", opt->gen_tokens, "Generated tokens per request")->capture_default_str();
+  cmd->add_option("--gen-tokens", opt->gen_tokens, "Generated tokens per request")
+      ->capture_default_str();
   AddKvPolicyFlags(cmd, &opt->kv);
   cmd->add_option("--block-size", opt->block_size, "Token slots per page")->capture_default_str();
   cmd->add_option("--kv-cache-dtype,--kv-dtype", opt->kv_dtype,

@@ -16,9 +16,9 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
-#include <exception>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -29,18 +29,20 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/asio/signal_set.hpp"
+#include "cli/cli.h"
+#include "cli/default_model.h"
+#include "cli/kv_dtype_flag.h"
+#include "cli/serve_options.h"
 #include "common/byte_size.h"
 #include "common/thread_pool.h"
-#include "engine/kv/block_pool.h"
+#include "common/version.h"
 #include "engine/engine.h"
 #include "engine/eviction/policy_config.h"
+#include "engine/kv/block_pool.h"
 #include "engine/model/model.h"
 #include "engine/step_budget.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "server/api_error.h"
-#include "cli/cli.h"
-#include "cli/default_model.h"
-#include "cli/kv_dtype_flag.h"
 #include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
@@ -48,8 +50,6 @@
 #include "server/prompt_bound.h"
 #include "server/request_log.h"
 #include "server/request_recorder.h"
-#include "cli/serve_options.h"
-#include "common/version.h"
 
 namespace restkv::cli {
 
@@ -166,7 +166,8 @@ int RunServe(ServeOptions opt) {
   if (!kv_dtype.ok()) return Fail(std::string(kv_dtype.status().message()));
   model_options.kv_dtype = *kv_dtype;
   if (!opt.device.random_weights.empty()) {
-    log.Info("RANDOM WEIGHTS of shape " + opt.device.random_weights + ": output text is meaningless");
+    log.Info("RANDOM WEIGHTS of shape " + opt.device.random_weights +
+             ": output text is meaningless");
   }
   const auto t_load = Clock::now();
   auto model = engine::Model::Load(*path, backend, model_options);
@@ -199,9 +200,9 @@ int RunServe(ServeOptions opt) {
   // max_tokens still fits, while n=128 with no max_tokens (~1M tokens on an
   // 8k model) is refused at once instead of holding the engine for hours.
   routes_config.limits.priority_scheduling = opt.scheduling_policy == "priority";
-  routes_config.limits.max_tokens_per_request =
-      opt.max_tokens_per_request >= 0 ? opt.max_tokens_per_request
-                                      : 16LL * (*engine)->max_model_len();
+  routes_config.limits.max_tokens_per_request = opt.max_tokens_per_request >= 0
+                                                    ? opt.max_tokens_per_request
+                                                    : 16LL * (*engine)->max_model_len();
   routes_config.limits.max_token_bytes = server::MaxInputBytesPerToken((*model)->tokenizer());
   routes_config.prepare_threads = opt.prepare_threads;
   routes_config.prepare_queue = opt.prepare_queue;
@@ -234,8 +235,8 @@ int RunServe(ServeOptions opt) {
     return Fail(std::string(server.status().message()));
   }
 
-  // NOTE(restkv): the gRPC frontend (proto/restkv/v1) starts here on opt.grpc_port with the same Engine, ServerMetrics and
-  // ApiKeyAuth, and is stopped in the shutdown sequence below, before the
+  // NOTE(restkv): the gRPC frontend (proto/restkv/v1) starts here on opt.grpc_port with the same
+  // Engine, ServerMetrics and ApiKeyAuth, and is stopped in the shutdown sequence below, before the
   // engine.
   std::unique_ptr<GrpcServer> grpc;
   if (opt.grpc_port != 0) {
@@ -274,10 +275,10 @@ int RunServe(ServeOptions opt) {
       "%d bytes are refused untokenized",
       opt.prepare_threads, opt.prepare_queue,
       static_cast<int64_t>((*engine)->max_model_len()) * routes_config.limits.max_token_bytes));
-  log.Info(absl::StrFormat("HTTP: at most %d connections; timeouts idle %.0f s, body %.0f s, "
-                           "write %.0f s",
-                           http_options.max_connections, opt.idle_timeout_s, opt.body_timeout_s,
-                           opt.write_timeout_s));
+  log.Info(absl::StrFormat(
+      "HTTP: at most %d connections; timeouts idle %.0f s, body %.0f s, "
+      "write %.0f s",
+      http_options.max_connections, opt.idle_timeout_s, opt.body_timeout_s, opt.write_timeout_s));
   log.Info(absl::StrFormat("HTTP: OpenAI API at %s/v1 (health %s/health, metrics %s/metrics)%s",
                            base, base, base, opt.api_key.empty() ? "" : "; API key required"));
   log.Info(opt.grpc_port == 0
@@ -379,7 +380,8 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-model-len", opt->max_model_len, "Context length limit (0: the model's)")
       ->capture_default_str();
-  cmd->add_option("--max-queue", opt->max_queue, "Most requests in the engine (running + waiting) before new ones get 429")
+  cmd->add_option("--max-queue", opt->max_queue,
+                  "Most requests in the engine (running + waiting) before new ones get 429")
       ->capture_default_str();
   cmd->add_option("--scheduling-policy", opt->scheduling_policy,
                   "fcfs (first come, first served) or priority (requests' `priority` field "

@@ -25,10 +25,10 @@ absl::StatusOr<std::string> ResolveModelPath(const std::string& flag) {
   for (const fs::path& p : candidates) {
     if (fs::exists(p, ec)) return p.string();
   }
-  return absl::NotFoundError(absl::StrFormat(
-      "no --model given and the default model %s was not found under models/; "
-      "run scripts/fetch-model first (or set RESTKV_MODEL)",
-      kDefaultModelFile));
+  return absl::NotFoundError(
+      absl::StrFormat("no --model given and the default model %s was not found under models/; "
+                      "run scripts/fetch-model first (or set RESTKV_MODEL)",
+                      kDefaultModelFile));
 }
 
 }  // namespace restkv::cli

@@ -64,7 +64,7 @@ bool BuiltWithCuda() {
 }
 
 absl::StatusOr<std::unique_ptr<kernels::Backend>> CreateBackend(const DeviceFlags& flags,
-                                                                 int threads) {
+                                                                int threads) {
   if (!(flags.gpu_memory_utilization > 0.0 && flags.gpu_memory_utilization <= 1.0)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "--gpu-memory-utilization must be in (0, 1], got %g", flags.gpu_memory_utilization));
@@ -126,9 +126,9 @@ absl::StatusOr<std::string> RandomWeightsModel(const std::string& shape_name,
                                                const std::string& dir_flag) {
   const auto it = Shapes().find(shape_name);
   if (it == Shapes().end()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--random-weights: unknown shape %s (one of: %s)", shape_name,
-        absl::StrJoin(RandomWeightShapes(), ", ")));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--random-weights: unknown shape %s (one of: %s)", shape_name,
+                        absl::StrJoin(RandomWeightShapes(), ", ")));
   }
   const Shape& s = it->second;
   std::error_code ec;

@@ -40,7 +40,7 @@ bool BuiltWithCuda();
 // (0, 1]; FailedPrecondition for cuda in a build without it or on a machine
 // without a GPU.
 absl::StatusOr<std::unique_ptr<kernels::Backend>> CreateBackend(const DeviceFlags& flags,
-                                                                 int threads);
+                                                                int threads);
 
 // KV cache bytes for the engine once the model is loaded on `backend`: the
 // explicit --kv-cache-memory value when given (or on cpu), otherwise on cuda

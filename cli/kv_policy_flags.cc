@@ -7,12 +7,13 @@ namespace restkv::cli {
 void AddKvPolicyFlags(CLI::App* cmd, KvPolicyFlags* flags, const std::string& role) {
   const std::string lead = role.empty() ? "" : role + " ";
   cmd->add_option("--kv-policy", flags->policy,
-                  lead + "KV eviction during prefill: full, streamingllm, h2o, tova, snapkv, "
-                         "pyramidkv, restkv")
+                  lead +
+                      "KV eviction during prefill: full, streamingllm, h2o, tova, snapkv, "
+                      "pyramidkv, restkv")
       ->capture_default_str();
-  cmd->add_option("--kv-budget", flags->budget,
-                  (role.empty() ? "Tokens" : lead + "tokens") +
-                      " kept per layer and KV head (0 = keep all)")
+  cmd->add_option(
+         "--kv-budget", flags->budget,
+         (role.empty() ? "Tokens" : lead + "tokens") + " kept per layer and KV head (0 = keep all)")
       ->capture_default_str();
   cmd->add_option("--kv-option", flags->options,
                   "Policy knob key=value[,key=value] (window, alpha, beta, kernel_size, pooling, "

@@ -21,29 +21,29 @@ struct ServeOptions {
   std::string chat_format;                      // "" => detected from the model
   std::string kv_cache_memory = "1GiB";
   std::string kv_cache_dtype = "auto";  // --kv-cache-dtype (cli/kv_dtype_flag.h)
-  KvPolicyFlags kv;  // the default policy; requests may override it
+  KvPolicyFlags kv;                     // the default policy; requests may override it
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
   double max_step_ms = -1;    // -1 => the device's default (engine/step_budget.h), 0 => none
   int32_t max_model_len = 0;  // 0 => the model's context length
   int32_t max_queue = 1024;
-  double request_timeout_s = 0;  // 0 => no limit
+  double request_timeout_s = 0;            // 0 => no limit
   std::string scheduling_policy = "fcfs";  // or "priority": requests may set `priority`
   // Generated tokens one request may ask for (all choices); -1 => 16 x
   // max_model_len, 0 => no limit.
   int64_t max_tokens_per_request = -1;
   double shutdown_timeout_s = 20;
   std::string max_body_size = "32MiB";
-  int32_t threads = 0;  // 0 => all cores
-  DeviceFlags device;   // --device, --gpu-memory-utilization, --random-weights
+  int32_t threads = 0;                 // 0 => all cores
+  DeviceFlags device;                  // --device, --gpu-memory-utilization, --random-weights
   bool kv_cache_memory_given = false;  // --kv-cache-memory was on the command line
-  std::string record_requests;  // "" => off; else a Mooncake-format JSONL file
-  int32_t prepare_threads = 2;  // workers that parse and tokenize HTTP requests
-  int32_t prepare_queue = 64;   // requests waiting for them before 503
-  int32_t max_connections = 0;  // open HTTP connections; 0 => from the file-descriptor limit
-  double idle_timeout_s = 75;   // for the next request's headers
-  double body_timeout_s = 60;   // for a request body after its headers
-  double write_timeout_s = 60;  // for a client to take a response's bytes
+  std::string record_requests;         // "" => off; else a Mooncake-format JSONL file
+  int32_t prepare_threads = 2;         // workers that parse and tokenize HTTP requests
+  int32_t prepare_queue = 64;          // requests waiting for them before 503
+  int32_t max_connections = 0;         // open HTTP connections; 0 => from the file-descriptor limit
+  double idle_timeout_s = 75;          // for the next request's headers
+  double body_timeout_s = 60;          // for a request body after its headers
+  double write_timeout_s = 60;         // for a client to take a response's bytes
 };
 
 }  // namespace restkv::cli

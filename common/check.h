@@ -38,14 +38,13 @@ struct CheckVoidify {
 }  // namespace restkv
 
 #define RESTKV_CHECK(cond) \
-  (cond) ? (void)0         \
-         : ::restkv::CheckVoidify() & ::restkv::CheckFailure(#cond, __FILE__, __LINE__)
+  (cond) ? (void)0 : ::restkv::CheckVoidify() & ::restkv::CheckFailure(#cond, __FILE__, __LINE__)
 
-#define RESTKV_CHECK_OP(a, op, b)                                                      \
-  ((a)op(b)) ? (void)0                                                                 \
-             : ::restkv::CheckVoidify() &                                              \
-                   ::restkv::CheckFailure(#a " " #op " " #b, __FILE__, __LINE__)       \
-                       << "(" << (a) << " vs " << (b) << ") "
+#define RESTKV_CHECK_OP(a, op, b)                                                                \
+  ((a)op(b))                                                                                     \
+      ? (void)0                                                                                  \
+      : ::restkv::CheckVoidify() & ::restkv::CheckFailure(#a " " #op " " #b, __FILE__, __LINE__) \
+                                       << "(" << (a) << " vs " << (b) << ") "
 
 #define RESTKV_CHECK_EQ(a, b) RESTKV_CHECK_OP(a, ==, b)
 #define RESTKV_CHECK_NE(a, b) RESTKV_CHECK_OP(a, !=, b)

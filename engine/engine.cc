@@ -10,8 +10,8 @@
 #include "engine/capacity_error.h"
 #include "engine/kv/kv_layer_hook.h"
 #include "engine/sampling/logprobs.h"
-#include "engine/sampling/sampler.h"
 #include "engine/sampling/output_processor.h"
+#include "engine/sampling/sampler.h"
 #include "engine/step_budget.h"
 
 namespace restkv::engine {
@@ -60,14 +60,14 @@ struct Engine::RequestState {
   EngineRequest request;
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<OutputProcessor> output;  // text and the end-of-sequence decision
-  std::vector<int32_t> tokens;   // prompt, then every generated token
+  std::vector<int32_t> tokens;              // prompt, then every generated token
   std::unique_ptr<kernels::Buffer> hidden;  // [n][D] between prefill slices
   EvictionReport eviction;                  // of the current prefill attempt
   RequestSummary summary;
   double submitted_ms = 0;
   bool scheduled = false;
-  bool prompt_logprobs_pending = false;  // requested and not yet reported
-  std::shared_ptr<std::atomic<bool>> cancelled;  // Engine::cancel_flags_
+  bool prompt_logprobs_pending = false;                 // requested and not yet reported
+  std::shared_ptr<std::atomic<bool>> cancelled;         // Engine::cancel_flags_
   std::unique_ptr<structured::GrammarMatcher> matcher;  // structured output, if any
   structured::TokenBitmask mask;                        // scratch for the matcher
 };
@@ -121,20 +121,21 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(Model& model, const Engin
         "max_step_ms must be >= 0 and a step cost prior, if given, positive in every term");
   }
   if (options.max_model_len < 0 || options.max_model_len > c.context_length) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "max_model_len %d is outside [1, %d] (the model's context length)", options.max_model_len,
-        c.context_length));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("max_model_len %d is outside [1, %d] (the model's context length)",
+                        options.max_model_len, c.context_length));
   }
   const KvPageShape shape{c.num_kv_heads, c.head_dim, model.forward().block_size(),
                           model.forward().kv_dtype()};
   const int64_t pages = options.kv_cache_bytes / shape.page_bytes();
   if (pages < c.num_layers) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "a KV cache of %d bytes holds %d pages of %d bytes; one token needs %d", options.kv_cache_bytes,
-        pages, shape.page_bytes(), c.num_layers));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("a KV cache of %d bytes holds %d pages of %d bytes; one token needs %d",
+                        options.kv_cache_bytes, pages, shape.page_bytes(), c.num_layers));
   }
-  RESTKV_ASSIGN_OR_RETURN(auto pool, BlockPool::Create(model.backend(), shape,
-                                                       static_cast<int32_t>(std::min<int64_t>(pages, 1 << 30))));
+  RESTKV_ASSIGN_OR_RETURN(
+      auto pool, BlockPool::Create(model.backend(), shape,
+                                   static_cast<int32_t>(std::min<int64_t>(pages, 1 << 30))));
   return std::unique_ptr<Engine>(new Engine(model, options, std::move(pool)));
 }
 
@@ -191,8 +192,9 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   if (request.prompt_logprobs >= 0) {
     const int64_t logits_bytes = static_cast<int64_t>(n) * c.vocab_size * sizeof(float);
     if (request.prompt_logprobs > kMaxLogprobs) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "prompt logprobs: at most %d alternatives, got %d", kMaxLogprobs, request.prompt_logprobs));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("prompt logprobs: at most %d alternatives, got %d", kMaxLogprobs,
+                          request.prompt_logprobs));
     }
     if (logits_bytes > kMaxPromptLogitsBytes) {
       return absl::InvalidArgumentError(absl::StrFormat(
@@ -208,8 +210,9 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   const KvPageMath& math = kv_.math();
   const int32_t total = n + request.params.max_tokens;
   const int32_t recompute = ReplaysOutput(request.kv_policy) ? n : total;
-  const int64_t need = std::max({math.PrefillPeakPages(request.kv_policy, recompute),
-                                 math.PagesAfterDecode(request.kv_policy, n, request.params.max_tokens)});
+  const int64_t need =
+      std::max({math.PrefillPeakPages(request.kv_policy, recompute),
+                math.PagesAfterDecode(request.kv_policy, n, request.params.max_tokens)});
   if (need > pool_->num_pages()) {
     return KvCapacityError(absl::StrFormat(
         "the request needs up to %d KV pages (%d prompt + %d generated tokens with kv_policy %s, "
@@ -220,8 +223,8 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return absl::UnavailableError("the server is shutting down");
   if (!stats_.backend_status.ok()) {
-    return absl::UnavailableError(absl::StrFormat(
-        "the server cannot run requests: %s", std::string(stats_.backend_status.message())));
+    return absl::UnavailableError(absl::StrFormat("the server cannot run requests: %s",
+                                                  std::string(stats_.backend_status.message())));
   }
   if (num_unfinished_ >= options_.max_queue) {
     return absl::ResourceExhaustedError(
@@ -268,8 +271,7 @@ void Engine::Loop() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] {
-        return stop_ || !inbox_.empty() || !cancels_.empty() ||
-               (scheduler_.has_work() && !stalled);
+        return stop_ || !inbox_.empty() || !cancels_.empty() || (scheduler_.has_work() && !stalled);
       });
       if (stop_) break;
     }
@@ -358,8 +360,8 @@ bool Engine::SampleNext(RequestState& a, const float* logits) {
     structured::ApplyTokenMask(a.mask, grammars_->vocab().vocab_size(), absl::MakeSpan(row));
   }
   const int32_t prompt_len = a.summary.prompt_tokens;
-  const int32_t next = a.sampler->Sample(absl::MakeSpan(row),
-                                         absl::MakeConstSpan(a.tokens.data(), prompt_len));
+  const int32_t next =
+      a.sampler->Sample(absl::MakeSpan(row), absl::MakeConstSpan(a.tokens.data(), prompt_len));
   if (a.output->num_output() == 0) a.summary.ttft_ms = clock_.NowMs() - a.submitted_ms;
   OutputProcessor::Update u = a.output->Push(next);
   TokenDelta delta;

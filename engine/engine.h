@@ -40,12 +40,12 @@
 #include "absl/status/statusor.h"
 #include "common/clock.h"
 #include "engine/capacity_error.h"
+#include "engine/eviction/policy_config.h"
 #include "engine/kv/block_pool.h"
 #include "engine/kv/kv_cache_manager.h"
 #include "engine/kv/kv_layer_hook.h"
 #include "engine/kv/layer_evictor.h"
 #include "engine/model/llama_model.h"
-#include "engine/eviction/policy_config.h"
 #include "engine/model/model.h"
 #include "engine/request_sink.h"
 #include "engine/sampling/sampling_params.h"
@@ -68,8 +68,8 @@ struct EngineOptions {
   int64_t kv_cache_bytes = 1LL << 30;
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;  // an upper bound on every step, timed or not
-  int32_t max_queue = 1024;       // unfinished (running + waiting) requests before Submit refuses
-  int32_t max_model_len = 0;      // 0 = the model's context length
+  int32_t max_queue = 1024;   // unfinished (running + waiting) requests before Submit refuses
+  int32_t max_model_len = 0;  // 0 = the model's context length
   // Step-time budget (scheduler.h): a step that carries decodes is planned
   // to take at most this long; one without, kLonePrefillStepFactor times as
   // long (step_budget.h). 0: none, the token budget alone. Frontends pass
@@ -87,9 +87,9 @@ struct EngineOptions {
 struct EngineRequest {
   std::vector<int32_t> prompt_tokens;
   SamplingParams params;
-  int32_t priority = 0;           // lower runs first
+  int32_t priority = 0;  // lower runs first
   std::shared_ptr<RequestSink> sink;
-  KvPolicyConfig kv_policy;       // eviction during prefill (default: none)
+  KvPolicyConfig kv_policy;  // eviction during prefill (default: none)
   // >= 0: report the logprob of every prompt token after the first, with this
   // many top alternatives, once, through RequestSink::OnPromptLogprobs (the
   // completions API's echo + logprobs). Costs a [prompt][vocab] logits pass,
@@ -214,13 +214,13 @@ class Engine {
   // stops at the next layer rather than at the end of the step. The map is
   // guarded by mu_; the flags themselves are atomic.
   std::map<RequestHandle, std::shared_ptr<std::atomic<bool>>> cancel_flags_;
-  int32_t num_unfinished_ = 0;           // submitted, not yet finished; guarded by mu_
-  bool accepting_ = true;        // guarded by mu_
-  bool stop_ = false;            // guarded by mu_
+  int32_t num_unfinished_ = 0;     // submitted, not yet finished; guarded by mu_
+  bool accepting_ = true;          // guarded by mu_
+  bool stop_ = false;              // guarded by mu_
   RequestHandle next_handle_ = 1;  // guarded by mu_
-  EngineStats stats_;            // guarded by mu_ (published copy)
+  EngineStats stats_;              // guarded by mu_ (published copy)
 
-  EngineStats local_stats_;      // engine thread
+  EngineStats local_stats_;  // engine thread
   // Built once from the tokenizer; its own mutex guards the cache.
   const std::unique_ptr<structured::GrammarCompiler> grammars_;
   std::thread thread_;

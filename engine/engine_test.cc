@@ -104,7 +104,8 @@ class EngineTest : public ::testing::Test {
     spec.weight_type = kernels::GgmlType::kQ8_0;
     spec.context_length = 512;
     path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_engine_test_" + std::to_string(::getpid()) + ".gguf")).string();
+             ("restkv_engine_test_" + std::to_string(::getpid()) + ".gguf"))
+                .string();
     std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
     backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
     model_ = *Model::Load(path_, *backend_);
@@ -193,7 +194,8 @@ TEST_F(EngineTest, RandomisedWorkloadLeaksNothingAndPreemptionIsInvisible) {
   opt.max_num_batched_tokens = 64;
   auto engine = *Engine::Create(*model_, opt);
   for (auto& r : reqs) {
-    auto h = engine->Submit({r.prompt, Greedy(r.max_tokens), static_cast<int32_t>(rng() % 3), r.sink});
+    auto h =
+        engine->Submit({r.prompt, Greedy(r.max_tokens), static_cast<int32_t>(rng() % 3), r.sink});
     ASSERT_TRUE(h.ok()) << h.status();
     r.handle = *h;
     if (r.cancel) engine->Cancel(r.handle);
@@ -218,7 +220,8 @@ TEST_F(EngineTest, RandomisedWorkloadLeaksNothingAndPreemptionIsInvisible) {
   for (size_t i = 0; i < reqs.size(); ++i) {
     EXPECT_EQ(reqs[i].sink->finishes(), 1);
     if (reqs[i].sink->Wait().reason != FinishReason::kLength) continue;
-    EXPECT_EQ(reqs[i].sink->tokens(), Alone(reqs[i].prompt, Greedy(reqs[i].max_tokens))) << "request " << i;
+    EXPECT_EQ(reqs[i].sink->tokens(), Alone(reqs[i].prompt, Greedy(reqs[i].max_tokens)))
+        << "request " << i;
   }
 }
 
@@ -228,12 +231,14 @@ TEST_F(EngineTest, SubmitRejectsBadRequestsWithReasons) {
   opt.max_queue = 2;
   auto engine = *Engine::Create(*model_, opt);
   auto sink = std::make_shared<CollectingSink>();
-  EXPECT_EQ(engine->Submit({{}, Greedy(4), 0, sink}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->Submit({{}, Greedy(4), 0, sink}).status().code(),
+            absl::StatusCode::kInvalidArgument);
   auto too_long = engine->Submit({Prompt(600, 1), Greedy(4), 0, sink});
   EXPECT_EQ(too_long.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(too_long.status().message().find("600"), std::string::npos) << too_long.status();
   EXPECT_NE(too_long.status().message().find("512"), std::string::npos) << too_long.status();
-  EXPECT_EQ(engine->Submit({{9999}, Greedy(4), 0, sink}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->Submit({{9999}, Greedy(4), 0, sink}).status().code(),
+            absl::StatusCode::kInvalidArgument);
   // 7 pages per layer x 3 layers > 20 pages: can never fit, and says so.
   const absl::Status never_fits = engine->Submit({Prompt(100, 1), Greedy(4), 0, sink}).status();
   EXPECT_TRUE(IsKvCapacityError(never_fits)) << never_fits;
@@ -241,9 +246,11 @@ TEST_F(EngineTest, SubmitRejectsBadRequestsWithReasons) {
   EXPECT_NE(never_fits.message().find("has 20 pages"), std::string::npos) << never_fits;
   SamplingParams bad = Greedy(4);
   bad.top_p = 2.0f;
-  EXPECT_EQ(engine->Submit({Prompt(3, 1), bad, 0, sink}).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(engine->Submit({Prompt(3, 1), bad, 0, sink}).status().code(),
+            absl::StatusCode::kInvalidArgument);
   engine->Shutdown(0);
-  EXPECT_EQ(engine->Submit({Prompt(3, 1), Greedy(4), 0, sink}).status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(engine->Submit({Prompt(3, 1), Greedy(4), 0, sink}).status().code(),
+            absl::StatusCode::kUnavailable);
 }
 
 TEST_F(EngineTest, ShutdownCancelsWhatIsLeftAndFreesPages) {

@@ -1,17 +1,17 @@
 // Eviction during prefill inside the paged cache: pool pages follow the page
 // arithmetic layer by layer, layers hold their policy's counts, everything
 // returns, and eviction that keeps everything changes nothing.
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
-#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <thread>
 
-#include "engine/kv/kv_layer_hook.h"
 #include "engine/engine.h"
 #include "engine/generator.h"
 #include "engine/gguf/gguf_file.h"
+#include "engine/kv/kv_layer_hook.h"
 #include "engine/kv/page_math.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/synthetic_model.h"
@@ -31,7 +31,8 @@ class EvictionEngineTest : public ::testing::Test {
     spec.weight_type = kernels::GgmlType::kQ8_0;
     spec.context_length = 2048;
     path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_eviction_test_" + std::to_string(::getpid()) + ".gguf")).string();
+             ("restkv_eviction_test_" + std::to_string(::getpid()) + ".gguf"))
+                .string();
     std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
     backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
     model_ = *Model::Load(path_, *backend_);
@@ -63,7 +64,8 @@ TEST_F(EvictionEngineTest, PoolFollowsPageArithmeticLayerByLayer) {
   auto pool = *BlockPool::Create(*backend_, {c.num_kv_heads, c.head_dim, 16}, 512);
   const KvPageMath math{c.num_layers, 16};
   const int32_t n = 300;
-  for (const char* name : {"full", "streamingllm", "h2o", "tova", "snapkv", "pyramidkv", "restkv"}) {
+  for (const char* name :
+       {"full", "streamingllm", "h2o", "tova", "snapkv", "pyramidkv", "restkv"}) {
     SCOPED_TRACE(name);
     const KvPolicyConfig policy = Policy(name, 64);
     const std::vector<int32_t> prompt = Prompt(n, 1);
@@ -79,7 +81,8 @@ TEST_F(EvictionEngineTest, PoolFollowsPageArithmeticLayerByLayer) {
     EXPECT_EQ(pool->high_water(), math.PrefillPeakPages(policy, n));
     EXPECT_EQ(pool->num_used(), math.PagesAfterPrefill(policy, n));
     for (int32_t l = 0; l < c.num_layers; ++l) {
-      EXPECT_EQ(kv.cached_len()[l], KeptTokensForLayer(policy, l, c.num_layers, n)) << "layer " << l;
+      EXPECT_EQ(kv.cached_len()[l], KeptTokensForLayer(policy, l, c.num_layers, n))
+          << "layer " << l;
     }
     if (std::string(name) != "full") {
       EXPECT_LT(math.PrefillPeakPages(policy, n), math.PrefillPeakPages(KvPolicyConfig{}, n));
@@ -154,7 +157,8 @@ TEST_F(EvictionEngineTest, AdmissionCountsThePostEvictionFootprint) {
   auto engine = *Engine::Create(*model_, opt);
   const KvPolicyConfig restkv = Policy("restkv", 64);
   const int64_t per_request = math.PagesAfterDecode(restkv, n, 16);
-  ASSERT_GE((full_peak + 8) / per_request, 4) << "the test wants room for several compressed requests";
+  ASSERT_GE((full_peak + 8) / per_request, 4)
+      << "the test wants room for several compressed requests";
   std::vector<std::thread> clients;
   std::vector<RequestSummary> summaries(4);
   for (int i = 0; i < 4; ++i) {

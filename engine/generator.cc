@@ -7,9 +7,9 @@
 #include "absl/strings/str_format.h"
 #include "common/check.h"
 #include "common/status_macros.h"
-#include "engine/sampling/sampler.h"
 #include "engine/kv/sequence_kv.h"
 #include "engine/sampling/output_processor.h"
+#include "engine/sampling/sampler.h"
 
 namespace restkv::engine {
 namespace {
@@ -36,9 +36,9 @@ absl::StatusOr<GenerationResult> Generator::Generate(
   const int32_t n_prompt = static_cast<int32_t>(request.prompt_tokens.size());
   if (n_prompt == 0) return absl::InvalidArgumentError("the prompt is empty");
   if (n_prompt >= config.context_length) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the prompt has %d tokens; the model's context length is %d", n_prompt,
-        config.context_length));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the prompt has %d tokens; the model's context length is %d", n_prompt,
+                        config.context_length));
   }
 
   SequenceKv kv(pool_, config.num_layers);
@@ -55,9 +55,9 @@ absl::StatusOr<GenerationResult> Generator::Generate(
   while (!output.finished()) {
     const int32_t n = static_cast<int32_t>(step_tokens.size());
     if (!kv.Reserve(n)) {
-      return absl::ResourceExhaustedError(absl::StrFormat(
-          "the KV cache is full: %d more tokens need %d pages, %d of %d are free", n,
-          kv.PagesNeeded(n), pool_.num_free(), pool_.num_pages()));
+      return absl::ResourceExhaustedError(
+          absl::StrFormat("the KV cache is full: %d more tokens need %d pages, %d of %d are free",
+                          n, kv.PagesNeeded(n), pool_.num_free(), pool_.num_pages()));
     }
     SequenceInput in{step_tokens, position, kv.cached_len(), kv.page_ptrs(), LogitsMode::kLast};
     RESTKV_RETURN_IF_ERROR(model_.forward().Forward({&in, 1}, &logits));

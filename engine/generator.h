@@ -23,7 +23,6 @@
 
 namespace restkv::engine {
 
-
 struct GenerationRequest {
   std::vector<int32_t> prompt_tokens;
   SamplingParams params;
@@ -35,9 +34,9 @@ struct GenerationResult {
   FinishReason finish_reason = FinishReason::kLength;
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;
-  double prefill_ms = 0;      // prompt forward pass
-  double ttft_ms = 0;         // start until the first token is sampled
-  double decode_ms = 0;       // after the first token until the end
+  double prefill_ms = 0;  // prompt forward pass
+  double ttft_ms = 0;     // start until the first token is sampled
+  double decode_ms = 0;   // after the first token until the end
   double total_ms = 0;
   int32_t kv_pages_peak = 0;  // pool pages in use at the peak of this request
 };

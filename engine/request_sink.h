@@ -18,23 +18,23 @@
 namespace restkv::engine {
 
 struct TokenDelta {
-  std::vector<int32_t> token_ids;        // new tokens this step (usually one)
-  std::string text;                      // new complete UTF-8 text (may be empty)
-  std::vector<LogprobResult> logprobs;   // one per token when requested
+  std::vector<int32_t> token_ids;       // new tokens this step (usually one)
+  std::string text;                     // new complete UTF-8 text (may be empty)
+  std::vector<LogprobResult> logprobs;  // one per token when requested
 };
 
 struct RequestSummary {
   FinishReason reason = FinishReason::kLength;
-  absl::Status error;                  // set when reason == kError
-  std::string stop_string;             // the matched stop string, if any
+  absl::Status error;       // set when reason == kError
+  std::string stop_string;  // the matched stop string, if any
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;
-  int32_t kv_tokens_kept = 0;          // cache slots held per layer after prefill (summed over layers / L)
+  int32_t kv_tokens_kept = 0;  // cache slots held per layer after prefill (summed over layers / L)
   int32_t kv_tokens_evicted = 0;
   int32_t num_preemptions = 0;
-  double queue_ms = 0;                 // submit until first scheduled
-  double ttft_ms = 0;                  // submit until first token
-  double e2e_ms = 0;                   // submit until finish
+  double queue_ms = 0;  // submit until first scheduled
+  double ttft_ms = 0;   // submit until first token
+  double e2e_ms = 0;    // submit until finish
 };
 
 class RequestSink {

@@ -43,8 +43,8 @@ class CollectSink final : public engine::RequestSink {
 absl::Status CheckPrompt(const engine::ModelConfig& c, size_t n) {
   if (n == 0) return absl::InvalidArgumentError("the prompt is empty");
   if (n > static_cast<size_t>(c.context_length)) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%d tokens do not fit the model's context length %d", n, c.context_length));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d tokens do not fit the model's context length %d", n, c.context_length));
   }
   return absl::OkStatus();
 }
@@ -104,7 +104,8 @@ absl::Status EvalRunner::EnsurePool() {
   const engine::ModelConfig& c = model_.config();
   const int32_t bs = model_.forward().block_size();
   const int32_t pages = c.num_layers * ((c.context_length + bs - 1) / bs + 2);
-  auto pool = engine::BlockPool::Create(model_.backend(), {c.num_kv_heads, c.head_dim, bs, model_.forward().kv_dtype()}, pages);
+  auto pool = engine::BlockPool::Create(
+      model_.backend(), {c.num_kv_heads, c.head_dim, bs, model_.forward().kv_dtype()}, pages);
   if (!pool.ok()) return pool.status();
   pool_ = std::move(*pool);
   return absl::OkStatus();
@@ -151,8 +152,9 @@ absl::StatusOr<PerplexityResult> EvalRunner::Perplexity(const std::vector<int32_
   const engine::ModelConfig& c = model_.config();
   if (absl::Status s = CheckPrompt(c, tokens.size()); !s.ok()) return s;
   if (context < 1 || static_cast<size_t>(context) >= tokens.size()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the context (%d tokens) must leave at least one of the %d tokens to score", context, tokens.size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the context (%d tokens) must leave at least one of the %d tokens to score",
+                        context, tokens.size()));
   }
   if (absl::Status s = policy.Validate(); !s.ok()) return s;
   if (absl::Status s = EnsurePool(); !s.ok()) return s;
@@ -189,7 +191,8 @@ absl::StatusOr<PerplexityResult> EvalRunner::Perplexity(const std::vector<int32_
     in.hook = &hook;
     if (absl::Status s = model_.forward().Forward({&in, 1}, &logits); !s.ok()) return s;
     for (int32_t i = 0; i + 1 < m; ++i) {
-      r.nll_sum += NegLogLikelihood(logits.data() + static_cast<int64_t>(i) * V, V, tokens[context + 1 + i]);
+      r.nll_sum +=
+          NegLogLikelihood(logits.data() + static_cast<int64_t>(i) * V, V, tokens[context + 1 + i]);
     }
   }
   r.perplexity = std::exp(r.nll_sum / m);

@@ -22,10 +22,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "engine/kv/block_pool.h"
-#include "engine/kv/layer_evictor.h"
 #include "engine/engine.h"
 #include "engine/eviction/policy_config.h"
+#include "engine/kv/block_pool.h"
+#include "engine/kv/layer_evictor.h"
 #include "engine/model/model.h"
 
 namespace restkv::eval {
@@ -47,8 +47,8 @@ struct KeptSelection {
 struct PerplexityResult {
   int32_t context_tokens = 0;
   int32_t scored_tokens = 0;
-  double nll_sum = 0;    // natural log, summed over scored tokens
-  double perplexity = 0; // exp(nll_sum / scored_tokens)
+  double nll_sum = 0;                  // natural log, summed over scored tokens
+  double perplexity = 0;               // exp(nll_sum / scored_tokens)
   int64_t kv_slots_after_prefill = 0;  // summed over layers, one KV head
 };
 

@@ -54,9 +54,9 @@ TEST_F(EvalRunnerTest, StreamingLlmKeepsExactlySinkAndRecent) {
 
 TEST_F(EvalRunnerTest, EveryPolicyFollowsTheBudgetRule) {
   const int n = 200;
-  for (KvPolicyKind kind : {KvPolicyKind::kFull, KvPolicyKind::kStreamingLlm, KvPolicyKind::kH2o,
-                            KvPolicyKind::kTova, KvPolicyKind::kSnapKv, KvPolicyKind::kPyramidKv,
-                            KvPolicyKind::kRestKv}) {
+  for (KvPolicyKind kind :
+       {KvPolicyKind::kFull, KvPolicyKind::kStreamingLlm, KvPolicyKind::kH2o, KvPolicyKind::kTova,
+        KvPolicyKind::kSnapKv, KvPolicyKind::kPyramidKv, KvPolicyKind::kRestKv}) {
     for (int budget : {40, 400}) {
       const KvPolicyConfig p = Policy(kind, budget);
       auto sel = runner_.Keep(Tokens(n, 2), p);
@@ -64,7 +64,8 @@ TEST_F(EvalRunnerTest, EveryPolicyFollowsTheBudgetRule) {
       for (int l = 0; l < config().num_layers; ++l) {
         const int want = engine::KeptTokensForLayer(p, l, config().num_layers, n);
         for (const auto& head : sel->kept[l]) {
-          ASSERT_EQ(static_cast<int>(head.size()), want) << engine::KvPolicyName(kind) << " B=" << budget;
+          ASSERT_EQ(static_cast<int>(head.size()), want)
+              << engine::KvPolicyName(kind) << " B=" << budget;
           EXPECT_TRUE(std::is_sorted(head.begin(), head.end()));
           EXPECT_TRUE(std::adjacent_find(head.begin(), head.end()) == head.end());
           EXPECT_GE(head.front(), 0);
@@ -87,7 +88,8 @@ TEST_F(EvalRunnerTest, RecordedSelectionMatchesTheCompactedCache) {
   const std::vector<int32_t> prompt = Tokens(150, 3);
   const KvPolicyConfig p = Policy(KvPolicyKind::kRestKv, 48);
   const int bs = m_.model().forward().block_size();
-  auto pool = *engine::BlockPool::Create(m_.model().backend(), {c.num_kv_heads, c.head_dim, bs}, 200);
+  auto pool =
+      *engine::BlockPool::Create(m_.model().backend(), {c.num_kv_heads, c.head_dim, bs}, 200);
   engine::SequenceKv full(*pool, c.num_layers), evicted(*pool, c.num_layers);
   engine::EvictionReport report;
   report.record_kept = true;
@@ -113,7 +115,9 @@ TEST_F(EvalRunnerTest, RecordedSelectionMatchesTheCompactedCache) {
       const auto& keep = report.kept[l][h];
       ASSERT_EQ(keep.size(), 48u);
       for (int i = 0; i < 48; ++i) {
-        ASSERT_EQ(std::memcmp(k_at(evicted, l, h, i), k_at(full, l, h, keep[i]), c.head_dim * sizeof(float)), 0)
+        ASSERT_EQ(std::memcmp(k_at(evicted, l, h, i), k_at(full, l, h, keep[i]),
+                              c.head_dim * sizeof(float)),
+                  0)
             << "layer " << l << " head " << h << " slot " << i;
       }
     }
@@ -155,7 +159,8 @@ TEST_F(EvalRunnerTest, FullPerplexityEqualsPlainTeacherForcingExactly) {
   EXPECT_EQ(full->nll_sum, PlainNll(m_.model(), t, context));
   EXPECT_EQ(full->perplexity, std::exp(full->nll_sum / 60));
   // A budget at least the context keeps everything: equal to full, exactly.
-  for (KvPolicyKind kind : {KvPolicyKind::kRestKv, KvPolicyKind::kSnapKv, KvPolicyKind::kStreamingLlm}) {
+  for (KvPolicyKind kind :
+       {KvPolicyKind::kRestKv, KvPolicyKind::kSnapKv, KvPolicyKind::kStreamingLlm}) {
     auto big = runner_.Perplexity(t, context, Policy(kind, context));
     ASSERT_TRUE(big.ok());
     EXPECT_EQ(big->nll_sum, full->nll_sum) << engine::KvPolicyName(kind);

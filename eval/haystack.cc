@@ -43,7 +43,8 @@ std::vector<std::string> SplitSentences(const std::string& text) {
     const char c = flat[i];
     if (c == ' ' && cur.empty()) continue;
     cur.push_back(c);
-    const bool end = (c == '.' || c == '?' || c == '!') && (i + 1 == flat.size() || flat[i + 1] == ' ');
+    const bool end =
+        (c == '.' || c == '?' || c == '!') && (i + 1 == flat.size() || flat[i + 1] == ' ');
     if (end) {
       out.push_back(cur);
       cur.clear();

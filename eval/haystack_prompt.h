@@ -35,8 +35,7 @@ struct BuiltPrompt {
 // Errors: InvalidArgument when prefix, suffix and needles alone exceed the
 // target, or a depth is outside [0, 1].
 absl::StatusOr<BuiltPrompt> BuildHaystackPrompt(const engine::Tokenizer& tok,
-                                                const Haystack& haystack,
-                                                const std::string& prefix,
+                                                const Haystack& haystack, const std::string& prefix,
                                                 const std::vector<Needle>& needles,
                                                 const std::string& suffix, int32_t target_tokens);
 

@@ -8,19 +8,19 @@ namespace restkv::eval {
 namespace {
 
 constexpr std::array<const char*, 48> kAdjectives = {
-    "lunar",  "silent", "amber",  "brisk",   "crimson", "dusty",  "eager",  "frozen",
-    "gentle", "hollow", "ivory",  "jagged",  "kind",    "lively", "misty",  "noble",
-    "olive",  "proud",  "quiet",  "rusty",   "sandy",   "tidy",   "upper",  "vivid",
-    "wild",   "young",  "zesty",  "bitter",  "calm",    "distant","early",  "fancy",
-    "golden", "humble", "icy",    "jolly",   "kindred", "loyal",  "mellow", "narrow",
-    "odd",    "plain",  "rapid",  "scarlet", "tender",  "urban",  "velvet", "wooden"};
+    "lunar",  "silent", "amber", "brisk",   "crimson", "dusty",   "eager",  "frozen",
+    "gentle", "hollow", "ivory", "jagged",  "kind",    "lively",  "misty",  "noble",
+    "olive",  "proud",  "quiet", "rusty",   "sandy",   "tidy",    "upper",  "vivid",
+    "wild",   "young",  "zesty", "bitter",  "calm",    "distant", "early",  "fancy",
+    "golden", "humble", "icy",   "jolly",   "kindred", "loyal",   "mellow", "narrow",
+    "odd",    "plain",  "rapid", "scarlet", "tender",  "urban",   "velvet", "wooden"};
 constexpr std::array<const char*, 48> kNouns = {
-    "harbor",  "meadow", "lantern", "falcon",  "orchard", "canyon", "violin", "glacier",
-    "pepper",  "castle", "ribbon",  "tunnel",  "walnut",  "compass","island", "kettle",
-    "marble",  "needle", "oyster",  "parrot",  "quarry",  "saddle", "thistle","umbrella",
-    "valley",  "window", "anchor",  "basket",  "cactus",  "dragon", "engine", "feather",
-    "garden",  "hammer", "jacket",  "ladder",  "mirror",  "nectar", "pillow", "rocket",
-    "sparrow", "teapot", "village", "wagon",   "yogurt",  "zipper", "bridge", "candle"};
+    "harbor",  "meadow", "lantern", "falcon", "orchard", "canyon",  "violin",  "glacier",
+    "pepper",  "castle", "ribbon",  "tunnel", "walnut",  "compass", "island",  "kettle",
+    "marble",  "needle", "oyster",  "parrot", "quarry",  "saddle",  "thistle", "umbrella",
+    "valley",  "window", "anchor",  "basket", "cactus",  "dragon",  "engine",  "feather",
+    "garden",  "hammer", "jacket",  "ladder", "mirror",  "nectar",  "pillow",  "rocket",
+    "sparrow", "teapot", "village", "wagon",  "yogurt",  "zipper",  "bridge",  "candle"};
 
 }  // namespace
 

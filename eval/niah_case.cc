@@ -14,12 +14,14 @@ absl::StatusOr<NiahCase> MakeNiahCase(const engine::Tokenizer& tok, const Haysta
   NiahCase c;
   c.length = length;
   c.depth = depth;
-  Rng rng(CaseSeed(seed, static_cast<uint64_t>(length), static_cast<uint64_t>(std::llround(depth * 1e6))));
+  Rng rng(CaseSeed(seed, static_cast<uint64_t>(length),
+                   static_cast<uint64_t>(std::llround(depth * 1e6))));
   c.key = RandomKey(rng);
   c.value = RandomNumber7(rng);
   c.needle = absl::StrFormat("One of the special magic numbers for %s is: %s.", c.key, c.value);
   const std::string prefix =
-      "Some special magic numbers are hidden within the following text. Make sure to memorize them. "
+      "Some special magic numbers are hidden within the following text. Make sure to memorize "
+      "them. "
       "I will quiz you about the numbers afterwards.\n";
   const std::string suffix = absl::StrFormat(
       "\nWhat is the special magic number for %s mentioned in the provided text? The special magic "
@@ -32,6 +34,8 @@ absl::StatusOr<NiahCase> MakeNiahCase(const engine::Tokenizer& tok, const Haysta
   return c;
 }
 
-double ScoreNiah(const NiahCase& c, const std::string& answer) { return StringMatchAll(answer, {c.value}); }
+double ScoreNiah(const NiahCase& c, const std::string& answer) {
+  return StringMatchAll(answer, {c.value});
+}
 
 }  // namespace restkv::eval

@@ -15,10 +15,10 @@
 namespace restkv::eval {
 
 struct NiahCase {
-  int32_t length = 0;   // requested prompt tokens
-  double depth = 0.0;   // in [0, 1]
+  int32_t length = 0;  // requested prompt tokens
+  double depth = 0.0;  // in [0, 1]
   std::string key, value;
-  std::string needle;   // the inserted sentence
+  std::string needle;  // the inserted sentence
   std::string prompt;
   std::vector<int32_t> tokens;  // BOS included; size() <= length
 };

@@ -48,7 +48,8 @@ TEST_F(NiahCaseTest, DeterministicForASeedAndDifferentAcrossSeeds) {
 TEST_F(NiahCaseTest, NeedleSitsAtTheRequestedDepthWithinOneSentence) {
   Haystack h;
   h.name = "test";
-  h.sentences = {"Alpha beta gamma delta.", "The quick brown fox jumps over it.", "Rain falls softly."};
+  h.sentences = {"Alpha beta gamma delta.", "The quick brown fox jumps over it.",
+                 "Rain falls softly."};
   int32_t longest = 0;
   for (const auto& s : h.sentences) {
     longest = std::max<int32_t>(longest, tok().Encode(" " + s, false, false).size());
@@ -65,7 +66,8 @@ TEST_F(NiahCaseTest, NeedleSitsAtTheRequestedDepthWithinOneSentence) {
     const std::string ctx = t.substr(prefix.size(), t.size() - prefix.size() - suffix.size());
     const size_t in_ctx = at - prefix.size();
     const double before = tok().Encode(ctx.substr(0, in_ctx), false, false).size();
-    const double total = tok().Encode(ctx, false, false).size() - tok().Encode("NEEDLE SENTENCE.", false, false).size();
+    const double total = tok().Encode(ctx, false, false).size() -
+                         tok().Encode("NEEDLE SENTENCE.", false, false).size();
     EXPECT_NEAR(before / total, depth, (longest + 2) / total) << depth;
   }
 }

@@ -18,42 +18,49 @@ engine::KvPolicyConfig PolicySetting::For(int32_t num_tokens) const {
   return c;
 }
 
-std::string PolicySetting::PolicyName() const { return std::string(engine::KvPolicyName(config.kind)); }
+std::string PolicySetting::PolicyName() const {
+  return std::string(engine::KvPolicyName(config.kind));
+}
 
-absl::StatusOr<std::vector<int32_t>> ParseIntList(const std::string& text, const std::string& what) {
+absl::StatusOr<std::vector<int32_t>> ParseIntList(const std::string& text,
+                                                  const std::string& what) {
   std::vector<int32_t> out;
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
     int32_t v;
     if (!absl::SimpleAtoi(part, &v)) {
-      return absl::InvalidArgumentError(absl::StrFormat("%s: '%s' is not an integer", what, std::string(part)));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: '%s' is not an integer", what, std::string(part)));
     }
     out.push_back(v);
   }
   return out;
 }
 
-absl::StatusOr<std::vector<double>> ParseDoubleList(const std::string& text, const std::string& what) {
+absl::StatusOr<std::vector<double>> ParseDoubleList(const std::string& text,
+                                                    const std::string& what) {
   std::vector<double> out;
   for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
     double v;
     if (!absl::SimpleAtod(part, &v) || !std::isfinite(v)) {
-      return absl::InvalidArgumentError(absl::StrFormat("%s: '%s' is not a number", what, std::string(part)));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: '%s' is not a number", what, std::string(part)));
     }
     out.push_back(v);
   }
   return out;
 }
 
-absl::StatusOr<std::vector<PolicySetting>> BuildPolicyGrid(const std::vector<std::string>& policies,
-                                                           const std::vector<int32_t>& budgets,
-                                                           const std::vector<double>& ratios,
-                                                           const std::vector<std::string>& options) {
+absl::StatusOr<std::vector<PolicySetting>> BuildPolicyGrid(
+    const std::vector<std::string>& policies, const std::vector<int32_t>& budgets,
+    const std::vector<double>& ratios, const std::vector<std::string>& options) {
   if (policies.empty()) return absl::InvalidArgumentError("no policies given");
   for (int32_t b : budgets) {
-    if (b < 1) return absl::InvalidArgumentError(absl::StrFormat("budget %d must be at least 1", b));
+    if (b < 1)
+      return absl::InvalidArgumentError(absl::StrFormat("budget %d must be at least 1", b));
   }
   for (double r : ratios) {
-    if (!(r > 0 && r <= 1)) return absl::InvalidArgumentError(absl::StrFormat("kv ratio %g must be in (0, 1]", r));
+    if (!(r > 0 && r <= 1))
+      return absl::InvalidArgumentError(absl::StrFormat("kv ratio %g must be in (0, 1]", r));
   }
   std::vector<engine::KvPolicyKind> kinds;
   for (const std::string& name : policies) {
@@ -70,7 +77,8 @@ absl::StatusOr<std::vector<PolicySetting>> BuildPolicyGrid(const std::vector<std
       auto k = engine::ParseKvPolicy(o.substr(0, colon));
       if (!k.ok()) return k.status();
       if (std::find(kinds.begin(), kinds.end(), *k) == kinds.end()) {
-        return absl::InvalidArgumentError(absl::StrFormat("kv option '%s' names a policy not in the grid", o));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("kv option '%s' names a policy not in the grid", o));
       }
       scoped.emplace_back(std::string(engine::KvPolicyName(*k)), o.substr(colon + 1));
     } else {
@@ -92,13 +100,15 @@ absl::StatusOr<std::vector<PolicySetting>> BuildPolicyGrid(const std::vector<std
       continue;
     }
     if (budgets.empty() && ratios.empty()) {
-      return absl::InvalidArgumentError(absl::StrFormat("policy %s needs --budgets or --kv-ratios", name));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("policy %s needs --budgets or --kv-ratios", name));
     }
     for (int32_t b : budgets) {
       PolicySetting s{absl::StrFormat("%s@%d", name, b), base, 0};
       s.config.budget = b;
       if (absl::Status st = s.config.Validate(); !st.ok()) {
-        return absl::InvalidArgumentError(absl::StrFormat("%s: %s", s.label, std::string(st.message())));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: %s", s.label, std::string(st.message())));
       }
       out.push_back(s);
     }
@@ -106,7 +116,8 @@ absl::StatusOr<std::vector<PolicySetting>> BuildPolicyGrid(const std::vector<std
       PolicySetting s{absl::StrFormat("%s@%g%%", name, r * 100), base, r};
       s.config.budget = 1 << 20;  // validated again per prompt
       if (absl::Status st = s.config.Validate(); !st.ok()) {
-        return absl::InvalidArgumentError(absl::StrFormat("%s: %s", s.label, std::string(st.message())));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: %s", s.label, std::string(st.message())));
       }
       out.push_back(s);
     }

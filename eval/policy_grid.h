@@ -19,9 +19,9 @@
 namespace restkv::eval {
 
 struct PolicySetting {
-  std::string label;            // "full", "restkv@256", "snapkv@10%"
+  std::string label;              // "full", "restkv@256", "snapkv@10%"
   engine::KvPolicyConfig config;  // budget set unless ratio > 0
-  double ratio = 0;             // > 0: budget follows the prompt
+  double ratio = 0;               // > 0: budget follows the prompt
 
   // The configuration for a prompt of num_tokens tokens.
   [[nodiscard]] engine::KvPolicyConfig For(int32_t num_tokens) const;
@@ -39,6 +39,7 @@ absl::StatusOr<std::vector<PolicySetting>> BuildPolicyGrid(const std::vector<std
 
 // "1,2,3" -> {1,2,3}; InvalidArgument naming `what` on malformed input.
 absl::StatusOr<std::vector<int32_t>> ParseIntList(const std::string& text, const std::string& what);
-absl::StatusOr<std::vector<double>> ParseDoubleList(const std::string& text, const std::string& what);
+absl::StatusOr<std::vector<double>> ParseDoubleList(const std::string& text,
+                                                    const std::string& what);
 
 }  // namespace restkv::eval

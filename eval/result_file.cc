@@ -16,14 +16,17 @@ absl::StatusOr<ResultFile> ResultFile::Open(const std::string& path, const std::
   if (resume && !path.empty() && std::filesystem::exists(path)) {
     std::ifstream in(path);
     nlohmann::json old = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    if (old.is_discarded() || !old.is_object() || !old.contains("cases") || !old["cases"].is_array()) {
-      return absl::InvalidArgumentError(absl::StrFormat("%s is not a restkv eval result file", path));
+    if (old.is_discarded() || !old.is_object() || !old.contains("cases") ||
+        !old["cases"].is_array()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s is not a restkv eval result file", path));
     }
     if (old.value("command", "") != command || old["config"] != config) {
-      return absl::FailedPreconditionError(absl::StrFormat(
-          "%s was written by a different eval configuration; resume needs the same command and options "
-          "(grid lists may differ only if they keep the same model and knobs)",
-          path));
+      return absl::FailedPreconditionError(
+          absl::StrFormat("%s was written by a different eval configuration; resume needs the same "
+                          "command and options "
+                          "(grid lists may differ only if they keep the same model and knobs)",
+                          path));
     }
     for (const nlohmann::json& c : old["cases"]) {
       if (!c.contains("id")) continue;
@@ -63,7 +66,8 @@ absl::Status ResultFile::Write() const {
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path_, ec);
-  if (ec) return absl::PermissionDeniedError(absl::StrFormat("cannot rename %s: %s", tmp, ec.message()));
+  if (ec)
+    return absl::PermissionDeniedError(absl::StrFormat("cannot rename %s: %s", tmp, ec.message()));
   return absl::OkStatus();
 }
 

@@ -37,7 +37,8 @@ const std::map<std::string, NiahSpec>& NiahSpecs() {
 
 template <typename T>
 void Shuffle(std::vector<T>& v, Rng& rng) {
-  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[UniformInt(rng, 0, static_cast<int64_t>(i) - 1)]);
+  for (size_t i = v.size(); i > 1; --i)
+    std::swap(v[i - 1], v[UniformInt(rng, 0, static_cast<int64_t>(i) - 1)]);
 }
 
 // `count` depths from RULER's grid of 40 evenly spaced depths, ascending.
@@ -57,8 +58,9 @@ std::string QueryList(const std::vector<std::string>& keys) {
   return absl::StrJoin(head, ", ") + ", and " + keys.back();
 }
 
-absl::StatusOr<TaskSample> MakeNiah(const std::string& task, const NiahSpec& spec, const engine::Tokenizer& tok,
-                                    const TaskResources& res, int32_t budget, Rng& rng) {
+absl::StatusOr<TaskSample> MakeNiah(const std::string& task, const NiahSpec& spec,
+                                    const engine::Tokenizer& tok, const TaskResources& res,
+                                    int32_t budget, Rng& rng) {
   const std::string kind = spec.uuid_values ? "uuids" : "numbers";
   auto new_key = [&] { return spec.uuid_keys ? RandomUuid(rng) : RandomKey(rng); };
   auto new_value = [&] { return spec.uuid_values ? RandomUuid(rng) : RandomNumber7(rng); };
@@ -101,11 +103,13 @@ absl::StatusOr<TaskSample> MakeNiah(const std::string& task, const NiahSpec& spe
   std::vector<std::string> queried(keys.begin(), keys.begin() + spec.queries);
   const std::string query = QueryList(queried);
   const std::string prefix = absl::StrFormat(
-      "Some special magic %s are hidden within the following text. Make sure to memorize it. I will quiz you "
+      "Some special magic %s are hidden within the following text. Make sure to memorize it. I "
+      "will quiz you "
       "about the %s afterwards.\n",
       kind, kind);
   const std::string suffix = absl::StrFormat(
-      "\nWhat are all the special magic %s for %s mentioned in the provided text? The special magic %s for %s "
+      "\nWhat are all the special magic %s for %s mentioned in the provided text? The special "
+      "magic %s for %s "
       "mentioned in the provided text are",
       kind, query, kind, query);
   auto built = BuildHaystackPrompt(tok, *hay, prefix, needles, suffix, budget);
@@ -120,8 +124,8 @@ absl::StatusOr<TaskSample> MakeNiah(const std::string& task, const NiahSpec& spe
   return s;
 }
 
-absl::StatusOr<TaskSample> MakeVt(const engine::Tokenizer& tok, const TaskResources& res, int32_t budget,
-                                  Rng& rng) {
+absl::StatusOr<TaskSample> MakeVt(const engine::Tokenizer& tok, const TaskResources& res,
+                                  int32_t budget, Rng& rng) {
   const int hops = 4;
   std::vector<std::string> vars;
   while (static_cast<int>(vars.size()) < hops + 1) {
@@ -138,8 +142,10 @@ absl::StatusOr<TaskSample> MakeVt(const engine::Tokenizer& tok, const TaskResour
   const std::string prefix =
       "Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n";
   const std::string suffix = absl::StrFormat(
-      "\nQuestion: Find all variables that are assigned the value %s in the text above. Answer: According to "
-      "the chain(s) of variable assignment in the text above, %d variables are assgined the value %s, they "
+      "\nQuestion: Find all variables that are assigned the value %s in the text above. Answer: "
+      "According to "
+      "the chain(s) of variable assignment in the text above, %d variables are assgined the value "
+      "%s, they "
       "are: ",
       value, hops + 1, value);
   auto built = BuildHaystackPrompt(tok, res.noise, prefix, needles, suffix, budget);
@@ -168,10 +174,11 @@ int64_t LargestFitting(int64_t lo, int64_t hi, F fits) {
   return best;
 }
 
-absl::StatusOr<TaskSample> MakeCwe(const engine::Tokenizer& tok, const TaskResources& res, int32_t budget,
-                                   Rng& rng) {
+absl::StatusOr<TaskSample> MakeCwe(const engine::Tokenizer& tok, const TaskResources& res,
+                                   int32_t budget, Rng& rng) {
   const int num_cw = 10, freq_cw = 30, freq_ucw = 3;
-  if (res.words.size() < 100) return absl::FailedPreconditionError("cwe needs a word list (wamerican)");
+  if (res.words.size() < 100)
+    return absl::FailedPreconditionError("cwe needs a word list (wamerican)");
   std::vector<std::string> pool = res.words;
   Shuffle(pool, rng);
   const std::vector<std::string> common(pool.begin(), pool.begin() + num_cw);
@@ -183,17 +190,24 @@ absl::StatusOr<TaskSample> MakeCwe(const engine::Tokenizer& tok, const TaskResou
     Rng order(order_seed);
     Shuffle(list, order);
     std::string ctx;
-    for (size_t i = 0; i < list.size(); ++i) ctx += absl::StrFormat("%s%d. %s", i ? " " : "", i + 1, list[i]);
+    for (size_t i = 0; i < list.size(); ++i)
+      ctx += absl::StrFormat("%s%d. %s", i ? " " : "", i + 1, list[i]);
     return absl::StrFormat(
-        "Below is a numbered list of words. In these words, some appear more often than others. Memorize the "
-        "ones that appear most often.\n%s\nQuestion: What are the 10 most common words in the above list? "
+        "Below is a numbered list of words. In these words, some appear more often than others. "
+        "Memorize the "
+        "ones that appear most often.\n%s\nQuestion: What are the 10 most common words in the "
+        "above list? "
         "Answer: The top 10 words that appear most often in the list are:",
         ctx);
   };
-  auto fits = [&](int64_t n) { return static_cast<int32_t>(tok.Encode(render(n), true, false).size()) <= budget; };
+  auto fits = [&](int64_t n) {
+    return static_cast<int32_t>(tok.Encode(render(n), true, false).size()) <= budget;
+  };
   // Each uncommon word adds three numbered items, at least six tokens.
-  const int64_t n = LargestFitting(0, std::min<int64_t>(static_cast<int64_t>(pool.size()) - num_cw, budget / 6), fits);
-  if (n < 0) return absl::InvalidArgumentError(absl::StrFormat("cwe does not fit in %d tokens", budget));
+  const int64_t n = LargestFitting(
+      0, std::min<int64_t>(static_cast<int64_t>(pool.size()) - num_cw, budget / 6), fits);
+  if (n < 0)
+    return absl::InvalidArgumentError(absl::StrFormat("cwe does not fit in %d tokens", budget));
   TaskSample s;
   s.task = "cwe";
   s.prompt = render(n);
@@ -228,15 +242,21 @@ absl::StatusOr<TaskSample> MakeFwe(const engine::Tokenizer& tok, int32_t budget,
     std::string ctx;
     for (int64_t i = 0; i < n; ++i) ctx += (i ? " " : "") + codes[draws[i]];
     return absl::StrFormat(
-        "Read the following coded text and track the frequency of each coded word. Find the three most "
-        "frequently appeared coded words. %s\nQuestion: Do not provide any explanation. Please ignore the dots "
-        "'....'. What are the three most frequently appeared words in the above coded text? Answer: According "
+        "Read the following coded text and track the frequency of each coded word. Find the three "
+        "most "
+        "frequently appeared coded words. %s\nQuestion: Do not provide any explanation. Please "
+        "ignore the dots "
+        "'....'. What are the three most frequently appeared words in the above coded text? "
+        "Answer: According "
         "to the coded text above, the three most frequently appeared words are:",
         ctx);
   };
-  auto fits = [&](int64_t n) { return static_cast<int32_t>(tok.Encode(render(n), true, false).size()) <= budget; };
+  auto fits = [&](int64_t n) {
+    return static_cast<int32_t>(tok.Encode(render(n), true, false).size()) <= budget;
+  };
   const int64_t n = LargestFitting(3, budget, fits);
-  if (n < 3) return absl::InvalidArgumentError(absl::StrFormat("fwe does not fit in %d tokens", budget));
+  if (n < 3)
+    return absl::InvalidArgumentError(absl::StrFormat("fwe does not fit in %d tokens", budget));
   TaskSample s;
   s.task = "fwe";
   s.prompt = render(n);
@@ -245,16 +265,25 @@ absl::StatusOr<TaskSample> MakeFwe(const engine::Tokenizer& tok, int32_t budget,
   for (int64_t i = 0; i < n; ++i) ++count[draws[i]];
   std::vector<std::pair<int, int>> by(count.begin(), count.end());
   std::stable_sort(by.begin(), by.end(), [](auto a, auto b) { return a.second > b.second; });
-  for (int i = 0; i < 3 && i < static_cast<int>(by.size()); ++i) s.answers.push_back(codes[by[i].first]);
+  for (int i = 0; i < 3 && i < static_cast<int>(by.size()); ++i)
+    s.answers.push_back(codes[by[i].first]);
   return s;
 }
 
 }  // namespace
 
 const std::vector<std::string>& RulerTaskNames() {
-  static const auto* names = new std::vector<std::string>{
-      "niah_single_1", "niah_single_2",   "niah_single_3",   "niah_multikey_1", "niah_multikey_2",
-      "niah_multikey_3", "niah_multivalue", "niah_multiquery", "vt", "cwe", "fwe"};
+  static const auto* names = new std::vector<std::string>{"niah_single_1",
+                                                          "niah_single_2",
+                                                          "niah_single_3",
+                                                          "niah_multikey_1",
+                                                          "niah_multikey_2",
+                                                          "niah_multikey_3",
+                                                          "niah_multivalue",
+                                                          "niah_multiquery",
+                                                          "vt",
+                                                          "cwe",
+                                                          "fwe"};
   return *names;
 }
 
@@ -265,7 +294,8 @@ int32_t RulerMaxTokens(const std::string& task) {
   return 128;
 }
 
-absl::StatusOr<TaskResources> LoadTaskResources(const std::string& essay_source, const std::string& words_path) {
+absl::StatusOr<TaskResources> LoadTaskResources(const std::string& essay_source,
+                                                const std::string& words_path) {
   TaskResources r;
   auto essay = LoadHaystack(essay_source);
   if (!essay.ok()) return essay.status();
@@ -274,7 +304,8 @@ absl::StatusOr<TaskResources> LoadTaskResources(const std::string& essay_source,
   std::ifstream in(words_path);
   if (!in) {
     return absl::NotFoundError(absl::StrFormat(
-        "cannot read the word list %s (Debian package wamerican; scripts/setup installs it)", words_path));
+        "cannot read the word list %s (Debian package wamerican; scripts/setup installs it)",
+        words_path));
   }
   std::set<std::string> seen;
   std::string w;
@@ -287,8 +318,8 @@ absl::StatusOr<TaskResources> LoadTaskResources(const std::string& essay_source,
 }
 
 absl::StatusOr<TaskSample> MakeRulerSample(const std::string& task, const engine::Tokenizer& tok,
-                                           const TaskResources& res, int32_t length, int32_t max_tokens,
-                                           uint64_t seed, int32_t index) {
+                                           const TaskResources& res, int32_t length,
+                                           int32_t max_tokens, uint64_t seed, int32_t index) {
   const int32_t gen = max_tokens > 0 ? max_tokens : RulerMaxTokens(task);
   const int32_t budget = length - gen;
   uint64_t task_hash = 0;

@@ -22,8 +22,8 @@ class RulerTasksTest : public ::testing::Test {
     TaskResources r;
     r.essay = *LoadHaystack("noise");
     r.essay.name = "essay";
-    r.essay.sentences = {"Software is free when users may run it.", "The licence protects that freedom.",
-                         "Copies may be shared with others."};
+    r.essay.sentences = {"Software is free when users may run it.",
+                         "The licence protects that freedom.", "Copies may be shared with others."};
     r.noise = *LoadHaystack("noise");
     for (int i = 0; i < 400; ++i) {
       std::string w;
@@ -58,7 +58,8 @@ TEST_F(RulerTasksTest, EveryTaskFitsIsDeterministicAndHasItsAnswersInThePrompt) 
       return s;
     }();
     EXPECT_EQ(StringMatchAll(answer_text, a->answers), 1.0);
-    for (const std::string& ref : a->answers) EXPECT_NE(a->prompt.find(ref), std::string::npos) << task << " " << ref;
+    for (const std::string& ref : a->answers)
+      EXPECT_NE(a->prompt.find(ref), std::string::npos) << task << " " << ref;
   }
 }
 
@@ -69,7 +70,9 @@ TEST_F(RulerTasksTest, NiahVariantsHaveTheirShapes) {
   EXPECT_EQ(mq.answers.size(), 4u);
   EXPECT_NE(mq.prompt.find(", and "), std::string::npos);
   auto s3 = *MakeRulerSample("niah_single_3", tok(), res_, 1200, 0, 1, 0);
-  EXPECT_TRUE(std::regex_match(s3.answers[0], std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
+  EXPECT_TRUE(std::regex_match(
+      s3.answers[0],
+      std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
   auto mk2 = *MakeRulerSample("niah_multikey_2", tok(), res_, 1200, 0, 1, 0);
   EXPECT_GT(Count(mk2.prompt, "One of the special magic numbers for"), 10);  // distractor needles
   EXPECT_TRUE(mk2.prompt.ends_with("mentioned in the provided text are"));
@@ -79,7 +82,8 @@ TEST_F(RulerTasksTest, VariableTrackingChainAndCommonWordCounts) {
   auto vt = *MakeRulerSample("vt", tok(), res_, 1000, 0, 2, 0);
   ASSERT_EQ(vt.answers.size(), 5u);
   for (size_t i = 1; i < vt.answers.size(); ++i) {
-    EXPECT_NE(vt.prompt.find("VAR " + vt.answers[i] + " = VAR " + vt.answers[i - 1] + "."), std::string::npos);
+    EXPECT_NE(vt.prompt.find("VAR " + vt.answers[i] + " = VAR " + vt.answers[i - 1] + "."),
+              std::string::npos);
   }
   auto cwe = *MakeRulerSample("cwe", tok(), res_, 4500, 0, 2, 0);
   ASSERT_EQ(cwe.answers.size(), 10u);
@@ -92,7 +96,8 @@ TEST_F(RulerTasksTest, VariableTrackingChainAndCommonWordCounts) {
 }
 
 TEST_F(RulerTasksTest, UnknownTaskAndTooShort) {
-  EXPECT_EQ(MakeRulerSample("qa_1", tok(), res_, 1000, 0, 1, 0).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakeRulerSample("qa_1", tok(), res_, 1000, 0, 1, 0).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(MakeRulerSample("niah_single_1", tok(), res_, 150, 0, 1, 0).status().code(),
             absl::StatusCode::kInvalidArgument);
 }

@@ -25,7 +25,8 @@ class TestModel {
     spec.weight_type = kernels::GgmlType::kQ8_0;
     spec.context_length = 2048;
     path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_eval_" + tag + "_" + std::to_string(::getpid()) + ".gguf")).string();
+             ("restkv_eval_" + tag + "_" + std::to_string(::getpid()) + ".gguf"))
+                .string();
     std::ofstream(path_, std::ios::binary) << engine::BuildSyntheticGguf(spec);
     backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
     model_ = *engine::Model::Load(path_, *backend_);

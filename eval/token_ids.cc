@@ -14,7 +14,8 @@ absl::StatusOr<std::vector<int32_t>> ParseTokenIds(std::string_view text, int32_
   while (b < e && is_space(text[b])) ++b;
   while (e > b && is_space(text[e - 1])) --e;
   if (b < e && text[b] == '[') {
-    if (text[e - 1] != ']') return absl::InvalidArgumentError("token ids: '[' without a closing ']'");
+    if (text[e - 1] != ']')
+      return absl::InvalidArgumentError("token ids: '[' without a closing ']'");
     ++b;
     --e;
   }

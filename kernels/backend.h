@@ -61,9 +61,9 @@ enum class RopeStyle { kNorm, kNeox };
 
 struct RopeParams {
   RopeStyle style = RopeStyle::kNorm;
-  int32_t rot_dims = 0;      // leading dims of each head that rotate (usually d)
+  int32_t rot_dims = 0;  // leading dims of each head that rotate (usually d)
   float theta_base = 10000.0f;
-  float position_scale = 1.0f;     // linear scaling: position multiplied by this
+  float position_scale = 1.0f;          // linear scaling: position multiplied by this
   const float* freq_factors = nullptr;  // [rot_dims / 2] or null (Llama 3 rope_freqs)
 };
 
@@ -81,7 +81,7 @@ struct AttentionSeq {
 // Where one new token's K/V go.
 struct KvSlot {
   float* page = nullptr;  // page base address (kernels/kv_dtype.h)
-  int32_t row = 0;  // slot within the page, < block_size
+  int32_t row = 0;        // slot within the page, < block_size
 };
 
 class Buffer {

@@ -58,7 +58,7 @@ inline constexpr int kKScaleSize = 12;
 using Half = uint16_t;  // IEEE binary16 bits
 
 struct BlockQ4_0 {
-  Half d;               // scale
+  Half d;                  // scale
   uint8_t qs[kQK4_0 / 2];  // nibbles: element i in low nibble of qs[i], i+16 in high
 };
 struct BlockQ4_1 {

@@ -236,7 +236,8 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
     Entry& e = entries_.at(std::get<2>(key));
     // A request preempted this step waits for the next: re-admitting it at
     // once would recompute it only to preempt it again.
-    if (std::find(out.preempted.begin(), out.preempted.end(), e.request.id) != out.preempted.end()) {
+    if (std::find(out.preempted.begin(), out.preempted.end(), e.request.id) !=
+        out.preempted.end()) {
       break;
     }
     const int32_t peak = kv_.PrefillPeakPages(e.request.id, PrefillTokens(e));

@@ -43,8 +43,8 @@
 namespace restkv::scheduler {
 
 struct SchedulerConfig {
-  int32_t num_layers = 1;               // L
-  int32_t max_num_seqs = 64;            // running requests at once
+  int32_t num_layers = 1;                 // L
+  int32_t max_num_seqs = 64;              // running requests at once
   int32_t max_num_batched_tokens = 2048;  // per step, counted as tokens × L token-layers
   // Planned milliseconds of a step that carries decodes; 0: no time budget.
   double max_step_ms = 0;
@@ -115,15 +115,15 @@ struct PrefillSlice {
 };
 
 struct SchedulerOutput {
-  std::vector<RequestId> decodes;      // one new token each, all layers
+  std::vector<RequestId> decodes;  // one new token each, all layers
   std::vector<PrefillSlice> prefills;
-  std::vector<RequestId> preempted;    // KV freed this step; will be recomputed
+  std::vector<RequestId> preempted;  // KV freed this step; will be recomputed
   // Waiting requests that cannot fit even the empty pool (nothing runs): the
   // caller must Remove() them (failing them); at most one per step.
   std::vector<RequestId> unschedulable;
-  int64_t token_layers = 0;            // work planned
-  int64_t prefill_token_layers = 0;    // of which prefill
-  StepWork work;                       // what StepCost prices (step_cost.h)
+  int64_t token_layers = 0;          // work planned
+  int64_t prefill_token_layers = 0;  // of which prefill
+  StepWork work;                     // what StepCost prices (step_cost.h)
   [[nodiscard]] bool empty() const { return decodes.empty() && prefills.empty(); }
 };
 
@@ -190,10 +190,10 @@ class Scheduler {
     NewRequest request;
     int64_t arrival = 0;
     Phase phase = Phase::kWaiting;
-    int32_t num_output = 0;      // tokens generated
-    int32_t layers_done = 0;     // prefill progress of the current attempt
-    int32_t tokens_done = 0;     // rows of layer layers_done run so far (chunks)
-    int32_t replay = 0;          // known output tokens still to feed back (recompute)
+    int32_t num_output = 0;   // tokens generated
+    int32_t layers_done = 0;  // prefill progress of the current attempt
+    int32_t tokens_done = 0;  // rows of layer layers_done run so far (chunks)
+    int32_t replay = 0;       // known output tokens still to feed back (recompute)
   };
   using OrderKey = std::tuple<int32_t, int64_t, RequestId>;  // (priority, arrival, id)
 
@@ -201,8 +201,7 @@ class Scheduler {
     return {e.request.priority, e.arrival, e.request.id};
   }
   [[nodiscard]] int32_t PrefillTokens(const Entry& e) const {
-    return e.request.num_prompt_tokens +
-           (e.request.replay_output_on_recompute ? 0 : e.num_output);
+    return e.request.num_prompt_tokens + (e.request.replay_output_on_recompute ? 0 : e.num_output);
   }
   struct Budget;  // what is left of a step (scheduler.cc)
   // The work of `layers` more prefill layers of `e`; `joins_batch`: it runs

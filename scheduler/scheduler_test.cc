@@ -1,7 +1,7 @@
 #include "scheduler/scheduler.h"
 
-#include "scheduler/testing/fake_kv_allocator.h"
 #include "gtest/gtest.h"
+#include "scheduler/testing/fake_kv_allocator.h"
 
 namespace restkv::scheduler {
 namespace {

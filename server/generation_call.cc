@@ -140,10 +140,9 @@ void GenerationCall::BeginStream() {
 
 void GenerationCall::SendEchoChunk(size_t choice) {
   const PlannedPrompt& prompt = plan_.prompts[plan_.choices[choice].prompt_index];
-  exchange_->WriteChunk(FormatSseJson(CompletionChunkJson(plan_.meta, plan_.choices[choice].index,
-                                                          prompt.echo_text,
-                                                          std::move(choices_[choice].logprobs),
-                                                          std::nullopt, plan_.include_usage)));
+  exchange_->WriteChunk(FormatSseJson(CompletionChunkJson(
+      plan_.meta, plan_.choices[choice].index, prompt.echo_text,
+      std::move(choices_[choice].logprobs), std::nullopt, plan_.include_usage)));
   choices_[choice].logprobs = nullptr;
 }
 
@@ -346,7 +345,8 @@ void GenerationCall::Record(const RequestLogEntry& log) {
   r.arrival = started_;
   r.input_length = log.prompt_tokens;
   for (const ChoiceState& c : choices_) {
-    if (c.submitted) r.output_length = std::max<int64_t>(r.output_length, c.summary.completion_tokens);
+    if (c.submitted)
+      r.output_length = std::max<int64_t>(r.output_length, c.summary.completion_tokens);
   }
   r.n = log.n;
   r.http_status = log.http_status;

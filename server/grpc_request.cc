@@ -75,14 +75,16 @@ absl::Status ValidateGenerationFields(const GenerationFields& f) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<GenerationPlan> PlanGrpcGenerate(const pb::GenerateRequest& r, const PlanContext& ctx) {
+absl::StatusOr<GenerationPlan> PlanGrpcGenerate(const pb::GenerateRequest& r,
+                                                const PlanContext& ctx) {
   GenerationFields fields = GenerationFieldsFromProto(r);
   RESTKV_RETURN_IF_ERROR(ValidateGenerationFields(fields));
   switch (r.input_case()) {
     case pb::GenerateRequest::kChat: {
       ChatRequest chat;
       chat.messages = ChatFromProto(r.chat());
-      if (chat.messages.empty()) return absl::InvalidArgumentError("chat.messages must not be empty");
+      if (chat.messages.empty())
+        return absl::InvalidArgumentError("chat.messages must not be empty");
       chat.add_generation_prompt = !r.has_add_generation_prompt() || r.add_generation_prompt();
       chat.logprobs = fields.params.logprobs >= 0;
       chat.top_logprobs = std::max(0, fields.params.logprobs);

@@ -13,7 +13,7 @@ constexpr const char* kServiceName = "restkv.v1.Generation";
 void SetHealth(grpc::Server& server, bool serving) {
   grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
   if (health == nullptr) return;
-  health->SetServingStatus(serving);                 // every service, "" included
+  health->SetServingStatus(serving);  // every service, "" included
   health->SetServingStatus(kServiceName, serving);
 }
 
@@ -28,8 +28,9 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
   s->service_ = std::make_unique<GrpcGenerationService>(engine, std::move(config));
   grpc::ServerBuilder builder;
   // IPv6 literals need brackets in a gRPC target.
-  const std::string address =
-      host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
+  const std::string address = host.find(':') != std::string::npos
+                                  ? absl::StrCat("[", host, "]:", port)
+                                  : absl::StrCat(host, ":", port);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &s->port_);
   builder.RegisterService(s->service_.get());
   s->server_ = builder.BuildAndStart();

@@ -14,8 +14,8 @@
 #include "server/api_error.h"
 #include "server/auth.h"
 #include "server/generation_plan.h"
-#include "server/planned_record.h"
 #include "server/grpc_request.h"
+#include "server/planned_record.h"
 
 namespace restkv::server {
 namespace {
@@ -121,14 +121,20 @@ class GrpcGenerationService::GenerateReactor final
   void OnWriteDone(bool ok) override {
     if (!ok) {
       // The stream is broken (client gone); stop writing, let the engine end.
-      { std::lock_guard<std::mutex> lock(mu_); broken_ = true; }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        broken_ = true;
+      }
       CancelInEngine();
     }
     Pump();
   }
 
   void OnCancel() override {
-    { std::lock_guard<std::mutex> lock(mu_); cancelled_ = true; }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cancelled_ = true;
+    }
     CancelInEngine();
   }
 
@@ -231,7 +237,8 @@ class GrpcGenerationService::GenerateReactor final
     int http_status = 200;  // the HTTP API's equivalent, for the request log
     std::string note;
     if (summary_.reason == engine::FinishReason::kError) {
-      status = ToGrpcStatus(summary_.error.ok() ? absl::InternalError("engine failure") : summary_.error);
+      status = ToGrpcStatus(summary_.error.ok() ? absl::InternalError("engine failure")
+                                                : summary_.error);
       note = std::string(summary_.error.message());
       http_status = 500;
     } else if (cancelled) {
@@ -251,8 +258,10 @@ class GrpcGenerationService::GenerateReactor final
   // One request-log line, and the recording when there is one;
   // `http_status` is the HTTP API's equivalent of the outcome so both
   // frontends' lines read alike.
-  void LogLine(int http_status, int64_t prompt, int64_t completion, std::string finish, std::string note) {
-    const double total_ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
+  void LogLine(int http_status, int64_t prompt, int64_t completion, std::string finish,
+               std::string note) {
+    const double total_ms =
+        std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
     if (record_.has_value()) {
       RecordedRequest r = *std::move(record_);
       record_.reset();
@@ -284,7 +293,7 @@ class GrpcGenerationService::GenerateReactor final
   grpc::CallbackServerContext& context_;
   const Clock::time_point started_;
   std::string id_;
-  engine::RequestSummary summary_;  // written before engine_finished_ is set
+  engine::RequestSummary summary_;         // written before engine_finished_ is set
   std::optional<RecordedRequest> record_;  // set by Submit when recording; used once by LogLine
 
   std::mutex mu_;
@@ -310,7 +319,8 @@ absl::Status GrpcGenerationService::CheckAuth(const grpc::CallbackServerContext&
   absl::Status s = auth.Check(MetadataValue(context, "authorization"));
   if (!s.ok()) {
     return absl::UnauthenticatedError(
-        "missing or wrong API key: send metadata 'authorization: Bearer <key>' or 'x-api-key: <key>'");
+        "missing or wrong API key: send metadata 'authorization: Bearer <key>' or 'x-api-key: "
+        "<key>'");
   }
   return s;
 }
@@ -341,8 +351,10 @@ grpc::ServerUnaryReactor* GrpcGenerationService::Tokenize(grpc::CallbackServerCo
     std::vector<int32_t> tokens;
     if (request->input_case() == pb::TokenizeRequest::kChat) {
       const bool add_special = request->has_add_special_tokens() && request->add_special_tokens();
-      const bool add_gen = !request->has_add_generation_prompt() || request->add_generation_prompt();
-      RESTKV_ASSIGN_OR_RETURN(tokens, TokenizeChat(model, ChatFromProto(request->chat()), add_gen, add_special));
+      const bool add_gen =
+          !request->has_add_generation_prompt() || request->add_generation_prompt();
+      RESTKV_ASSIGN_OR_RETURN(
+          tokens, TokenizeChat(model, ChatFromProto(request->chat()), add_gen, add_special));
     } else {
       const bool add_special = !request->has_add_special_tokens() || request->add_special_tokens();
       tokens = model.tokenizer().Encode(request->text(), add_special, /*parse_special=*/true);

@@ -50,10 +50,10 @@ struct GrpcServiceConfig {
   std::vector<std::string> served_model_names;  // >= 1; the first is reported
   std::string api_key;                          // "" => no authentication
   engine::KvPolicyConfig default_kv_policy;
-  ServerMetrics* metrics = nullptr;              // optional; must outlive the service
-  RequestLogger* log = nullptr;                  // optional; must outlive the service
-  RequestRecorder* recorder = nullptr;           // --record-requests; optional; must outlive the service
-  RequestLimits limits;                          // priority, tokens per request
+  ServerMetrics* metrics = nullptr;     // optional; must outlive the service
+  RequestLogger* log = nullptr;         // optional; must outlive the service
+  RequestRecorder* recorder = nullptr;  // --record-requests; optional; must outlive the service
+  RequestLimits limits;                 // priority, tokens per request
 };
 
 // absl status → gRPC status with the same message (codes as above).

@@ -20,10 +20,10 @@
 #define BOOST_ENABLE_ASSERT_HANDLER
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <cstdint>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -78,8 +78,8 @@ class Reads {
 
 std::vector<Outcome> ParseStream(std::string_view stream, uint64_t body_limit, Reads reads) {
   std::vector<Outcome> out;
-  size_t consumed = 0;   // bytes taken by parsers so far
-  size_t received = 0;   // bytes "read from the socket" so far
+  size_t consumed = 0;  // bytes taken by parsers so far
+  size_t received = 0;  // bytes "read from the socket" so far
   while (consumed < stream.size() || out.empty()) {
     HttpRequestParser parser;
     ConfigureRequestParser(body_limit, parser);
@@ -159,8 +159,8 @@ void assertion_failed(char const* expr, char const* function, char const* file, 
   std::abort();
 }
 
-void assertion_failed_msg(char const* expr, char const* msg, char const* function,
-                          char const* file, long line) {
+void assertion_failed_msg(char const* expr, char const* msg, char const* function, char const* file,
+                          long line) {
   std::fprintf(stderr, "%s:%ld: %s: assertion '%s' failed: %s\n", file, line, function, expr, msg);
   std::abort();
 }

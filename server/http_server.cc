@@ -1,8 +1,8 @@
 #include "server/http_server.h"
 
-#include "absl/strings/str_format.h"
 #include <cerrno>
 
+#include "absl/strings/str_format.h"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/strand.hpp"

@@ -156,8 +156,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (std::optional<std::string> coding =
             UnsupportedTransferCoding(StdView(parser_->get()[http::field::transfer_encoding]))) {
       return RespondAndClose(
-          501, absl::StrFormat("the transfer coding '%s' is not supported (only chunked)",
-                               *coding));
+          501,
+          absl::StrFormat("the transfer coding '%s' is not supported (only chunked)", *coding));
     }
     if (!parser_->is_done() &&
         beast::iequals(parser_->get()[http::field::expect], "100-continue")) {

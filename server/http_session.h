@@ -11,16 +11,15 @@
 // the connection's strand.
 #pragma once
 
-#include <optional>
-#include <string>
-#include <string_view>
-
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "boost/asio/ip/tcp.hpp"
 #include "server/http_server.h"

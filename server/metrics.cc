@@ -156,8 +156,10 @@ std::string ServerMetrics::Render(const engine::EngineStats& stats) {
     pages_total_->Set(stats.kv_pages_total);
     pages_used_->Set(stats.kv_pages_used);
     pages_free_->Set(stats.kv_pages_total - stats.kv_pages_used);
-    bytes_total_->Set(static_cast<double>(stats.kv_pages_total) * static_cast<double>(stats.kv_page_bytes));
-    bytes_used_->Set(static_cast<double>(stats.kv_pages_used) * static_cast<double>(stats.kv_page_bytes));
+    bytes_total_->Set(static_cast<double>(stats.kv_pages_total) *
+                      static_cast<double>(stats.kv_page_bytes));
+    bytes_used_->Set(static_cast<double>(stats.kv_pages_used) *
+                     static_cast<double>(stats.kv_page_bytes));
     cache_usage_->Set(stats.kv_pages_total > 0
                           ? static_cast<double>(stats.kv_pages_used) / stats.kv_pages_total
                           : 0.0);

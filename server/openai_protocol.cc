@@ -245,8 +245,8 @@ absl::StatusOr<json> ParseJsonBody(std::string_view body) {
   // nlohmann's lexer takes a NUL byte for the end of input, so
   // `{...}\0anything` would parse as the object alone.
   if (const size_t nul = body.find('\0'); nul != std::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "invalid JSON: the request body contains a NUL byte at offset %d", nul));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("invalid JSON: the request body contains a NUL byte at offset %d", nul));
   }
   if (MaxDepth(body) > kMaxJsonDepth) {
     return absl::InvalidArgumentError(

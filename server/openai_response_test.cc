@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "engine/tokenizer/tokenizer.h"
 #include "engine/capacity_error.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
 #include "server/api_error.h"
 

@@ -7,11 +7,11 @@
 #include "absl/strings/str_format.h"
 #include "boost/asio/post.hpp"
 #include "common/status_macros.h"
+#include "common/version.h"
 #include "server/api_error.h"
 #include "server/generation_plan.h"
 #include "server/openai_protocol.h"
 #include "server/openai_response.h"
-#include "common/version.h"
 
 namespace restkv::server {
 namespace {
@@ -30,10 +30,14 @@ struct Route {
 };
 
 constexpr Route kRoutes[] = {
-    {"/v1/completions", http::verb::post}, {"/v1/chat/completions", http::verb::post},
-    {"/v1/models", http::verb::get},       {"/tokenize", http::verb::post},
-    {"/detokenize", http::verb::post},     {"/health", http::verb::get},
-    {"/version", http::verb::get},         {"/metrics", http::verb::get},
+    {"/v1/completions", http::verb::post},
+    {"/v1/chat/completions", http::verb::post},
+    {"/v1/models", http::verb::get},
+    {"/tokenize", http::verb::post},
+    {"/detokenize", http::verb::post},
+    {"/health", http::verb::get},
+    {"/version", http::verb::get},
+    {"/metrics", http::verb::get},
     {"/live", http::verb::get},
 };
 

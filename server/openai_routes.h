@@ -41,13 +41,12 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
-
 #include "engine/engine.h"
 #include "engine/eviction/policy_config.h"
 #include "server/auth.h"
 #include "server/generation_call.h"
-#include "server/http_exchange.h"
 #include "server/generation_plan.h"
+#include "server/http_exchange.h"
 #include "server/metrics.h"
 #include "server/request_log.h"
 #include "server/work_pool.h"

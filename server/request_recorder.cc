@@ -85,8 +85,7 @@ std::string RequestRecorder::FormatLine(const RecordedRequest& r) {
     auto [it, inserted] = ids_.try_emplace(h, static_cast<int64_t>(ids_.size()));
     ids.push_back(it->second);
   }
-  const double ts =
-      std::chrono::duration<double, std::milli>(r.arrival - start_).count();
+  const double ts = std::chrono::duration<double, std::milli>(r.arrival - start_).count();
   nlohmann::json j = {
       {"timestamp", std::round(std::max(0.0, ts) * 1000.0) / 1000.0},
       {"input_length", r.input_length},

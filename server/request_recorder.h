@@ -47,7 +47,7 @@ inline constexpr int32_t kRecordBlockTokens = 512;
 struct RecordedRequest {
   std::chrono::steady_clock::time_point arrival;
   int64_t input_length = 0;
-  int64_t output_length = 0;  // completion tokens of the longest choice
+  int64_t output_length = 0;           // completion tokens of the longest choice
   std::vector<uint64_t> block_hashes;  // ChainedBlockHashes of the (first) prompt
   std::string endpoint;
   int32_t n = 1;

@@ -16,12 +16,12 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "cli/default_model.h"
 #include "common/thread_pool.h"
 #include "engine/engine.h"
 #include "engine/kv/sequence_kv.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "nlohmann/json.hpp"
-#include "cli/default_model.h"
 
 namespace restkv {
 namespace {
@@ -52,8 +52,9 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
 }
 
 // Runs all prompts with at most `concurrency` in flight; returns seconds and output tokens.
-std::pair<double, size_t> Run(engine::Engine& engine, const std::vector<std::vector<int32_t>>& prompts,
-                              int gen_tokens, size_t concurrency) {
+std::pair<double, size_t> Run(engine::Engine& engine,
+                              const std::vector<std::vector<int32_t>>& prompts, int gen_tokens,
+                              size_t concurrency) {
   engine::SamplingParams p;
   p.temperature = 0;
   p.max_tokens = gen_tokens;
@@ -118,20 +119,24 @@ int Main(int argc, char** argv) {
   // The same prompts batched with one output token each: the prefill work no
   // scheduler can remove, so t1 / tp bounds any batching speed-up here.
   const auto [tp, np] = Run(**engine, prompts, 1, prompts.size());
-  nlohmann::json j = {{"prompts", num_prompts},
-                      {"gen_tokens", gen_tokens},
-                      {"threads", threads},
-                      {"sequential", {{"seconds", t1}, {"requests_per_s", num_prompts / t1}, {"output_tokens_per_s", n1 / t1}}},
-                      {"batched", {{"seconds", tb}, {"requests_per_s", num_prompts / tb}, {"output_tokens_per_s", nb / tb}}},
-                      {"prefill_only_seconds", tp},
-                      {"speedup_output_tokens_per_s", (nb / tb) / (n1 / t1)},
-                      {"speedup_ceiling", t1 / tp}};
+  nlohmann::json j = {
+      {"prompts", num_prompts},
+      {"gen_tokens", gen_tokens},
+      {"threads", threads},
+      {"sequential",
+       {{"seconds", t1}, {"requests_per_s", num_prompts / t1}, {"output_tokens_per_s", n1 / t1}}},
+      {"batched",
+       {{"seconds", tb}, {"requests_per_s", num_prompts / tb}, {"output_tokens_per_s", nb / tb}}},
+      {"prefill_only_seconds", tp},
+      {"speedup_output_tokens_per_s", (nb / tb) / (n1 / t1)},
+      {"speedup_ceiling", t1 / tp}};
   std::printf("%s\n", j.dump().c_str());
   (*engine)->Shutdown(0);
 
   // Decode step time against batch size, straight through the forward pass.
   const auto& c = (*model)->config();
-  auto pool = *engine::BlockPool::Create(backend, {c.num_kv_heads, c.head_dim, 16}, 64 * c.num_layers * 4);
+  auto pool =
+      *engine::BlockPool::Create(backend, {c.num_kv_heads, c.head_dim, 16}, 64 * c.num_layers * 4);
   for (int batch : {1, 2, 4, 8, 16, 32, 64}) {
     std::vector<std::unique_ptr<engine::SequenceKv>> kvs;
     std::vector<std::vector<int32_t>> toks(batch, std::vector<int32_t>(32, 0));
@@ -150,13 +155,18 @@ int Main(int argc, char** argv) {
     for (int s = 0; s < steps; ++s) {
       in.clear();
       for (int b = 0; b < batch; ++b) {
-        in.push_back({absl::MakeConstSpan(&toks[b][s % 32], 1), 32 + s, kvs[b]->cached_len(), kvs[b]->page_ptrs()});
+        in.push_back({absl::MakeConstSpan(&toks[b][s % 32], 1), 32 + s, kvs[b]->cached_len(),
+                      kvs[b]->page_ptrs()});
       }
       if (!(*model)->forward().Forward(in, &logits).ok()) return 1;
       for (int b = 0; b < batch; ++b) kvs[b]->Commit(1);
     }
     const double ms = Seconds(t0) * 1000 / steps;
-    std::printf("%s\n", nlohmann::json({{"decode_batch", batch}, {"step_ms", ms}, {"tokens_per_s", batch * 1000.0 / ms}}).dump().c_str());
+    std::printf("%s\n", nlohmann::json({{"decode_batch", batch},
+                                        {"step_ms", ms},
+                                        {"tokens_per_s", batch * 1000.0 / ms}})
+                            .dump()
+                            .c_str());
   }
   return 0;
 }

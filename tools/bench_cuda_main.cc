@@ -121,7 +121,8 @@ double DeviceSeconds(CudaBackend& gpu, const std::function<void()>& body) {
   body();
   cudaEventRecord(stop, gpu.stream());
   float ms = 0.0f;
-  if (cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) {
+  if (cudaEventSynchronize(stop) != cudaSuccess ||
+      cudaEventElapsedTime(&ms, start, stop) != cudaSuccess) {
     Die("CUDA event timing failed");
   }
   cudaEventDestroy(start);
@@ -156,9 +157,11 @@ nlohmann::json DecodeAttention(CudaBackend& gpu, const std::vector<int>& context
       };
       call();  // warm-up (uploads, scratch growth)
       gpu.Synchronize();
-      const double per_call = DeviceSeconds(gpu, [&] {
-        for (int i = 0; i < iters; ++i) call();
-      }) / iters;
+      const double per_call = DeviceSeconds(gpu,
+                                            [&] {
+                                              for (int i = 0; i < iters; ++i) call();
+                                            }) /
+                              iters;
       // K and V of every token read once, in the stored dtype (scales included).
       const double bytes = static_cast<double>(batch) * ctx * layout.bytes_per_token();
       const double gbps = bytes / per_call / 1e9;
@@ -285,22 +288,24 @@ nlohmann::json ModelSection(CudaBackend& gpu, engine::Model& model, const std::v
       int32_t next = 0;
       t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < decode_tokens; ++i) {
-        next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        next =
+            static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
         if (!kv.Reserve(1)) Die("KV pool too small");
-        engine::SequenceInput in{{&next, 1}, n + i, kv.cached_len(), kv.page_ptrs(),
-                                 engine::LogitsMode::kLast};
+        engine::SequenceInput in{
+            {&next, 1}, n + i, kv.cached_len(), kv.page_ptrs(), engine::LogitsMode::kLast};
         const absl::Status st = model.forward().Forward({&in, 1}, &logits);
         if (!st.ok()) Die(std::string(st.message()));
         kv.Commit(1);
       }
       const double decode_s = Seconds(t0);
-      nlohmann::json row = {{"prompt_tokens", n},
-                            {"policy", name},
-                            {"kv_budget", policy.budget},
-                            {"prefill_seconds", prefill_s},
-                            {"prefill_tokens_per_s", n / prefill_s},
-                            {"decode_tokens", decode_tokens},
-                            {"decode_ms_per_token", decode_tokens > 0 ? 1e3 * decode_s / decode_tokens : 0.0}};
+      nlohmann::json row = {
+          {"prompt_tokens", n},
+          {"policy", name},
+          {"kv_budget", policy.budget},
+          {"prefill_seconds", prefill_s},
+          {"prefill_tokens_per_s", n / prefill_s},
+          {"decode_tokens", decode_tokens},
+          {"decode_ms_per_token", decode_tokens > 0 ? 1e3 * decode_s / decode_tokens : 0.0}};
       if (full_prefill > 0 && policy.kind != engine::KvPolicyKind::kFull) {
         row["prefill_overhead_vs_full"] = prefill_s / full_prefill - 1.0;
       }
@@ -334,7 +339,8 @@ nlohmann::json Concurrency(CudaBackend& gpu, engine::Model& model, int n,
     // on top of the others' resident pages plus their decode growth.
     const int64_t resident = math.PagesAfterDecode(policy, n, decode_steps);
     const int64_t peak = math.PrefillPeakPages(policy, n);
-    const int64_t fit_math = peak > num_pages ? 0 : 1 + (num_pages - peak) / std::max<int64_t>(1, resident);
+    const int64_t fit_math =
+        peak > num_pages ? 0 : 1 + (num_pages - peak) / std::max<int64_t>(1, resident);
     std::vector<std::unique_ptr<engine::SequenceKv>> seqs;
     std::vector<int32_t> next;
     std::vector<float> logits;
@@ -342,8 +348,9 @@ nlohmann::json Concurrency(CudaBackend& gpu, engine::Model& model, int n,
     while (static_cast<int>(seqs.size()) < max_requests) {
       // Room for this prefill's peak while every admitted request keeps
       // room to decode.
-      const int64_t reserved = static_cast<int64_t>(seqs.size()) * decode_steps * c.num_layers / kBlock +
-                               static_cast<int64_t>(seqs.size()) * c.num_layers;
+      const int64_t reserved =
+          static_cast<int64_t>(seqs.size()) * decode_steps * c.num_layers / kBlock +
+          static_cast<int64_t>(seqs.size()) * c.num_layers;
       if ((*pool)->num_free() - reserved < peak) break;
       auto kv = std::make_unique<engine::SequenceKv>(**pool, c.num_layers);
       const std::vector<int32_t> prompt =
@@ -351,7 +358,8 @@ nlohmann::json Concurrency(CudaBackend& gpu, engine::Model& model, int n,
       const auto t0 = std::chrono::steady_clock::now();
       Prefill(model, *kv, policy, prompt, &logits);
       prefill_total += Seconds(t0);
-      next.push_back(static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+      next.push_back(
+          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
       seqs.push_back(std::move(kv));
       std::fprintf(stderr, "concurrency %s: request %zu prefilled (%d pages free)\n", name.c_str(),
                    seqs.size(), (*pool)->num_free());
@@ -367,7 +375,10 @@ nlohmann::json Concurrency(CudaBackend& gpu, engine::Model& model, int n,
       }
       if (!ok) break;
       for (size_t i = 0; i < seqs.size(); ++i) {
-        batch.push_back({{&next[i], 1}, n + step, seqs[i]->cached_len(), seqs[i]->page_ptrs(),
+        batch.push_back({{&next[i], 1},
+                         n + step,
+                         seqs[i]->cached_len(),
+                         seqs[i]->page_ptrs(),
                          engine::LogitsMode::kLast});
       }
       const auto t0 = std::chrono::steady_clock::now();
@@ -402,7 +413,8 @@ nlohmann::json Concurrency(CudaBackend& gpu, engine::Model& model, int n,
 
 int Main(int argc, char** argv) {
   CLI::App app{"restkv CUDA backend benchmark (JSON on stdout)"};
-  std::vector<std::string> sections = {"decode_attention", "prefill_attention", "model", "concurrency"};
+  std::vector<std::string> sections = {"decode_attention", "prefill_attention", "model",
+                                       "concurrency"};
   std::vector<std::string> policies = {"full", "restkv", "snapkv"};
   int32_t budget = 2048;
   int concurrency_tokens = 131072, max_requests = 8, concurrency_steps = 8;
@@ -415,10 +427,13 @@ int Main(int argc, char** argv) {
   app.add_option("--sections", sections, "decode_attention, prefill_attention, model, concurrency");
   app.add_option("--policies", policies, "KV policies for model and concurrency (full first)");
   app.add_option("--kv-budget", budget, "Budget of the evicting policies");
-  app.add_option("--concurrency-tokens", concurrency_tokens, "Prompt length of the concurrency section");
+  app.add_option("--concurrency-tokens", concurrency_tokens,
+                 "Prompt length of the concurrency section");
   app.add_option("--max-requests", max_requests, "Most requests the concurrency section admits");
-  app.add_option("--concurrency-steps", concurrency_steps, "Decode steps run by all requests together");
-  app.add_option("--gpu-memory-utilization", utilization, "Fraction of GPU memory for weights + KV");
+  app.add_option("--concurrency-steps", concurrency_steps,
+                 "Decode steps run by all requests together");
+  app.add_option("--gpu-memory-utilization", utilization,
+                 "Fraction of GPU memory for weights + KV");
   app.add_option("--contexts", contexts, "Decode-attention context lengths");
   app.add_option("--batches", batches, "Decode-attention batch sizes");
   app.add_option("--iters", iters, "Timed decode-attention calls per point");
@@ -455,7 +470,8 @@ int Main(int argc, char** argv) {
     }
     return *model;
   };
-  const std::string weights_label = "random-weights (synthetic Llama-3-8B shape, Q4_0 file -> bf16)";
+  const std::string weights_label =
+      "random-weights (synthetic Llama-3-8B shape, Q4_0 file -> bf16)";
   for (const std::string& s : sections) {
     if (s == "decode_attention") {
       j[s] = DecodeAttention(**gpu, contexts, batches, iters, *kv_dtype);
@@ -475,7 +491,8 @@ int Main(int argc, char** argv) {
     }
   }
   // Backend operations record their first failure instead of aborting.
-  if (!(*gpu)->status().ok()) Die("CUDA backend failed: " + std::string((*gpu)->status().message()));
+  if (!(*gpu)->status().ok())
+    Die("CUDA backend failed: " + std::string((*gpu)->status().message()));
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }

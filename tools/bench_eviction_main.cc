@@ -16,17 +16,17 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_split.h"
+#include "cli/default_model.h"
 #include "common/thread_pool.h"
-#include "engine/kv/kv_layer_hook.h"
-#include "engine/kv/block_pool.h"
 #include "engine/gguf/gguf_file.h"
+#include "engine/kv/block_pool.h"
+#include "engine/kv/kv_layer_hook.h"
 #include "engine/kv/page_math.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/model.h"
 #include "engine/model/synthetic_model.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "nlohmann/json.hpp"
-#include "cli/default_model.h"
 
 namespace restkv {
 namespace {
@@ -60,8 +60,10 @@ Run Measure(engine::LlamaModel& model, engine::LayerEvictor& evictor, engine::Bl
   int32_t pos = static_cast<int32_t>(prompt.size());
   t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < decode_tokens; ++i) {
-    const int32_t next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    engine::SequenceInput step{absl::MakeConstSpan(&next, 1), pos++, kv.cached_len(), kv.page_ptrs(), engine::LogitsMode::kLast};
+    const int32_t next =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    engine::SequenceInput step{absl::MakeConstSpan(&next, 1), pos++, kv.cached_len(),
+                               kv.page_ptrs(), engine::LogitsMode::kLast};
     engine::KvLayerHook step_hook(kv);
     step.hook = &step_hook;
     if (!model.Forward({&step, 1}, &logits).ok()) std::abort();
@@ -138,8 +140,10 @@ int Main(int argc, char** argv) {
     model = &real->forward();
     const std::vector<int32_t> text = real->tokenizer().Encode(
         "The history of the harbour town is long. Ships came and went, and the market grew "
-        "around the old stone bridge where the river meets the sea. ", false, false);
-    while (static_cast<int>(prompt.size()) < tokens) prompt.insert(prompt.end(), text.begin(), text.end());
+        "around the old stone bridge where the river meets the sea. ",
+        false, false);
+    while (static_cast<int>(prompt.size()) < tokens)
+      prompt.insert(prompt.end(), text.begin(), text.end());
     prompt.resize(tokens);
   }
   const engine::KvPageMath math{config.num_layers, 16};
@@ -170,7 +174,8 @@ int Main(int argc, char** argv) {
                         {"pool_high_water_pages", r.high_water},
                         {"predicted_peak_pages", math.PrefillPeakPages(p, tokens)},
                         {"pages_after_prefill", r.pages_after},
-                        {"fit_in_two_full_requests_pool", math.MaxConcurrent(p, tokens, decode_tokens, two_full_pages)}};
+                        {"fit_in_two_full_requests_pool",
+                         math.MaxConcurrent(p, tokens, decode_tokens, two_full_pages)}};
     if (mode == "long") {
       j["decode_ms_per_token"] = r.decode_ms_per_token;
       j["decode_speedup_vs_full"] = full_decode / r.decode_ms_per_token;

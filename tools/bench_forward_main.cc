@@ -84,7 +84,8 @@ int Main(int argc, char** argv) {
   std::vector<float> logits;
   auto run = [&](engine::SequenceKv& kv, absl::Span<const int32_t> tokens, int32_t pos) {
     if (!kv.Reserve(tokens.size())) std::abort();
-    engine::SequenceInput in{tokens, pos, kv.cached_len(), kv.page_ptrs(), engine::LogitsMode::kLast};
+    engine::SequenceInput in{tokens, pos, kv.cached_len(), kv.page_ptrs(),
+                             engine::LogitsMode::kLast};
     if (!(*model)->forward().Forward({&in, 1}, &logits).ok()) std::abort();
     kv.Commit(tokens.size());
   };

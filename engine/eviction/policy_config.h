@@ -32,8 +32,8 @@ enum class KvPolicyKind { kFull, kStreamingLlm, kH2o, kTova, kSnapKv, kPyramidKv
 absl::StatusOr<KvPolicyKind> ParseKvPolicy(std::string_view name);
 std::string_view KvPolicyName(KvPolicyKind kind);
 
-// Every knob of the design spec (docs/eviction.md maps its sections) with the release scripts' defaults (§2.6). Knobs a
-// policy does not use are ignored by it.
+// Every knob of the design spec (docs/eviction.md maps its sections) with the release scripts'
+// defaults (§2.6). Knobs a policy does not use are ignored by it.
 struct KvPolicyConfig {
   using Temporal = TemporalMode;
   using Metric = MetricMode;

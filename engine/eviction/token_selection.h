@@ -33,8 +33,8 @@
 #include <vector>
 
 #include "common/thread_pool.h"
-#include "engine/eviction/wo_factor.h"
 #include "engine/eviction/policy_config.h"
+#include "engine/eviction/wo_factor.h"
 
 namespace restkv::engine {
 

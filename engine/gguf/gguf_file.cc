@@ -28,7 +28,9 @@ constexpr uint32_t kMaxDims = 4;  // ggml's GGML_MAX_DIMS
 constexpr uint64_t kMaxAlignment = 1 << 20;
 constexpr int64_t kMaxElements = int64_t{1} << 50;  // per tensor; keeps byte sizes in int64
 
-uint64_t AlignUp(uint64_t x, uint64_t alignment) { return (x + alignment - 1) / alignment * alignment; }
+uint64_t AlignUp(uint64_t x, uint64_t alignment) {
+  return (x + alignment - 1) / alignment * alignment;
+}
 
 // Reads one tensor-info record; checks what can be checked without the others.
 absl::StatusOr<GgufTensorInfo> ReadTensorInfo(GgufReader& r, uint64_t index, uint64_t alignment) {
@@ -40,7 +42,8 @@ absl::StatusOr<GgufTensorInfo> ReadTensorInfo(GgufReader& r, uint64_t index, uin
   uint64_t at = r.pos();
   RESTKV_ASSIGN_OR_RETURN(const uint32_t n_dims, r.Read<uint32_t>(field + " n_dims"));
   if (n_dims == 0 || n_dims > kMaxDims) {
-    return r.Invalid(at, field + " n_dims", absl::StrFormat("%d dims (1 to %d supported)", n_dims, kMaxDims));
+    return r.Invalid(at, field + " n_dims",
+                     absl::StrFormat("%d dims (1 to %d supported)", n_dims, kMaxDims));
   }
   t.num_elements = 1;
   for (uint32_t d = 0; d < n_dims; ++d) {
@@ -59,13 +62,15 @@ absl::StatusOr<GgufTensorInfo> ReadTensorInfo(GgufReader& r, uint64_t index, uin
   RESTKV_ASSIGN_OR_RETURN(const uint32_t type_id, r.Read<uint32_t>(field + " type"));
   const kernels::GgmlTypeTraits* traits = kernels::GetGgmlTypeTraits(type_id);
   if (traits == nullptr || !traits->supported) {
-    return r.Invalid(at, field + " type", absl::StrFormat("ggml type id %d (%s) is not supported", type_id,
-                                                          traits != nullptr ? traits->name : "unknown"));
+    return r.Invalid(at, field + " type",
+                     absl::StrFormat("ggml type id %d (%s) is not supported", type_id,
+                                     traits != nullptr ? traits->name : "unknown"));
   }
   if (t.dims[0] % traits->block_size != 0) {
-    return r.Invalid(at, field + " type", absl::StrFormat("row length %d is not a multiple of the %s "
-                                                          "block size %d", t.dims[0], traits->name,
-                                                          traits->block_size));
+    return r.Invalid(at, field + " type",
+                     absl::StrFormat("row length %d is not a multiple of the %s "
+                                     "block size %d",
+                                     t.dims[0], traits->name, traits->block_size));
   }
   t.type = static_cast<kernels::GgmlType>(type_id);
   t.size_bytes = t.num_elements / traits->block_size * traits->type_size;
@@ -74,8 +79,10 @@ absl::StatusOr<GgufTensorInfo> ReadTensorInfo(GgufReader& r, uint64_t index, uin
   at = r.pos();
   RESTKV_ASSIGN_OR_RETURN(t.offset, r.Read<uint64_t>(field + " offset"));
   if (t.offset % alignment != 0) {
-    return r.Invalid(at, field + " offset", absl::StrFormat("data offset %d is not a multiple of the "
-                                                            "alignment %d", t.offset, alignment));
+    return r.Invalid(at, field + " offset",
+                     absl::StrFormat("data offset %d is not a multiple of the "
+                                     "alignment %d",
+                                     t.offset, alignment));
   }
   return t;
 }
@@ -108,17 +115,20 @@ absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::Open(const std::string& path
     if (m == MAP_FAILED) {
       const int err = errno;
       ::close(fd);
-      return absl::InvalidArgumentError(absl::StrFormat("%s: mmap failed: %s", path, std::strerror(err)));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: mmap failed: %s", path, std::strerror(err)));
     }
     f->mapping_ = m;
     f->mapping_size_ = static_cast<size_t>(st.st_size);
   }
   ::close(fd);  // the mapping stays valid without the descriptor
-  RESTKV_RETURN_IF_ERROR(f->Parse(std::string_view(static_cast<const char*>(f->mapping_), f->mapping_size_)));
+  RESTKV_RETURN_IF_ERROR(
+      f->Parse(std::string_view(static_cast<const char*>(f->mapping_), f->mapping_size_)));
   return f;
 }
 
-absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::FromBuffer(std::string_view bytes, std::string name) {
+absl::StatusOr<std::unique_ptr<GgufFile>> GgufFile::FromBuffer(std::string_view bytes,
+                                                               std::string name) {
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->name_ = std::move(name);
   RESTKV_RETURN_IF_ERROR(f->Parse(bytes));
@@ -131,22 +141,26 @@ absl::Status GgufFile::Parse(std::string_view bytes) {
   // Header: magic, version, counts.
   RESTKV_ASSIGN_OR_RETURN(const uint32_t magic, r.Read<uint32_t>("header magic"));
   if (magic != kMagic) {
-    return r.Invalid(0, "header magic", absl::StrFormat("not a GGUF file (starts with %s, expected \"GGUF\")",
-                                                        GgufPrintable(bytes.substr(0, 4))));
+    return r.Invalid(0, "header magic",
+                     absl::StrFormat("not a GGUF file (starts with %s, expected \"GGUF\")",
+                                     GgufPrintable(bytes.substr(0, 4))));
   }
   RESTKV_ASSIGN_OR_RETURN(version_, r.Read<uint32_t>("header version"));
   if (version_ != 2 && version_ != 3) {
     const bool swapped = version_ == 0x02000000 || version_ == 0x03000000;
-    return r.Invalid(4, "header version", swapped ? std::string("big-endian GGUF files are not supported")
-                                                  : absl::StrFormat("version %d is not supported (2 and 3 are)",
-                                                                    version_));
+    return r.Invalid(4, "header version",
+                     swapped
+                         ? std::string("big-endian GGUF files are not supported")
+                         : absl::StrFormat("version %d is not supported (2 and 3 are)", version_));
   }
   RESTKV_ASSIGN_OR_RETURN(const uint64_t num_tensors, r.Read<uint64_t>("header tensor_count"));
   RESTKV_ASSIGN_OR_RETURN(const uint64_t num_kvs, r.Read<uint64_t>("header kv_count"));
   if (num_tensors > kMaxTensors) {
-    return r.Invalid(8, "header tensor_count", absl::StrFormat("%d tensors is absurd", num_tensors));
+    return r.Invalid(8, "header tensor_count",
+                     absl::StrFormat("%d tensors is absurd", num_tensors));
   }
-  if (num_kvs > kMaxKvs) return r.Invalid(16, "header kv_count", absl::StrFormat("%d keys is absurd", num_kvs));
+  if (num_kvs > kMaxKvs)
+    return r.Invalid(16, "header kv_count", absl::StrFormat("%d keys is absurd", num_kvs));
 
   // Metadata: key, value type, value; keys unique.
   metadata_.reserve(std::min<uint64_t>(num_kvs, r.remaining() / 13));  // each kv takes >= 13 bytes
@@ -156,18 +170,21 @@ absl::Status GgufFile::Parse(std::string_view bytes) {
     const std::string field = absl::StrFormat("metadata '%s'", GgufPrintable(key));
     RESTKV_ASSIGN_OR_RETURN(const GgufType type, r.ReadType(field + " type"));
     RESTKV_ASSIGN_OR_RETURN(GgufValue value, r.ReadValue(type, field, 0));
-    if (!key_index_.emplace(key, metadata_.size()).second) return r.Invalid(at, field, "duplicate key");
+    if (!key_index_.emplace(key, metadata_.size()).second)
+      return r.Invalid(at, field, "duplicate key");
     metadata_.push_back({std::move(key), std::move(value)});
   }
   RESTKV_RETURN_IF_ERROR(ReadAlignment());
 
   // Tensor directory; names unique.
-  tensors_.reserve(std::min<uint64_t>(num_tensors, r.remaining() / 32));  // each info takes >= 32 bytes
+  tensors_.reserve(
+      std::min<uint64_t>(num_tensors, r.remaining() / 32));  // each info takes >= 32 bytes
   for (uint64_t i = 0; i < num_tensors; ++i) {
     const uint64_t at = r.pos();
     RESTKV_ASSIGN_OR_RETURN(GgufTensorInfo t, ReadTensorInfo(r, i, alignment_));
     if (!tensor_index_.emplace(t.name, tensors_.size()).second) {
-      return r.Invalid(at, absl::StrFormat("tensor '%s'", GgufPrintable(t.name)), "duplicate tensor name");
+      return r.Invalid(at, absl::StrFormat("tensor '%s'", GgufPrintable(t.name)),
+                       "duplicate tensor name");
     }
     tensors_.push_back(std::move(t));
   }
@@ -218,13 +235,15 @@ absl::Status GgufFile::PlaceTensors(std::string_view bytes, uint64_t tensor_info
     if (t.offset > data_bytes || size > data_bytes - t.offset) {
       return absl::DataLossError(absl::StrFormat(
           "%s: offset %d: tensor '%s' data: %d bytes at data offset %d run past the end of the "
-          "file (%d bytes)", name_, data_offset_ + std::min(t.offset, data_bytes), GgufPrintable(t.name),
-          size, t.offset, bytes.size()));
+          "file (%d bytes)",
+          name_, data_offset_ + std::min(t.offset, data_bytes), GgufPrintable(t.name), size,
+          t.offset, bytes.size()));
     }
     if (prev != nullptr && t.offset < prev->offset + static_cast<uint64_t>(prev->size_bytes)) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s: offset %d: tensor '%s' data: overlaps tensor '%s' (data offsets %d and %d)", name_,
-          data_offset_ + t.offset, GgufPrintable(t.name), GgufPrintable(prev->name), t.offset, prev->offset));
+          data_offset_ + t.offset, GgufPrintable(t.name), GgufPrintable(prev->name), t.offset,
+          prev->offset));
     }
     t.data = reinterpret_cast<const uint8_t*>(bytes.data()) + data_offset_ + t.offset;
     prev = &t;
@@ -245,10 +264,12 @@ const GgufTensorInfo* GgufFile::FindTensor(std::string_view name) const {
 absl::StatusOr<const GgufValue*> GgufFile::Lookup(std::string_view key, std::string_view expected,
                                                   bool (*ok_type)(const GgufValue&)) const {
   const GgufValue* v = Find(key);
-  if (v == nullptr) return absl::NotFoundError(absl::StrFormat("%s: metadata '%s' is missing", name_, key));
+  if (v == nullptr)
+    return absl::NotFoundError(absl::StrFormat("%s: metadata '%s' is missing", name_, key));
   if (!ok_type(*v)) {
-    const std::string actual = v->is_array() ? absl::StrFormat("array of %s", GgufTypeName(v->element_type()))
-                                             : std::string(GgufTypeName(v->type()));
+    const std::string actual = v->is_array()
+                                   ? absl::StrFormat("array of %s", GgufTypeName(v->element_type()))
+                                   : std::string(GgufTypeName(v->type()));
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: metadata '%s' is %s, expected %s", name_, key, actual, expected));
   }
@@ -263,11 +284,12 @@ absl::StatusOr<std::string> GgufFile::GetString(std::string_view key) const {
 }
 
 absl::StatusOr<int64_t> GgufFile::GetInt(std::string_view key) const {
-  RESTKV_ASSIGN_OR_RETURN(const GgufValue* v,
-                          Lookup(key, "an integer", [](const GgufValue& v) { return v.is_integer(); }));
+  RESTKV_ASSIGN_OR_RETURN(const GgufValue* v, Lookup(key, "an integer", [](const GgufValue& v) {
+                            return v.is_integer();
+                          }));
   if (!v->fits_int64()) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: metadata '%s' = %d does not fit in int64", name_, key, v->as_unsigned()));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: metadata '%s' = %d does not fit in int64", name_, key, v->as_unsigned()));
   }
   return v->as_signed();
 }
@@ -287,7 +309,8 @@ absl::StatusOr<bool> GgufFile::GetBool(std::string_view key) const {
 }
 
 absl::StatusOr<std::vector<std::string>> GgufFile::GetStringArray(std::string_view key) const {
-  RESTKV_ASSIGN_OR_RETURN(const GgufValue* v, Lookup(key, "array of string", [](const GgufValue& v) {
+  RESTKV_ASSIGN_OR_RETURN(const GgufValue* v,
+                          Lookup(key, "array of string", [](const GgufValue& v) {
                             return v.is_array() && v.element_type() == GgufType::kString;
                           }));
   std::vector<std::string> out;
@@ -297,15 +320,17 @@ absl::StatusOr<std::vector<std::string>> GgufFile::GetStringArray(std::string_vi
 }
 
 absl::StatusOr<std::vector<int64_t>> GgufFile::GetIntArray(std::string_view key) const {
-  RESTKV_ASSIGN_OR_RETURN(const GgufValue* v, Lookup(key, "array of integers", [](const GgufValue& v) {
+  RESTKV_ASSIGN_OR_RETURN(const GgufValue* v,
+                          Lookup(key, "array of integers", [](const GgufValue& v) {
                             return v.is_array() && GgufTypeIsInteger(v.element_type());
                           }));
   std::vector<int64_t> out;
   out.reserve(v->size());
   for (const GgufValue& item : v->items()) {
     if (!item.fits_int64()) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: metadata '%s' item %d = %d does not fit in int64", name_, key, out.size(), item.as_unsigned()));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: metadata '%s' item %d = %d does not fit in int64", name_, key,
+                          out.size(), item.as_unsigned()));
     }
     out.push_back(item.as_signed());
   }
@@ -313,10 +338,11 @@ absl::StatusOr<std::vector<int64_t>> GgufFile::GetIntArray(std::string_view key)
 }
 
 absl::StatusOr<std::vector<float>> GgufFile::GetFloatArray(std::string_view key) const {
-  RESTKV_ASSIGN_OR_RETURN(const GgufValue* v, Lookup(key, "array of numbers", [](const GgufValue& v) {
-                            return v.is_array() && (GgufTypeIsInteger(v.element_type()) ||
-                                                    GgufTypeIsFloat(v.element_type()));
-                          }));
+  RESTKV_ASSIGN_OR_RETURN(
+      const GgufValue* v, Lookup(key, "array of numbers", [](const GgufValue& v) {
+        return v.is_array() &&
+               (GgufTypeIsInteger(v.element_type()) || GgufTypeIsFloat(v.element_type()));
+      }));
   std::vector<float> out;
   out.reserve(v->size());
   for (const GgufValue& item : v->items()) out.push_back(static_cast<float>(item.as_double()));

@@ -100,7 +100,9 @@ class GgufFile {
   absl::StatusOr<bool> GetBoolOr(std::string_view key, bool def) const;
   absl::StatusOr<std::string> GetStringOr(std::string_view key, std::string def) const;
 
-  [[nodiscard]] const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }  // file order
+  [[nodiscard]] const std::vector<GgufTensorInfo>& tensors() const {
+    return tensors_;
+  }                                                                             // file order
   [[nodiscard]] const GgufTensorInfo* FindTensor(std::string_view name) const;  // nullptr if absent
 
  private:

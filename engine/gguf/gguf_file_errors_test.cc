@@ -12,9 +12,9 @@
 namespace restkv::engine {
 namespace {
 
+using kernels::GgmlType;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
-using kernels::GgmlType;
 
 // Little-endian byte builder for hand-made files.
 class Bytes {
@@ -36,7 +36,8 @@ class Bytes {
     return U32(0x46554747).U32(version).U64(num_tensors).U64(num_kvs);
   }
   // A tensor-info record.
-  Bytes& Tensor(const std::string& name, std::vector<uint64_t> dims, uint32_t type, uint64_t offset) {
+  Bytes& Tensor(const std::string& name, std::vector<uint64_t> dims, uint32_t type,
+                uint64_t offset) {
     Str(name).U32(static_cast<uint32_t>(dims.size()));
     for (uint64_t d : dims) U64(d);
     return U32(type).U64(offset);
@@ -65,7 +66,8 @@ std::string SmallValidFile() {
   w.AddString("general.architecture", "llama");
   w.AddUint32("llama.block_count", 2);
   w.AddStringArray("tokenizer.ggml.tokens", {"a", "b", "c"});
-  w.AddArray("nested", GgufType::kArray, {GgufValue::Array(GgufType::kInt8, {GgufValue::Signed(GgufType::kInt8, 1)})});
+  w.AddArray("nested", GgufType::kArray,
+             {GgufValue::Array(GgufType::kInt8, {GgufValue::Signed(GgufType::kInt8, 1)})});
   w.AddTensor("a", {4}, GgmlType::kF32, std::string(16, '\1'));
   w.AddTensor("b", {32, 2}, GgmlType::kQ8_0, std::string(68, '\0'));
   w.AddTensor("c", {2}, GgmlType::kF16, std::string(4, '\2'));
@@ -101,9 +103,11 @@ TEST(GgufFileErrors, UnsupportedVersions) {
   for (uint32_t version : {0u, 1u, 4u, 99u}) {
     const absl::Status s = ParseStatus(Bytes().Header(0, 0, version).str());
     EXPECT_TRUE(absl::IsInvalidArgument(s)) << version;
-    EXPECT_THAT(s.message(), HasSubstr("offset 4: header version: version " + std::to_string(version)));
+    EXPECT_THAT(s.message(),
+                HasSubstr("offset 4: header version: version " + std::to_string(version)));
   }
-  EXPECT_THAT(ParseStatus(Bytes().Header(0, 0, 0x03000000).str()).message(), HasSubstr("big-endian"));
+  EXPECT_THAT(ParseStatus(Bytes().Header(0, 0, 0x03000000).str()).message(),
+              HasSubstr("big-endian"));
 }
 
 TEST(GgufFileErrors, AbsurdCounts) {
@@ -130,10 +134,12 @@ TEST(GgufFileErrors, HugeStringLength) {
 
 TEST(GgufFileErrors, HugeArrayCount) {
   // key "k" (9 bytes from 24), type at 33, element type at 37, count at 41.
-  const absl::Status s = ParseStatus(Bytes().Header(0, 1).Str("k").U32(9).U32(4).U64(1ULL << 62).str());
+  const absl::Status s =
+      ParseStatus(Bytes().Header(0, 1).Str("k").U32(9).U32(4).U64(1ULL << 62).str());
   EXPECT_TRUE(absl::IsInvalidArgument(s));
   EXPECT_THAT(s.message(), HasSubstr("offset 41: metadata 'k': array count"));
-  const absl::Status t = ParseStatus(Bytes().Header(0, 1).Str("k").U32(9).U32(4).U64(1000).U32(1).str());
+  const absl::Status t =
+      ParseStatus(Bytes().Header(0, 1).Str("k").U32(9).U32(4).U64(1000).U32(1).str());
   EXPECT_TRUE(absl::IsDataLoss(t));
   EXPECT_THAT(t.message(), HasSubstr("array of 1000 uint32 items cannot fit"));
 }
@@ -157,19 +163,22 @@ TEST(GgufFileErrors, ArraysNestedTooDeep) {
 }
 
 TEST(GgufFileErrors, DuplicateKey) {
-  const absl::Status s = ParseStatus(Bytes().Header(0, 2).Str("k").U32(4).U32(1).Str("k").U32(4).U32(2).str());
+  const absl::Status s =
+      ParseStatus(Bytes().Header(0, 2).Str("k").U32(4).U32(1).Str("k").U32(4).U32(2).str());
   EXPECT_TRUE(absl::IsInvalidArgument(s));
   EXPECT_THAT(s.message(), HasSubstr("offset 41: metadata 'k': duplicate key"));
 }
 
 TEST(GgufFileErrors, BadAlignment) {
   for (uint32_t a : {0u, 3u, 4u, 48u, 1u << 30}) {
-    const absl::Status s = ParseStatus(Bytes().Header(0, 1).Str("general.alignment").U32(4).U32(a).str());
+    const absl::Status s =
+        ParseStatus(Bytes().Header(0, 1).Str("general.alignment").U32(4).U32(a).str());
     EXPECT_TRUE(absl::IsInvalidArgument(s)) << a;
     EXPECT_THAT(s.message(), HasSubstr("general.alignment")) << a;
   }
   // Of type string.
-  EXPECT_FALSE(ParseStatus(Bytes().Header(0, 1).Str("general.alignment").U32(8).Str("x").str()).ok());
+  EXPECT_FALSE(
+      ParseStatus(Bytes().Header(0, 1).Str("general.alignment").U32(8).Str("x").str()).ok());
 }
 
 TEST(GgufFileErrors, BadTensorInfos) {
@@ -179,16 +188,25 @@ TEST(GgufFileErrors, BadTensorInfos) {
   };
   // Tensor infos start at offset 24 (no metadata); the name "t" takes 9 bytes.
   std::vector<Case> cases;
-  cases.push_back({Bytes().Header(1, 0).Tensor("t", {}, 0, 0), "offset 33: tensor 't' n_dims: 0 dims"});
-  cases.push_back({Bytes().Header(1, 0).Tensor("t", {1, 1, 1, 1, 1}, 0, 0), "tensor 't' n_dims: 5 dims"});
-  cases.push_back({Bytes().Header(1, 0).Tensor("t", {4, 0}, 0, 0), "offset 45: tensor 't' dims[1]: dimension 0"});
-  cases.push_back({Bytes().Header(1, 0).Tensor("t", {1ULL << 40, 1ULL << 40}, 0, 0), "tensor 't' dims[1]"});
+  cases.push_back(
+      {Bytes().Header(1, 0).Tensor("t", {}, 0, 0), "offset 33: tensor 't' n_dims: 0 dims"});
+  cases.push_back(
+      {Bytes().Header(1, 0).Tensor("t", {1, 1, 1, 1, 1}, 0, 0), "tensor 't' n_dims: 5 dims"});
+  cases.push_back({Bytes().Header(1, 0).Tensor("t", {4, 0}, 0, 0),
+                   "offset 45: tensor 't' dims[1]: dimension 0"});
+  cases.push_back(
+      {Bytes().Header(1, 0).Tensor("t", {1ULL << 40, 1ULL << 40}, 0, 0), "tensor 't' dims[1]"});
   cases.push_back({Bytes().Header(1, 0).Tensor("t", {~0ULL}, 0, 0), "tensor 't' dims[0]"});
-  cases.push_back({Bytes().Header(1, 0).Tensor("t", {32}, 99, 0), "offset 45: tensor 't' type: ggml type id 99 (unknown)"});
-  cases.push_back({Bytes().Header(1, 0).Tensor("t", {256}, 15, 0), "ggml type id 15 (Q8_K) is not supported"});
-  cases.push_back({Bytes().Header(1, 0).Tensor("t", {48}, 2, 0), "row length 48 is not a multiple of the Q4_0 block size 32"});
-  cases.push_back({Bytes().Header(1, 0).Tensor("t", {4}, 0, 16), "offset 49: tensor 't' offset: data offset 16"});
-  cases.push_back({Bytes().Header(2, 0).Tensor("t", {4}, 0, 0).Tensor("t", {4}, 0, 32), "offset 57: tensor 't': duplicate"});
+  cases.push_back({Bytes().Header(1, 0).Tensor("t", {32}, 99, 0),
+                   "offset 45: tensor 't' type: ggml type id 99 (unknown)"});
+  cases.push_back(
+      {Bytes().Header(1, 0).Tensor("t", {256}, 15, 0), "ggml type id 15 (Q8_K) is not supported"});
+  cases.push_back({Bytes().Header(1, 0).Tensor("t", {48}, 2, 0),
+                   "row length 48 is not a multiple of the Q4_0 block size 32"});
+  cases.push_back({Bytes().Header(1, 0).Tensor("t", {4}, 0, 16),
+                   "offset 49: tensor 't' offset: data offset 16"});
+  cases.push_back({Bytes().Header(2, 0).Tensor("t", {4}, 0, 0).Tensor("t", {4}, 0, 32),
+                   "offset 57: tensor 't': duplicate"});
   for (const Case& c : cases) {
     const absl::Status s = ParseStatus(c.file.str());
     EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
@@ -200,7 +218,8 @@ TEST(GgufFileErrors, TensorDataOutOfBoundsOrOverlapping) {
   // 4 floats (16 bytes) at offset 0, but only 8 data bytes.
   absl::Status s = ParseStatus(Bytes().Header(1, 0).Tensor("t", {4}, 0, 0).Data(8).str());
   EXPECT_TRUE(absl::IsDataLoss(s));
-  EXPECT_THAT(s.message(), HasSubstr("offset 64: tensor 't' data: 16 bytes at data offset 0 run past the end"));
+  EXPECT_THAT(s.message(),
+              HasSubstr("offset 64: tensor 't' data: 16 bytes at data offset 0 run past the end"));
   // Offset far past the end.
   s = ParseStatus(Bytes().Header(1, 0).Tensor("t", {4}, 0, 1ULL << 60).Data(16).str());
   EXPECT_TRUE(absl::IsDataLoss(s));
@@ -208,14 +227,19 @@ TEST(GgufFileErrors, TensorDataOutOfBoundsOrOverlapping) {
   s = ParseStatus(Bytes().Header(1, 0).Tensor("t", {4}, 0, ~0ULL - 31).Data(16).str());
   EXPECT_TRUE(absl::IsDataLoss(s));
   // Two 64-byte tensors, the second starting inside the first.
-  s = ParseStatus(Bytes().Header(2, 0).Tensor("a", {16}, 0, 0).Tensor("b", {16}, 0, 32).Data(128).str());
+  s = ParseStatus(
+      Bytes().Header(2, 0).Tensor("a", {16}, 0, 0).Tensor("b", {16}, 0, 32).Data(128).str());
   EXPECT_TRUE(absl::IsInvalidArgument(s));
   EXPECT_THAT(s.message(), HasSubstr("tensor 'b' data: overlaps tensor 'a'"));
   // Listed in reverse order, still caught.
-  s = ParseStatus(Bytes().Header(2, 0).Tensor("b", {16}, 0, 32).Tensor("a", {16}, 0, 0).Data(128).str());
+  s = ParseStatus(
+      Bytes().Header(2, 0).Tensor("b", {16}, 0, 32).Tensor("a", {16}, 0, 0).Data(128).str());
   EXPECT_THAT(s.message(), HasSubstr("overlaps"));
   // Back to back is fine.
-  EXPECT_TRUE(ParseStatus(Bytes().Header(2, 0).Tensor("a", {8}, 0, 0).Tensor("b", {8}, 0, 32).Data(64).str()).ok());
+  EXPECT_TRUE(
+      ParseStatus(
+          Bytes().Header(2, 0).Tensor("a", {8}, 0, 0).Tensor("b", {8}, 0, 32).Data(64).str())
+          .ok());
 }
 
 TEST(GgufFileErrors, GettersReportTypeMismatches) {
@@ -236,7 +260,8 @@ TEST(GgufFileErrors, GettersReportTypeMismatches) {
   EXPECT_THAT(s.message(), HasSubstr("g.gguf: metadata 's' is string, expected an integer"));
   EXPECT_THAT(g.GetString("i").status().message(), HasSubstr("'i' is int32, expected string"));
   EXPECT_THAT(g.GetInt("f").status().message(), HasSubstr("is float32"));
-  EXPECT_THAT(g.GetIntArray("sa").status().message(), HasSubstr("is array of string, expected array of integers"));
+  EXPECT_THAT(g.GetIntArray("sa").status().message(),
+              HasSubstr("is array of string, expected array of integers"));
   EXPECT_THAT(g.GetStringArray("s").status().message(), HasSubstr("expected array of string"));
   EXPECT_FALSE(g.GetFloatArray("sa").ok());
   EXPECT_FALSE(g.GetBool("i").ok());

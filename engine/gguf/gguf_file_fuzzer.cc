@@ -47,8 +47,9 @@ void TouchMetadata(const GgufFile& f) {
     // Every getter must answer with a value or a Status, whatever the type.
     g_sink = g_sink + f.GetString(kv.key).ok() + f.GetInt(kv.key).ok() + f.GetFloat(kv.key).ok() +
              f.GetBool(kv.key).ok() + f.GetStringArray(kv.key).ok() + f.GetIntArray(kv.key).ok() +
-             f.GetFloatArray(kv.key).ok() + f.GetIntOr(kv.key, 1).ok() + f.GetFloatOr(kv.key, 1).ok() +
-             f.GetBoolOr(kv.key, true).ok() + f.GetStringOr(kv.key, "d").ok();
+             f.GetFloatArray(kv.key).ok() + f.GetIntOr(kv.key, 1).ok() +
+             f.GetFloatOr(kv.key, 1).ok() + f.GetBoolOr(kv.key, true).ok() +
+             f.GetStringOr(kv.key, "d").ok();
   }
   Require(f.Find("fuzz.absent") != nullptr || f.GetIntOr("fuzz.absent", 7).value_or(0) == 7);
 }

@@ -17,8 +17,8 @@
 namespace restkv::engine {
 namespace {
 
-using ::testing::HasSubstr;
 using kernels::GgmlType;
+using ::testing::HasSubstr;
 
 std::string SourceDir() {
   const char* env = std::getenv("RESTKV_SOURCE_DIR");
@@ -62,11 +62,13 @@ TEST(GgufFileParse, EveryScalarType) {
   EXPECT_EQ(f->alignment(), 32u);
   ASSERT_EQ(f->metadata().size(), 14u);
   // File order and exact types are kept.
-  const char* keys[] = {"u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64", "f32", "f64", "yes", "no", "utf8", "empty"};
-  const GgufType types[] = {GgufType::kUint8,  GgufType::kInt8,    GgufType::kUint16, GgufType::kInt16,
-                            GgufType::kUint32, GgufType::kInt32,   GgufType::kUint64, GgufType::kInt64,
-                            GgufType::kFloat32, GgufType::kFloat64, GgufType::kBool,  GgufType::kBool,
-                            GgufType::kString, GgufType::kString};
+  const char* keys[] = {"u8",  "i8",  "u16", "i16", "u32", "i32",  "u64",
+                        "i64", "f32", "f64", "yes", "no",  "utf8", "empty"};
+  const GgufType types[] = {GgufType::kUint8,   GgufType::kInt8,   GgufType::kUint16,
+                            GgufType::kInt16,   GgufType::kUint32, GgufType::kInt32,
+                            GgufType::kUint64,  GgufType::kInt64,  GgufType::kFloat32,
+                            GgufType::kFloat64, GgufType::kBool,   GgufType::kBool,
+                            GgufType::kString,  GgufType::kString};
   for (size_t i = 0; i < 14; ++i) {
     EXPECT_EQ(f->metadata()[i].key, keys[i]);
     EXPECT_EQ(f->metadata()[i].value.type(), types[i]) << keys[i];
@@ -90,7 +92,8 @@ TEST(GgufFileParse, EveryScalarType) {
 
 TEST(GgufFileParse, ArraysOfEveryElementTypeAndNested) {
   GgufWriter w;
-  w.AddArray("a.u8", GgufType::kUint8, {GgufValue::Unsigned(GgufType::kUint8, 1), GgufValue::Unsigned(GgufType::kUint8, 2)});
+  w.AddArray("a.u8", GgufType::kUint8,
+             {GgufValue::Unsigned(GgufType::kUint8, 1), GgufValue::Unsigned(GgufType::kUint8, 2)});
   w.AddArray("a.i8", GgufType::kInt8, {GgufValue::Signed(GgufType::kInt8, -1)});
   w.AddArray("a.u16", GgufType::kUint16, {GgufValue::Unsigned(GgufType::kUint16, 7)});
   w.AddArray("a.i16", GgufType::kInt16, {GgufValue::Signed(GgufType::kInt16, -7)});
@@ -103,9 +106,10 @@ TEST(GgufFileParse, ArraysOfEveryElementTypeAndNested) {
   w.AddArray("a.bool", GgufType::kBool, {GgufValue::Bool(true), GgufValue::Bool(false)});
   w.AddStringArray("a.str", {"a", "", "ß✓"});
   w.AddArray("a.empty", GgufType::kInt32, {});
-  w.AddArray("a.nested", GgufType::kArray,
-             {GgufValue::Array(GgufType::kInt32, {GgufValue::Signed(GgufType::kInt32, 1)}),
-              GgufValue::Array(GgufType::kString, {GgufValue::String("x"), GgufValue::String("y")})});
+  w.AddArray(
+      "a.nested", GgufType::kArray,
+      {GgufValue::Array(GgufType::kInt32, {GgufValue::Signed(GgufType::kInt32, 1)}),
+       GgufValue::Array(GgufType::kString, {GgufValue::String("x"), GgufValue::String("y")})});
   const std::string bytes = w.ToBytes();
   auto f = Parse(bytes);
   ASSERT_NE(f, nullptr);
@@ -146,10 +150,14 @@ TEST(GgufFileParse, TensorsOfSeveralTypesWithCustomAlignment) {
   w.SetAlignment(64);
   w.AddString("general.name", "tiny");
   w.AddTensor("f32", {3}, GgmlType::kF32, Floats({1, 2, 3}));
-  w.AddTensor("q4_0", {64, 2}, GgmlType::kQ4_0, kernels::QuantizeMatrix(GgmlType::kQ4_0, v.data(), 2, 64));
-  w.AddTensor("q8_0.3d", {32, 2, 3}, GgmlType::kQ8_0, kernels::QuantizeMatrix(GgmlType::kQ8_0, v.data(), 6, 32));
-  w.AddTensor("q4_k", {256, 2}, GgmlType::kQ4_K, kernels::QuantizeMatrix(GgmlType::kQ4_K, v.data(), 2, 256));
-  w.AddTensor("f16", {32}, GgmlType::kF16, kernels::QuantizeMatrix(GgmlType::kF16, v.data(), 1, 32));
+  w.AddTensor("q4_0", {64, 2}, GgmlType::kQ4_0,
+              kernels::QuantizeMatrix(GgmlType::kQ4_0, v.data(), 2, 64));
+  w.AddTensor("q8_0.3d", {32, 2, 3}, GgmlType::kQ8_0,
+              kernels::QuantizeMatrix(GgmlType::kQ8_0, v.data(), 6, 32));
+  w.AddTensor("q4_k", {256, 2}, GgmlType::kQ4_K,
+              kernels::QuantizeMatrix(GgmlType::kQ4_K, v.data(), 2, 256));
+  w.AddTensor("f16", {32}, GgmlType::kF16,
+              kernels::QuantizeMatrix(GgmlType::kF16, v.data(), 1, 32));
   const std::string bytes = w.ToBytes();
   auto f = Parse(bytes);
   ASSERT_NE(f, nullptr);
@@ -193,7 +201,8 @@ TEST(GgufFileParse, AcceptsVersion2) {
 
 TEST(GgufFileParse, ValueToString) {
   EXPECT_EQ(GgufValue::Signed(GgufType::kInt32, -5).ToString(), "-5");
-  EXPECT_EQ(GgufValue::Unsigned(GgufType::kUint64, 18446744073709551615ULL).ToString(), "18446744073709551615");
+  EXPECT_EQ(GgufValue::Unsigned(GgufType::kUint64, 18446744073709551615ULL).ToString(),
+            "18446744073709551615");
   EXPECT_EQ(GgufValue::Float(GgufType::kFloat32, 0.5).ToString(), "0.5");
   EXPECT_EQ(GgufValue::Bool(true).ToString(), "true");
   EXPECT_EQ(GgufValue::String("a\"b\n\x01").ToString(), "\"a\\\"b\\n\\x01\"");
@@ -225,7 +234,8 @@ TEST(GgufFileOpen, MapsAFileWrittenByTheWriter) {
 
 TEST(GgufFileOpen, Errors) {
   EXPECT_TRUE(absl::IsNotFound(GgufFile::Open("/nonexistent/dir/model.gguf").status()));
-  EXPECT_TRUE(absl::IsInvalidArgument(GgufFile::Open(::testing::TempDir()).status()));  // a directory
+  EXPECT_TRUE(
+      absl::IsInvalidArgument(GgufFile::Open(::testing::TempDir()).status()));  // a directory
   const std::string path = ::testing::TempDir() + "/gguf_file_test_empty.gguf";
   std::fclose(std::fopen(path.c_str(), "wb"));
   const absl::Status empty = GgufFile::Open(path).status();

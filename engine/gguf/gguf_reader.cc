@@ -14,11 +14,24 @@ namespace {
 // Smallest encoding of one value of `type`, for bounding counts cheaply.
 uint64_t MinValueBytes(GgufType type) {
   switch (type) {
-    case GgufType::kUint8: case GgufType::kInt8: case GgufType::kBool: return 1;
-    case GgufType::kUint16: case GgufType::kInt16: return 2;
-    case GgufType::kUint32: case GgufType::kInt32: case GgufType::kFloat32: return 4;
-    case GgufType::kString: case GgufType::kUint64: case GgufType::kInt64: case GgufType::kFloat64: return 8;
-    case GgufType::kArray: return 12;  // u32 element type + u64 count
+    case GgufType::kUint8:
+    case GgufType::kInt8:
+    case GgufType::kBool:
+      return 1;
+    case GgufType::kUint16:
+    case GgufType::kInt16:
+      return 2;
+    case GgufType::kUint32:
+    case GgufType::kInt32:
+    case GgufType::kFloat32:
+      return 4;
+    case GgufType::kString:
+    case GgufType::kUint64:
+    case GgufType::kInt64:
+    case GgufType::kFloat64:
+      return 8;
+    case GgufType::kArray:
+      return 12;  // u32 element type + u64 count
   }
   return 1;
 }
@@ -30,25 +43,31 @@ std::string GgufPrintable(std::string_view s) {
 }
 
 absl::Status GgufReader::Invalid(uint64_t at, std::string_view field, std::string_view what) const {
-  return absl::InvalidArgumentError(absl::StrFormat("%s: offset %d: %s: %s", file_, at, field, what));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s: offset %d: %s: %s", file_, at, field, what));
 }
 
-absl::Status GgufReader::Truncated(uint64_t at, std::string_view field, std::string_view what) const {
+absl::Status GgufReader::Truncated(uint64_t at, std::string_view field,
+                                   std::string_view what) const {
   return absl::DataLossError(absl::StrFormat("%s: offset %d: %s: %s", file_, at, field, what));
 }
 
 absl::Status GgufReader::CutOff(std::string_view field, size_t size) const {
-  return Truncated(pos_, field,
-                   absl::StrFormat("file ends after %d bytes, %d-byte field cut off", bytes_.size(), size));
+  return Truncated(
+      pos_, field,
+      absl::StrFormat("file ends after %d bytes, %d-byte field cut off", bytes_.size(), size));
 }
 
 absl::StatusOr<std::string> GgufReader::ReadString(std::string_view field) {
   const uint64_t at = pos_;
   RESTKV_ASSIGN_OR_RETURN(const uint64_t len, Read<uint64_t>(field));
-  if (len > kMaxStringBytes) return Invalid(at, field, absl::StrFormat("string length %d is absurd", len));
+  if (len > kMaxStringBytes)
+    return Invalid(at, field, absl::StrFormat("string length %d is absurd", len));
   if (len > remaining()) {
-    return Truncated(at, field, absl::StrFormat("string of %d bytes runs past the end of the file "
-                                                "(%d bytes left)", len, remaining()));
+    return Truncated(at, field,
+                     absl::StrFormat("string of %d bytes runs past the end of the file "
+                                     "(%d bytes left)",
+                                     len, remaining()));
   }
   std::string s(bytes_.data() + pos_, len);
   pos_ += len;
@@ -58,23 +77,34 @@ absl::StatusOr<std::string> GgufReader::ReadString(std::string_view field) {
 absl::StatusOr<GgufType> GgufReader::ReadType(std::string_view field) {
   const uint64_t at = pos_;
   RESTKV_ASSIGN_OR_RETURN(const uint32_t id, Read<uint32_t>(field));
-  if (id > kMaxGgufTypeId) return Invalid(at, field, absl::StrFormat("unknown value type id %d", id));
+  if (id > kMaxGgufTypeId)
+    return Invalid(at, field, absl::StrFormat("unknown value type id %d", id));
   return static_cast<GgufType>(id);
 }
 
 absl::StatusOr<GgufValue> GgufReader::ReadValue(GgufType type, std::string_view field, int depth) {
   const uint64_t at = pos_;
   switch (type) {
-    case GgufType::kUint8: return ReadScalar<uint8_t>(type, field);
-    case GgufType::kInt8: return ReadScalar<int8_t>(type, field);
-    case GgufType::kUint16: return ReadScalar<uint16_t>(type, field);
-    case GgufType::kInt16: return ReadScalar<int16_t>(type, field);
-    case GgufType::kUint32: return ReadScalar<uint32_t>(type, field);
-    case GgufType::kInt32: return ReadScalar<int32_t>(type, field);
-    case GgufType::kUint64: return ReadScalar<uint64_t>(type, field);
-    case GgufType::kInt64: return ReadScalar<int64_t>(type, field);
-    case GgufType::kFloat32: return ReadScalar<float>(type, field);
-    case GgufType::kFloat64: return ReadScalar<double>(type, field);
+    case GgufType::kUint8:
+      return ReadScalar<uint8_t>(type, field);
+    case GgufType::kInt8:
+      return ReadScalar<int8_t>(type, field);
+    case GgufType::kUint16:
+      return ReadScalar<uint16_t>(type, field);
+    case GgufType::kInt16:
+      return ReadScalar<int16_t>(type, field);
+    case GgufType::kUint32:
+      return ReadScalar<uint32_t>(type, field);
+    case GgufType::kInt32:
+      return ReadScalar<int32_t>(type, field);
+    case GgufType::kUint64:
+      return ReadScalar<uint64_t>(type, field);
+    case GgufType::kInt64:
+      return ReadScalar<int64_t>(type, field);
+    case GgufType::kFloat32:
+      return ReadScalar<float>(type, field);
+    case GgufType::kFloat64:
+      return ReadScalar<double>(type, field);
     case GgufType::kBool: {
       RESTKV_ASSIGN_OR_RETURN(const uint8_t b, Read<uint8_t>(field));
       if (b > 1) return Invalid(at, field, absl::StrFormat("bool byte is %d, not 0 or 1", b));
@@ -116,8 +146,9 @@ absl::StatusOr<GgufValue> GgufReader::ReadArray(std::string_view field, int dept
   // Each item takes at least MinValueBytes: reject counts that cannot fit
   // before reserving memory for them.
   if (count > remaining() / MinValueBytes(element_type)) {
-    return Truncated(count_at, field, absl::StrFormat("array of %d %s items cannot fit in the %d bytes left",
-                                                      count, GgufTypeName(element_type), remaining()));
+    return Truncated(count_at, field,
+                     absl::StrFormat("array of %d %s items cannot fit in the %d bytes left", count,
+                                     GgufTypeName(element_type), remaining()));
   }
   values_ += count;
   std::vector<GgufValue> items;

@@ -26,7 +26,9 @@
 namespace restkv::engine {
 
 // Debian's Abseil has its own string_view type, not an alias of std's.
-inline absl::string_view GgufAbslView(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+inline absl::string_view GgufAbslView(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 // A key or tensor name as it may appear in a message: escaped, and cut
 // after 64 bytes.
@@ -46,8 +48,10 @@ class GgufReader {
   [[nodiscard]] uint64_t remaining() const { return bytes_.size() - pos_; }
 
   // Errors about `field`, which starts at byte `at`.
-  [[nodiscard]] absl::Status Invalid(uint64_t at, std::string_view field, std::string_view what) const;
-  [[nodiscard]] absl::Status Truncated(uint64_t at, std::string_view field, std::string_view what) const;
+  [[nodiscard]] absl::Status Invalid(uint64_t at, std::string_view field,
+                                     std::string_view what) const;
+  [[nodiscard]] absl::Status Truncated(uint64_t at, std::string_view field,
+                                       std::string_view what) const;
 
   // A fixed-size little-endian value. DataLoss if the bytes run out.
   template <typename T>

@@ -18,18 +18,26 @@ bool IsSigned(GgufType t) {
 // Largest value of the unsigned type `t`, or the signed range of `t`.
 uint64_t UnsignedMax(GgufType t) {
   switch (t) {
-    case GgufType::kUint8: return 0xff;
-    case GgufType::kUint16: return 0xffff;
-    case GgufType::kUint32: return 0xffffffffu;
-    default: return std::numeric_limits<uint64_t>::max();
+    case GgufType::kUint8:
+      return 0xff;
+    case GgufType::kUint16:
+      return 0xffff;
+    case GgufType::kUint32:
+      return 0xffffffffu;
+    default:
+      return std::numeric_limits<uint64_t>::max();
   }
 }
 int64_t SignedMax(GgufType t) {
   switch (t) {
-    case GgufType::kInt8: return 0x7f;
-    case GgufType::kInt16: return 0x7fff;
-    case GgufType::kInt32: return 0x7fffffff;
-    default: return std::numeric_limits<int64_t>::max();
+    case GgufType::kInt8:
+      return 0x7f;
+    case GgufType::kInt16:
+      return 0x7fff;
+    case GgufType::kInt32:
+      return 0x7fffffff;
+    default:
+      return std::numeric_limits<int64_t>::max();
   }
 }
 
@@ -66,9 +74,9 @@ std::string QuoteString(const std::string& s, size_t max_bytes) {
 }  // namespace
 
 std::string_view GgufTypeName(GgufType type) {
-  static constexpr std::string_view kNames[] = {
-      "uint8", "int8", "uint16", "int16", "uint32", "int32",  "float32",
-      "bool",  "string", "array", "uint64", "int64", "float64"};
+  static constexpr std::string_view kNames[] = {"uint8",  "int8",    "uint16", "int16",  "uint32",
+                                                "int32",  "float32", "bool",   "string", "array",
+                                                "uint64", "int64",   "float64"};
   const auto i = static_cast<uint32_t>(type);
   return i < std::size(kNames) ? kNames[i] : "unknown";
 }
@@ -204,7 +212,8 @@ std::string GgufValue::ToString(size_t max_items) const {
     case GgufType::kArray: {
       std::vector<std::string> parts;
       const std::vector<GgufValue>& v = items();
-      for (size_t i = 0; i < v.size() && i < max_items; ++i) parts.push_back(v[i].ToString(max_items));
+      for (size_t i = 0; i < v.size() && i < max_items; ++i)
+        parts.push_back(v[i].ToString(max_items));
       if (v.size() > max_items) parts.push_back("…");
       return absl::StrFormat("array<%s>[%d] [%s]", GgufTypeName(element_type_), v.size(),
                              absl::StrJoin(parts, ", "));

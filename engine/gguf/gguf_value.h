@@ -92,7 +92,8 @@ class GgufValue {
  private:
   // NOTE(restkv): one variant instead of a field per kind keeps a value at
   // 48 bytes; tokenizer arrays hold ~10^5 of them.
-  using Payload = std::variant<uint64_t, int64_t, double, bool, std::string, std::vector<GgufValue>>;
+  using Payload =
+      std::variant<uint64_t, int64_t, double, bool, std::string, std::vector<GgufValue>>;
 
   GgufType type_ = GgufType::kUint8;
   GgufType element_type_ = GgufType::kUint8;  // arrays only

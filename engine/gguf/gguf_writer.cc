@@ -27,18 +27,42 @@ void PutString(std::string& out, const std::string& s) {
 
 void PutValue(std::string& out, const GgufValue& v) {
   switch (v.type()) {
-    case GgufType::kUint8: Put<uint8_t>(out, static_cast<uint8_t>(v.as_unsigned())); break;
-    case GgufType::kInt8: Put<int8_t>(out, static_cast<int8_t>(v.as_signed())); break;
-    case GgufType::kUint16: Put<uint16_t>(out, static_cast<uint16_t>(v.as_unsigned())); break;
-    case GgufType::kInt16: Put<int16_t>(out, static_cast<int16_t>(v.as_signed())); break;
-    case GgufType::kUint32: Put<uint32_t>(out, static_cast<uint32_t>(v.as_unsigned())); break;
-    case GgufType::kInt32: Put<int32_t>(out, static_cast<int32_t>(v.as_signed())); break;
-    case GgufType::kUint64: Put<uint64_t>(out, v.as_unsigned()); break;
-    case GgufType::kInt64: Put<int64_t>(out, v.as_signed()); break;
-    case GgufType::kFloat32: Put<float>(out, static_cast<float>(v.as_double())); break;
-    case GgufType::kFloat64: Put<double>(out, v.as_double()); break;
-    case GgufType::kBool: Put<uint8_t>(out, v.as_bool() ? 1 : 0); break;
-    case GgufType::kString: PutString(out, v.as_string()); break;
+    case GgufType::kUint8:
+      Put<uint8_t>(out, static_cast<uint8_t>(v.as_unsigned()));
+      break;
+    case GgufType::kInt8:
+      Put<int8_t>(out, static_cast<int8_t>(v.as_signed()));
+      break;
+    case GgufType::kUint16:
+      Put<uint16_t>(out, static_cast<uint16_t>(v.as_unsigned()));
+      break;
+    case GgufType::kInt16:
+      Put<int16_t>(out, static_cast<int16_t>(v.as_signed()));
+      break;
+    case GgufType::kUint32:
+      Put<uint32_t>(out, static_cast<uint32_t>(v.as_unsigned()));
+      break;
+    case GgufType::kInt32:
+      Put<int32_t>(out, static_cast<int32_t>(v.as_signed()));
+      break;
+    case GgufType::kUint64:
+      Put<uint64_t>(out, v.as_unsigned());
+      break;
+    case GgufType::kInt64:
+      Put<int64_t>(out, v.as_signed());
+      break;
+    case GgufType::kFloat32:
+      Put<float>(out, static_cast<float>(v.as_double()));
+      break;
+    case GgufType::kFloat64:
+      Put<double>(out, v.as_double());
+      break;
+    case GgufType::kBool:
+      Put<uint8_t>(out, v.as_bool() ? 1 : 0);
+      break;
+    case GgufType::kString:
+      PutString(out, v.as_string());
+      break;
     case GgufType::kArray:
       Put<uint32_t>(out, static_cast<uint32_t>(v.element_type()));
       Put<uint64_t>(out, v.size());
@@ -47,7 +71,9 @@ void PutValue(std::string& out, const GgufValue& v) {
   }
 }
 
-uint64_t AlignUp(uint64_t x, uint64_t alignment) { return (x + alignment - 1) / alignment * alignment; }
+uint64_t AlignUp(uint64_t x, uint64_t alignment) {
+  return (x + alignment - 1) / alignment * alignment;
+}
 
 }  // namespace
 
@@ -86,7 +112,8 @@ void GgufWriter::AddFloat32Array(std::string key, const std::vector<float>& v) {
 
 void GgufWriter::AddTensor(std::string name, std::vector<int64_t> dims, kernels::GgmlType type,
                            std::string bytes) {
-  RESTKV_CHECK(!dims.empty() && dims.size() <= 4) << "tensor " << name << " has " << dims.size() << " dims";
+  RESTKV_CHECK(!dims.empty() && dims.size() <= 4)
+      << "tensor " << name << " has " << dims.size() << " dims";
   int64_t rows = 1;
   for (size_t i = 1; i < dims.size(); ++i) rows *= dims[i];
   for (int64_t d : dims) RESTKV_CHECK_GE(d, 1) << "tensor " << name;
@@ -153,7 +180,8 @@ absl::Status GgufWriter::WriteFile(const std::string& path) const {
   const size_t written = std::fwrite(bytes.data(), 1, bytes.size(), f);
   const bool closed = std::fclose(f) == 0;
   if (written != bytes.size() || !closed) {
-    return absl::InternalError(absl::StrFormat("%s: write failed after %d of %d bytes", path, written, bytes.size()));
+    return absl::InternalError(
+        absl::StrFormat("%s: write failed after %d of %d bytes", path, written, bytes.size()));
   }
   return absl::OkStatus();
 }

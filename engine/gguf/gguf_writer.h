@@ -33,18 +33,40 @@ class GgufWriter {
     Add(std::move(key), GgufValue::Array(element_type, std::move(items)));
   }
 
-  void AddString(std::string key, std::string v) { Add(std::move(key), GgufValue::String(std::move(v))); }
+  void AddString(std::string key, std::string v) {
+    Add(std::move(key), GgufValue::String(std::move(v)));
+  }
   void AddBool(std::string key, bool v) { Add(std::move(key), GgufValue::Bool(v)); }
-  void AddUint8(std::string key, uint8_t v) { Add(std::move(key), GgufValue::Unsigned(GgufType::kUint8, v)); }
-  void AddInt8(std::string key, int8_t v) { Add(std::move(key), GgufValue::Signed(GgufType::kInt8, v)); }
-  void AddUint16(std::string key, uint16_t v) { Add(std::move(key), GgufValue::Unsigned(GgufType::kUint16, v)); }
-  void AddInt16(std::string key, int16_t v) { Add(std::move(key), GgufValue::Signed(GgufType::kInt16, v)); }
-  void AddUint32(std::string key, uint32_t v) { Add(std::move(key), GgufValue::Unsigned(GgufType::kUint32, v)); }
-  void AddInt32(std::string key, int32_t v) { Add(std::move(key), GgufValue::Signed(GgufType::kInt32, v)); }
-  void AddUint64(std::string key, uint64_t v) { Add(std::move(key), GgufValue::Unsigned(GgufType::kUint64, v)); }
-  void AddInt64(std::string key, int64_t v) { Add(std::move(key), GgufValue::Signed(GgufType::kInt64, v)); }
-  void AddFloat32(std::string key, float v) { Add(std::move(key), GgufValue::Float(GgufType::kFloat32, v)); }
-  void AddFloat64(std::string key, double v) { Add(std::move(key), GgufValue::Float(GgufType::kFloat64, v)); }
+  void AddUint8(std::string key, uint8_t v) {
+    Add(std::move(key), GgufValue::Unsigned(GgufType::kUint8, v));
+  }
+  void AddInt8(std::string key, int8_t v) {
+    Add(std::move(key), GgufValue::Signed(GgufType::kInt8, v));
+  }
+  void AddUint16(std::string key, uint16_t v) {
+    Add(std::move(key), GgufValue::Unsigned(GgufType::kUint16, v));
+  }
+  void AddInt16(std::string key, int16_t v) {
+    Add(std::move(key), GgufValue::Signed(GgufType::kInt16, v));
+  }
+  void AddUint32(std::string key, uint32_t v) {
+    Add(std::move(key), GgufValue::Unsigned(GgufType::kUint32, v));
+  }
+  void AddInt32(std::string key, int32_t v) {
+    Add(std::move(key), GgufValue::Signed(GgufType::kInt32, v));
+  }
+  void AddUint64(std::string key, uint64_t v) {
+    Add(std::move(key), GgufValue::Unsigned(GgufType::kUint64, v));
+  }
+  void AddInt64(std::string key, int64_t v) {
+    Add(std::move(key), GgufValue::Signed(GgufType::kInt64, v));
+  }
+  void AddFloat32(std::string key, float v) {
+    Add(std::move(key), GgufValue::Float(GgufType::kFloat32, v));
+  }
+  void AddFloat64(std::string key, double v) {
+    Add(std::move(key), GgufValue::Float(GgufType::kFloat64, v));
+  }
   void AddStringArray(std::string key, const std::vector<std::string>& v);
   void AddInt32Array(std::string key, const std::vector<int32_t>& v);
   void AddFloat32Array(std::string key, const std::vector<float>& v);
@@ -52,7 +74,8 @@ class GgufWriter {
   // `dims` in ggml order (dims[0] contiguous), 1 to 4 of them, each >= 1.
   // REQUIRES: dims[0] % block_size == 0, bytes.size() equals the GGML size
   // of dims/type (rows * RowBytes(type, dims[0])), and `name` is new.
-  void AddTensor(std::string name, std::vector<int64_t> dims, kernels::GgmlType type, std::string bytes);
+  void AddTensor(std::string name, std::vector<int64_t> dims, kernels::GgmlType type,
+                 std::string bytes);
 
   // The whole file.
   [[nodiscard]] std::string ToBytes() const;

@@ -18,11 +18,21 @@ TEST(GgufWriter, ExactBytesOfATinyFile) {
   w.AddUint8("k", 7);
   w.AddTensor("t", {1}, GgmlType::kF32, std::string("\x00\x00\x80\x3f", 4));  // 1.0f
   const std::string expected =
-      "47475546" "03000000" "0100000000000000" "0100000000000000"        // magic, v3, 1 tensor, 1 kv
-      "0100000000000000" "6b" "00000000" "07"                            // "k": uint8 7
-      "0100000000000000" "74" "01000000" "0100000000000000" "00000000"   // "t": 1 dim {1}, F32
-      "0000000000000000"                                                 // data offset 0
-      + std::string(2 * 25, '0')                                         // pad 71 -> 96
+      "47475546"
+      "03000000"
+      "0100000000000000"
+      "0100000000000000"  // magic, v3, 1 tensor, 1 kv
+      "0100000000000000"
+      "6b"
+      "00000000"
+      "07"  // "k": uint8 7
+      "0100000000000000"
+      "74"
+      "01000000"
+      "0100000000000000"
+      "00000000"                  // "t": 1 dim {1}, F32
+      "0000000000000000"          // data offset 0
+      + std::string(2 * 25, '0')  // pad 71 -> 96
       + "0000803f";
   EXPECT_EQ(Hex(w.ToBytes()), expected);
 }
@@ -53,7 +63,8 @@ TEST(GgufWriter, DefaultAlignmentIsNotWritten) {
 
 TEST(GgufWriterDeathTest, MisuseIsAProgrammerError) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(GgufWriter().AddTensor("t", {32}, GgmlType::kQ8_0, std::string(33, '\0')), "tensor t");
+  EXPECT_DEATH(GgufWriter().AddTensor("t", {32}, GgmlType::kQ8_0, std::string(33, '\0')),
+               "tensor t");
   EXPECT_DEATH(GgufWriter().AddTensor("t", {48}, GgmlType::kQ4_0, std::string(27, '\0')), "");
   EXPECT_DEATH(
       {
@@ -63,7 +74,8 @@ TEST(GgufWriterDeathTest, MisuseIsAProgrammerError) {
       },
       "duplicate key k");
   EXPECT_DEATH(GgufWriter().SetAlignment(12), "alignment 12");
-  EXPECT_DEATH(GgufValue::Array(GgufType::kInt32, {GgufValue::Bool(true)}), "array of int32 holds a bool");
+  EXPECT_DEATH(GgufValue::Array(GgufType::kInt32, {GgufValue::Bool(true)}),
+               "array of int32 holds a bool");
 }
 
 }  // namespace

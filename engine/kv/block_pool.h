@@ -23,9 +23,9 @@
 namespace restkv::engine {
 
 struct KvPageShape {
-  int32_t num_kv_heads = 0;  // Hkv
-  int32_t head_dim = 0;      // d
-  int32_t block_size = 16;   // token slots per page
+  int32_t num_kv_heads = 0;                         // Hkv
+  int32_t head_dim = 0;                             // d
+  int32_t block_size = 16;                          // token slots per page
   kernels::KvDtype dtype = kernels::KvDtype::kF32;  // element type of K and V
   // The page's byte layout (K and V [Hkv][block_size][d] each, q8_0 scales).
   [[nodiscard]] kernels::KvPageLayout layout() const {
@@ -65,8 +65,8 @@ class BlockPool {
 
   std::unique_ptr<kernels::Buffer> slab_;
   KvPageShape shape_;
-  std::vector<int32_t> free_;     // stack of free ids
-  std::vector<bool> allocated_;   // [num_pages]
+  std::vector<int32_t> free_;    // stack of free ids
+  std::vector<bool> allocated_;  // [num_pages]
   int32_t high_water_ = 0;
 };
 

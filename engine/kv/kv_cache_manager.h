@@ -15,9 +15,9 @@
 #include <map>
 #include <memory>
 
+#include "engine/eviction/policy_config.h"
 #include "engine/kv/block_pool.h"
 #include "engine/kv/page_math.h"
-#include "engine/eviction/policy_config.h"
 #include "engine/kv/sequence_kv.h"
 #include "scheduler/kv_allocator.h"
 

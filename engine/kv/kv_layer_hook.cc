@@ -42,8 +42,7 @@ absl::Status KvLayerHook::BeforeLayer(int32_t layer, int32_t num_new_tokens) {
   return absl::OkStatus();
 }
 
-absl::Status KvLayerHook::AfterLayer(int32_t layer, int32_t num_new_tokens,
-                                     const float* queries) {
+absl::Status KvLayerHook::AfterLayer(int32_t layer, int32_t num_new_tokens, const float* queries) {
   kv_.CommitLayers(layer, layer + 1, num_new_tokens);
   if (!Evicts(num_new_tokens)) return absl::OkStatus();
   const int32_t prompt = PromptTokens(num_new_tokens);

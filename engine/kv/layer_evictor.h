@@ -110,10 +110,10 @@ class LayerEvictor {
   const ModelWeights& weights_;
   kernels::Backend& backend_;
   ThreadPool* threads_;
-  std::vector<std::vector<float>> wo_factor_;  // [L][H][d][d], empty until needed
+  std::vector<std::vector<float>> wo_factor_;                // [L][H][d][d], empty until needed
   std::vector<std::unique_ptr<kernels::Buffer>> wo_device_;  // [L] backend copies of wo_factor_
-  std::vector<float> k_, v_, h2o_;             // scratch: [Hkv][N][d], [Hkv][N][d], [H][N]
-  std::vector<float> images_;                  // device path: the layer's page images
+  std::vector<float> k_, v_, h2o_;  // scratch: [Hkv][N][d], [Hkv][N][d], [H][N]
+  std::vector<float> images_;       // device path: the layer's page images
 };
 
 // H2O's heavy-hitter scores: for each query head, the causal attention

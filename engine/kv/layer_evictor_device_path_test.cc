@@ -55,7 +55,8 @@ class EvictorDevicePathTest : public ::testing::Test {
     spec.weight_type = kernels::GgmlType::kQ8_0;
     spec.context_length = 2048;
     path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_evictor_device_test_" + std::to_string(::getpid()) + ".gguf")).string();
+             ("restkv_evictor_device_test_" + std::to_string(::getpid()) + ".gguf"))
+                .string();
     std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
   }
   void TearDown() override { std::filesystem::remove(path_); }

@@ -19,7 +19,9 @@ struct KvPageMath {
   int32_t num_layers = 1;
   int32_t block_size = 16;
 
-  [[nodiscard]] int64_t PagesFor(int64_t tokens) const { return (tokens + block_size - 1) / block_size; }
+  [[nodiscard]] int64_t PagesFor(int64_t tokens) const {
+    return (tokens + block_size - 1) / block_size;
+  }
   // Most pages held at once while prefilling num_tokens tokens.
   [[nodiscard]] int64_t PrefillPeakPages(const KvPolicyConfig& policy, int32_t num_tokens) const;
   // Pages held right after prefill.

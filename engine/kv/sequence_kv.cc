@@ -48,7 +48,8 @@ void SequenceKv::CommitLayers(int32_t layer_begin, int32_t layer_end, int32_t nu
 }
 
 int32_t SequenceKv::TruncateLayer(int32_t layer, int32_t new_len) {
-  RESTKV_CHECK(new_len >= 0 && new_len <= cached_len_[layer]) << new_len << " > " << cached_len_[layer];
+  RESTKV_CHECK(new_len >= 0 && new_len <= cached_len_[layer])
+      << new_len << " > " << cached_len_[layer];
   const int32_t bs = pool_.shape().block_size;
   const size_t keep_pages = static_cast<size_t>((new_len + bs - 1) / bs);
   int32_t released = 0;

@@ -49,7 +49,9 @@ class SequenceKv {
 
   [[nodiscard]] absl::Span<const int32_t> cached_len() const { return cached_len_; }
   [[nodiscard]] absl::Span<const std::vector<float*>> page_ptrs() const { return page_ptrs_; }
-  [[nodiscard]] const std::vector<int32_t>& page_ids(int32_t layer) const { return page_ids_[layer]; }
+  [[nodiscard]] const std::vector<int32_t>& page_ids(int32_t layer) const {
+    return page_ids_[layer];
+  }
   [[nodiscard]] int32_t num_pages() const;
   [[nodiscard]] int32_t block_size() const { return pool_.shape().block_size; }
   // Byte layout (and dtype) of the pages.
@@ -58,9 +60,9 @@ class SequenceKv {
 
  private:
   BlockPool& pool_;
-  std::vector<int32_t> cached_len_;              // [L]
-  std::vector<std::vector<int32_t>> page_ids_;   // [L][pages]
-  std::vector<std::vector<float*>> page_ptrs_;   // [L][pages], PageData of page_ids_
+  std::vector<int32_t> cached_len_;             // [L]
+  std::vector<std::vector<int32_t>> page_ids_;  // [L][pages]
+  std::vector<std::vector<float*>> page_ptrs_;  // [L][pages], PageData of page_ids_
 };
 
 }  // namespace restkv::engine

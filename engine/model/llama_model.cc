@@ -38,7 +38,8 @@ absl::Status LlamaModel::EnsureWorkspace(int64_t num_tokens, int64_t num_logit_r
   }
   num_tokens = std::min<int64_t>(num_tokens, kMaxChunkTokens);
   if (num_tokens > capacity_tokens_) {
-    const int64_t t = std::min<int64_t>(std::max<int64_t>(num_tokens, 2 * capacity_tokens_), kMaxChunkTokens);
+    const int64_t t =
+        std::min<int64_t>(std::max<int64_t>(num_tokens, 2 * capacity_tokens_), kMaxChunkTokens);
     RESTKV_RETURN_IF_ERROR(alloc(&xb_, t * c.hidden_size));
     RESTKV_RETURN_IF_ERROR(alloc(&q_, t * c.q_dim()));
     RESTKV_RETURN_IF_ERROR(alloc(&k_, t * c.kv_dim()));
@@ -68,13 +69,14 @@ struct LlamaModel::Step {
     int32_t num_rows = 0;
     std::vector<float> q;  // [num_rows][H][d]
   };
-  std::vector<QueryCapture> captured;      // [S]
-  std::vector<kernels::KvSlot> slots;      // [chunk] where each row's K/V goes
-  std::vector<kernels::AttentionSeq> seqs; // the chunk's attention segments
+  std::vector<QueryCapture> captured;       // [S]
+  std::vector<kernels::KvSlot> slots;       // [chunk] where each row's K/V goes
+  std::vector<kernels::AttentionSeq> seqs;  // the chunk's attention segments
   [[nodiscard]] int64_t num_rows() const { return static_cast<int64_t>(tokens.size()); }
 };
 
-absl::StatusOr<LlamaModel::Step> LlamaModel::PackBatch(absl::Span<const SequenceInput> batch) const {
+absl::StatusOr<LlamaModel::Step> LlamaModel::PackBatch(
+    absl::Span<const SequenceInput> batch) const {
   const ModelConfig& c = config_;
   if (batch.empty()) return absl::InvalidArgumentError("empty batch");
   Step step;
@@ -233,7 +235,8 @@ void LlamaModel::RunChunk(const LayerWeights& lw, int32_t layer,
       const int32_t slot = cached + first + i;
       step.slots[r0 - c0 + i] = {pages[slot / block_size_], slot % block_size_};
     }
-    step.seqs.push_back({static_cast<int32_t>(r0 - c0), count, cached + first + count, pages.data()});
+    step.seqs.push_back(
+        {static_cast<int32_t>(r0 - c0), count, cached + first + count, pages.data()});
     // Keep the queries the hook asked for.
     Step::QueryCapture& cap = step.captured[s];
     if (cap.num_rows > 0) {

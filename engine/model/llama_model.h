@@ -18,8 +18,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "engine/model/model_config.h"
 #include "engine/model/layer_hook.h"
+#include "engine/model/model_config.h"
 #include "engine/model/model_weights.h"
 #include "kernels/backend.h"
 
@@ -39,14 +39,14 @@ enum class LogitsMode { kNone, kLast, kAll };
 // REQUIRES: pages[l] covers cached_len[l] + tokens.size() slots for every
 // layer l in the range.
 struct SequenceInput {
-  absl::Span<const int32_t> tokens;     // [n] new tokens
-  int32_t first_position = 0;           // RoPE position of tokens[0]
-  absl::Span<const int32_t> cached_len; // [L] slots already filled per layer
+  absl::Span<const int32_t> tokens;             // [n] new tokens
+  int32_t first_position = 0;                   // RoPE position of tokens[0]
+  absl::Span<const int32_t> cached_len;         // [L] slots already filled per layer
   absl::Span<const std::vector<float*>> pages;  // [L] block table as page pointers
   LogitsMode logits = LogitsMode::kLast;
   int32_t layer_begin = 0;
-  int32_t layer_end = -1;               // -1 = L
-  float* hidden = nullptr;              // [n][D]; needed for partial ranges
+  int32_t layer_end = -1;   // -1 = L
+  float* hidden = nullptr;  // [n][D]; needed for partial ranges
   // The caller's KV bookkeeping around each layer (reserve, commit, evict);
   // null when the caller reserved and will commit the pages itself.
   LayerHook* hook = nullptr;
@@ -109,7 +109,7 @@ class LlamaModel {
   int64_t capacity_logit_rows_ = 0;
   std::unique_ptr<kernels::Buffer> x_;  // [T][D] residual stream of the whole step
   std::unique_ptr<kernels::Buffer> xb_, q_, k_, v_, att_, gate_, up_;  // [chunk][...]
-  std::unique_ptr<kernels::Buffer> logit_in_, logits_;                     // [R][D], [R][V]
+  std::unique_ptr<kernels::Buffer> logit_in_, logits_;                 // [R][D], [R][V]
 };
 
 }  // namespace restkv::engine

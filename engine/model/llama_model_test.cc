@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/kv/block_pool.h"
 #include "engine/gguf/gguf_file.h"
+#include "engine/kv/block_pool.h"
 #include "engine/kv/sequence_kv.h"
 #include "engine/model/synthetic_model.h"
 #include "gtest/gtest.h"
@@ -82,7 +82,8 @@ std::vector<std::vector<double>> ReferenceLogits(const GgufFile& f, const ModelC
   };
   const std::vector<double> embd = Tensor(f, "token_embd.weight");
   std::vector<std::vector<double>> x(T);
-  for (int64_t t = 0; t < T; ++t) x[t].assign(embd.begin() + tokens[t] * D, embd.begin() + (tokens[t] + 1) * D);
+  for (int64_t t = 0; t < T; ++t)
+    x[t].assign(embd.begin() + tokens[t] * D, embd.begin() + (tokens[t] + 1) * D);
   for (int32_t l = 0; l < c.num_layers; ++l) {
     const std::string p = "blk." + std::to_string(l) + ".";
     const auto wq = Tensor(f, p + "attn_q.weight"), wk = Tensor(f, p + "attn_k.weight"),
@@ -217,9 +218,11 @@ TEST(LlamaModelTest, BatchedSequencesMatchAloneBitForBit) {
   auto pool = *BlockPool::Create(backend, {m->config.num_kv_heads, m->config.head_dim, 16}, 256);
   LlamaModel model(m->config, m->weights, backend, 16);
   const int L = m->config.num_layers;
-  const std::vector<std::vector<int32_t>> prompts = {Tokens(5, 3), Tokens(33, 4), Tokens(1, 5), Tokens(18, 6)};
+  const std::vector<std::vector<int32_t>> prompts = {Tokens(5, 3), Tokens(33, 4), Tokens(1, 5),
+                                                     Tokens(18, 6)};
   std::vector<std::vector<float>> alone;
-  for (const auto& p : prompts) alone.push_back(RunChunked(model, *pool, L, p, {static_cast<int>(p.size())}));
+  for (const auto& p : prompts)
+    alone.push_back(RunChunked(model, *pool, L, p, {static_cast<int>(p.size())}));
   std::vector<std::unique_ptr<SequenceKv>> kvs;
   std::vector<SequenceInput> batch;
   for (const auto& p : prompts) {
@@ -257,8 +260,9 @@ TEST(LlamaModelTest, RejectsTokenOutsideVocabulary) {
 // device's reason, never as logits computed from unwritten memory.
 TEST(LlamaModelTest, BackendFailureEndsThePassAsAnInternalError) {
   SyntheticModelSpec spec;
-  kernels::FailingBackend backend(/*attention_calls_left=*/1,
-                                  absl::ResourceExhaustedError("scratch allocation of 64 MiB failed"));
+  kernels::FailingBackend backend(
+      /*attention_calls_left=*/1,
+      absl::ResourceExhaustedError("scratch allocation of 64 MiB failed"));
   auto m = Load(spec, backend);
   ASSERT_GE(m->config.num_layers, 2);
   auto pool = *BlockPool::Create(backend, {m->config.num_kv_heads, m->config.head_dim, 16}, 8);

@@ -23,9 +23,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
   const std::string chat_template = tok_data.chat_template;
   RESTKV_ASSIGN_OR_RETURN(m->tokenizer_, Tokenizer::Create(std::move(tok_data)));
   if (m->tokenizer_->vocab_size() != m->config_.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: tokenizer has %d tokens but token_embd has %d rows", path,
-        m->tokenizer_->vocab_size(), m->config_.vocab_size));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: tokenizer has %d tokens but token_embd has %d rows", path,
+                        m->tokenizer_->vocab_size(), m->config_.vocab_size));
   }
   if (options.chat_format.has_value()) {
     m->chat_format_ = *options.chat_format;
@@ -43,8 +43,8 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
 absl::StatusOr<std::string> Model::RenderChat(absl::Span<const ChatMessage> messages,
                                               bool add_generation_prompt) const {
   if (!chat_format_.ok()) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "no chat format for %s: %s", path_, chat_format_.status().message()));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("no chat format for %s: %s", path_, chat_format_.status().message()));
   }
   return engine::RenderChat(*chat_format_, messages, add_generation_prompt, tokenizer_->data());
 }

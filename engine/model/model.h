@@ -12,11 +12,11 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "engine/tokenizer/chat_template.h"
 #include "engine/gguf/gguf_file.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/model_config.h"
 #include "engine/model/model_weights.h"
+#include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "kernels/backend.h"
 

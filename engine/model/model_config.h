@@ -33,8 +33,8 @@ struct ModelConfig {
   float rope_position_scale = 1.0f;  // 1 / linear scaling factor
   std::string rope_scaling_type;     // "", "none", "linear" (yarn is refused)
   bool has_qkv_bias = false;
-  bool tied_embeddings = false;       // no output.weight: reuse token_embd
-  bool has_rope_freq_factors = false; // rope_freqs.weight present (Llama 3.1+)
+  bool tied_embeddings = false;        // no output.weight: reuse token_embd
+  bool has_rope_freq_factors = false;  // rope_freqs.weight present (Llama 3.1+)
 
   // Errors: InvalidArgument naming the key for missing or inconsistent
   // metadata, unsupported architectures and RoPE scaling types.

@@ -20,9 +20,9 @@ class Loader {
           absl::StrFormat("%s: tensor '%s' is missing", file_.name(), name));
     }
     if (t->dims != expected_dims) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: tensor '%s' has shape [%s], expected [%s]", file_.name(), name,
-          absl::StrJoin(t->dims, ", "), absl::StrJoin(expected_dims, ", ")));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: tensor '%s' has shape [%s], expected [%s]", file_.name(), name,
+                          absl::StrJoin(t->dims, ", "), absl::StrJoin(expected_dims, ", ")));
     }
     return t;
   }
@@ -32,9 +32,8 @@ class Loader {
     RESTKV_ASSIGN_OR_RETURN(const GgufTensorInfo* t, Find(name, {cols, rows}));
     auto m = backend_.PrepareMatrix(t->type, rows, cols, t->data);
     if (!m.ok()) {
-      return absl::Status(m.status().code(),
-                          absl::StrFormat("%s: tensor '%s': %s", file_.name(), name,
-                                          m.status().message()));
+      return absl::Status(m.status().code(), absl::StrFormat("%s: tensor '%s': %s", file_.name(),
+                                                             name, m.status().message()));
     }
     return m;
   }

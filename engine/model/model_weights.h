@@ -32,11 +32,11 @@ struct LayerWeights {
 };
 
 struct ModelWeights {
-  kernels::Matrix token_embd;        // [V][D]
-  const float* output_norm = nullptr;  // [D]
-  kernels::Matrix output;            // [V][D] (token_embd when tied)
+  kernels::Matrix token_embd;                // [V][D]
+  const float* output_norm = nullptr;        // [D]
+  kernels::Matrix output;                    // [V][D] (token_embd when tied)
   const float* rope_freq_factors = nullptr;  // [rope_dims / 2] or null
-  std::vector<LayerWeights> layers;  // [L]
+  std::vector<LayerWeights> layers;          // [L]
 
   // Errors: InvalidArgument naming the tensor when one is missing or has the
   // wrong shape; Unimplemented for tensor types the backend cannot use.

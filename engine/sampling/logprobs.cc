@@ -15,8 +15,7 @@ LogprobResult ComputeLogprobs(absl::Span<const float> logits, int32_t chosen, in
 
   // log Z = l_max + log Σ exp(l_j - l_max): every exp is in [0, 1], no overflow.
   const float max_logit = MaxOf(logits);
-  const double log_z =
-      static_cast<double>(max_logit) + std::log(SumExpShifted(logits, max_logit));
+  const double log_z = static_cast<double>(max_logit) + std::log(SumExpShifted(logits, max_logit));
   auto logprob = [&](int32_t id) {
     return static_cast<float>(static_cast<double>(logits[id]) - log_z);
   };

@@ -36,8 +36,8 @@ class OutputProcessor {
                   int32_t max_total_tokens);
 
   struct Update {
-    bool accepted = false;  // the token is part of the output (not an EOS / stop id)
-    std::string text;       // new text to stream (may be empty)
+    bool accepted = false;                 // the token is part of the output (not an EOS / stop id)
+    std::string text;                      // new text to stream (may be empty)
     std::optional<FinishReason> finished;  // set when the sequence ended with this token
     std::string stop_string;               // the stop string that ended it, if one did
   };
@@ -59,7 +59,7 @@ class OutputProcessor {
 
   const Tokenizer& tokenizer_;
   const SamplingParams params_;  // a copy: the caller's may move
-  const int32_t max_output_;  // min(max_tokens, max_total_tokens - prompt_tokens)
+  const int32_t max_output_;     // min(max_tokens, max_total_tokens - prompt_tokens)
   IncrementalDetokenizer detok_;
   StopMatcher stops_;
   int32_t num_output_ = 0;

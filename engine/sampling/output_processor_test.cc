@@ -13,7 +13,6 @@ namespace {
 
 constexpr int32_t kEos = kByteTokenizerEos;
 
-
 struct Outcome {
   std::string text;
   int32_t accepted = 0;
@@ -24,7 +23,7 @@ struct Outcome {
 
 // Pushes `tokens` until the processor says the sequence ended.
 Outcome Feed(const Tokenizer& tok, const SamplingParams& p, int32_t prompt, int32_t max_total,
-         const std::vector<int32_t>& tokens) {
+             const std::vector<int32_t>& tokens) {
   OutputProcessor out(tok, p, prompt, max_total);
   Outcome r;
   for (int32_t t : tokens) {

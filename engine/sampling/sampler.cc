@@ -37,9 +37,7 @@ uint64_t SplitMix64(uint64_t x) {
 }  // namespace
 
 Sampler::Sampler(const SamplingParams& params, uint64_t seed)
-    : params_(params),
-      greedy_(params.temperature < kGreedyTemperature),
-      rng_(SplitMix64(seed)) {}
+    : params_(params), greedy_(params.temperature < kGreedyTemperature), rng_(SplitMix64(seed)) {}
 
 void Sampler::Accept(int32_t token) {
   RESTKV_CHECK_GE(token, 0);
@@ -57,8 +55,7 @@ void Sampler::ApplyPenalties(absl::Span<float> logits,
                              absl::Span<const int32_t> prompt_tokens) const {
   const int32_t vocab = static_cast<int32_t>(logits.size());
   auto check_id = [vocab](int32_t t) {
-    RESTKV_CHECK(t >= 0 && t < vocab) << "token " << t << " is outside the vocabulary of "
-                                      << vocab;
+    RESTKV_CHECK(t >= 0 && t < vocab) << "token " << t << " is outside the vocabulary of " << vocab;
   };
   const float r = params_.repetition_penalty;
   if (r != 1.0f) {

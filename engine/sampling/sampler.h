@@ -66,8 +66,7 @@ class Sampler {
   // prompt_tokens: the request's prompt, for the repetition penalty.
   // REQUIRES: logits non-empty and free of NaN; every prompt token and every
   //   Accept()ed token in [0, logits.size()).
-  [[nodiscard]] int32_t Sample(absl::Span<float> logits,
-                               absl::Span<const int32_t> prompt_tokens);
+  [[nodiscard]] int32_t Sample(absl::Span<float> logits, absl::Span<const int32_t> prompt_tokens);
 
   // Records `token` as part of the output, for the frequency, presence and
   // repetition penalties of later calls. REQUIRES: token >= 0.

@@ -218,8 +218,7 @@ TEST(SamplerTest, MinPAlsoCutsAfterTopKAndTopP) {
 
 TEST(SamplerTest, MaskedLogitsAreNeverDrawn) {
   const float inf = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(Histogram(SamplingParams{}, 3, {-inf, 0.0f, -inf}, 500),
-            (std::vector<int>{0, 500, 0}));
+  EXPECT_EQ(Histogram(SamplingParams{}, 3, {-inf, 0.0f, -inf}, 500), (std::vector<int>{0, 500, 0}));
 }
 
 // Large vocabularies take the other code paths: top_k above the heap limit
@@ -412,9 +411,15 @@ TEST(SamplingParamsTest, RejectsEachOutOfRangeFieldByName) {
       {"repetition_penalty", [](SamplingParams& p) { p.repetition_penalty = 0.0f; }},
       {"repetition_penalty", [](SamplingParams& p) { p.repetition_penalty = -1.0f; }},
       {"max_tokens", [](SamplingParams& p) { p.max_tokens = 0; }},
-      {"stop[1]", [](SamplingParams& p) { p.stop = {"a", ""}; }},
+      {"stop[1]",
+       [](SamplingParams& p) {
+         p.stop = {"a", ""};
+       }},
       {"stop_token_ids[0]", [](SamplingParams& p) { p.stop_token_ids = {10}; }},
-      {"stop_token_ids[1]", [](SamplingParams& p) { p.stop_token_ids = {0, -1}; }},
+      {"stop_token_ids[1]",
+       [](SamplingParams& p) {
+         p.stop_token_ids = {0, -1};
+       }},
       {"logprobs", [](SamplingParams& p) { p.logprobs = -2; }},
       {"logprobs", [](SamplingParams& p) { p.logprobs = kMaxLogprobs + 1; }},
   };

@@ -18,16 +18,14 @@ absl::Status SamplingParams::Validate(int32_t vocab_size) const {
         "temperature must be a finite number >= 0 (0 means greedy), got %g", temperature));
   }
   if (!(top_p > 0.0f && top_p <= 1.0f)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("top_p must be in (0, 1], got %g", top_p));
+    return absl::InvalidArgumentError(absl::StrFormat("top_p must be in (0, 1], got %g", top_p));
   }
   if (top_k < -1) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "top_k must be -1 or 0 (disabled) or >= 1, got %d", top_k));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("top_k must be -1 or 0 (disabled) or >= 1, got %d", top_k));
   }
   if (!InClosed(min_p, 0.0f, 1.0f)) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("min_p must be in [0, 1], got %g", min_p));
+    return absl::InvalidArgumentError(absl::StrFormat("min_p must be in [0, 1], got %g", min_p));
   }
   if (!InClosed(presence_penalty, -2.0f, 2.0f)) {
     return absl::InvalidArgumentError(
@@ -47,8 +45,7 @@ absl::Status SamplingParams::Validate(int32_t vocab_size) const {
   }
   for (size_t i = 0; i < stop.size(); ++i) {
     if (stop[i].empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("stop[%d] must be a non-empty string", i));
+      return absl::InvalidArgumentError(absl::StrFormat("stop[%d] must be a non-empty string", i));
     }
   }
   for (size_t i = 0; i < stop_token_ids.size(); ++i) {

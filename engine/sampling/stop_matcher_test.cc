@@ -97,8 +97,8 @@ TEST(StopMatcherTest, EmptyStopListPassesEverythingThrough) {
 }
 
 TEST(StopMatcherTest, ShorterStopThatIsAPrefixOfALongerOneWins) {
-  for (const auto& stops : {std::vector<std::string>{"ab", "abc"},
-                            std::vector<std::string>{"abc", "ab"}}) {
+  for (const auto& stops :
+       {std::vector<std::string>{"ab", "abc"}, std::vector<std::string>{"abc", "ab"}}) {
     Stream s = RunStream(stops, {"x a", "b", "c"});
     EXPECT_TRUE(s.stopped);
     EXPECT_EQ(s.text, "x ");
@@ -111,9 +111,9 @@ TEST(StopMatcherTest, ShorterStopThatIsAPrefixOfALongerOneWins) {
 
 TEST(StopMatcherTest, FirstToCompleteWinsWhateverTheChunking) {
   const std::vector<std::string> stops = {"abcd", "bc"};
-  for (const auto& pieces : {std::vector<std::string>{"abcd"},
-                             std::vector<std::string>{"a", "b", "c", "d"},
-                             std::vector<std::string>{"ab", "cd"}}) {
+  for (const auto& pieces :
+       {std::vector<std::string>{"abcd"}, std::vector<std::string>{"a", "b", "c", "d"},
+        std::vector<std::string>{"ab", "cd"}}) {
     const Stream s = RunStream(stops, pieces);
     EXPECT_TRUE(s.stopped);
     EXPECT_EQ(s.text, "a");

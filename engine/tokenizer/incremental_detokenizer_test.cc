@@ -13,7 +13,6 @@
 namespace restkv::engine {
 namespace {
 
-
 bool IsValidUtf8(const std::string& s) {
   return CompleteUtf8PrefixLength(s) == s.size() && SanitizeUtf8(s) == s;
 }

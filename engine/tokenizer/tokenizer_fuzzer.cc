@@ -114,7 +114,8 @@ Vocabulary WithByteCoverage(std::unique_ptr<Tokenizer> tok) {
       v.has_byte[b] = tok->TokenId(BpeTokenizer::EncodeBytes(byte)).has_value();
     } else {
       static constexpr char kHex[] = "0123456789ABCDEF";
-      v.has_byte[b] = tok->TokenId(std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">").has_value();
+      v.has_byte[b] =
+          tok->TokenId(std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">").has_value();
     }
   }
   v.tok = std::move(tok);

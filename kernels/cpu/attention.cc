@@ -130,10 +130,10 @@ inline __m512 Sum16(const __m512* a) {
     c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44),
                          _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xee));
   }
-  const __m512 d0 = _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88),
-                                  _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
-  const __m512 d1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88),
-                                  _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
+  const __m512 d0 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
+  const __m512 d1 =
+      _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
   return _mm512_add_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xdd));
 }
 
@@ -244,7 +244,8 @@ void AttendTileAvx512(int32_t rows, const float* const* q, float* const* out,
   for (int32_t r = 0; r < rows; ++r) {
     const __m512 inv = _mm512_set1_ps(1.0f / state[r].sum);
     for (int v = 0; v < NV; ++v) {
-      _mm512_storeu_ps(out[r] + 16 * v, _mm512_mul_ps(_mm512_loadu_ps(acc + r * kDim + 16 * v), inv));
+      _mm512_storeu_ps(out[r] + 16 * v,
+                       _mm512_mul_ps(_mm512_loadu_ps(acc + r * kDim + 16 * v), inv));
     }
   }
 }
@@ -345,8 +346,8 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
     std::vector<const float*> qrows(max_tile);
     std::vector<float*> orows(max_tile);
     std::vector<int32_t> visible(max_tile);
-    const int64_t t_end = p1 == parts ? static_cast<int64_t>(tasks.size())
-                                      : task_at_cost(total_cost * p1 / parts);
+    const int64_t t_end =
+        p1 == parts ? static_cast<int64_t>(tasks.size()) : task_at_cost(total_cost * p1 / parts);
     for (int64_t ti = p0 == 0 ? 0 : task_at_cost(total_cost * p0 / parts); ti < t_end; ++ti) {
       const Task& task = tasks[ti];
       const AttentionSeq& seq = seqs[task.seq];
@@ -376,8 +377,8 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
 }
 
 void ContiguousAttentionReference(const float* q, const float* k, const float* v, int32_t num_q,
-                                  int32_t kv_len, int32_t heads, int32_t kv_heads,
-                                  int32_t head_dim, float scale, float* out) {
+                                  int32_t kv_len, int32_t heads, int32_t kv_heads, int32_t head_dim,
+                                  float scale, float* out) {
   const int32_t group = heads / kv_heads;
   std::vector<double> p(kv_len);
   for (int32_t j = 0; j < num_q; ++j) {
@@ -389,7 +390,8 @@ void ContiguousAttentionReference(const float* q, const float* k, const float* v
       for (int32_t t = 0; t < visible; ++t) {
         double dot = 0;
         for (int32_t i = 0; i < head_dim; ++i) {
-          dot += static_cast<double>(qv[i]) * k[(static_cast<int64_t>(t) * kv_heads + g) * head_dim + i];
+          dot += static_cast<double>(qv[i]) *
+                 k[(static_cast<int64_t>(t) * kv_heads + g) * head_dim + i];
         }
         p[t] = dot * scale;
         mx = std::max(mx, p[t]);

@@ -22,7 +22,7 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
 // Plain-loop oracle over contiguous K/V: k, v [kv_len][Hkv][d], q/out
 // [num_q][H][d]; queries are the last num_q of kv_len tokens.
 void ContiguousAttentionReference(const float* q, const float* k, const float* v, int32_t num_q,
-                                  int32_t kv_len, int32_t heads, int32_t kv_heads,
-                                  int32_t head_dim, float scale, float* out);
+                                  int32_t kv_len, int32_t heads, int32_t kv_heads, int32_t head_dim,
+                                  float scale, float* out);
 
 }  // namespace restkv::kernels::cpu

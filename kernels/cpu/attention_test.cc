@@ -53,8 +53,8 @@ TEST_P(PagedAttentionTest, MatchesContiguousReference) {
   std::mt19937 rng(42);
   // (kv_len, num_q): prefill, chunked prefill, decode; lengths not multiples of
   // the block; several key blocks of the online softmax.
-  const std::vector<std::pair<int32_t, int32_t>> shapes = {
-      {1, 1}, {37, 37}, {129, 5}, {57, 1}, {16, 16}, {700, 19}, {1030, 1}};
+  const std::vector<std::pair<int32_t, int32_t>> shapes = {{1, 1},   {37, 37},  {129, 5}, {57, 1},
+                                                           {16, 16}, {700, 19}, {1030, 1}};
   const int64_t page_floats = layout.page_bytes() / 4;
   const int64_t qrow = static_cast<int64_t>(c.heads) * c.head_dim;
   const int64_t kvrow = static_cast<int64_t>(c.kv_heads) * c.head_dim;
@@ -116,7 +116,8 @@ TEST_P(PagedAttentionTest, MatchesContiguousReference) {
     for (int64_t i = 0; i < nq * qrow; ++i) {
       const float got = out[seqs[s].q_begin * qrow + i];
       ASSERT_FALSE(std::isnan(got)) << "seq " << s << " element " << i;
-      ASSERT_NEAR(got, ref[i], 1e-5f + 1e-4f * std::fabs(ref[i])) << "seq " << s << " element " << i;
+      ASSERT_NEAR(got, ref[i], 1e-5f + 1e-4f * std::fabs(ref[i]))
+          << "seq " << s << " element " << i;
       ASSERT_NEAR(got, ref_f32[i], bound) << "vs fp32 K/V: seq " << s << " element " << i;
     }
   }

@@ -20,7 +20,8 @@ namespace {
 
 class HostBuffer final : public Buffer {
  public:
-  explicit HostBuffer(size_t bytes) : bytes_(bytes), data_(new (std::nothrow) float[(bytes + 3) / 4]) {}
+  explicit HostBuffer(size_t bytes)
+      : bytes_(bytes), data_(new (std::nothrow) float[(bytes + 3) / 4]) {}
   void* data() override { return data_.get(); }
   size_t size_bytes() const override { return bytes_; }
   bool ok() const { return data_ != nullptr; }
@@ -61,9 +62,9 @@ absl::StatusOr<Matrix> CpuBackend::PrepareMatrix(GgmlType type, int64_t rows, in
         absl::StrFormat("CPU backend cannot use weights of type id %d", static_cast<int>(type)));
   }
   if (cols % traits->block_size != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "row length %d is not a multiple of the %s block size %d", cols, traits->name,
-        traits->block_size));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("row length %d is not a multiple of the %s block size %d", cols,
+                        traits->name, traits->block_size));
   }
   if (type == GgmlType::kF32 || HasQuantDot(type)) {
     return WithPacked(Matrix{type, rows, cols, host});
@@ -111,8 +112,7 @@ Matrix CpuBackend::WithPacked(Matrix m) {
   return m;
 }
 
-absl::StatusOr<const float*> CpuBackend::PrepareVector(GgmlType type, int64_t n,
-                                                       const void* host) {
+absl::StatusOr<const float*> CpuBackend::PrepareVector(GgmlType type, int64_t n, const void* host) {
   const GgmlTypeTraits* traits = GetGgmlTypeTraits(type);
   if (traits == nullptr || !traits->supported || n % traits->block_size != 0) {
     return absl::UnimplementedError(
@@ -137,8 +137,8 @@ void CpuBackend::CopyDevice(const float* src, float* dst, size_t n) {
   std::memmove(dst, src, n * sizeof(float));
 }
 
-void CpuBackend::GatherRows(const float* src, const int64_t* rows, int64_t num_rows,
-                            int64_t width, float* dst) {
+void CpuBackend::GatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
+                            float* dst) {
   for (int64_t i = 0; i < num_rows; ++i) {
     std::memcpy(dst + i * width, src + rows[i] * width, width * sizeof(float));
   }

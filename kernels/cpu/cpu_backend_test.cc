@@ -25,7 +25,8 @@ std::vector<double> NaiveMatMul(const std::vector<float>& w, const std::vector<f
   std::vector<double> y(m * rows, 0.0);
   for (int64_t i = 0; i < m; ++i)
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = 0; c < cols; ++c) y[i * rows + r] += double(w[r * cols + c]) * x[i * cols + c];
+      for (int64_t c = 0; c < cols; ++c)
+        y[i * rows + r] += double(w[r * cols + c]) * x[i * cols + c];
   return y;
 }
 
@@ -39,7 +40,8 @@ TEST_P(MatMulTest, MatchesNaiveOnDequantisedWeights) {
   const std::string bytes = QuantizeMatrix(type, w.data(), rows, cols);
   std::vector<float> wd(rows * cols);
   const int64_t row_bytes = RowBytes(type, cols);
-  for (int64_t r = 0; r < rows; ++r) DequantizeRow(type, bytes.data() + r * row_bytes, wd.data() + r * cols, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    DequantizeRow(type, bytes.data() + r * row_bytes, wd.data() + r * cols, cols);
   auto m = backend.PrepareMatrix(type, rows, cols, bytes.data());
   ASSERT_TRUE(m.ok()) << m.status();
   for (int64_t batch : {1, 3, 4, 9}) {

@@ -218,16 +218,26 @@ void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) dst[i] = Bf16ToFloat(h[i]);
       return;
     }
-    case GgmlType::kQ4_0: return RowQ4_0(static_cast<const BlockQ4_0*>(src), dst, nb);
-    case GgmlType::kQ4_1: return RowQ4_1(static_cast<const BlockQ4_1*>(src), dst, nb);
-    case GgmlType::kQ5_0: return RowQ5_0(static_cast<const BlockQ5_0*>(src), dst, nb);
-    case GgmlType::kQ5_1: return RowQ5_1(static_cast<const BlockQ5_1*>(src), dst, nb);
-    case GgmlType::kQ8_0: return RowQ8_0(static_cast<const BlockQ8_0*>(src), dst, nb);
-    case GgmlType::kQ2_K: return RowQ2_K(static_cast<const BlockQ2_K*>(src), dst, nb);
-    case GgmlType::kQ3_K: return RowQ3_K(static_cast<const BlockQ3_K*>(src), dst, nb);
-    case GgmlType::kQ4_K: return RowQ4_K(static_cast<const BlockQ4_K*>(src), dst, nb);
-    case GgmlType::kQ5_K: return RowQ5_K(static_cast<const BlockQ5_K*>(src), dst, nb);
-    case GgmlType::kQ6_K: return RowQ6_K(static_cast<const BlockQ6_K*>(src), dst, nb);
+    case GgmlType::kQ4_0:
+      return RowQ4_0(static_cast<const BlockQ4_0*>(src), dst, nb);
+    case GgmlType::kQ4_1:
+      return RowQ4_1(static_cast<const BlockQ4_1*>(src), dst, nb);
+    case GgmlType::kQ5_0:
+      return RowQ5_0(static_cast<const BlockQ5_0*>(src), dst, nb);
+    case GgmlType::kQ5_1:
+      return RowQ5_1(static_cast<const BlockQ5_1*>(src), dst, nb);
+    case GgmlType::kQ8_0:
+      return RowQ8_0(static_cast<const BlockQ8_0*>(src), dst, nb);
+    case GgmlType::kQ2_K:
+      return RowQ2_K(static_cast<const BlockQ2_K*>(src), dst, nb);
+    case GgmlType::kQ3_K:
+      return RowQ3_K(static_cast<const BlockQ3_K*>(src), dst, nb);
+    case GgmlType::kQ4_K:
+      return RowQ4_K(static_cast<const BlockQ4_K*>(src), dst, nb);
+    case GgmlType::kQ5_K:
+      return RowQ5_K(static_cast<const BlockQ5_K*>(src), dst, nb);
+    case GgmlType::kQ6_K:
+      return RowQ6_K(static_cast<const BlockQ6_K*>(src), dst, nb);
     default:
       RESTKV_CHECK(false) << "no dequantiser for " << t->name;
   }

@@ -30,8 +30,8 @@ int64_t PanelBlockBytes(GgmlType type) {
 }
 
 // Packs rows [0, rows_left) (at most 16) of a panel, all blocks.
-void PackPanel(GgmlType type, const uint8_t* src, int64_t row_bytes, int64_t rows_left,
-               int64_t nb, int64_t block_bytes, uint8_t* dst) {
+void PackPanel(GgmlType type, const uint8_t* src, int64_t row_bytes, int64_t rows_left, int64_t nb,
+               int64_t block_bytes, uint8_t* dst) {
   std::memset(dst, 0, static_cast<size_t>(nb * block_bytes));
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t* q = dst + b * block_bytes;

@@ -30,8 +30,8 @@
 #include <memory>
 
 #include "common/thread_pool.h"
-#include "kernels/ggml_type.h"
 #include "kernels/cpu/quant_dot.h"
+#include "kernels/ggml_type.h"
 
 namespace restkv::kernels::cpu {
 

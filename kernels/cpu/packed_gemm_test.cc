@@ -6,8 +6,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kernels/cpu/random_testutil.h"
 #include "kernels/cpu/quantize_ref.h"
+#include "kernels/cpu/random_testutil.h"
 
 namespace restkv::kernels::cpu {
 namespace {

@@ -84,7 +84,8 @@ void Tile(const uint8_t* w0, int64_t row_bytes, const Q8Activations& x, const in
   const int64_t nb = x.num_blocks();
   for (int64_t b = 0; b < nb; ++b) {
     __m256i xv[R];
-    for (int r = 0; r < R; ++r) xv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[r][b].qs));
+    for (int r = 0; r < R; ++r)
+      xv[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb[r][b].qs));
     for (int w = 0; w < W; ++w) {
       const Block& wb = reinterpret_cast<const Block*>(w0 + w * row_bytes)[b];
       const __m256i q = K::Quants(wb);
@@ -208,8 +209,8 @@ void Q8Activations::Quantize(const float* x, int64_t m, int64_t n) {
   QuantizeRows(x, 0, m);
 }
 
-void DotTile(GgmlType type, const uint8_t* w0, int64_t row_bytes, int num_w,
-             const Q8Activations& x, const int64_t* x_rows, int num_x, float* out) {
+void DotTile(GgmlType type, const uint8_t* w0, int64_t row_bytes, int num_w, const Q8Activations& x,
+             const int64_t* x_rows, int num_x, float* out) {
   RESTKV_CHECK(num_w >= 1 && num_w <= 2 && num_x >= 1 && num_x <= 4) << num_w << "x" << num_x;
 #if RESTKV_HAVE_AVX2
   switch (type) {

@@ -57,8 +57,8 @@ class Q8Activations {
 // out[w * num_x + r] = dot(weight row w, activation row x_rows[r]) for
 // w < num_w (weight rows at w0 + w * row_bytes) and r < num_x.
 // REQUIRES: HasQuantDot(type), 1 <= num_w <= 2, 1 <= num_x <= 4.
-void DotTile(GgmlType type, const uint8_t* w0, int64_t row_bytes, int num_w,
-             const Q8Activations& x, const int64_t* x_rows, int num_x, float* out);
+void DotTile(GgmlType type, const uint8_t* w0, int64_t row_bytes, int num_w, const Q8Activations& x,
+             const int64_t* x_rows, int num_x, float* out);
 
 // Plain scalar dot of one weight row and one activation row: the test oracle.
 float DotRowReference(GgmlType type, const void* w, const BlockQ8_1* x, int64_t num_blocks);

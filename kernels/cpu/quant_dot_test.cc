@@ -6,9 +6,9 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kernels/cpu/random_testutil.h"
 #include "kernels/cpu/dequantize.h"
 #include "kernels/cpu/quantize_ref.h"
+#include "kernels/cpu/random_testutil.h"
 #include "kernels/fp16.h"
 
 namespace restkv::kernels::cpu {
@@ -45,7 +45,8 @@ TEST_P(QuantDotTest, VectorKernelMatchesScalarReference) {
     for (int nw = 1; nw <= 2; ++nw) {
       for (int nx = 1; nx <= 4; ++nx) {
         float out[8];
-        DotTile(type, reinterpret_cast<const uint8_t*>(wq.data()), row_bytes, nw, act, rows, nx, out);
+        DotTile(type, reinterpret_cast<const uint8_t*>(wq.data()), row_bytes, nw, act, rows, nx,
+                out);
         for (int wi = 0; wi < nw; ++wi) {
           for (int r = 0; r < nx; ++r) {
             EXPECT_EQ(out[wi * nx + r], alone[wi][r]) << "tile " << nw << "x" << nx;
@@ -75,7 +76,8 @@ TEST_P(QuantDotTest, ApproximatesFloatDot) {
   }
   const int64_t row = 0;
   float got;
-  DotTile(type, reinterpret_cast<const uint8_t*>(wq.data()), RowBytes(type, n), 1, act, &row, 1, &got);
+  DotTile(type, reinterpret_cast<const uint8_t*>(wq.data()), RowBytes(type, n), 1, act, &row, 1,
+          &got);
   // Each activation moves by at most half a step (amax/254 ≤ 4σ/254).
   EXPECT_NEAR(got, exact, abs_sum * 4.0 / 254.0);
 }

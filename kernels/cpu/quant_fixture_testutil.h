@@ -61,10 +61,13 @@ inline absl::StatusOr<QuantFixture> LoadQuantFixture() {
     ++line_no;
     if (line.empty() || line[0] == '#') continue;
     const std::vector<std::string> w = absl::StrSplit(line, ' ');
-    const auto bad = [&] { return absl::DataLossError(path + ": bad line " + std::to_string(line_no)); };
+    const auto bad = [&] {
+      return absl::DataLossError(path + ": bad line " + std::to_string(line_no));
+    };
     int64_t n = 0;
     if (w[0] == "dequant" && w.size() == 5 && absl::SimpleAtoi(w[2], &n)) {
-      f.dequant.push_back({w[1], n, absl::HexStringToBytes(w[3]), FloatsFromBytes(absl::HexStringToBytes(w[4]))});
+      f.dequant.push_back(
+          {w[1], n, absl::HexStringToBytes(w[3]), FloatsFromBytes(absl::HexStringToBytes(w[4]))});
       if (static_cast<int64_t>(f.dequant.back().values.size()) != n) return bad();
     } else if (w[0] == "input" && w.size() == 3 && absl::SimpleAtoi(w[1], &n)) {
       f.input = FloatsFromBytes(absl::HexStringToBytes(w[2]));

@@ -96,7 +96,8 @@ void QuantizeRowQ5_1(const float* x, BlockQ5_1* y, int64_t n) {
     y[b].d = FloatToFp16(d);
     y[b].m = FloatToFp16(min);
     int q[kQK5_1];
-    for (int i = 0; i < kQK5_1; ++i) q[i] = std::min(31, static_cast<int>((x[i] - min) * id + 0.5f));
+    for (int i = 0; i < kQK5_1; ++i)
+      q[i] = std::min(31, static_cast<int>((x[i] - min) * id + 0.5f));
     Pack5Bit(q, y[b].qs, y[b].qh);
   }
 }
@@ -183,7 +184,8 @@ void QuantizeRowQ6_K(const float* x, BlockQ6_K* y, int64_t n) {
     // int8 scales relative to d.
     const float iscale = max_scale != 0.0f ? -128.0f / max_scale : 0.0f;
     y[b].d = FloatToFp16(iscale != 0.0f ? 1.0f / iscale : 0.0f);
-    for (int s = 0; s < 16; ++s) y[b].scales[s] = static_cast<int8_t>(std::min(127, NearestInt(iscale * scale[s])));
+    for (int s = 0; s < 16; ++s)
+      y[b].scales[s] = static_cast<int8_t>(std::min(127, NearestInt(iscale * scale[s])));
     // Quants against the scales as stored, biased by 32.
     const float d = Fp16ToFloat(y[b].d);
     std::memset(y[b].ql, 0, sizeof(y[b].ql));
@@ -201,9 +203,16 @@ void QuantizeRowQ6_K(const float* x, BlockQ6_K* y, int64_t n) {
 
 bool HasReferenceQuantizer(GgmlType type) {
   switch (type) {
-    case GgmlType::kF32: case GgmlType::kF16: case GgmlType::kBF16:
-    case GgmlType::kQ4_0: case GgmlType::kQ4_1: case GgmlType::kQ5_0: case GgmlType::kQ5_1:
-    case GgmlType::kQ8_0: case GgmlType::kQ4_K: case GgmlType::kQ6_K:
+    case GgmlType::kF32:
+    case GgmlType::kF16:
+    case GgmlType::kBF16:
+    case GgmlType::kQ4_0:
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_0:
+    case GgmlType::kQ5_1:
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ6_K:
       return true;
     default:
       return false;
@@ -221,13 +230,20 @@ void QuantizeRow(GgmlType type, const float* x, void* dst, int64_t n) {
     case GgmlType::kBF16:
       for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = FloatToBf16(x[i]);
       return;
-    case GgmlType::kQ4_0: return QuantizeRowQ4_0(x, static_cast<BlockQ4_0*>(dst), n);
-    case GgmlType::kQ4_1: return QuantizeRowQ4_1(x, static_cast<BlockQ4_1*>(dst), n);
-    case GgmlType::kQ5_0: return QuantizeRowQ5_0(x, static_cast<BlockQ5_0*>(dst), n);
-    case GgmlType::kQ5_1: return QuantizeRowQ5_1(x, static_cast<BlockQ5_1*>(dst), n);
-    case GgmlType::kQ8_0: return QuantizeRowQ8_0(x, static_cast<BlockQ8_0*>(dst), n);
-    case GgmlType::kQ4_K: return QuantizeRowQ4_K(x, static_cast<BlockQ4_K*>(dst), n);
-    case GgmlType::kQ6_K: return QuantizeRowQ6_K(x, static_cast<BlockQ6_K*>(dst), n);
+    case GgmlType::kQ4_0:
+      return QuantizeRowQ4_0(x, static_cast<BlockQ4_0*>(dst), n);
+    case GgmlType::kQ4_1:
+      return QuantizeRowQ4_1(x, static_cast<BlockQ4_1*>(dst), n);
+    case GgmlType::kQ5_0:
+      return QuantizeRowQ5_0(x, static_cast<BlockQ5_0*>(dst), n);
+    case GgmlType::kQ5_1:
+      return QuantizeRowQ5_1(x, static_cast<BlockQ5_1*>(dst), n);
+    case GgmlType::kQ8_0:
+      return QuantizeRowQ8_0(x, static_cast<BlockQ8_0*>(dst), n);
+    case GgmlType::kQ4_K:
+      return QuantizeRowQ4_K(x, static_cast<BlockQ4_K*>(dst), n);
+    case GgmlType::kQ6_K:
+      return QuantizeRowQ6_K(x, static_cast<BlockQ6_K*>(dst), n);
     default:
       RESTKV_CHECK(false) << "no reference quantiser for type id " << static_cast<uint32_t>(type);
   }
@@ -239,7 +255,8 @@ std::string QuantizeMatrix(GgmlType type, const float* x, int64_t rows, int64_t 
   // std::string storage (heap or in-object) is at least 8-aligned, enough for
   // the block structs QuantizeRow writes through.
   std::string out(static_cast<size_t>(rows * row_bytes), '\0');
-  for (int64_t r = 0; r < rows; ++r) QuantizeRow(type, x + r * cols, out.data() + r * row_bytes, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    QuantizeRow(type, x + r * cols, out.data() + r * row_bytes, cols);
   return out;
 }
 

@@ -76,10 +76,12 @@ TEST_P(QuantizeRefRoundTrip, ErrorWithinBound) {
       for (size_t b0 = 0; b0 < x.size(); b0 += block) {
         const auto [lo, hi] = std::minmax_element(x.begin() + b0, x.begin() + b0 + block);
         const double amax = std::max(std::fabs(*lo), std::fabs(*hi));
-        const double range = c.type == GgmlType::kQ4_1 || c.type == GgmlType::kQ5_1 ? *hi - *lo : amax;
+        const double range =
+            c.type == GgmlType::kQ4_1 || c.type == GgmlType::kQ5_1 ? *hi - *lo : amax;
         for (size_t i = b0; i < b0 + block; ++i) {
           ASSERT_LE(std::fabs(x[i] - y[i]), c.bound * range + c.min_term * std::fabs(*lo))
-              << "stddev " << stddev << " mean " << mean << " element " << i << ": " << x[i] << " -> " << y[i];
+              << "stddev " << stddev << " mean " << mean << " element " << i << ": " << x[i]
+              << " -> " << y[i];
         }
       }
     }
@@ -93,17 +95,15 @@ TEST_P(QuantizeRefRoundTrip, ErrorWithinBound) {
 // plus fp16 rounding of d (127 steps * 2^-11 relative).
 // Q4_K / Q6_K: sub-block scales are themselves rounded to 6 / 8 bits, so
 // their bounds are empirical (measured 0.065 / 0.029) with a 2x margin.
-INSTANTIATE_TEST_SUITE_P(Types, QuantizeRefRoundTrip,
-                         ::testing::Values(BoundCase{GgmlType::kQ4_0, 1.0 / 8 + 8.0 / 2048 + 1e-6},
-                                           BoundCase{GgmlType::kQ4_1, 0.5 / 15 + 16.0 / 2048 + 1e-6, 1.0 / 2048},
-                                           BoundCase{GgmlType::kQ5_0, 1.0 / 16 + 16.0 / 2048 + 1e-6},
-                                           BoundCase{GgmlType::kQ5_1, 0.5 / 31 + 32.0 / 2048 + 1e-6, 1.0 / 2048},
-                                           BoundCase{GgmlType::kQ8_0, 0.5 / 127 + 1.0 / 2048 + 1e-6},
-                                           BoundCase{GgmlType::kQ4_K, 0.12},
-                                           BoundCase{GgmlType::kQ6_K, 0.06}),
-                         [](const auto& info) {
-                           return std::string(GetGgmlTypeTraits(info.param.type)->name);
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Types, QuantizeRefRoundTrip,
+    ::testing::Values(BoundCase{GgmlType::kQ4_0, 1.0 / 8 + 8.0 / 2048 + 1e-6},
+                      BoundCase{GgmlType::kQ4_1, 0.5 / 15 + 16.0 / 2048 + 1e-6, 1.0 / 2048},
+                      BoundCase{GgmlType::kQ5_0, 1.0 / 16 + 16.0 / 2048 + 1e-6},
+                      BoundCase{GgmlType::kQ5_1, 0.5 / 31 + 32.0 / 2048 + 1e-6, 1.0 / 2048},
+                      BoundCase{GgmlType::kQ8_0, 0.5 / 127 + 1.0 / 2048 + 1e-6},
+                      BoundCase{GgmlType::kQ4_K, 0.12}, BoundCase{GgmlType::kQ6_K, 0.06}),
+    [](const auto& info) { return std::string(GetGgmlTypeTraits(info.param.type)->name); });
 
 // Root-mean-square error relative to the data's RMS: catches a quantiser
 // that meets its worst-case bound but is systematically poor. Limits are the
@@ -113,9 +113,9 @@ TEST(QuantizeRefRoundTripStats, RelativeRmsError) {
   const struct {
     GgmlType type;
     double max_rel_rms;
-  } cases[] = {{GgmlType::kQ4_0, 0.10}, {GgmlType::kQ4_1, 0.09}, {GgmlType::kQ5_0, 0.05},
+  } cases[] = {{GgmlType::kQ4_0, 0.10},  {GgmlType::kQ4_1, 0.09},   {GgmlType::kQ5_0, 0.05},
                {GgmlType::kQ5_1, 0.045}, {GgmlType::kQ8_0, 0.0065}, {GgmlType::kQ4_K, 0.09},
-               {GgmlType::kQ6_K, 0.022}, {GgmlType::kF16, 0.0003}, {GgmlType::kBF16, 0.002}};
+               {GgmlType::kQ6_K, 0.022}, {GgmlType::kF16, 0.0003},  {GgmlType::kBF16, 0.002}};
   for (const auto& c : cases) {
     const std::vector<float> y = RoundTrip(c.type, x);
     double err = 0, ref = 0;
@@ -129,8 +129,9 @@ TEST(QuantizeRefRoundTripStats, RelativeRmsError) {
 
 TEST(QuantizeRefRoundTripStats, ZerosStayZeroAndF32IsExact) {
   const std::vector<float> zeros(512, 0.0f);
-  for (GgmlType t : {GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0,
-                     GgmlType::kQ5_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+  for (GgmlType t :
+       {GgmlType::kF16, GgmlType::kBF16, GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ5_0,
+        GgmlType::kQ5_1, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K}) {
     for (float v : RoundTrip(t, zeros)) ASSERT_EQ(v, 0.0f) << GetGgmlTypeTraits(t)->name;
   }
   const std::vector<float> x = Gaussian(64, 1.0f, 0.0f, 5);
@@ -146,7 +147,8 @@ TEST(QuantizeRefMatrix, RowsAreQuantizedIndependently) {
     ASSERT_EQ(static_cast<int64_t>(m.size()), rows * row_bytes);
     for (int64_t r = 0; r < rows; ++r) {
       const std::string row = QuantizeMatrix(t, x.data() + r * cols, 1, cols);
-      EXPECT_EQ(m.substr(r * row_bytes, row_bytes), row) << GetGgmlTypeTraits(t)->name << " row " << r;
+      EXPECT_EQ(m.substr(r * row_bytes, row_bytes), row)
+          << GetGgmlTypeTraits(t)->name << " row " << r;
     }
   }
 }

@@ -49,7 +49,8 @@ CudaBackend::StreamOwner::~StreamOwner() {
   if (stream != nullptr) cudaStreamDestroy(stream);
 }
 
-absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaBackendOptions& options) {
+absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(
+    const CudaBackendOptions& options) {
   const int count = DeviceCount();
   if (options.device < 0 || options.device >= count) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -113,9 +114,9 @@ bool CudaBackend::Record(absl::Status status) {
 absl::Status CudaBackend::Reserve(size_t bytes) {
   if (options_.memory_limit > 0 &&
       *allocated_ + static_cast<int64_t>(bytes) > options_.memory_limit) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "device memory limit: %d bytes requested, %d of %d in use", bytes, *allocated_,
-        options_.memory_limit));
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("device memory limit: %d bytes requested, %d of %d in use", bytes,
+                        *allocated_, options_.memory_limit));
   }
   return absl::OkStatus();
 }
@@ -175,9 +176,9 @@ absl::StatusOr<Matrix> CudaBackend::PrepareMatrix(GgmlType type, int64_t rows, i
         absl::StrFormat("CUDA backend cannot use weights of type id %d", static_cast<int>(type)));
   }
   if (rows <= 0 || cols <= 0 || cols % traits->block_size != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "matrix [%d][%d] of %s: bad shape (row length must be a multiple of %d)", rows, cols,
-        traits->name, traits->block_size));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("matrix [%d][%d] of %s: bad shape (row length must be a multiple of %d)",
+                        rows, cols, traits->name, traits->block_size));
   }
   RESTKV_ASSIGN_OR_RETURN(void* dev, AllocateOwned(static_cast<size_t>(rows * cols) * 2));
   // Dequantise and round to bf16 on the host in chunks of rows, uploading
@@ -217,27 +218,28 @@ absl::StatusOr<const float*> CudaBackend::PrepareVector(GgmlType type, int64_t n
   std::vector<float> f(static_cast<size_t>(n));
   DequantizeRow(type, host, f.data(), n);
   RESTKV_ASSIGN_OR_RETURN(void* dev, AllocateOwned(static_cast<size_t>(n) * sizeof(float)));
-  RESTKV_RETURN_IF_ERROR(CudaStatus(cudaMemcpyAsync(dev, f.data(), static_cast<size_t>(n) * sizeof(float),
-                                                    cudaMemcpyHostToDevice, stream_),
-                                    "vector upload"));
+  RESTKV_RETURN_IF_ERROR(
+      CudaStatus(cudaMemcpyAsync(dev, f.data(), static_cast<size_t>(n) * sizeof(float),
+                                 cudaMemcpyHostToDevice, stream_),
+                 "vector upload"));
   RESTKV_RETURN_IF_ERROR(CudaStatus(cudaStreamSynchronize(stream_), "vector upload"));
   return static_cast<const float*>(dev);
 }
 
 void CudaBackend::CopyToHost(const float* src, float* dst, size_t n) {
   if (n == 0 || !Bind()) return;
-  if (Record(CudaStatus(
-          cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_),
-          "CopyToHost"))) {
+  if (Record(
+          CudaStatus(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+                     "CopyToHost"))) {
     Record(CudaStatus(cudaStreamSynchronize(stream_), "CopyToHost"));
   }
 }
 
 void CudaBackend::CopyFromHost(const float* src, float* dst, size_t n) {
   if (n == 0 || !Bind()) return;
-  if (Record(CudaStatus(
-          cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, stream_),
-          "CopyFromHost"))) {
+  if (Record(
+          CudaStatus(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyHostToDevice, stream_),
+                     "CopyFromHost"))) {
     // The caller may free or reuse src as soon as this returns.
     Record(CudaStatus(cudaStreamSynchronize(stream_), "CopyFromHost"));
   }
@@ -247,9 +249,9 @@ void CudaBackend::CopyDevice(const float* src, float* dst, size_t n) {
   if (n == 0 || src == dst || !Bind()) return;
   const bool overlap = src < dst + n && dst < src + n;
   if (!overlap) {
-    Record(CudaStatus(
-        cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_),
-        "CopyDevice"));
+    Record(
+        CudaStatus(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_),
+                   "CopyDevice"));
     return;
   }
   // memmove semantics through a scratch copy (cudaMemcpy forbids overlap).
@@ -258,14 +260,14 @@ void CudaBackend::CopyDevice(const float* src, float* dst, size_t n) {
   if (Record(CudaStatus(
           cudaMemcpyAsync(*tmp, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_),
           "CopyDevice"))) {
-    Record(CudaStatus(
-        cudaMemcpyAsync(dst, *tmp, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_),
-        "CopyDevice"));
+    Record(
+        CudaStatus(cudaMemcpyAsync(dst, *tmp, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_),
+                   "CopyDevice"));
   }
 }
 
-void CudaBackend::GatherRows(const float* src, const int64_t* rows, int64_t num_rows,
-                             int64_t width, float* dst) {
+void CudaBackend::GatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
+                             float* dst) {
   if (num_rows <= 0 || !Bind()) return;
   absl::StatusOr<const int64_t*> d_rows = uploads_.UploadArray(rows, static_cast<size_t>(num_rows));
   if (!Record(d_rows.status())) return;
@@ -350,8 +352,8 @@ void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs,
   RESTKV_CHECK(kv_heads > 0 && heads % kv_heads == 0) << heads << " / " << kv_heads;
   RESTKV_CHECK_GT(block_size, 0);
   if (!AttentionSupportsHeadDim(head_dim)) {
-    Record(absl::InvalidArgumentError(absl::StrFormat(
-        "CUDA attention supports head_dim 64 and 128, not %d", head_dim)));
+    Record(absl::InvalidArgumentError(
+        absl::StrFormat("CUDA attention supports head_dim 64 and 128, not %d", head_dim)));
     return;
   }
   const int32_t group = heads / kv_heads;

@@ -226,10 +226,9 @@ TEST_F(CudaBackendTest, RopeMatchesCpuForBothStylesAndLongPositions) {
   const int64_t m = 9;
   const int32_t heads = 3, d = 64;
   const std::vector<int32_t> pos = {0, 1, 2, 100, 4095, 4096, 32767, 131071, 131072};
-  const std::vector<float> ff = {1.0f, 1.0f, 2.0f, 4.0f, 8.0f, 8.0f, 1.5f, 1.0f,
-                                 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f,
-                                 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f,
-                                 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f};
+  const std::vector<float> ff = {1.0f, 1.0f, 2.0f, 4.0f, 8.0f, 8.0f, 1.5f, 1.0f, 1.0f, 1.0f, 1.0f,
+                                 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f,
+                                 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f};
   float* dff = Upload(ff);
   for (RopeStyle style : {RopeStyle::kNorm, RopeStyle::kNeox}) {
     for (bool factors : {false, true}) {
@@ -285,7 +284,8 @@ struct AttentionCase {
 std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
   const AttentionCase& c = info.param;
   // (StrAppend: GCC 12 warns falsely on literal + std::string here.)
-  std::string name = absl::StrFormat("H%dkv%dd%db%d", c.heads, c.kv_heads, c.head_dim, c.block_size);
+  std::string name =
+      absl::StrFormat("H%dkv%dd%db%d", c.heads, c.kv_heads, c.head_dim, c.block_size);
   for (auto [nq, kv] : c.seqs) absl::StrAppend(&name, "_q", nq, "n", kv);
   if (c.dtype != KvDtype::kF32) absl::StrAppend(&name, "_", std::string(KvDtypeName(c.dtype)));
   return name;

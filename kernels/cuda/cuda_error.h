@@ -26,17 +26,17 @@ const char* CublasStatusName(cublasStatus_t status);
 
 }  // namespace restkv::kernels::cuda
 
-#define RESTKV_CUDA_CHECK(expr)                                                            \
-  do {                                                                                     \
-    const cudaError_t restkv_cuda_err_ = (expr);                                           \
-    RESTKV_CHECK(restkv_cuda_err_ == cudaSuccess)                                          \
-        << #expr << ": " << cudaGetErrorName(restkv_cuda_err_) << " ("                     \
-        << cudaGetErrorString(restkv_cuda_err_) << ")";                                    \
+#define RESTKV_CUDA_CHECK(expr)                                        \
+  do {                                                                 \
+    const cudaError_t restkv_cuda_err_ = (expr);                       \
+    RESTKV_CHECK(restkv_cuda_err_ == cudaSuccess)                      \
+        << #expr << ": " << cudaGetErrorName(restkv_cuda_err_) << " (" \
+        << cudaGetErrorString(restkv_cuda_err_) << ")";                \
   } while (false)
 
-#define RESTKV_CUBLAS_CHECK(expr)                                                          \
-  do {                                                                                     \
-    const cublasStatus_t restkv_cublas_st_ = (expr);                                       \
-    RESTKV_CHECK(restkv_cublas_st_ == CUBLAS_STATUS_SUCCESS)                               \
+#define RESTKV_CUBLAS_CHECK(expr)                                                         \
+  do {                                                                                    \
+    const cublasStatus_t restkv_cublas_st_ = (expr);                                      \
+    RESTKV_CHECK(restkv_cublas_st_ == CUBLAS_STATUS_SUCCESS)                              \
         << #expr << ": " << ::restkv::kernels::cuda::CublasStatusName(restkv_cublas_st_); \
   } while (false)

@@ -49,8 +49,8 @@ UploadRing::~UploadRing() {
 absl::StatusOr<void*> UploadRing::Upload(const void* host, size_t bytes) {
   Slot& s = slots_[next_];
   if (s.copied == nullptr) {
-    RESTKV_RETURN_IF_ERROR(CudaStatus(
-        cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming), "upload event"));
+    RESTKV_RETURN_IF_ERROR(
+        CudaStatus(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming), "upload event"));
   }
   // The slot's previous copy must have read its pinned buffer.
   RESTKV_RETURN_IF_ERROR(CudaStatus(cudaEventSynchronize(s.copied), "upload wait"));

@@ -32,14 +32,16 @@ __device__ __forceinline__ float Bf16BitsToFloat(Bf16Bits b) {
   return __uint_as_float(static_cast<uint32_t>(b) << 16);
 }
 
-__global__ void F32ToBf16Kernel(const float* __restrict__ src, int64_t n, Bf16Bits* __restrict__ dst) {
+__global__ void F32ToBf16Kernel(const float* __restrict__ src, int64_t n,
+                                Bf16Bits* __restrict__ dst) {
   for (int64_t i = GlobalThread(); i < n; i += GridStride()) {
     dst[i] = __bfloat16_as_ushort(__float2bfloat16_rn(src[i]));
   }
 }
 
 __global__ void EmbeddingKernel(const Bf16Bits* __restrict__ table, int64_t cols,
-                                const int32_t* __restrict__ ids, int64_t m, float* __restrict__ out) {
+                                const int32_t* __restrict__ ids, int64_t m,
+                                float* __restrict__ out) {
   const int64_t total = m * cols;
   for (int64_t e = GlobalThread(); e < total; e += GridStride()) {
     const int64_t i = e / cols, c = e % cols;
@@ -50,8 +52,8 @@ __global__ void EmbeddingKernel(const Bf16Bits* __restrict__ table, int64_t cols
 // One block per row: sum of squares by a block reduction, then scale.
 // In place is safe: each thread reads x[i] before writing y[i] for the same
 // i, and every read of the reduction happens before the barrier.
-__global__ void RmsNormKernel(const float* x, const float* __restrict__ weight, int64_t n, float eps,
-                              float* y) {
+__global__ void RmsNormKernel(const float* x, const float* __restrict__ weight, int64_t n,
+                              float eps, float* y) {
   __shared__ float warp_sums[kThreads / 32];
   const float* xr = x + static_cast<int64_t>(blockIdx.x) * n;
   float* yr = y + static_cast<int64_t>(blockIdx.x) * n;
@@ -66,7 +68,8 @@ __global__ void RmsNormKernel(const float* x, const float* __restrict__ weight, 
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * scale * weight[i];
 }
 
-__global__ void AddBiasKernel(float* __restrict__ x, const float* __restrict__ bias, int64_t m, int64_t n) {
+__global__ void AddBiasKernel(float* __restrict__ x, const float* __restrict__ bias, int64_t m,
+                              int64_t n) {
   const int64_t total = m * n;
   for (int64_t e = GlobalThread(); e < total; e += GridStride()) x[e] += bias[e % n];
 }
@@ -186,15 +189,15 @@ absl::Status LaunchF32ToBf16(const float* src, int64_t n, Bf16Bits* dst, cudaStr
   return CheckLaunch("F32ToBf16Kernel");
 }
 
-absl::Status LaunchEmbedding(const Bf16Bits* table, int64_t cols, const int32_t* ids, int64_t m, float* out,
-                     cudaStream_t stream) {
+absl::Status LaunchEmbedding(const Bf16Bits* table, int64_t cols, const int32_t* ids, int64_t m,
+                             float* out, cudaStream_t stream) {
   if (m <= 0) return absl::OkStatus();
   RESTKV_LAUNCH(EmbeddingKernel, GridFor(m * cols), kThreads, 0, stream)(table, cols, ids, m, out);
   return CheckLaunch("EmbeddingKernel");
 }
 
-absl::Status LaunchRmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y,
-                   cudaStream_t stream) {
+absl::Status LaunchRmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps,
+                           float* y, cudaStream_t stream) {
   if (m <= 0) return absl::OkStatus();
   RESTKV_LAUNCH(RmsNormKernel, static_cast<unsigned>(m), kThreads, 0, stream)(x, weight, n, eps, y);
   return CheckLaunch("RmsNormKernel");
@@ -218,11 +221,11 @@ absl::Status LaunchSwiGlu(float* gate, const float* up, int64_t n, cudaStream_t 
   return CheckLaunch("SwiGluKernel");
 }
 
-absl::Status LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
-                const RopeLaunchParams& params, cudaStream_t stream) {
+absl::Status LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t heads,
+                        int32_t head_dim, const RopeLaunchParams& params, cudaStream_t stream) {
   if (m <= 0 || params.rot_dims < 2) return absl::OkStatus();
-  RESTKV_LAUNCH(RopeKernel, GridFor(m * (params.rot_dims / 2)), kThreads, 0, stream)(x, positions, m, heads,
-                                                                         head_dim, params);
+  RESTKV_LAUNCH(RopeKernel, GridFor(m * (params.rot_dims / 2)), kThreads, 0, stream)
+  (x, positions, m, heads, head_dim, params);
   return CheckLaunch("RopeKernel");
 }
 
@@ -251,10 +254,11 @@ absl::Status LaunchStoreKv(const float* k, const float* v, const DeviceKvSlot* s
   return CheckLaunch("StoreKvKernel");
 }
 
-absl::Status LaunchGatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
-                      float* dst, cudaStream_t stream) {
+absl::Status LaunchGatherRows(const float* src, const int64_t* rows, int64_t num_rows,
+                              int64_t width, float* dst, cudaStream_t stream) {
   if (num_rows <= 0) return absl::OkStatus();
-  RESTKV_LAUNCH(GatherRowsKernel, GridFor(num_rows * width), kThreads, 0, stream)(src, rows, num_rows, width, dst);
+  RESTKV_LAUNCH(GatherRowsKernel, GridFor(num_rows * width), kThreads, 0, stream)
+  (src, rows, num_rows, width, dst);
   return CheckLaunch("GatherRowsKernel");
 }
 

@@ -34,12 +34,12 @@ using Bf16Bits = uint16_t;
 absl::Status LaunchF32ToBf16(const float* src, int64_t n, Bf16Bits* dst, cudaStream_t stream);
 
 // out[i][cols] = f32(table[ids[i]][cols]).
-absl::Status LaunchEmbedding(const Bf16Bits* table, int64_t cols, const int32_t* ids, int64_t m, float* out,
-                     cudaStream_t stream);
+absl::Status LaunchEmbedding(const Bf16Bits* table, int64_t cols, const int32_t* ids, int64_t m,
+                             float* out, cudaStream_t stream);
 
 // y[m][n] = x / rms(x) * weight; y may equal x.
-absl::Status LaunchRmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps, float* y,
-                   cudaStream_t stream);
+absl::Status LaunchRmsNorm(const float* x, const float* weight, int64_t m, int64_t n, float eps,
+                           float* y, cudaStream_t stream);
 
 // x[m][n] += bias[n]
 absl::Status LaunchAddBias(float* x, const float* bias, int64_t m, int64_t n, cudaStream_t stream);
@@ -49,15 +49,15 @@ absl::Status LaunchAdd(float* x, const float* y, int64_t n, cudaStream_t stream)
 absl::Status LaunchSwiGlu(float* gate, const float* up, int64_t n, cudaStream_t stream);
 
 struct RopeLaunchParams {
-  bool neox = false;             // kNeox: pairs (i, i + rot/2); else (2i, 2i + 1)
-  int32_t rot_dims = 0;          // even, <= head_dim
-  float theta_scale = 1.0f;      // base^(-2/rot), computed on the host as the CPU does
+  bool neox = false;         // kNeox: pairs (i, i + rot/2); else (2i, 2i + 1)
+  int32_t rot_dims = 0;      // even, <= head_dim
+  float theta_scale = 1.0f;  // base^(-2/rot), computed on the host as the CPU does
   float position_scale = 1.0f;
   const float* freq_factors = nullptr;  // [rot/2] device, or null
 };
 // x [m][heads][head_dim] rotated in place at positions[m].
-absl::Status LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t heads, int32_t head_dim,
-                const RopeLaunchParams& params, cudaStream_t stream);
+absl::Status LaunchRope(float* x, const int32_t* positions, int64_t m, int32_t heads,
+                        int32_t head_dim, const RopeLaunchParams& params, cudaStream_t stream);
 
 // Mirrors kernels::KvSlot (same layout; cuda_backend.cc static_asserts it).
 struct DeviceKvSlot {
@@ -89,8 +89,8 @@ absl::Status LaunchStoreKv(const float* k, const float* v, const DeviceKvSlot* s
                            const DeviceKvLayout& kv, cudaStream_t stream);
 
 // dst[i][width] = src[rows[i]][width] (rows in device memory).
-absl::Status LaunchGatherRows(const float* src, const int64_t* rows, int64_t num_rows, int64_t width,
-                      float* dst, cudaStream_t stream);
+absl::Status LaunchGatherRows(const float* src, const int64_t* rows, int64_t num_rows,
+                              int64_t width, float* dst, cudaStream_t stream);
 
 // ---- Paged attention --------------------------------------------------------
 
@@ -120,9 +120,9 @@ inline constexpr int32_t kAttentionKeysPerTile = 32;
 inline bool AttentionSupportsHeadDim(int32_t head_dim) { return head_dim == 64 || head_dim == 128; }
 
 struct AttentionLaunch {
-  const float* q = nullptr;                 // [T][H][d]
-  const DeviceAttentionSeq* seqs = nullptr;  // device
-  float* const* page_table = nullptr;        // device
+  const float* q = nullptr;                    // [T][H][d]
+  const DeviceAttentionSeq* seqs = nullptr;    // device
+  float* const* page_table = nullptr;          // device
   const DeviceAttentionTile* tiles = nullptr;  // device, num_tiles entries
   int32_t num_tiles = 0;
   int32_t heads = 0;

@@ -33,10 +33,10 @@
 namespace restkv::kernels::cuda {
 namespace {
 
-constexpr int kRows = kAttentionRowsPerTile;   // 16
-constexpr int kKeys = kAttentionKeysPerTile;   // 32
+constexpr int kRows = kAttentionRowsPerTile;  // 16
+constexpr int kKeys = kAttentionKeysPerTile;  // 32
 constexpr int kLanesPerRow = 8;
-constexpr int kThreads = kRows * kLanesPerRow;  // 128
+constexpr int kThreads = kRows * kLanesPerRow;      // 128
 constexpr int kKeysPerLane = kKeys / kLanesPerRow;  // 4
 static_assert(kKeys % kLanesPerRow == 0, "keys split evenly over a row's lanes");
 static_assert(kThreads % 32 == 0 && 32 % kLanesPerRow == 0, "a row's lanes stay in one warp");
@@ -94,10 +94,10 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch
   const int32_t lane8 = tid % kLanesPerRow;
   const int32_t row = tile.first_row + r;
   const bool row_valid = row < total_rows;
-  const int32_t j = row_valid ? row / group : 0;       // query index within the sequence
+  const int32_t j = row_valid ? row / group : 0;  // query index within the sequence
   const int32_t h = g * group + (row_valid ? row % group : 0);
-  const int32_t past = seq.kv_len - seq.num_q;          // keys before the first query
-  const int32_t last_key = past + j;                    // causal limit of this row
+  const int32_t past = seq.kv_len - seq.num_q;  // keys before the first query
+  const int32_t last_key = past + j;            // causal limit of this row
 
   // Keys any row of the block sees: up to the last valid row's limit.
   const int32_t last_row = min(tile.first_row + kRows, total_rows) - 1;
@@ -201,12 +201,14 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch
   if (a.num_splits == 1) {
     const float inv = l > 0.0f ? 1.0f / l : 0.0f;
 #pragma unroll
-    for (int i = 0; i < kDimsPerLane; ++i) a.out[out_row * D + lane8 + kLanesPerRow * i] = o[i] * inv;
+    for (int i = 0; i < kDimsPerLane; ++i)
+      a.out[out_row * D + lane8 + kLanesPerRow * i] = o[i] * inv;
     return;
   }
   const int64_t part_row = static_cast<int64_t>(split) * a.num_tokens * a.heads + out_row;
 #pragma unroll
-  for (int i = 0; i < kDimsPerLane; ++i) a.partial_o[part_row * D + lane8 + kLanesPerRow * i] = o[i];
+  for (int i = 0; i < kDimsPerLane; ++i)
+    a.partial_o[part_row * D + lane8 + kLanesPerRow * i] = o[i];
   if (lane8 == 0) {
     a.partial_ml[part_row * 2] = m;
     a.partial_ml[part_row * 2 + 1] = l;

@@ -57,7 +57,8 @@ std::string EveryTensorType(uint64_t alignment) {
   w.SetAlignment(alignment);
   w.AddString("general.architecture", "llama");
   std::vector<float> x(512);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(static_cast<int>(i * 37 % 29) - 14) / 7.0f;
+  for (size_t i = 0; i < x.size(); ++i)
+    x[i] = static_cast<float>(static_cast<int>(i * 37 % 29) - 14) / 7.0f;
   for (uint32_t id = 0; id < 64; ++id) {
     const restkv::kernels::GgmlTypeTraits* t = restkv::kernels::GetGgmlTypeTraits(id);
     if (t == nullptr || !t->supported) continue;
@@ -86,7 +87,8 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   std::string v2 = AllValueTypes();
   v2[4] = 2;  // the version field: v2 and v3 share the layout
-  const bool ok = Write(dir, "all_value_types.gguf", AllValueTypes()) && Write(dir, "v2.gguf", v2) &&
+  const bool ok = Write(dir, "all_value_types.gguf", AllValueTypes()) &&
+                  Write(dir, "v2.gguf", v2) &&
                   Write(dir, "every_tensor_type.gguf", EveryTensorType(32)) &&
                   Write(dir, "alignment_64.gguf", EveryTensorType(64)) &&
                   Write(dir, "header_only.gguf", GgufWriter().ToBytes());

@@ -5,21 +5,21 @@
 // The model path comes from $RESTKV_MODEL or models/; without it the tests
 // skip, unless $RESTKV_REQUIRE_MODEL is set (CI), where they fail.
 #include <algorithm>
-#include <condition_variable>
-#include <mutex>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "engine/kv/block_pool.h"
 #include "engine/engine.h"
 #include "engine/generator.h"
-#include "engine/model/model.h"
+#include "engine/kv/block_pool.h"
 #include "engine/kv/sequence_kv.h"
+#include "engine/model/model.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "nlohmann/json.hpp"
@@ -37,11 +37,12 @@ using nlohmann::json;
 // logits move by up to 0.57 (top-20, last prompt position) and 1.1 (top-5,
 // any step) when its input embeddings change by one ulp, and its own argmax
 // flips wherever the top-1/top-2 gap is below ~0.45.
-constexpr float kLastPositionTol = 0.75f;   // top-20 logits at the last prompt position
+constexpr float kLastPositionTol = 0.75f;  // top-20 logits at the last prompt position
 constexpr float kLastPositionMeanTol = 0.4f;
-constexpr float kStepTol = 1.25f;           // llama.cpp's top-5 logits at every greedy step
-constexpr float kDecisiveGap = 0.5f;        // argmax must agree where llama.cpp's gap exceeds this
-constexpr float kDecisiveTop5Margin = 1.0f; // top-5 sets must agree where the 5th/6th margin exceeds this
+constexpr float kStepTol = 1.25f;     // llama.cpp's top-5 logits at every greedy step
+constexpr float kDecisiveGap = 0.5f;  // argmax must agree where llama.cpp's gap exceeds this
+constexpr float kDecisiveTop5Margin =
+    1.0f;  // top-5 sets must agree where the 5th/6th margin exceeds this
 
 std::string ModelPath() {
   if (const char* env = std::getenv("RESTKV_MODEL"); env && *env) return env;
@@ -136,7 +137,8 @@ TEST_F(GoldenTest, LogitsAndGreedyContinuationMatchLlamaCpp) {
     bool all_same = true;
     for (size_t i = 0; i <= greedy.size(); ++i) {
       ASSERT_TRUE(kv.Reserve(step.size()));
-      engine::SequenceInput in{step, pos, kv.cached_len(), kv.page_ptrs(), engine::LogitsMode::kLast};
+      engine::SequenceInput in{step, pos, kv.cached_len(), kv.page_ptrs(),
+                               engine::LogitsMode::kLast};
       ASSERT_TRUE(model_->forward().Forward({&in, 1}, &logits).ok());
       kv.Commit(step.size());
       pos += step.size();
@@ -182,7 +184,8 @@ TEST_F(GoldenTest, LogitsAndGreedyContinuationMatchLlamaCpp) {
   EXPECT_GE(prompts, 8);
   std::printf(
       "golden: %d prompts; top-20 at the last prompt position within %.3f; llama.cpp's top-5 at "
-      "%d greedy steps within %.3f; same argmax at %d of %d steps (%d near-tie flips, gap <= %.2f); "
+      "%d greedy steps within %.3f; same argmax at %d of %d steps (%d near-tie flips, gap <= "
+      "%.2f); "
       "%d of %d continuations identical for all 32 tokens\n",
       prompts, worst_last, steps, worst_step, argmax_same, steps, near_tie_flips, kDecisiveGap,
       identical_continuations, prompts);
@@ -238,7 +241,8 @@ TEST_F(GoldenTest, SixteenPromptsBatchedEqualAlone) {
   for (size_t i = 0; i < prompts.size(); ++i) {
     std::unique_lock<std::mutex> lock(sinks[i]->mu);
     sinks[i]->cv.wait(lock, [&] { return sinks[i]->done; });
-    EXPECT_EQ(sinks[i]->tokens, alone[i]) << "prompt " << i << " (" << prompts[i].size() << " tokens)";
+    EXPECT_EQ(sinks[i]->tokens, alone[i])
+        << "prompt " << i << " (" << prompts[i].size() << " tokens)";
   }
   (*eng)->Shutdown(1000);
   EXPECT_EQ((*eng)->GetStats().kv_pages_used, 0);
@@ -253,7 +257,8 @@ TEST_F(GoldenTest, CapitalOfFranceIsParis) {
   int32_t pos = 0;
   for (int i = 0; i < 8; ++i) {
     ASSERT_TRUE(kv.Reserve(tokens.size()));
-    engine::SequenceInput in{tokens, pos, kv.cached_len(), kv.page_ptrs(), engine::LogitsMode::kLast};
+    engine::SequenceInput in{tokens, pos, kv.cached_len(), kv.page_ptrs(),
+                             engine::LogitsMode::kLast};
     std::vector<float> logits;
     ASSERT_TRUE(model_->forward().Forward({&in, 1}, &logits).ok());
     kv.Commit(tokens.size());

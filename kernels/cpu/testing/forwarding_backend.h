@@ -23,16 +23,13 @@ class ForwardingBackend : public Backend {
     return cpu_.Allocate(bytes);
   }
   absl::StatusOr<Matrix> PrepareMatrix(GgmlType type, int64_t rows, int64_t cols,
-                                                const void* host) override {
+                                       const void* host) override {
     return cpu_.PrepareMatrix(type, rows, cols, host);
   }
-  absl::StatusOr<const float*> PrepareVector(GgmlType type, int64_t n,
-                                             const void* host) override {
+  absl::StatusOr<const float*> PrepareVector(GgmlType type, int64_t n, const void* host) override {
     return cpu_.PrepareVector(type, n, host);
   }
-  void CopyToHost(const float* src, float* dst, size_t n) override {
-    cpu_.CopyToHost(src, dst, n);
-  }
+  void CopyToHost(const float* src, float* dst, size_t n) override { cpu_.CopyToHost(src, dst, n); }
   void CopyFromHost(const float* src, float* dst, size_t n) override {
     cpu_.CopyFromHost(src, dst, n);
   }

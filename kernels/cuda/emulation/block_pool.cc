@@ -132,8 +132,8 @@ void BlockPool::RunGrid(dim3 grid, const std::function<void()>& body) {
 void BlockPool::Worker(int flat_id) {
   ThreadContext context;
   context.block_dim = block_;
-  context.thread_idx = uint3{flat_id % block_.x, (flat_id / block_.x) % block_.y,
-                             flat_id / (block_.x * block_.y)};
+  context.thread_idx =
+      uint3{flat_id % block_.x, (flat_id / block_.x) % block_.y, flat_id / (block_.x * block_.y)};
   context.lane = flat_id % 32;
   context.block = &block_barrier_;
   context.warp = warps_[static_cast<size_t>(flat_id / 32)].get();

@@ -11,6 +11,7 @@
 // kernel; its workers touch only their own ThreadContext and the barriers.
 #pragma once
 
+#include <cuda_runtime_api.h>
 #include <vector_types.h>
 
 #include <array>
@@ -21,8 +22,6 @@
 #include <mutex>
 #include <thread>
 #include <vector>
-
-#include <cuda_runtime_api.h>
 
 namespace restkv::kernels::cuda::emulation {
 
@@ -103,7 +102,7 @@ class BlockPool {
   std::condition_variable done_cv_;
   uint64_t generation_ = 0;  // one per block started
   bool stopping_ = false;
-  int finished_ = 0;         // threads done with the current block
+  int finished_ = 0;  // threads done with the current block
   uint3 block_idx_{};
   dim3 grid_;
   const std::function<void()>* body_ = nullptr;

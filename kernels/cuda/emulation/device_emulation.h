@@ -142,7 +142,8 @@ inline void __syncwarp(unsigned /*mask*/ = 0xffffffffu) {
 template <class T>
 T __shfl_sync(unsigned /*mask*/, T v, int src_lane, int width = 32) {
   const int lane = ::restkv::kernels::cuda::emulation::Self().lane;
-  return ::restkv::kernels::cuda::emulation::ShuffleFromLane(v, (lane & ~(width - 1)) + (src_lane % width));
+  return ::restkv::kernels::cuda::emulation::ShuffleFromLane(
+      v, (lane & ~(width - 1)) + (src_lane % width));
 }
 template <class T>
 T __shfl_xor_sync(unsigned /*mask*/, T v, int lane_mask, int width = 32) {
@@ -181,23 +182,34 @@ inline int __syncthreads_count(int predicate) {
 
 // ---- Atomics (relaxed, as CUDA's; device pointers are host pointers) --------
 
-inline float atomicAdd(float* a, float v) { return ::restkv::kernels::cuda::emulation::AtomicAdd(a, v); }
+inline float atomicAdd(float* a, float v) {
+  return ::restkv::kernels::cuda::emulation::AtomicAdd(a, v);
+}
 inline int atomicAdd(int* a, int v) { return ::restkv::kernels::cuda::emulation::AtomicAdd(a, v); }
-inline unsigned atomicAdd(unsigned* a, unsigned v) { return ::restkv::kernels::cuda::emulation::AtomicAdd(a, v); }
+inline unsigned atomicAdd(unsigned* a, unsigned v) {
+  return ::restkv::kernels::cuda::emulation::AtomicAdd(a, v);
+}
 inline unsigned long long atomicAdd(unsigned long long* a, unsigned long long v) {
   return ::restkv::kernels::cuda::emulation::AtomicAdd(a, v);
 }
 inline int atomicMax(int* a, int v) {
-  return ::restkv::kernels::cuda::emulation::AtomicUpdate<int>(a, v, [](int x, int y) { return x > y; });
+  return ::restkv::kernels::cuda::emulation::AtomicUpdate<int>(a, v,
+                                                               [](int x, int y) { return x > y; });
 }
 inline int atomicMin(int* a, int v) {
-  return ::restkv::kernels::cuda::emulation::AtomicUpdate<int>(a, v, [](int x, int y) { return x < y; });
+  return ::restkv::kernels::cuda::emulation::AtomicUpdate<int>(a, v,
+                                                               [](int x, int y) { return x < y; });
 }
 inline unsigned atomicMax(unsigned* a, unsigned v) {
-  return ::restkv::kernels::cuda::emulation::AtomicUpdate<unsigned>(a, v, [](unsigned x, unsigned y) { return x > y; });
+  return ::restkv::kernels::cuda::emulation::AtomicUpdate<unsigned>(
+      a, v, [](unsigned x, unsigned y) { return x > y; });
 }
-inline int atomicCAS(int* a, int c, int v) { return ::restkv::kernels::cuda::emulation::AtomicCas(a, c, v); }
-inline unsigned atomicCAS(unsigned* a, unsigned c, unsigned v) { return ::restkv::kernels::cuda::emulation::AtomicCas(a, c, v); }
+inline int atomicCAS(int* a, int c, int v) {
+  return ::restkv::kernels::cuda::emulation::AtomicCas(a, c, v);
+}
+inline unsigned atomicCAS(unsigned* a, unsigned c, unsigned v) {
+  return ::restkv::kernels::cuda::emulation::AtomicCas(a, c, v);
+}
 inline unsigned long long atomicCAS(unsigned long long* a, unsigned long long c,
                                     unsigned long long v) {
   return ::restkv::kernels::cuda::emulation::AtomicCas(a, c, v);

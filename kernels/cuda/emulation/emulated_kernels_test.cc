@@ -139,7 +139,8 @@ TEST_F(EmulatedKernelsTest, RopeMatchesCpuForBothStylesAndLongPositions) {
       lp.theta_scale = std::pow(p.theta_base, -2.0f / static_cast<float>(d));  // as CudaBackend
       lp.freq_factors = p.freq_factors;
       ASSERT_TRUE(LaunchRope(got.data(), pos.data(), m, heads, d, lp, nullptr).ok());
-      ExpectClose(got, ref, 1e-5, 1e-5, absl::StrCat("rope style ", int(style), " factors ", factors));
+      ExpectClose(got, ref, 1e-5, 1e-5,
+                  absl::StrCat("rope style ", int(style), " factors ", factors));
     }
   }
 }
@@ -176,8 +177,8 @@ struct AttentionCase {
 
 std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
   const AttentionCase& c = info.param;
-  std::string name = absl::StrFormat("H%dkv%dd%db%ds%d", c.heads, c.kv_heads, c.head_dim,
-                                     c.block_size, c.splits);
+  std::string name =
+      absl::StrFormat("H%dkv%dd%db%ds%d", c.heads, c.kv_heads, c.head_dim, c.block_size, c.splits);
   for (auto [nq, kv] : c.seqs) absl::StrAppend(&name, "_q", nq, "n", kv);
   if (c.dtype != KvDtype::kF32) absl::StrAppend(&name, "_", std::string(KvDtypeName(c.dtype)));
   return name;

@@ -28,7 +28,8 @@ absl::Status GemmBf16(BlasHandle /*blas*/, const Bf16Bits* w, int64_t rows, int6
                       const Bf16Bits* x, int64_t m, float* y, cudaStream_t /*stream*/) {
   constexpr int64_t kMax = 0x7fffffff;
   if (rows <= 0 || cols <= 0 || m <= 0 || rows > kMax || cols > kMax || m > kMax) {
-    return absl::InvalidArgumentError(absl::StrCat("GemmBf16: bad sizes ", rows, "x", cols, ", m ", m));
+    return absl::InvalidArgumentError(
+        absl::StrCat("GemmBf16: bad sizes ", rows, "x", cols, ", m ", m));
   }
   std::vector<float> wf(static_cast<size_t>(rows * cols)), xf(static_cast<size_t>(m * cols));
   for (size_t i = 0; i < wf.size(); ++i) wf[i] = Bf16ToFloat(w[i]);

@@ -81,9 +81,9 @@ TEST(CudaEmulationTest, ShufflesAndVotesFollowCudaSemantics) {
   std::vector<int> x(kThreads), down(kThreads), up(kThreads), bc(kThreads), any(kThreads),
       all(kThreads), count(kThreads);
   std::vector<unsigned> ballot(kThreads);
-  RESTKV_LAUNCH(WarpOpsKernel, 1, kThreads, 0, nullptr)(x.data(), down.data(), up.data(), bc.data(),
-                                                        ballot.data(), any.data(), all.data(),
-                                                        count.data());
+  RESTKV_LAUNCH(WarpOpsKernel, 1, kThreads, 0, nullptr)
+  (x.data(), down.data(), up.data(), bc.data(), ballot.data(), any.data(), all.data(),
+   count.data());
   ASSERT_TRUE(CheckLaunch("WarpOpsKernel").ok());
   for (int t = 0; t < kThreads; ++t) {
     const int warp = t / 32, lane = t % 32;

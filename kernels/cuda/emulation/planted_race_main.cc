@@ -38,8 +38,8 @@ int main(int argc, char** argv) {
   constexpr int kBlocks = 4;
   std::vector<float> in(kBlocks * kThreads), out(in.size(), 0.0f);
   for (size_t i = 0; i < in.size(); ++i) in[i] = static_cast<float>(i);
-  RESTKV_LAUNCH(restkv::kernels::cuda::RotateThroughSharedKernel, kBlocks, kThreads, 0, nullptr)(
-      in.data(), barrier, out.data());
+  RESTKV_LAUNCH(restkv::kernels::cuda::RotateThroughSharedKernel, kBlocks, kThreads, 0, nullptr)
+  (in.data(), barrier, out.data());
   if (!restkv::kernels::cuda::CheckLaunch("RotateThroughSharedKernel").ok()) return 1;
   int wrong = 0;
   for (int b = 0; b < kBlocks; ++b) {
