@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "kernels/kv_dtype.h"
 
 namespace restkv::kernels {
 
@@ -87,8 +88,9 @@ struct EvictionLayerView {
   int32_t head_dim = 0;
   int32_t block_size = 0;
   // HOST array of the layer's ceil(N / block_size) page pointers (backend
-  // memory), in the layout of kernels/backend.h.
+  // memory), in the layout of kernels/kv_dtype.h for `dtype`.
   float* const* pages = nullptr;
+  KvDtype dtype = KvDtype::kF32;
   // HOST [num_queries][H][d], the post-RoPE queries of the last num_queries
   // tokens (the model captures them on the host). REQUIRES num_queries >= w
   // (>= 1 for kLastQueryMean).

@@ -19,9 +19,9 @@ void SetHealth(grpc::Server& server, bool serving) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string& host, int port,
-                                                              engine::Engine& engine,
-                                                              GrpcServiceConfig config) {
+absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
+    const std::string& host, int port, engine::Engine& engine, GrpcServiceConfig config,
+    std::chrono::milliseconds health_poll) {
   // Process-wide switch read by ServerBuilder::BuildAndStart.
   grpc::EnableDefaultHealthCheckService(true);
   std::unique_ptr<GrpcServer> s(new GrpcServer());
@@ -38,7 +38,29 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(const std::string&
     return absl::UnavailableError(absl::StrCat("gRPC: cannot listen on ", address));
   }
   SetHealth(*s->server_, true);
+  s->engine_ = &engine;
+  s->watcher_ = std::thread([raw = s.get(), health_poll] { raw->WatchBackend(health_poll); });
   return s;
+}
+
+void GrpcServer::WatchBackend(std::chrono::milliseconds poll) {
+  std::unique_lock<std::mutex> lock(watch_mu_);
+  while (!watch_cv_.wait_for(lock, poll, [this] { return watch_stop_; })) {
+    if (!engine_->GetStats().backend_status.ok()) {
+      // A failed backend never recovers (Backend::status() is sticky).
+      SetHealth(*server_, false);
+      return;
+    }
+  }
+}
+
+void GrpcServer::StopWatcher() {
+  {
+    std::lock_guard<std::mutex> lock(watch_mu_);
+    watch_stop_ = true;
+  }
+  watch_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
 }
 
 GrpcServer::~GrpcServer() { Shutdown(std::chrono::system_clock::now()); }
@@ -51,6 +73,7 @@ void GrpcServer::StartDraining() {
 void GrpcServer::Shutdown(std::chrono::system_clock::time_point deadline) {
   if (shut_down_ || server_ == nullptr) return;
   shut_down_ = true;
+  StopWatcher();
   StartDraining();
   server_->Shutdown(deadline);
   server_->Wait();

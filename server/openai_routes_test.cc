@@ -14,8 +14,11 @@
 #include "boost/asio/post.hpp"
 #include "boost/asio/strand.hpp"
 #include "engine/model/synthetic_model.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/testing/failing_backend.h"
+#include "server/grpc_server.h"
 
 namespace restkv::server {
 namespace {
@@ -90,8 +93,9 @@ class OpenAiRoutesTest : public ::testing::Test {
     delete path_;
   }
 
-  void Init(RoutesConfig config = {}, engine::EngineOptions options = {}) {
-    backend_ = std::make_unique<kernels::cpu::CpuBackend>(1);
+  void Init(RoutesConfig config = {}, engine::EngineOptions options = {},
+            std::unique_ptr<kernels::Backend> backend = nullptr) {
+    backend_ = backend ? std::move(backend) : std::make_unique<kernels::cpu::CpuBackend>(1);
     model_ = std::move(*engine::Model::Load(*path_, *backend_));
     options.kv_cache_bytes = 8 << 20;
     engine_ = std::move(*engine::Engine::Create(*model_, options));
@@ -142,7 +146,7 @@ class OpenAiRoutesTest : public ::testing::Test {
   net::io_context ioc_;
   net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(ioc_);
   std::thread io_thread_;
-  std::unique_ptr<kernels::cpu::CpuBackend> backend_;
+  std::unique_ptr<kernels::Backend> backend_;
   std::unique_ptr<engine::Model> model_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<ServerMetrics> metrics_;
@@ -322,6 +326,65 @@ TEST_F(OpenAiRoutesTest, AuthDrainingAndSmallRoutes) {
   EXPECT_EQ(Call(http::verb::post, "/v1/completions", R"({"prompt": "x"})", "Bearer k")->status,
             503);
   EXPECT_EQ(Call(http::verb::get, "/metrics", "")->status, 200);
+}
+
+// grpc.health.v1.Health/Check for service "" over a generic stub: the
+// request is the empty message; the reply's field 1 is the status (1 SERVING,
+// 2 NOT_SERVING), so its bytes are {0x08, status}.
+int GrpcHealthStatus(int port) {
+  auto channel =
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::ByteBuffer request;
+  grpc::Slice empty("");
+  request = grpc::ByteBuffer(&empty, 1);
+  grpc::ByteBuffer response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status s) { done.set_value(std::move(s)); });
+  const grpc::Status status = done.get_future().get();
+  if (!status.ok()) return -1;
+  std::vector<grpc::Slice> slices;
+  if (!response.Dump(&slices).ok()) return -1;
+  std::string bytes;
+  for (const grpc::Slice& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : -1;
+}
+
+TEST_F(OpenAiRoutesTest, FailedBackendTurnsHttpAndGrpcHealthUnhealthy) {
+  // The synthetic model has 2 layers: the first request's prefill succeeds,
+  // its first decode fails like a CUDA launch would.
+  Init({}, {},
+       std::make_unique<kernels::FailingBackend>(
+           2, absl::InternalError("an illegal memory access was encountered")));
+  GrpcServiceConfig grpc_config;
+  grpc_config.served_model_names = {"synthetic"};
+  auto grpc_server =
+      *GrpcServer::Start("127.0.0.1", 0, *engine_, grpc_config, std::chrono::milliseconds(10));
+  EXPECT_EQ(GrpcHealthStatus(grpc_server->port()), 1);
+  EXPECT_EQ(Call(http::verb::get, "/health", "")->status, 200);
+
+  auto failed =
+      Post("/v1/completions", R"({"prompt": "abc", "max_tokens": 4, "ignore_eos": true})");
+  EXPECT_EQ(failed->status, 500) << failed->body;
+  EXPECT_NE(failed->body.find("illegal memory access"), std::string::npos) << failed->body;
+
+  auto health = Call(http::verb::get, "/health", "");
+  EXPECT_EQ(health->status, 503);
+  EXPECT_EQ(json::parse(health->body)["status"], "failed") << health->body;
+  EXPECT_EQ(Call(http::verb::get, "/live", "")->status, 503);
+  int grpc_status = GrpcHealthStatus(grpc_server->port());
+  for (int i = 0; i < 200 && grpc_status == 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    grpc_status = GrpcHealthStatus(grpc_server->port());
+  }
+  EXPECT_EQ(grpc_status, 2) << "NOT_SERVING once the backend has failed";
+  auto refused = Post("/v1/completions", R"({"prompt": "abc", "max_tokens": 4})");
+  EXPECT_EQ(refused->status, 503) << refused->body;
+  grpc_server->Shutdown(std::chrono::system_clock::now());
 }
 
 TEST_F(OpenAiRoutesTest, KvPolicyExtensions) {

@@ -101,6 +101,7 @@ absl::Status LayerEvictor::EvictOnDevice(kernels::LayerEvictionOps& ops,
   view.head_dim = config_.head_dim;
   view.block_size = kv.block_size();
   view.pages = kv.page_ptrs()[layer].data();
+  view.dtype = kv.layout().dtype;
   view.q_window = q_window;
   view.num_queries = num_queries;
   view.q_all = q_all;
@@ -135,10 +136,10 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
   const kernels::KvPageLayout layout = kv.layout();
   RESTKV_CHECK_EQ(kv.cached_len()[layer], n) << "layer " << layer;
   RESTKV_CHECK(layout.kv_heads == Hkv && layout.head_dim == d) << "pool shape";
-  // The device kernels read f32 pages (kernels/cuda/kv_page_access.cuh);
-  // 16- and 8-bit pages take the reference path through host copies.
-  if (kernels::LayerEvictionOps* ops = backend_.layer_eviction();
-      ops != nullptr && layout.dtype == kernels::KvDtype::kF32) {
+  // The device kernels read pages of every dtype in place
+  // (kernels/cuda/kv_page_access.cuh); a backend without them (the CPU)
+  // scores on the pages directly below.
+  if (kernels::LayerEvictionOps* ops = backend_.layer_eviction(); ops != nullptr) {
     if (const auto plan = MakeEvictionPlan(policy, layer, config_.num_layers, n)) {
       const bool record = report != nullptr && report->record_kept;
       std::vector<std::vector<int32_t>> keep;

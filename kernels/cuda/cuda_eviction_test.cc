@@ -136,11 +136,14 @@ class CudaEvictionTest : public ::testing::Test {
         for (int32_t r = 0; r < s.block_size; ++r) {
           const int32_t slot = p * s.block_size + r;
           if (slot >= static_cast<int32_t>(device[h].size())) break;
-          const std::vector<float> want = layer.Slot(device[h][slot], h);
-          const float* k = page.data() + (int64_t{h} * s.block_size + r) * s.head_dim;
-          ASSERT_TRUE(std::equal(k, k + s.head_dim, want.begin())) << "K slot " << slot;
-          ASSERT_TRUE(std::equal(k + half, k + half + s.head_dim, want.begin() + s.head_dim))
-              << "V slot " << slot;
+          // The stored bytes of the K row, then the V row (f32 pages).
+          const std::vector<uint8_t> want = layer.Slot(device[h][slot], h);
+          const int64_t row_bytes = int64_t{s.head_dim} * sizeof(float);
+          const uint8_t* k = reinterpret_cast<const uint8_t*>(
+              page.data() + (int64_t{h} * s.block_size + r) * s.head_dim);
+          const uint8_t* v = k + half * sizeof(float);
+          ASSERT_TRUE(std::equal(k, k + row_bytes, want.begin())) << "K slot " << slot;
+          ASSERT_TRUE(std::equal(v, v + row_bytes, want.begin() + row_bytes)) << "V slot " << slot;
         }
       }
     }

@@ -109,7 +109,7 @@ absl::Status DeviceLayerEviction::EvictLayer(const EvictionPlan& plan,
   const int32_t num_pages = (n + layer.block_size - 1) / layer.block_size;
   RESTKV_ASSIGN_OR_RETURN(float* const* table,
                           Upload(kPageTable, layer.pages, static_cast<size_t>(num_pages)));
-  const KvPages kv{table, n, layer.num_kv_heads, layer.block_size, layer.head_dim};
+  const KvPages kv{table, n, layer.num_kv_heads, layer.block_size, layer.head_dim, layer.dtype};
   RESTKV_RETURN_IF_ERROR(Select(plan, layer, kv));
   const int32_t kept = plan.KeptTokens();
   // A plan that keeps a prefix (a PyramidKV layer keeping everything) moves
@@ -123,11 +123,10 @@ absl::Status DeviceLayerEviction::EvictLayer(const EvictionPlan& plan,
     last_kept_ = kept;
     return absl::OkStatus();
   }
-  const size_t staged = 2 * static_cast<size_t>(layer.num_kv_heads) * kept * layer.head_dim;
-  RESTKV_ASSIGN_OR_RETURN(void* stage, Scratch(kStaged, staged * sizeof(KvElement)));
-  RESTKV_RETURN_IF_ERROR(
-      LaunchGatherKept(kv, keep_, keep_stride_, kept, static_cast<KvElement*>(stage), stream_));
-  RESTKV_RETURN_IF_ERROR(LaunchScatterKept(static_cast<KvElement*>(stage), kv, kept, stream_));
+  RESTKV_ASSIGN_OR_RETURN(void* stage,
+                          Scratch(kStaged, static_cast<size_t>(StagedKeptBytes(kv, kept))));
+  RESTKV_RETURN_IF_ERROR(LaunchGatherKept(kv, keep_, keep_stride_, kept, stage, stream_));
+  RESTKV_RETURN_IF_ERROR(LaunchScatterKept(stage, kv, kept, stream_));
   last_kv_heads_ = layer.num_kv_heads;
   last_kept_ = kept;
   return absl::OkStatus();

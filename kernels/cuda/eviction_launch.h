@@ -20,24 +20,35 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "kernels/kv_dtype.h"
 
 namespace restkv::kernels::cuda {
 
 inline constexpr int32_t kMaxEvictionHeadDim = 256;
 
-// Element type of a KV page (f32 today; kv_page_access.cuh is the one place
-// kernels read or write page elements).
-using KvElement = float;
-
 // A layer's pages as the kernels receive them: `pages` is a device array of
-// ceil(num_tokens / block_size) page pointers, layout of kernels/backend.h.
+// ceil(num_tokens / block_size) page base addresses in the layout of
+// kernels/kv_dtype.h for `dtype` (typed float* as across the Backend
+// contract; kv_page_access.cuh is the one place kernels reach rows and
+// scales). Scoring reads every dtype widened to f32; compaction moves stored
+// bytes (and q8_0 scales) unchanged.
 struct KvPages {
-  KvElement* const* pages = nullptr;
+  float* const* pages = nullptr;
   int32_t num_tokens = 0;
   int32_t kv_heads = 0;
   int32_t block_size = 0;
   int32_t head_dim = 0;
+  KvDtype dtype = KvDtype::kF32;
+
+  [[nodiscard]] KvPageLayout layout() const { return {kv_heads, head_dim, block_size, dtype}; }
 };
+
+// Bytes LaunchGatherKept stages for `kept` tokens: [K rows | V rows]
+// [Hkv][kept] of row_bytes, then (q8_0) [K scales | V scales][Hkv][kept] f32.
+inline int64_t StagedKeptBytes(const KvPages& kv, int32_t kept) {
+  const KvPageLayout l = kv.layout();
+  return 2LL * kv.kv_heads * kept * (l.row_bytes() + (l.has_scales() ? 4 : 0));
+}
 
 // Twin of engine::WindowAttention, per query head: probs[hl][t][j] =
 // softmax over j <= first_pos + t (and j < N) of scale * <q_t, k_j>, exactly
@@ -122,15 +133,15 @@ absl::Status LaunchTopKIndices(const float* scores, int32_t num_rows, int64_t ro
                                int64_t num, int32_t k, int32_t window, int32_t* keep,
                                cudaStream_t stream);
 
-// Compaction, step 1: staged = [K | V][Hkv][kept][d] of token
-// keep[h * keep_head_stride + i] for slot i of head h (keep_head_stride 0:
-// one list for every head). Every kept index must be < N.
+// Compaction, step 1: `staged` (StagedKeptBytes) = the stored rows (and
+// scales) of token keep[h * keep_head_stride + i] for slot i of head h
+// (keep_head_stride 0: one list for every head). Every kept index must be < N.
 absl::Status LaunchGatherKept(const KvPages& kv, const int32_t* keep, int64_t keep_head_stride,
-                              int32_t kept, KvElement* staged, cudaStream_t stream);
+                              int32_t kept, void* staged, cudaStream_t stream);
 // Step 2: slot i of head h <- staged row (h, i), for i < kept <= N. Two
 // steps because compaction is in place: a slot may still be read for a
 // later slot when it is written.
-absl::Status LaunchScatterKept(const KvElement* staged, const KvPages& kv, int32_t kept,
+absl::Status LaunchScatterKept(const void* staged, const KvPages& kv, int32_t kept,
                                cudaStream_t stream);
 
 }  // namespace restkv::kernels::cuda

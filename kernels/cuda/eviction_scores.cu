@@ -47,7 +47,8 @@ absl::Status CheckPages(const KvPages& kv, int32_t heads) {
     return absl::InvalidArgumentError(absl::StrFormat("eviction kernels: head_dim %d outside 1..%d",
                                                       kv.head_dim, kMaxEvictionHeadDim));
   }
-  if (kv.kv_heads < 1 || kv.block_size < 1 || kv.num_tokens < 1 || kv.pages == nullptr) {
+  if (kv.kv_heads < 1 || kv.block_size < 1 || kv.num_tokens < 1 || kv.pages == nullptr ||
+      static_cast<int32_t>(kv.dtype) < 0 || static_cast<int32_t>(kv.dtype) > 3) {
     return absl::InvalidArgumentError(
         absl::StrFormat("eviction kernels: bad pages (kv_heads %d, block_size %d, tokens %d)",
                         kv.kv_heads, kv.block_size, kv.num_tokens));
@@ -89,9 +90,9 @@ __global__ void __launch_bounds__(kRowThreads)
   const int64_t visible = static_cast<int64_t>(first_pos) + t + 1 < n ? first_pos + t + 1 : n;
   float mx = -INFINITY;
   for (int64_t j = threadIdx.x; j < visible; j += blockDim.x) {
-    const KvElement* k = KRow(kv, static_cast<int32_t>(j), g);
+    const RowReader k = KRow(kv, static_cast<int32_t>(j), g);
     float dot = 0.0f;
-    for (int32_t i = 0; i < d; ++i) dot += q_s[i] * static_cast<float>(k[i]);
+    for (int32_t i = 0; i < d; ++i) dot += q_s[i] * k[i];
     const float logit = scale * dot;
     row[j] = logit;
     mx = fmaxf(mx, logit);

@@ -70,38 +70,70 @@ __global__ void __launch_bounds__(kSelectThreads)
   }
 }
 
+// Compaction moves stored rows in units of U (4, 2 or 1 bytes: the widest
+// that divides a row, so rows stay aligned) and, for q8_0, the rows' scales.
+// Staged layout (StagedKeptBytes): [K | V][Hkv][kept][row], then
+// [K | V][Hkv][kept] scales.
+template <typename U>
 __global__ void GatherKeptKernel(KvPages kv, const int32_t* __restrict__ keep,
                                  int64_t keep_head_stride, int32_t kept,
-                                 KvElement* __restrict__ staged) {
-  const int32_t d = kv.head_dim;
-  const int64_t per_head = static_cast<int64_t>(kept) * d;
+                                 uint8_t* __restrict__ staged) {
+  const int32_t units = static_cast<int32_t>(RowBytes(kv) / sizeof(U));
+  const int64_t per_head = static_cast<int64_t>(kept) * units;
   const int64_t total = kv.kv_heads * per_head;
+  U* rows = reinterpret_cast<U*>(staged);
   for (int64_t e = GlobalThread(); e < total; e += GridStride()) {
     const int32_t h = static_cast<int32_t>(e / per_head);
-    const int32_t i = static_cast<int32_t>(e % per_head / d);
-    const int32_t c = static_cast<int32_t>(e % d);
+    const int32_t i = static_cast<int32_t>(e % per_head / units);
+    const int32_t c = static_cast<int32_t>(e % units);
     const int32_t t = keep[h * keep_head_stride + i];
-    staged[e] = KRow(kv, t, h)[c];
-    staged[total + e] = VRow(kv, t, h)[c];
+    rows[e] = reinterpret_cast<const U*>(RowBytesAt(kv, t, h, false))[c];
+    rows[total + e] = reinterpret_cast<const U*>(RowBytesAt(kv, t, h, true))[c];
+  }
+  if (kv.dtype != KvDtype::kQ8_0) return;
+  const int64_t num_rows = static_cast<int64_t>(kv.kv_heads) * kept;
+  float* scales = reinterpret_cast<float*>(staged + 2 * total * sizeof(U));
+  for (int64_t e = GlobalThread(); e < num_rows; e += GridStride()) {
+    const int32_t h = static_cast<int32_t>(e / kept), i = static_cast<int32_t>(e % kept);
+    const int32_t t = keep[h * keep_head_stride + i];
+    scales[e] = *ScaleAt(kv, t, h, false);
+    scales[num_rows + e] = *ScaleAt(kv, t, h, true);
   }
 }
 
-__global__ void ScatterKeptKernel(const KvElement* __restrict__ staged, KvPages kv, int32_t kept) {
-  const int32_t d = kv.head_dim;
-  const int64_t per_head = static_cast<int64_t>(kept) * d;
+template <typename U>
+__global__ void ScatterKeptKernel(const uint8_t* __restrict__ staged, KvPages kv, int32_t kept) {
+  const int32_t units = static_cast<int32_t>(RowBytes(kv) / sizeof(U));
+  const int64_t per_head = static_cast<int64_t>(kept) * units;
   const int64_t total = kv.kv_heads * per_head;
+  const U* rows = reinterpret_cast<const U*>(staged);
   for (int64_t e = GlobalThread(); e < total; e += GridStride()) {
     const int32_t h = static_cast<int32_t>(e / per_head);
-    const int32_t i = static_cast<int32_t>(e % per_head / d);
-    const int32_t c = static_cast<int32_t>(e % d);
-    KRowMut(kv, i, h)[c] = staged[e];
-    VRowMut(kv, i, h)[c] = staged[total + e];
+    const int32_t i = static_cast<int32_t>(e % per_head / units);
+    const int32_t c = static_cast<int32_t>(e % units);
+    reinterpret_cast<U*>(RowBytesAt(kv, i, h, false))[c] = rows[e];
+    reinterpret_cast<U*>(RowBytesAt(kv, i, h, true))[c] = rows[total + e];
   }
+  if (kv.dtype != KvDtype::kQ8_0) return;
+  const int64_t num_rows = static_cast<int64_t>(kv.kv_heads) * kept;
+  const float* scales = reinterpret_cast<const float*>(staged + 2 * total * sizeof(U));
+  for (int64_t e = GlobalThread(); e < num_rows; e += GridStride()) {
+    const int32_t h = static_cast<int32_t>(e / kept), i = static_cast<int32_t>(e % kept);
+    *ScaleAt(kv, i, h, false) = scales[e];
+    *ScaleAt(kv, i, h, true) = scales[num_rows + e];
+  }
+}
+
+// The copy unit of a row: 4, 2 or 1 bytes.
+int32_t CopyUnit(const KvPages& kv) {
+  const int64_t row = kv.layout().row_bytes();
+  return row % 4 == 0 ? 4 : row % 2 == 0 ? 2 : 1;
 }
 
 absl::Status CheckCompaction(const KvPages& kv, int32_t kept) {
   if (kv.pages == nullptr || kv.kv_heads < 1 || kv.block_size < 1 || kv.head_dim < 1 ||
-      kv.head_dim > kMaxEvictionHeadDim || kept < 1 || kept > kv.num_tokens) {
+      kv.head_dim > kMaxEvictionHeadDim || kept < 1 || kept > kv.num_tokens ||
+      static_cast<int32_t>(kv.dtype) < 0 || static_cast<int32_t>(kv.dtype) > 3) {
     return absl::InvalidArgumentError(
         absl::StrFormat("compaction: %d kept of %d tokens (kv_heads %d, block %d, head_dim %d)",
                         kept, kv.num_tokens, kv.kv_heads, kv.block_size, kv.head_dim));
@@ -125,22 +157,41 @@ absl::Status LaunchTopKIndices(const float* scores, int32_t num_rows, int64_t ro
 }
 
 absl::Status LaunchGatherKept(const KvPages& kv, const int32_t* keep, int64_t keep_head_stride,
-                              int32_t kept, KvElement* staged, cudaStream_t stream) {
+                              int32_t kept, void* staged, cudaStream_t stream) {
   if (absl::Status st = CheckCompaction(kv, kept); !st.ok()) return st;
-  const int64_t total = static_cast<int64_t>(kv.kv_heads) * kept * kv.head_dim;
+  const int32_t unit = CopyUnit(kv);
+  const int64_t total = static_cast<int64_t>(kv.kv_heads) * kept * kv.layout().row_bytes() / unit;
   const int threads = ThreadsFor(total, kElementThreads);
-  RESTKV_LAUNCH(GatherKeptKernel, GridFor(total, threads), threads, 0, stream)
-  (kv, keep, keep_head_stride, kept, staged);
+  const unsigned grid = GridFor(total, threads);
+  uint8_t* out = static_cast<uint8_t*>(staged);
+  if (unit == 4) {
+    RESTKV_LAUNCH(GatherKeptKernel<uint32_t>, grid, threads, 0, stream)
+    (kv, keep, keep_head_stride, kept, out);
+  } else if (unit == 2) {
+    RESTKV_LAUNCH(GatherKeptKernel<uint16_t>, grid, threads, 0, stream)
+    (kv, keep, keep_head_stride, kept, out);
+  } else {
+    RESTKV_LAUNCH(GatherKeptKernel<uint8_t>, grid, threads, 0, stream)
+    (kv, keep, keep_head_stride, kept, out);
+  }
   return CheckLaunch("GatherKeptKernel");
 }
 
-absl::Status LaunchScatterKept(const KvElement* staged, const KvPages& kv, int32_t kept,
+absl::Status LaunchScatterKept(const void* staged, const KvPages& kv, int32_t kept,
                                cudaStream_t stream) {
   if (absl::Status st = CheckCompaction(kv, kept); !st.ok()) return st;
-  const int64_t total = static_cast<int64_t>(kv.kv_heads) * kept * kv.head_dim;
+  const int32_t unit = CopyUnit(kv);
+  const int64_t total = static_cast<int64_t>(kv.kv_heads) * kept * kv.layout().row_bytes() / unit;
   const int threads = ThreadsFor(total, kElementThreads);
-  RESTKV_LAUNCH(ScatterKeptKernel, GridFor(total, threads), threads, 0, stream)
-  (staged, kv, kept);
+  const unsigned grid = GridFor(total, threads);
+  const uint8_t* in = static_cast<const uint8_t*>(staged);
+  if (unit == 4) {
+    RESTKV_LAUNCH(ScatterKeptKernel<uint32_t>, grid, threads, 0, stream)(in, kv, kept);
+  } else if (unit == 2) {
+    RESTKV_LAUNCH(ScatterKeptKernel<uint16_t>, grid, threads, 0, stream)(in, kv, kept);
+  } else {
+    RESTKV_LAUNCH(ScatterKeptKernel<uint8_t>, grid, threads, 0, stream)(in, kv, kept);
+  }
   return CheckLaunch("ScatterKeptKernel");
 }
 

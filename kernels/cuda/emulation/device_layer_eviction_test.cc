@@ -82,6 +82,7 @@ Outcome RunBoth(const KvPolicyConfig& policy, RandomLayer& layer, const std::vec
   view.head_dim = s.head_dim;
   view.block_size = s.block_size;
   view.pages = layer.page_ptrs.data();
+  view.dtype = layer.dtype;
   view.q_window = in.q_window;
   view.num_queries = in.num_queries;
   view.q_all = layer.q_all.data();
@@ -231,6 +232,30 @@ TEST(DeviceLayerEvictionTest, RandomLayersKeepTheCpusSets) {
   EXPECT_GE(mean, 0.999);
 }
 
+// Pages of every stored dtype: the kernels widen the stored elements to f32
+// exactly as the CPU's DecodeKvRow does (RandomLayer's k / v are those
+// values), so the kept sets match the CPU's on the same pages, and
+// compaction moves the stored bytes and q8_0 scales unchanged (RunBoth).
+TEST(DeviceLayerEvictionTest, EveryKvDtypeKeepsTheCpusSets) {
+  const LayerShape shape{69, 4, 1, 64, 8};
+  std::vector<float> wo(static_cast<size_t>(64) * shape.heads * shape.head_dim);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist;
+  for (float& x : wo) x = dist(rng);
+  const std::vector<float> factor =
+      engine::ComputeWoFactor(wo.data(), 64, shape.heads, shape.head_dim);
+  for (KvDtype dtype : {KvDtype::kF16, KvDtype::kBf16, KvDtype::kQ8_0}) {
+    // ReST-KV reads both K (window attention) and V (reconstruction).
+    for (KvPolicyKind kind : {KvPolicyKind::kRestKv}) {
+      SCOPED_TRACE(absl::StrFormat("%s %s", KvDtypeName(dtype), engine::KvPolicyName(kind)));
+      RandomLayer layer(shape, 7, 2.0f, dtype);
+      const Outcome o = RunBoth(Policy(kind, 20, 8), layer, factor);
+      ASSERT_EQ(o.device.size(), o.cpu.size());
+      for (size_t h = 0; h < o.cpu.size(); ++h) EXPECT_GE(Jaccard(o.cpu[h], o.device[h]), 0.9);
+    }
+  }
+}
+
 // A layer that keeps a prefix (PyramidKV's early layers can keep all N):
 // nothing moves, and LastKept still reports the kept positions.
 TEST(DeviceLayerEvictionTest, KeepingAPrefixMovesNothing) {
@@ -271,6 +296,7 @@ TEST(DeviceLayerEvictionTest, RejectsWhatTheKernelsDoNotSupport) {
   view.head_dim = 300;
   view.block_size = 8;
   view.pages = layer.page_ptrs.data();
+  view.dtype = layer.dtype;
   view.q_window = layer.LastQueries(8);
   view.num_queries = 8;
   EvictionPlan plan;

@@ -1,9 +1,11 @@
 // Every eviction kernel of eviction_launch.h on the host emulation against
 // its CPU reference in engine/eviction/ (the launcher comments name them),
 // on odd lengths, GQA ratios 1 / 4 / 8, page sizes 1 / 8 / 16 and head_dim
-// 64 / 128. f32 on both sides: scores differ only by summation order and
-// libm (|got - ref| <= atol + rtol * |ref|, NaN fails); selections, pooling
-// shapes, GQA reductions and compaction must be exact.
+// 64 / 128, on f32 pages and (scoring, compaction) on f16 / bf16 / q8_0
+// pages, whose references read the decoded stored values: scores differ
+// only by summation order and libm (|got - ref| <= atol + rtol * |ref|,
+// NaN fails); selections, pooling shapes, GQA reductions and compaction must
+// be exact.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -11,6 +13,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -53,10 +56,10 @@ constexpr int32_t kWindow = 8;
 
 // Window probabilities, the aggregated rows, obar and the reconstruction
 // scores of every head, against the CPU scorer on contiguous copies.
-TEST(EvictionKernelsTest, WindowAttentionAndReconstructionMatchCpu) {
-  for (const LayerShape& s : kShapes) {
-    SCOPED_TRACE(Name(s));
-    RandomLayer layer(s, 11);
+void CheckWindowAttentionAndReconstruction(const LayerShape& s, KvDtype dtype) {
+  {
+    SCOPED_TRACE(Name(s) + " " + std::string(KvDtypeName(dtype)));
+    RandomLayer layer(s, 11, 2.0f, dtype);
     const int32_t n = s.num_tokens, d = s.head_dim, w = kWindow, m = n - w;
     const int32_t group = s.heads / s.kv_heads;
     std::vector<float> wo(static_cast<size_t>(48) * s.heads * d);
@@ -110,6 +113,19 @@ TEST(EvictionKernelsTest, WindowAttentionAndReconstructionMatchCpu) {
       engine::AfterScores(abar.data() + int64_t{h} * m, ref_scores.data(), m, 1.0f,
                           ref_scores.data());
       ExpectClose(scores.data() + int64_t{h} * m, ref_scores.data(), m, 1e-7, 1e-4, "scores");
+    }
+  }
+}
+
+TEST(EvictionKernelsTest, WindowAttentionAndReconstructionMatchCpu) {
+  for (const LayerShape& s : kShapes) CheckWindowAttentionAndReconstruction(s, KvDtype::kF32);
+}
+
+// The stored 16- and 8-bit elements widen to the values DecodeKvRow gives.
+TEST(EvictionKernelsTest, WindowAttentionAndReconstructionMatchCpuOnEveryDtype) {
+  for (KvDtype dtype : {KvDtype::kF16, KvDtype::kBf16, KvDtype::kQ8_0}) {
+    for (const LayerShape& s : {kShapes[0], kShapes[2]}) {
+      CheckWindowAttentionAndReconstruction(s, dtype);
     }
   }
 }
@@ -262,10 +278,19 @@ TEST(EvictionKernelsTest, TopKIndicesBreakTiesLikeTheCpu) {
 
 // In-place compaction through the staging buffer equals a host gather of
 // the same kept lists; rows past `kept` are untouched.
+// Rows and scales move bit for bit, for every dtype (and a q8_0 head_dim
+// whose rows are an odd number of bytes, copied a byte at a time).
 TEST(EvictionKernelsTest, CompactionMovesKeptTokensToTheFront) {
-  for (const LayerShape& s : kShapes) {
-    SCOPED_TRACE(Name(s));
-    RandomLayer layer(s, 13);
+  std::vector<std::pair<LayerShape, KvDtype>> cases;
+  for (const LayerShape& s : kShapes) cases.emplace_back(s, KvDtype::kF32);
+  for (KvDtype dtype : {KvDtype::kF16, KvDtype::kBf16, KvDtype::kQ8_0}) {
+    cases.emplace_back(kShapes[1], dtype);
+  }
+  cases.emplace_back(LayerShape{37, 2, 2, 63, 8}, KvDtype::kQ8_0);
+  cases.emplace_back(LayerShape{37, 2, 2, 63, 8}, KvDtype::kF16);
+  for (const auto& [s, dtype] : cases) {
+    SCOPED_TRACE(Name(s) + " " + std::string(KvDtypeName(dtype)));
+    RandomLayer layer(s, 13, 2.0f, dtype);
     const RandomLayer before = layer;
     const int32_t kept = s.num_tokens / 3;
     std::mt19937 rng(8);
@@ -278,7 +303,7 @@ TEST(EvictionKernelsTest, CompactionMovesKeptTokensToTheFront) {
       std::sort(all.begin(), all.end());
       keep.insert(keep.end(), all.begin(), all.end());
     }
-    std::vector<float> staged(2 * static_cast<size_t>(s.kv_heads) * kept * s.head_dim);
+    std::vector<uint8_t> staged(StagedKeptBytes(layer.Pages(), kept));
     ASSERT_TRUE(
         LaunchGatherKept(layer.Pages(), keep.data(), kept, kept, staged.data(), nullptr).ok());
     ASSERT_TRUE(LaunchScatterKept(staged.data(), layer.Pages(), kept, nullptr).ok());
