@@ -164,6 +164,7 @@ std::string EvalResultPath(const EvalCommonOptions& o, const std::string& comman
 
 nlohmann::json EvalBaseConfig(const EvalCommonOptions& o, const engine::Model& model) {
   return {{"model", std::filesystem::path(model.path()).filename().string()},
+          {"kv_cache_dtype", std::string(kernels::KvDtypeName(model.forward().kv_dtype()))},
           {"kv_options", o.kv_options},
           {"seed", o.seed}};
 }

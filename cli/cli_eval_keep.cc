@@ -65,16 +65,18 @@ int RunKeep(const KeepOptions& opt) {
   eval::EvalRunner runner(model);
   auto sel = runner.Keep(tokens, policy);
   if (!sel.ok()) return EvalFail(sub, sel.status());
-  nlohmann::json j = {{"model", model.path()},
-                      {"policy", s.PolicyName()},
-                      {"label", s.label},
-                      {"budget", policy.budget},
-                      {"options", engine::KvPolicyDebugString(policy)},
-                      {"num_tokens", sel->num_tokens},
-                      {"evicted", sel->evicted},
-                      {"num_layers", model.config().num_layers},
-                      {"num_kv_heads", model.config().num_kv_heads},
-                      {"kept", sel->kept}};
+  nlohmann::json j = {
+      {"model", model.path()},
+      {"kv_cache_dtype", std::string(kernels::KvDtypeName(model.forward().kv_dtype()))},
+      {"policy", s.PolicyName()},
+      {"label", s.label},
+      {"budget", policy.budget},
+      {"options", engine::KvPolicyDebugString(policy)},
+      {"num_tokens", sel->num_tokens},
+      {"evicted", sel->evicted},
+      {"num_layers", model.config().num_layers},
+      {"num_kv_heads", model.config().num_kv_heads},
+      {"kept", sel->kept}};
   const std::string out = j.dump() + "\n";
   if (opt.output.empty() || opt.output == "-") {
     std::fwrite(out.data(), 1, out.size(), stdout);

@@ -47,6 +47,7 @@ class Model {
   [[nodiscard]] const absl::StatusOr<ChatFormat>& chat_format() const { return chat_format_; }
   [[nodiscard]] const ModelWeights& weights() const { return weights_; }
   LlamaModel& forward() { return *forward_; }
+  const LlamaModel& forward() const { return *forward_; }
   kernels::Backend& backend() { return backend_; }
 
   // Renders a conversation with the model's chat format.

@@ -21,6 +21,7 @@ def test_niah_grid_writes_json_and_heatmaps_and_resumes(restkv_bin, model_path, 
     r = run(restkv_bin, *args)
     doc = json.loads(result.read_text())
     assert doc["command"] == "niah"
+    assert doc["config"]["kv_cache_dtype"] == "f16"  # the CPU's default (auto)
     cases = doc["cases"]
     assert len(cases) == 12
     assert {c["label"] for c in cases} == {"full", "restkv@256"}
@@ -48,6 +49,7 @@ def test_keep_streamingllm_is_sink_plus_recent(restkv_bin, model_path):
     r = run(restkv_bin, "keep", "--model", model_path, "--prompt", prompt, "--policies", "streamingllm",
             "--budgets", "64", "--kv-option", "sink_tokens=4")
     j = json.loads(r.stdout)
+    assert j["kv_cache_dtype"] == "f16"
     n = j["num_tokens"]
     assert n > 64 and j["evicted"]
     want = list(range(4)) + list(range(n - 60, n))
