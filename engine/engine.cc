@@ -145,7 +145,7 @@ Engine::Engine(Model& model, const EngineOptions& options, std::unique_ptr<Block
       max_model_len_(options.max_model_len > 0 ? options.max_model_len
                                                : model.config().context_length),
       pool_(std::move(pool)),
-      kv_(*pool_, model.config().num_layers),
+      kv_(*pool_, model.config().num_layers, options.enable_prefix_caching),
       evictor_(model.config(), model.weights(), model.backend()),
       scheduler_(SchedulerConfigFor(model.config(), options), kv_),
       clock_(options.clock != nullptr ? *options.clock : SteadyClock()),
@@ -317,6 +317,8 @@ void Engine::DrainInbox() {
     a->request = std::move(request);
     a->prompt_logprobs_pending = a->request.prompt_logprobs >= 0;
     kv_.SetPolicy(id, a->request.kv_policy);
+    // Prompt logprobs need every prompt row computed.
+    kv_.SetTokens(id, &a->tokens, a->request.prompt_logprobs < 0);
     scheduler_.Add({id, a->request.priority, a->summary.prompt_tokens,
                     ReplaysOutput(a->request.kv_policy), Chunkable(a->request)});
     local_stats_.prompt_tokens_total += a->summary.prompt_tokens;
@@ -331,6 +333,9 @@ void Engine::Finish(RequestHandle id, FinishReason reason, absl::Status error) {
   auto it = requests_.find(id);
   if (it == requests_.end()) return;
   RequestState& a = *it->second;
+  // What it computed stays cached for later requests (not after a failed
+  // step: its pages may hold anything).
+  if (reason != FinishReason::kError) kv_.CacheFullBlocks(id);
   scheduler_.Remove(id);  // frees the KV pages
   a.summary.reason = reason;
   a.summary.error = std::move(error);
@@ -473,6 +478,7 @@ Engine::StepPlan Engine::PlanStep() {
       if (w.request->scheduled) continue;
       w.request->scheduled = true;
       w.request->summary.queue_ms = now_ms - w.request->submitted_ms;
+      w.request->summary.cached_tokens = kv_.prefix_tokens(w.request->id);
     }
   }
   return plan;
@@ -548,7 +554,10 @@ void Engine::RunFullBatch(const std::vector<Work>& works, std::vector<SampleRow>
   }
   int64_t row = 0;
   for (size_t i = 0; i < works.size(); ++i) {
-    if (!works[i].decode) RecordPrefillEviction(*works[i].request, works[i].num_tokens);
+    if (!works[i].decode) {
+      RecordPrefillEviction(*works[i].request, works[i].num_tokens);
+      kv_.CacheFullBlocks(works[i].request->id);  // the next requests may share its prompt
+    }
     const bool all = inputs[i].logits == LogitsMode::kAll;
     const int64_t n = all ? works[i].num_tokens : 1;
     if (works[i].samples()) CollectLogits(*works[i].request, logits, row, n, all, rows);
@@ -585,6 +594,7 @@ void Engine::RunSlice(const Work& w, std::vector<SampleRow>* rows) {
   }
   if (!w.ends_prefill(c.num_layers)) return;
   RecordPrefillEviction(a, w.num_tokens);
+  kv_.CacheFullBlocks(a.id);
   a.hidden.reset();
   const bool all = in.logits == LogitsMode::kAll;
   if (w.samples()) CollectLogits(a, logits, 0, all ? w.num_tokens : 1, all, rows);
@@ -609,6 +619,9 @@ void Engine::PublishStats() {
   local_stats_.num_waiting = scheduler_.num_waiting();
   local_stats_.kv_pages_used = pool_->num_used();
   local_stats_.kv_pages_high_water = pool_->high_water();
+  local_stats_.prefix_cache_query_tokens = kv_.prefix_counters().query_tokens;
+  local_stats_.prefix_cache_hit_tokens = kv_.prefix_counters().hit_tokens;
+  local_stats_.prefix_cache_blocks = pool_->num_cached_blocks();
   std::lock_guard<std::mutex> lock(mu_);
   stats_ = local_stats_;
   stats_.num_waiting += static_cast<int32_t>(inbox_.size());

@@ -5,6 +5,12 @@
 // request must equal the same request run alone on an ample pool — so a
 // preempted request keeps its policy and budget, and its recompute rebuilds
 // the cache it lost (engine.h).
+//
+// With shared prefixes (Case::shared_prefix) the prompts come in groups that
+// start with the same tokens, the pressured engine runs with the prefix
+// cache on and the unpressured one with it off: outputs must still be equal,
+// no page another request or the cache holds may be freed (the pool checks),
+// and nothing may leak.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -75,6 +81,7 @@ struct Case {
   const char* policy;
   int32_t budget;
   kernels::KvDtype dtype = kernels::KvDtype::kF32;  // of the KV pages
+  bool shared_prefix = false;
 };
 
 class PreemptionStressTest : public ::testing::TestWithParam<Case> {
@@ -138,6 +145,11 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
     Req& r = reqs[i];
     r.prompt.resize(24 + rng() % 100);
     for (size_t t = 0; t < r.prompt.size(); ++t) r.prompt[t] = (t * 31 + i * 17 + rng() % 7) % 256;
+    if (tc.shared_prefix) {
+      // Four groups; a group's prompts share their first 16..80 tokens.
+      const size_t shared = std::min<size_t>(r.prompt.size() - 1, 16 + 16 * (i % 5));
+      for (size_t t = 0; t < shared; ++t) r.prompt[t] = static_cast<int32_t>((t * 7 + i % 4) % 256);
+    }
     r.max_tokens = 4 + rng() % 28;
     if (rng() % 5 == 0) r.cancel_after = static_cast<int>(rng() % r.max_tokens);
     const int32_t n = static_cast<int32_t>(r.prompt.size());
@@ -150,6 +162,7 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
   {
     EngineOptions opt;
     opt.kv_cache_bytes = 4096 * PageBytes();
+    opt.enable_prefix_caching = !tc.shared_prefix;
     auto engine = *Engine::Create(*model_, opt);
     for (size_t i = 0; i < reqs.size(); ++i) {
       auto sink = std::make_shared<Sink>(engine.get(), -1);
@@ -203,6 +216,12 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
   EXPECT_EQ(st.num_waiting, 0);
   EXPECT_GT(st.num_preemptions, 0) << "the pool was meant to force preemptions";
   EXPECT_LE(st.steps, step_bound);
+  if (tc.shared_prefix && (policy.kind == KvPolicyKind::kFull || policy.budget == 0)) {
+    EXPECT_GT(st.prefix_cache_hit_tokens, 0) << "the shared prefixes were meant to hit";
+    EXPECT_GT(st.prefix_cache_blocks, 0);
+  } else if (tc.shared_prefix) {
+    EXPECT_EQ(st.prefix_cache_blocks, 0) << "compressed pages entered the prefix cache";
+  }
   engine->Shutdown(0);
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(reqs[i].sink->finishes(), 1) << i;
 }
@@ -218,9 +237,15 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"full", 0, kernels::KvDtype::kF16},
                       Case{"restkv", 16, kernels::KvDtype::kBf16},
                       Case{"snapkv", 48, kernels::KvDtype::kQ8_0},
-                      Case{"h2o", 16, kernels::KvDtype::kQ8_0}),
+                      Case{"h2o", 16, kernels::KvDtype::kQ8_0},
+                      // Prefix cache on (pressured) against off (alone).
+                      Case{"full", 0, kernels::KvDtype::kF32, true},
+                      Case{"full", 0, kernels::KvDtype::kF16, true},
+                      Case{"restkv", 16, kernels::KvDtype::kF32, true},
+                      Case{"snapkv", 48, kernels::KvDtype::kF32, true}),
     [](const ::testing::TestParamInfo<Case>& info) {
       std::string name = std::string(info.param.policy) + "_" + std::to_string(info.param.budget);
+      if (info.param.shared_prefix) name += "_prefix_cache";
       if (info.param.dtype != kernels::KvDtype::kF32) {
         // Two appends: GCC 12 warns falsely (-Wrestrict) on "_" + std::string.
         name += "_";

@@ -1,12 +1,116 @@
 #include "engine/kv/kv_cache_manager.h"
 
+#include <algorithm>
+
+#include "common/check.h"
+#include "engine/kv/prefix_hash.h"
+
 namespace restkv::engine {
 
-KvCacheManager::KvCacheManager(BlockPool& pool, int32_t num_layers)
-    : pool_(pool), num_layers_(num_layers), math_{num_layers, pool.shape().block_size} {}
+KvCacheManager::KvCacheManager(BlockPool& pool, int32_t num_layers, bool prefix_caching)
+    : pool_(pool),
+      num_layers_(num_layers),
+      math_{num_layers, pool.shape().block_size},
+      prefix_caching_(prefix_caching) {}
 
 void KvCacheManager::SetPolicy(scheduler::RequestId id, const KvPolicyConfig& policy) {
   policies_[id] = policy;
+}
+
+void KvCacheManager::SetTokens(scheduler::RequestId id, const std::vector<int32_t>* tokens,
+                               bool lookup) {
+  Prefix& p = prefixes_[id];
+  p.tokens = tokens;
+  p.lookup = lookup;
+  p.hashes.clear();
+}
+
+KvPolicyConfig KvCacheManager::PolicyOf(scheduler::RequestId id) const {
+  auto it = policies_.find(id);
+  return it == policies_.end() ? KvPolicyConfig{} : it->second;
+}
+
+KvCacheManager::Prefix* KvCacheManager::Participant(scheduler::RequestId id,
+                                                    bool for_lookup) const {
+  if (!prefix_caching_) return nullptr;
+  auto it = prefixes_.find(id);
+  if (it == prefixes_.end() || it->second.tokens == nullptr) return nullptr;
+  if (for_lookup && !it->second.lookup) return nullptr;
+  // Only an uncompressed cache holds exactly the K/V of its tokens.
+  const KvPolicyConfig policy = PolicyOf(id);
+  if (policy.kind != KvPolicyKind::kFull && policy.budget > 0) return nullptr;
+  return &it->second;
+}
+
+std::vector<BlockId> KvCacheManager::Matches(Prefix& p, int32_t num_tokens) const {
+  const int32_t bs = math_.block_size;
+  const int32_t n = std::min<int32_t>(num_tokens, static_cast<int32_t>(p.tokens->size()));
+  const int32_t max_blocks = std::max(0, (n - 1) / bs);
+  ExtendBlockHashes(*p.tokens, bs, max_blocks, &p.hashes);
+  std::vector<BlockId> blocks;
+  BlockId parent = kNoBlock;
+  for (int32_t i = 0; i < max_blocks; ++i) {
+    const BlockId b =
+        pool_.Lookup(parent, p.hashes[i], absl::MakeConstSpan(p.tokens->data() + i * bs, bs));
+    if (b == kNoBlock) break;
+    blocks.push_back(b);
+    parent = b;
+  }
+  return blocks;
+}
+
+int32_t KvCacheManager::CachedPrefixTokens(scheduler::RequestId id, int32_t num_tokens) const {
+  Prefix* p = Participant(id, true);
+  if (p == nullptr || PagesHeld(id) > 0) return 0;
+  return static_cast<int32_t>(Matches(*p, num_tokens).size()) * math_.block_size;
+}
+
+int32_t KvCacheManager::AcquirePrefix(scheduler::RequestId id, int32_t num_tokens) {
+  Prefix* p = Participant(id, true);
+  if (p == nullptr) return 0;
+  SequenceKv& seq = Get(id);
+  RESTKV_CHECK_EQ(seq.num_pages(), 0) << "request " << id << " acquires a prefix twice";
+  for (BlockId b : Matches(*p, num_tokens)) seq.MapCachedBlock(b);
+  p->acquired = true;
+  p->mapped_tokens = seq.num_shared_prefix() * math_.block_size;
+  counters_.query_tokens += num_tokens;
+  counters_.hit_tokens += p->mapped_tokens;
+  return p->mapped_tokens;
+}
+
+int32_t KvCacheManager::prefix_tokens(scheduler::RequestId id) const {
+  auto it = prefixes_.find(id);
+  return it == prefixes_.end() || !it->second.acquired ? 0 : it->second.mapped_tokens;
+}
+
+void KvCacheManager::CacheFullBlocks(scheduler::RequestId id) {
+  Prefix* p = Participant(id, false);
+  auto it = seqs_.find(id);
+  if (p == nullptr || it == seqs_.end()) return;
+  SequenceKv& seq = *it->second;
+  const int32_t bs = math_.block_size;
+  int32_t cached = *std::min_element(seq.cached_len().begin(), seq.cached_len().end());
+  cached = std::min<int32_t>(cached, static_cast<int32_t>(p->tokens->size()));
+  const int32_t full = cached / bs;
+  ExtendBlockHashes(*p->tokens, bs, full, &p->hashes);
+  BlockId parent = kNoBlock;
+  std::vector<int32_t> pages(num_layers_);
+  for (int32_t i = 0; i < full; ++i) {
+    BlockId b = seq.cached_block(i);
+    if (b == kNoBlock) {
+      const auto tokens = absl::MakeConstSpan(p->tokens->data() + i * bs, bs);
+      b = pool_.Lookup(parent, p->hashes[i], tokens);
+      if (b == kNoBlock) {
+        // Its own pages become the cached block's (one reference: its own).
+        for (int32_t l = 0; l < num_layers_; ++l) pages[l] = seq.page_ids(l)[i];
+        b = pool_.InsertBlock(parent, p->hashes[i], tokens, pages);
+        seq.MarkCached(i, b);
+      }
+      // else an equal block computed by another request is cached already:
+      // this one stays private and the chain continues through that one.
+    }
+    parent = b;
+  }
 }
 
 int32_t KvCacheManager::PagesHeld(scheduler::RequestId id) const {
@@ -15,9 +119,15 @@ int32_t KvCacheManager::PagesHeld(scheduler::RequestId id) const {
 }
 
 int32_t KvCacheManager::PrefillPeakPages(scheduler::RequestId id, int32_t num_tokens) const {
-  auto it = policies_.find(id);
-  const KvPolicyConfig policy = it == policies_.end() ? KvPolicyConfig{} : it->second;
-  return static_cast<int32_t>(math_.PrefillPeakPages(policy, num_tokens));
+  const int32_t peak = static_cast<int32_t>(math_.PrefillPeakPages(PolicyOf(id), num_tokens));
+  Prefix* p = Participant(id, true);
+  if (p == nullptr || p->acquired || PagesHeld(id) > 0) return peak;
+  // Not admitted yet: blocks that others hold would be shared for free.
+  int32_t shared = 0;
+  for (BlockId b : Matches(*p, num_tokens)) {
+    if (pool_.BlockRefs(b) > 0) shared += num_layers_;
+  }
+  return peak - shared;
 }
 
 int32_t KvCacheManager::DecodePages(scheduler::RequestId id, int32_t num_tokens) const {
@@ -37,11 +147,21 @@ bool KvCacheManager::AllocateDecode(scheduler::RequestId id, int32_t num_tokens)
   return Get(id).Reserve(num_tokens);
 }
 
-void KvCacheManager::Release(scheduler::RequestId id) { seqs_.erase(id); }
+void KvCacheManager::Release(scheduler::RequestId id) {
+  // What it computed stays cached for its recompute (and for others).
+  CacheFullBlocks(id);
+  seqs_.erase(id);
+  auto it = prefixes_.find(id);
+  if (it != prefixes_.end()) {
+    it->second.acquired = false;
+    it->second.mapped_tokens = 0;
+  }
+}
 
 void KvCacheManager::Free(scheduler::RequestId id) {
   seqs_.erase(id);
   policies_.erase(id);
+  prefixes_.erase(id);
 }
 
 SequenceKv& KvCacheManager::Get(scheduler::RequestId id) {

@@ -47,6 +47,21 @@ class SequenceKv {
   // Returns all pages to the pool; the sequence becomes empty.
   void Release();
 
+  // Appends cached block `id` as the next block on every layer.
+  // REQUIRES: every layer holds exactly num_shared_prefix() full blocks,
+  // all shared (nothing private yet).
+  void MapCachedBlock(BlockId id);
+  // The sequence's own block `index` (full on every layer) is now cached
+  // block `id` (BlockPool::InsertBlock took its pages with one reference).
+  void MarkCached(int32_t index, BlockId id);
+  // The cached block behind block `index`, or kNoBlock (private).
+  [[nodiscard]] BlockId cached_block(int32_t index) const {
+    return index < static_cast<int32_t>(blocks_.size()) ? blocks_[index] : kNoBlock;
+  }
+  // Leading blocks mapped by MapCachedBlock (shared before any own page).
+  [[nodiscard]] int32_t num_shared_prefix() const { return num_mapped_; }
+  [[nodiscard]] bool has_shared_blocks() const;
+
   [[nodiscard]] absl::Span<const int32_t> cached_len() const { return cached_len_; }
   [[nodiscard]] absl::Span<const std::vector<float*>> page_ptrs() const { return page_ptrs_; }
   [[nodiscard]] const std::vector<int32_t>& page_ids(int32_t layer) const {
@@ -63,6 +78,8 @@ class SequenceKv {
   std::vector<int32_t> cached_len_;             // [L]
   std::vector<std::vector<int32_t>> page_ids_;  // [L][pages]
   std::vector<std::vector<float*>> page_ptrs_;  // [L][pages], PageData of page_ids_
+  std::vector<BlockId> blocks_;                 // [blocks]: cached block, or kNoBlock
+  int32_t num_mapped_ = 0;                      // leading blocks from MapCachedBlock
 };
 
 }  // namespace restkv::engine
