@@ -85,6 +85,7 @@ struct Engine::Work {
   // A prefill's rows [token_begin, token_end) of its num_tokens: all of them,
   // or one chunk of a layer (PrefillSlice).
   int32_t token_begin = 0, token_end = 0;
+  int32_t prefix_tokens = 0;  // rows [0, prefix_tokens) came from the prefix cache
   [[nodiscard]] bool ends_prefill(int32_t num_layers) const {
     return layer_end == num_layers && token_end == num_tokens;
   }
@@ -469,6 +470,7 @@ Engine::StepPlan Engine::PlanStep() {
     Work w{requests_.at(s.id).get(), s.num_tokens, s.layer_begin, s.layer_end, false};
     w.token_begin = s.token_begin;
     w.token_end = s.token_end;
+    w.prefix_tokens = s.prefix_tokens;
     (s.layer_begin == 0 && s.layer_end == L && !s.is_chunk() ? plan.full : plan.partial)
         .push_back(w);
   }
@@ -514,7 +516,7 @@ SequenceInput Engine::InputFor(const Work& w, std::deque<KvLayerHook>* hooks) {
   if (w.decode) {
     hooks->emplace_back(kv);
   } else {
-    if (w.layer_begin == 0 && w.token_begin == 0) a.eviction = {};
+    if (w.layer_begin == 0 && w.token_begin == w.prefix_tokens) a.eviction = {};
     hooks->emplace_back(kv, a.request.kv_policy, evictor_, &a.eviction);
     if (w.token_begin > 0 || w.token_end < w.num_tokens) {
       hooks->back().set_prompt_chunk(w.token_begin, w.num_tokens);

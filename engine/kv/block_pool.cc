@@ -18,12 +18,15 @@ absl::StatusOr<std::unique_ptr<BlockPool>> BlockPool::Create(kernels::Backend& b
   }
   RESTKV_ASSIGN_OR_RETURN(auto slab,
                           backend.Allocate(static_cast<size_t>(num_pages) * shape.page_bytes()));
-  return std::unique_ptr<BlockPool>(new BlockPool(std::move(slab), shape, num_pages));
+  return std::unique_ptr<BlockPool>(new BlockPool(backend, std::move(slab), shape, num_pages));
 }
 
-BlockPool::BlockPool(std::unique_ptr<kernels::Buffer> slab, const KvPageShape& shape,
-                     int32_t num_pages)
-    : slab_(std::move(slab)), shape_(shape), state_(num_pages, PageState::kFree) {
+BlockPool::BlockPool(kernels::Backend& backend, std::unique_ptr<kernels::Buffer> slab,
+                     const KvPageShape& shape, int32_t num_pages)
+    : backend_(backend),
+      slab_(std::move(slab)),
+      shape_(shape),
+      state_(num_pages, PageState::kFree) {
   free_.reserve(num_pages);
   // Pushed in reverse so the first allocations hand out ids 0, 1, 2, ...
   for (int32_t id = num_pages - 1; id >= 0; --id) free_.push_back(id);
@@ -122,6 +125,18 @@ BlockId BlockPool::InsertBlock(BlockId parent, uint64_t hash, absl::Span<const i
   b.refs = 1;
   by_hash_.emplace(hash, id);
   return id;
+}
+
+const std::vector<int32_t>& BlockPool::BlockPages(BlockId id) const {
+  auto it = blocks_.find(id);
+  RESTKV_CHECK(it != blocks_.end()) << "block " << id << " is not cached";
+  return it->second.pages;
+}
+
+void BlockPool::CopyPage(int32_t src, int32_t dst) {
+  // Page sizes are multiples of 16 bytes (KvPageLayout): whole floats.
+  backend_.CopyDevice(PageData(src), PageData(dst),
+                      static_cast<size_t>(shape_.page_bytes()) / sizeof(float));
 }
 
 int32_t BlockPool::BlockRefs(BlockId id) const {

@@ -99,6 +99,11 @@ class BlockPool {
   // tokens.size() == block_size.
   BlockId InsertBlock(BlockId parent, uint64_t hash, absl::Span<const int32_t> tokens,
                       absl::Span<const int32_t> pages);
+  // A cached block's pages, one per layer. REQUIRES: `id` is cached.
+  [[nodiscard]] const std::vector<int32_t>& BlockPages(BlockId id) const;
+  // Copies page `src`'s bytes over page `dst` on the backend (device to
+  // device on CUDA).
+  void CopyPage(int32_t src, int32_t dst);
   // Whether `id` is still cached (not reclaimed).
   [[nodiscard]] bool IsCached(BlockId id) const { return blocks_.count(id) > 0; }
   [[nodiscard]] int32_t BlockRefs(BlockId id) const;
@@ -133,11 +138,13 @@ class BlockPool {
     std::list<BlockId>::iterator lru;  // valid while refs == 0
   };
 
-  BlockPool(std::unique_ptr<kernels::Buffer> slab, const KvPageShape& shape, int32_t num_pages);
+  BlockPool(kernels::Backend& backend, std::unique_ptr<kernels::Buffer> slab,
+            const KvPageShape& shape, int32_t num_pages);
   // Drops the LRU front block, its pages back on the free list.
   void ReclaimOldest();
   void NoteUsed() { high_water_ = std::max(high_water_, num_used()); }
 
+  kernels::Backend& backend_;
   std::unique_ptr<kernels::Buffer> slab_;
   KvPageShape shape_;
   std::vector<int32_t> free_;     // stack of free ids

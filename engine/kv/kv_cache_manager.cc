@@ -30,22 +30,41 @@ KvPolicyConfig KvCacheManager::PolicyOf(scheduler::RequestId id) const {
   return it == policies_.end() ? KvPolicyConfig{} : it->second;
 }
 
-KvCacheManager::Prefix* KvCacheManager::Participant(scheduler::RequestId id,
-                                                    bool for_lookup) const {
+namespace {
+
+bool Evicting(const KvPolicyConfig& policy) {
+  return policy.kind != KvPolicyKind::kFull && policy.budget > 0;
+}
+
+}  // namespace
+
+KvCacheManager::Prefix* KvCacheManager::Find(scheduler::RequestId id) const {
   if (!prefix_caching_) return nullptr;
   auto it = prefixes_.find(id);
   if (it == prefixes_.end() || it->second.tokens == nullptr) return nullptr;
-  if (for_lookup && !it->second.lookup) return nullptr;
-  // Only an uncompressed cache holds exactly the K/V of its tokens.
-  const KvPolicyConfig policy = PolicyOf(id);
-  if (policy.kind != KvPolicyKind::kFull && policy.budget > 0) return nullptr;
   return &it->second;
 }
 
-std::vector<BlockId> KvCacheManager::Matches(Prefix& p, int32_t num_tokens) const {
+KvCacheManager::Reuse KvCacheManager::ReuseOf(scheduler::RequestId id) const {
+  const Prefix* p = Find(id);
+  if (p == nullptr || !p->lookup) return Reuse::kNone;
+  const KvPolicyConfig policy = PolicyOf(id);
+  if (!Evicting(policy)) return Reuse::kMap;
+  return NeedsH2oScores(policy) ? Reuse::kNone : Reuse::kCopy;
+}
+
+std::vector<BlockId> KvCacheManager::Matches(scheduler::RequestId id, Prefix& p,
+                                             int32_t num_tokens) const {
   const int32_t bs = math_.block_size;
   const int32_t n = std::min<int32_t>(num_tokens, static_cast<int32_t>(p.tokens->size()));
-  const int32_t max_blocks = std::max(0, (n - 1) / bs);
+  int32_t max_blocks = std::max(0, (n - 1) / bs);
+  if (ReuseOf(id) == Reuse::kCopy) {
+    // The scoring window's queries are computed: they end the prefill.
+    const KvPolicyConfig policy = PolicyOf(id);
+    if (EvictsPrompt(policy, n)) {
+      max_blocks = std::min(max_blocks, std::max(0, (n - ScoringWindow(policy, n)) / bs));
+    }
+  }
   ExtendBlockHashes(*p.tokens, bs, max_blocks, &p.hashes);
   std::vector<BlockId> blocks;
   BlockId parent = kNoBlock;
@@ -56,23 +75,39 @@ std::vector<BlockId> KvCacheManager::Matches(Prefix& p, int32_t num_tokens) cons
     blocks.push_back(b);
     parent = b;
   }
+  if (ReuseOf(id) == Reuse::kCopy) {
+    // Held blocks nobody else holds stop counting as free pages: when the
+    // prefill peak plus them would not fit the pool, copy nothing.
+    int64_t unreferenced = 0;
+    for (BlockId b : blocks) unreferenced += pool_.BlockRefs(b) == 0 ? num_layers_ : 0;
+    if (math_.PrefillPeakPages(PolicyOf(id), num_tokens) + unreferenced > pool_.num_pages()) {
+      blocks.clear();
+    }
+  }
   return blocks;
 }
 
 int32_t KvCacheManager::CachedPrefixTokens(scheduler::RequestId id, int32_t num_tokens) const {
-  Prefix* p = Participant(id, true);
-  if (p == nullptr || PagesHeld(id) > 0) return 0;
-  return static_cast<int32_t>(Matches(*p, num_tokens).size()) * math_.block_size;
+  if (ReuseOf(id) == Reuse::kNone || PagesHeld(id) > 0) return 0;
+  return static_cast<int32_t>(Matches(id, *Find(id), num_tokens).size()) * math_.block_size;
 }
 
 int32_t KvCacheManager::AcquirePrefix(scheduler::RequestId id, int32_t num_tokens) {
-  Prefix* p = Participant(id, true);
-  if (p == nullptr) return 0;
+  const Reuse reuse = ReuseOf(id);
+  if (reuse == Reuse::kNone) return 0;
+  Prefix* p = Find(id);
   SequenceKv& seq = Get(id);
-  RESTKV_CHECK_EQ(seq.num_pages(), 0) << "request " << id << " acquires a prefix twice";
-  for (BlockId b : Matches(*p, num_tokens)) seq.MapCachedBlock(b);
+  RESTKV_CHECK_EQ(PagesHeld(id), 0) << "request " << id << " acquires a prefix twice";
+  const std::vector<BlockId> blocks = Matches(id, *p, num_tokens);
+  for (BlockId b : blocks) {
+    if (reuse == Reuse::kMap) {
+      seq.MapCachedBlock(b);
+    } else {
+      seq.HoldPrefix(b);
+    }
+  }
   p->acquired = true;
-  p->mapped_tokens = seq.num_shared_prefix() * math_.block_size;
+  p->mapped_tokens = static_cast<int32_t>(blocks.size()) * math_.block_size;
   counters_.query_tokens += num_tokens;
   counters_.hit_tokens += p->mapped_tokens;
   return p->mapped_tokens;
@@ -84,9 +119,10 @@ int32_t KvCacheManager::prefix_tokens(scheduler::RequestId id) const {
 }
 
 void KvCacheManager::CacheFullBlocks(scheduler::RequestId id) {
-  Prefix* p = Participant(id, false);
+  // Only an uncompressed cache holds exactly the K/V of its tokens.
+  Prefix* p = Find(id);
   auto it = seqs_.find(id);
-  if (p == nullptr || it == seqs_.end()) return;
+  if (p == nullptr || Evicting(PolicyOf(id)) || it == seqs_.end()) return;
   SequenceKv& seq = *it->second;
   const int32_t bs = math_.block_size;
   int32_t cached = *std::min_element(seq.cached_len().begin(), seq.cached_len().end());
@@ -115,19 +151,26 @@ void KvCacheManager::CacheFullBlocks(scheduler::RequestId id) {
 
 int32_t KvCacheManager::PagesHeld(scheduler::RequestId id) const {
   auto it = seqs_.find(id);
-  return it == seqs_.end() ? 0 : it->second->num_pages();
+  return it == seqs_.end() ? 0 : it->second->num_pages() + it->second->held_prefix_pages();
 }
 
 int32_t KvCacheManager::PrefillPeakPages(scheduler::RequestId id, int32_t num_tokens) const {
   const int32_t peak = static_cast<int32_t>(math_.PrefillPeakPages(PolicyOf(id), num_tokens));
-  Prefix* p = Participant(id, true);
-  if (p == nullptr || p->acquired || PagesHeld(id) > 0) return peak;
-  // Not admitted yet: blocks that others hold would be shared for free.
-  int32_t shared = 0;
-  for (BlockId b : Matches(*p, num_tokens)) {
-    if (pool_.BlockRefs(b) > 0) shared += num_layers_;
+  auto seq = seqs_.find(id);
+  // Held read-only blocks are on top of the pages the prefill takes.
+  const int32_t held = seq == seqs_.end() ? 0 : seq->second->held_prefix_pages();
+  const Reuse reuse = ReuseOf(id);
+  Prefix* p = Find(id);
+  if (reuse == Reuse::kNone || p->acquired || PagesHeld(id) > 0) return peak + held;
+  // Not admitted yet. Mapped blocks that others hold are shared for free;
+  // held ones cost their pages unless others hold them already.
+  int32_t adjust = 0;
+  for (BlockId b : Matches(id, *p, num_tokens)) {
+    const bool referenced = pool_.BlockRefs(b) > 0;
+    if (reuse == Reuse::kMap && referenced) adjust -= num_layers_;
+    if (reuse == Reuse::kCopy && !referenced) adjust += num_layers_;
   }
-  return peak - shared;
+  return peak + adjust;
 }
 
 int32_t KvCacheManager::DecodePages(scheduler::RequestId id, int32_t num_tokens) const {

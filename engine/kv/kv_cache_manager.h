@@ -21,8 +21,19 @@
 // Before admission PrefillPeakPages is the admission cost: the peak less the
 // pages of matching blocks other requests hold (sharing them is free, while
 // an unreferenced cached block's pages count as free pages and taking them
-// costs as much as allocating). Requests with an evicting policy neither look
-// up nor insert: their compressed pages depend on the whole prompt.
+// costs as much as allocating).
+//
+// Requests with an evicting policy never enter blocks (their compressed
+// pages depend on the whole prompt) but do reuse them, read-only: they hold
+// the matching blocks (SequenceKv::HoldPrefix) and each layer starts from a
+// copy of its pages of them, so the prefix's rows are neither computed nor
+// written; their queries attend over it and the policy scores it with the
+// rest, then compacts the kept tokens in the request's own pages. The
+// prefix stops short of the policy's scoring window (those queries must be
+// computed), and H2O, which scores with every query, looks nothing up. Their
+// admission cost is the peak plus the held blocks that nobody else holds
+// (taking those out of the free pages); the held pages count as theirs
+// until the last layer has its copy.
 //
 // Thread safety: none (engine thread).
 #pragma once
@@ -93,13 +104,17 @@ class KvCacheManager final : public scheduler::KvAllocator {
     int32_t mapped_tokens = 0;
     std::vector<uint64_t> hashes;  // chain hashes of the first blocks (prefix_hash.h)
   };
+  // How a request reuses cached blocks.
+  enum class Reuse { kNone, kMap, kCopy };
   [[nodiscard]] KvPolicyConfig PolicyOf(scheduler::RequestId id) const;
-  // The request's Prefix if it takes part in the cache (`for_lookup`: may
-  // also reuse), else null.
-  [[nodiscard]] Prefix* Participant(scheduler::RequestId id, bool for_lookup) const;
+  // The request's Prefix if it has tokens and the cache is on, else null.
+  [[nodiscard]] Prefix* Find(scheduler::RequestId id) const;
+  [[nodiscard]] Reuse ReuseOf(scheduler::RequestId id) const;
   // The cached blocks matching the request's first blocks, up to those that
-  // leave at least one of `num_tokens` to compute.
-  [[nodiscard]] std::vector<BlockId> Matches(Prefix& p, int32_t num_tokens) const;
+  // leave at least one of `num_tokens` to compute (and, for kCopy, the
+  // policy's scoring window).
+  [[nodiscard]] std::vector<BlockId> Matches(scheduler::RequestId id, Prefix& p,
+                                             int32_t num_tokens) const;
 
   BlockPool& pool_;
   const int32_t num_layers_;

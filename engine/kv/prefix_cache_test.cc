@@ -193,29 +193,51 @@ TEST_F(ManagerPrefixTest, TheLastTokenIsAlwaysComputed) {
   EXPECT_EQ(kv_.AcquirePrefix(2, 8), 4) << "the second block holds the last token: computed";
 }
 
-TEST_F(ManagerPrefixTest, EvictingPoliciesAndDisabledCachesNeitherLookUpNorInsert) {
-  const std::vector<int32_t> t = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-  KvPolicyConfig restkv;
-  restkv.kind = KvPolicyKind::kRestKv;
-  restkv.budget = 4;
+TEST_F(ManagerPrefixTest, EvictingPoliciesHoldReadOnlyAndNeverInsert) {
+  const std::vector<int32_t> t = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13};
+  KvPolicyConfig snap;
+  snap.kind = KvPolicyKind::kSnapKv;
+  snap.budget = 6;
+  snap.window = 4;
   kv_.SetTokens(1, &t, true);
   kv_.SetTokens(2, &t, true);
-  kv_.SetPolicy(2, restkv);
-  Prefill(1, 0, 9);
+  kv_.SetPolicy(2, snap);
+  Prefill(1, 0, 13);
   kv_.CacheFullBlocks(1);
-  ASSERT_EQ(pool_->num_cached_blocks(), 2);
+  ASSERT_EQ(pool_->num_cached_blocks(), 3);
   kv_.Free(1);
-  EXPECT_EQ(kv_.CachedPrefixTokens(2, 9), 0);
-  EXPECT_EQ(kv_.AcquirePrefix(2, 9), 0);
-  Prefill(2, 0, 9);
+  EXPECT_EQ(pool_->LruOrder(), Blocks({3, 2, 1}));
+  ASSERT_EQ(ScoringWindow(snap, 13), 4);
+  // The window's 4 queries are computed: (13 - 4) / 4 = 2 blocks, held, not mapped.
+  EXPECT_EQ(kv_.CachedPrefixTokens(2, 13), 8);
+  EXPECT_EQ(kv_.PrefillPeakPages(2, 13), kv_.math().PrefillPeakPages(snap, 13) + kLayers * 2)
+      << "unreferenced held blocks cost their pages";
+  EXPECT_EQ(kv_.AcquirePrefix(2, 13), 8);
+  SequenceKv& seq = kv_.Get(2);
+  EXPECT_EQ(seq.held_prefix_pages(), kLayers * 2);
+  EXPECT_EQ(seq.num_pages(), 0) << "nothing is mapped";
+  EXPECT_EQ(kv_.PagesHeld(2), kLayers * 2);
+  EXPECT_EQ(pool_->LruOrder(), Blocks({3}));
+  EXPECT_EQ(pool_->BlockRefs(1), 1);
+  // Each layer starts from its own copy; the references drop after the last.
+  ASSERT_TRUE(seq.CopyPrefixIntoLayer(0));
+  EXPECT_EQ(seq.cached_len()[0], 8);
+  EXPECT_EQ(seq.page_ids(0), Ids({7, 3})) << "fresh pages (LIFO), not the cached 0 and 1";
+  EXPECT_EQ(pool_->BlockRefs(1), 1);
+  ASSERT_TRUE(seq.CopyPrefixIntoLayer(1));
+  EXPECT_EQ(seq.page_ids(1), Ids({8, 9}));
+  EXPECT_EQ(seq.held_prefix_pages(), 0);
+  EXPECT_EQ(pool_->LruOrder(), Blocks({3, 2, 1}));
+  EXPECT_FALSE(seq.has_shared_blocks());
   kv_.CacheFullBlocks(2);
-  EXPECT_EQ(pool_->num_cached_blocks(), 2) << "a compressing request's pages are never cached";
-  EXPECT_FALSE(kv_.Get(2).has_shared_blocks());
+  EXPECT_EQ(pool_->num_cached_blocks(), 3) << "a compressing request's pages are never cached";
+  kv_.Free(2);
+  EXPECT_EQ(pool_->num_free(), kPages);
 
   KvCacheManager off(*pool_, kLayers, /*prefix_caching=*/false);
   off.SetTokens(3, &t, true);
-  EXPECT_EQ(off.AcquirePrefix(3, 9), 0);
-  EXPECT_EQ(off.PrefillPeakPages(3, 9), kLayers * 3);
+  EXPECT_EQ(off.AcquirePrefix(3, 13), 0);
+  EXPECT_EQ(off.PrefillPeakPages(3, 13), kLayers * 4);
 }
 
 TEST(PrefixHashTest, ChainsThroughEveryEarlierToken) {

@@ -79,6 +79,33 @@ void SequenceKv::Release() {
   }
   blocks_.clear();
   num_mapped_ = 0;
+  DropHeld();
+}
+
+void SequenceKv::DropHeld() {
+  for (auto b = held_.rbegin(); b != held_.rend(); ++b) pool_.ReleaseBlock(*b);
+  held_.clear();
+}
+
+void SequenceKv::HoldPrefix(BlockId id) {
+  RESTKV_CHECK_EQ(num_pages(), 0) << "a prefix to copy after pages were taken";
+  pool_.AcquireBlock(id);
+  held_.push_back(id);
+}
+
+bool SequenceKv::CopyPrefixIntoLayer(int32_t layer) {
+  if (held_.empty() || cached_len_[layer] != 0 || !page_ids_[layer].empty()) return true;
+  if (static_cast<int32_t>(held_.size()) > pool_.num_free()) return false;
+  for (BlockId b : held_) {
+    const std::optional<int32_t> id = pool_.Allocate();
+    RESTKV_CHECK(id.has_value()) << "pool ran dry after num_free said it would not";
+    pool_.CopyPage(pool_.BlockPages(b)[layer], *id);
+    page_ids_[layer].push_back(*id);
+    page_ptrs_[layer].push_back(pool_.PageData(*id));
+  }
+  cached_len_[layer] = static_cast<int32_t>(held_.size()) * block_size();
+  if (layer == num_layers() - 1) DropHeld();
+  return true;
 }
 
 void SequenceKv::MapCachedBlock(BlockId id) {
