@@ -46,6 +46,7 @@ struct GenerateOptions {
   std::vector<std::string> stop;
   bool ignore_eos = false;
   bool json = false;
+  bool no_prefix_caching = false;
   int threads = 0;
   std::string kv_cache_memory = "1GiB";
   std::string kv_cache_dtype = "auto";
@@ -194,6 +195,7 @@ absl::StatusOr<std::unique_ptr<engine::Engine>> CreateEngine(const GenerateOptio
   engine_options.max_num_seqs = opt.max_num_seqs;
   engine_options.max_num_batched_tokens = opt.max_num_batched_tokens;
   engine_options.max_queue = std::max<int32_t>(1024, static_cast<int32_t>(num_prompts));
+  engine_options.enable_prefix_caching = !opt.no_prefix_caching;
   return engine::Engine::Create(*loaded.model, engine_options);
 }
 
@@ -421,6 +423,9 @@ void AddGenerateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--stop", opt->stop, "Stop string (repeatable)");
   cmd->add_flag("--ignore-eos", opt->ignore_eos, "Keep generating past end-of-sequence tokens");
   cmd->add_flag("--json", opt->json, "Print one JSON object per prompt instead of streaming text");
+  cmd->add_flag("--no-prefix-caching", opt->no_prefix_caching,
+                "Turn off automatic prefix caching (prompts that share leading blocks reuse "
+                "their KV pages)");
   cmd->add_option("--threads", opt->threads, "CPU threads (default: all available cores)");
   cmd->add_option("--kv-cache-memory", opt->kv_cache_memory,
                   "KV cache pool size, e.g. 512MiB, 2GiB")

@@ -43,6 +43,7 @@ struct PlanOptions {
   KvPolicyFlags kv{"restkv", 2048, {}};
   int32_t block_size = 16;
   std::string kv_dtype = "auto";  // --kv-cache-dtype (cli/kv_dtype_flag.h)
+  int32_t shared_prefix = 0;      // --shared-prefix: tokens every prompt starts with
   bool json = false;
 };
 
@@ -72,8 +73,10 @@ int RunPlan(const PlanOptions& opt) {
   // f16, auto on the CPU, has the same size).
   auto dtype = ResolveKvDtype(opt.kv_dtype, "cuda");
   if (!dtype.ok()) return Fail(std::string(dtype.status().message()));
-  if (opt.context < 1 || opt.block_size < 1 || opt.gen_tokens < 0) {
-    return Fail("--context and --block-size must be positive, --gen-tokens non-negative");
+  if (opt.context < 1 || opt.block_size < 1 || opt.gen_tokens < 0 || opt.shared_prefix < 0) {
+    return Fail(
+        "--context and --block-size must be positive, --gen-tokens and --shared-prefix "
+        "non-negative");
   }
   auto policy_or = BuildKvPolicy(opt.kv);
   if (!policy_or.ok()) return Fail(std::string(policy_or.status().message()));
@@ -95,6 +98,10 @@ int RunPlan(const PlanOptions& opt) {
         {"pages_after_decode", math.PagesAfterDecode(p, opt.context, opt.gen_tokens)},
         {"bytes_after_prefill", math.PagesAfterPrefill(p, opt.context) * page_bytes},
         {"fit", math.MaxConcurrent(p, opt.context, opt.gen_tokens, total_pages)},
+        // With the prefix cache holding the shared prefix once.
+        {"pages_shared_prefix", math.SharedPrefixPages(p, opt.context, opt.shared_prefix)},
+        {"fit_shared_prefix",
+         math.MaxConcurrent(p, opt.context, opt.gen_tokens, total_pages, opt.shared_prefix)},
     };
   };
   const nlohmann::json f = describe(full), q = describe(policy);
@@ -136,18 +143,18 @@ int RunPlan(const PlanOptions& opt) {
               std::to_string(total_pages).c_str(), FormatByteSize(page_bytes).c_str(),
               opt.block_size);
   std::printf("context %d tokens (+%d generated)\n\n", opt.context, opt.gen_tokens);
-  std::printf("%-22s %14s %14s %14s %10s\n", "policy", "prefill peak", "after prefill", "memory",
-              "fit");
+  std::printf("%-22s %14s %14s %14s %10s %12s\n", "policy", "prefill peak", "after prefill",
+              "memory", "fit", "fit shared");
   for (const nlohmann::json* row : {&f, &q}) {
     const std::string name = absl::StrFormat(
         "%s%s", (*row)["policy"].get<std::string>(),
         (*row)["budget"].get<int>() > 0 ? absl::StrFormat(" @%d", (*row)["budget"].get<int>())
                                         : "");
-    std::printf("%-22s %14lld %14lld %14s %10lld\n", name.c_str(),
+    std::printf("%-22s %14lld %14lld %14s %10lld %12lld\n", name.c_str(),
                 (*row)["pages_prefill_peak"].get<long long>(),
                 (*row)["pages_after_prefill"].get<long long>(),
                 FormatByteSize((*row)["bytes_after_prefill"].get<int64_t>()).c_str(),
-                (*row)["fit"].get<long long>());
+                (*row)["fit"].get<long long>(), (*row)["fit_shared_prefix"].get<long long>());
   }
   std::printf("\n%-8s %12s %10s %10s\n", "kv dtype", "page", "fit full", "fit policy");
   for (const auto& [name, row] : by_dtype.items()) {
@@ -176,6 +183,10 @@ void AddPlanCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--block-size", opt->block_size, "Token slots per page")->capture_default_str();
   cmd->add_option("--kv-cache-dtype,--kv-dtype", opt->kv_dtype,
                   "KV cache element type: auto (bf16, the CUDA default), f32, f16, bf16, q8_0")
+      ->capture_default_str();
+  cmd->add_option("--shared-prefix", opt->shared_prefix,
+                  "Prompt tokens every request shares (a system prompt): the prefix cache holds "
+                  "them once for requests whose policy does not evict (column 'fit shared')")
       ->capture_default_str();
   cmd->add_flag("--json", opt->json, "Print JSON (fit_full, fit_policy, ...)");
   cmd->callback([opt, exit_code] { *exit_code = RunPlan(*opt); });

@@ -180,6 +180,7 @@ int RunServe(ServeOptions opt) {
   engine_options.max_num_batched_tokens = opt.max_num_batched_tokens;
   engine_options.max_queue = opt.max_queue;
   engine_options.max_model_len = opt.max_model_len;
+  engine_options.enable_prefix_caching = !opt.no_prefix_caching;
   engine_options.max_step_ms =
       opt.max_step_ms >= 0 ? opt.max_step_ms : engine::DefaultMaxStepMs(backend.name());
   if (opt.served_model_names.empty()) {
@@ -380,6 +381,10 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--max-model-len", opt->max_model_len, "Context length limit (0: the model's)")
       ->capture_default_str();
+  cmd->add_flag("--no-prefix-caching", opt->no_prefix_caching,
+                "Turn off automatic prefix caching (reuse of the KV pages of prompt blocks "
+                "that earlier requests computed; requests with an evicting kv_policy never "
+                "use it)");
   cmd->add_option("--max-queue", opt->max_queue,
                   "Most requests in the engine (running + waiting) before new ones get 429")
       ->capture_default_str();

@@ -24,8 +24,9 @@ struct ServeOptions {
   KvPolicyFlags kv;                     // the default policy; requests may override it
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;
-  double max_step_ms = -1;    // -1 => the device's default (engine/step_budget.h), 0 => none
-  int32_t max_model_len = 0;  // 0 => the model's context length
+  bool no_prefix_caching = false;  // --no-prefix-caching
+  double max_step_ms = -1;         // -1 => the device's default (engine/step_budget.h), 0 => none
+  int32_t max_model_len = 0;       // 0 => the model's context length
   int32_t max_queue = 1024;
   double request_timeout_s = 0;            // 0 => no limit
   std::string scheduling_policy = "fcfs";  // or "priority": requests may set `priority`

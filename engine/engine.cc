@@ -85,6 +85,7 @@ struct Engine::Work {
   // A prefill's rows [token_begin, token_end) of its num_tokens: all of them,
   // or one chunk of a layer (PrefillSlice).
   int32_t token_begin = 0, token_end = 0;
+  int32_t prefix_tokens = 0;  // rows [0, prefix_tokens) came from the prefix cache
   [[nodiscard]] bool ends_prefill(int32_t num_layers) const {
     return layer_end == num_layers && token_end == num_tokens;
   }
@@ -145,7 +146,7 @@ Engine::Engine(Model& model, const EngineOptions& options, std::unique_ptr<Block
       max_model_len_(options.max_model_len > 0 ? options.max_model_len
                                                : model.config().context_length),
       pool_(std::move(pool)),
-      kv_(*pool_, model.config().num_layers),
+      kv_(*pool_, model.config().num_layers, options.enable_prefix_caching),
       evictor_(model.config(), model.weights(), model.backend()),
       scheduler_(SchedulerConfigFor(model.config(), options), kv_),
       clock_(options.clock != nullptr ? *options.clock : SteadyClock()),
@@ -317,6 +318,8 @@ void Engine::DrainInbox() {
     a->request = std::move(request);
     a->prompt_logprobs_pending = a->request.prompt_logprobs >= 0;
     kv_.SetPolicy(id, a->request.kv_policy);
+    // Prompt logprobs need every prompt row computed.
+    kv_.SetTokens(id, &a->tokens, a->request.prompt_logprobs < 0);
     scheduler_.Add({id, a->request.priority, a->summary.prompt_tokens,
                     ReplaysOutput(a->request.kv_policy), Chunkable(a->request)});
     local_stats_.prompt_tokens_total += a->summary.prompt_tokens;
@@ -331,6 +334,9 @@ void Engine::Finish(RequestHandle id, FinishReason reason, absl::Status error) {
   auto it = requests_.find(id);
   if (it == requests_.end()) return;
   RequestState& a = *it->second;
+  // What it computed stays cached for later requests (not after a failed
+  // step: its pages may hold anything).
+  if (reason != FinishReason::kError) kv_.CacheFullBlocks(id);
   scheduler_.Remove(id);  // frees the KV pages
   a.summary.reason = reason;
   a.summary.error = std::move(error);
@@ -464,6 +470,7 @@ Engine::StepPlan Engine::PlanStep() {
     Work w{requests_.at(s.id).get(), s.num_tokens, s.layer_begin, s.layer_end, false};
     w.token_begin = s.token_begin;
     w.token_end = s.token_end;
+    w.prefix_tokens = s.prefix_tokens;
     (s.layer_begin == 0 && s.layer_end == L && !s.is_chunk() ? plan.full : plan.partial)
         .push_back(w);
   }
@@ -473,6 +480,7 @@ Engine::StepPlan Engine::PlanStep() {
       if (w.request->scheduled) continue;
       w.request->scheduled = true;
       w.request->summary.queue_ms = now_ms - w.request->submitted_ms;
+      w.request->summary.cached_tokens = kv_.prefix_tokens(w.request->id);
     }
   }
   return plan;
@@ -508,7 +516,7 @@ SequenceInput Engine::InputFor(const Work& w, std::deque<KvLayerHook>* hooks) {
   if (w.decode) {
     hooks->emplace_back(kv);
   } else {
-    if (w.layer_begin == 0 && w.token_begin == 0) a.eviction = {};
+    if (w.layer_begin == 0 && w.token_begin == w.prefix_tokens) a.eviction = {};
     hooks->emplace_back(kv, a.request.kv_policy, evictor_, &a.eviction);
     if (w.token_begin > 0 || w.token_end < w.num_tokens) {
       hooks->back().set_prompt_chunk(w.token_begin, w.num_tokens);
@@ -548,7 +556,10 @@ void Engine::RunFullBatch(const std::vector<Work>& works, std::vector<SampleRow>
   }
   int64_t row = 0;
   for (size_t i = 0; i < works.size(); ++i) {
-    if (!works[i].decode) RecordPrefillEviction(*works[i].request, works[i].num_tokens);
+    if (!works[i].decode) {
+      RecordPrefillEviction(*works[i].request, works[i].num_tokens);
+      kv_.CacheFullBlocks(works[i].request->id);  // the next requests may share its prompt
+    }
     const bool all = inputs[i].logits == LogitsMode::kAll;
     const int64_t n = all ? works[i].num_tokens : 1;
     if (works[i].samples()) CollectLogits(*works[i].request, logits, row, n, all, rows);
@@ -585,6 +596,7 @@ void Engine::RunSlice(const Work& w, std::vector<SampleRow>* rows) {
   }
   if (!w.ends_prefill(c.num_layers)) return;
   RecordPrefillEviction(a, w.num_tokens);
+  kv_.CacheFullBlocks(a.id);
   a.hidden.reset();
   const bool all = in.logits == LogitsMode::kAll;
   if (w.samples()) CollectLogits(a, logits, 0, all ? w.num_tokens : 1, all, rows);
@@ -609,6 +621,9 @@ void Engine::PublishStats() {
   local_stats_.num_waiting = scheduler_.num_waiting();
   local_stats_.kv_pages_used = pool_->num_used();
   local_stats_.kv_pages_high_water = pool_->high_water();
+  local_stats_.prefix_cache_query_tokens = kv_.prefix_counters().query_tokens;
+  local_stats_.prefix_cache_hit_tokens = kv_.prefix_counters().hit_tokens;
+  local_stats_.prefix_cache_blocks = pool_->num_cached_blocks();
   std::lock_guard<std::mutex> lock(mu_);
   stats_ = local_stats_;
   stats_.num_waiting += static_cast<int32_t>(inbox_.size());

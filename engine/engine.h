@@ -82,6 +82,9 @@ struct EngineOptions {
   const Clock* clock = nullptr;
   // Called on the engine thread after every step that ran; must not block.
   std::function<void(const StepRecord&)> on_step;
+  // Automatic prefix caching (engine/kv/block_pool.h): requests without an
+  // evicting policy reuse the KV pages of cached full blocks of their prompt.
+  bool enable_prefix_caching = true;
 };
 
 struct EngineRequest {
@@ -121,6 +124,11 @@ struct EngineStats {
   int64_t kv_tokens_evicted_total = 0;
   int64_t prompt_tokens_total = 0;
   int64_t generation_tokens_total = 0;
+  // Prefix cache, in tokens: prompt tokens of admissions that looked it up,
+  // and those found cached; cached blocks (each one page per layer) now.
+  int64_t prefix_cache_query_tokens = 0;
+  int64_t prefix_cache_hit_tokens = 0;
+  int32_t prefix_cache_blocks = 0;
   int64_t steps = 0;
   scheduler::StepCost step_cost;  // the fitted step prices (step_cost_model.h)
 };

@@ -195,6 +195,13 @@ TEST(KvPageMathTest, HandComputedFootprints) {
   EXPECT_EQ(math.MaxConcurrent(full, 300, 0, 75), 0);
   // Prompts within the budget are not evicted.
   EXPECT_EQ(math.PrefillPeakPages(snap, 64), 4 * 4);
+  // A 256-token shared prefix: 16 blocks a layer held once for full, none
+  // for an evicting policy; 300 tokens hold 19 pages a layer, 3 of them own.
+  EXPECT_EQ(math.SharedPrefixPages(full, 300, 256), 4 * 16);
+  EXPECT_EQ(math.SharedPrefixPages(snap, 300, 256), 0);
+  EXPECT_EQ(math.SharedPrefixPages(full, 256, 256), 4 * 15) << "the last token is computed";
+  EXPECT_EQ(math.MaxConcurrent(full, 300, 0, 400, 256), (400 - 76) / (4 * 3) + 1);
+  EXPECT_EQ(math.MaxConcurrent(snap, 300, 0, 100, 256), (100 - 31) / 16 + 1);
 }
 
 }  // namespace

@@ -5,6 +5,13 @@
 // request must equal the same request run alone on an ample pool — so a
 // preempted request keeps its policy and budget, and its recompute rebuilds
 // the cache it lost (engine.h).
+//
+// With shared prefixes (Case::shared_prefix) the prompts come in groups that
+// start with the same tokens, every third request uses the full cache (so
+// that blocks get cached for the evicting ones to read), the pressured
+// engine runs with the prefix cache on and the unpressured one with it off:
+// outputs must still be equal, no page another request or the cache holds
+// may be freed (the pool checks), and nothing may leak.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -75,6 +82,7 @@ struct Case {
   const char* policy;
   int32_t budget;
   kernels::KvDtype dtype = kernels::KvDtype::kF32;  // of the KV pages
+  bool shared_prefix = false;
 };
 
 class PreemptionStressTest : public ::testing::TestWithParam<Case> {
@@ -130,6 +138,7 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
     int max_tokens = 0;
     int cancel_after = -1;  // -1: not cancelled
     std::shared_ptr<Sink> sink;
+    KvPolicyConfig policy;
   };
   std::vector<Req> reqs(20);
   const KvPageMath math{kLayers, kBlock};
@@ -138,11 +147,17 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
     Req& r = reqs[i];
     r.prompt.resize(24 + rng() % 100);
     for (size_t t = 0; t < r.prompt.size(); ++t) r.prompt[t] = (t * 31 + i * 17 + rng() % 7) % 256;
+    if (tc.shared_prefix) {
+      // Four groups; a group's prompts share their first 16..80 tokens.
+      const size_t shared = std::min<size_t>(r.prompt.size() - 1, 16 + 16 * (i % 5));
+      for (size_t t = 0; t < shared; ++t) r.prompt[t] = static_cast<int32_t>((t * 7 + i % 4) % 256);
+    }
     r.max_tokens = 4 + rng() % 28;
     if (rng() % 5 == 0) r.cancel_after = static_cast<int>(rng() % r.max_tokens);
+    r.policy = tc.shared_prefix && i % 3 == 0 ? KvPolicyConfig{} : policy;
     const int32_t n = static_cast<int32_t>(r.prompt.size());
-    biggest = std::max({biggest, math.PrefillPeakPages(policy, n + r.max_tokens),
-                        math.PagesAfterDecode(policy, n, r.max_tokens)});
+    biggest = std::max({biggest, math.PrefillPeakPages(r.policy, n + r.max_tokens),
+                        math.PagesAfterDecode(r.policy, n, r.max_tokens)});
   }
 
   // Unpressured: each request alone on an ample pool.
@@ -150,11 +165,13 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
   {
     EngineOptions opt;
     opt.kv_cache_bytes = 4096 * PageBytes();
+    opt.enable_prefix_caching = !tc.shared_prefix;
     auto engine = *Engine::Create(*model_, opt);
     for (size_t i = 0; i < reqs.size(); ++i) {
       auto sink = std::make_shared<Sink>(engine.get(), -1);
       ASSERT_TRUE(
-          engine->Submit({reqs[i].prompt, Greedy(reqs[i].max_tokens), 0, sink, policy}).ok());
+          engine->Submit({reqs[i].prompt, Greedy(reqs[i].max_tokens), 0, sink, reqs[i].policy})
+              .ok());
       ASSERT_TRUE(sink->WaitFor(std::chrono::seconds(60)).has_value());
       alone[i] = sink->tokens();
     }
@@ -172,11 +189,12 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
   for (Req& r : reqs) {
     r.sink = std::make_shared<Sink>(engine.get(), r.cancel_after);
     auto h = engine->Submit(
-        {r.prompt, Greedy(r.max_tokens), static_cast<int32_t>(rng() % 2), r.sink, policy});
+        {r.prompt, Greedy(r.max_tokens), static_cast<int32_t>(rng() % 2), r.sink, r.policy});
     ASSERT_TRUE(h.ok()) << h.status();
     r.sink->set_handle(*h);
   }
   int64_t step_bound = static_cast<int64_t>(reqs.size());
+  int evicting_hits = 0;  // evicting requests that read a cached prefix
   for (size_t i = 0; i < reqs.size(); ++i) {
     const Req& r = reqs[i];
     const std::optional<RequestSummary> s = r.sink->WaitFor(std::chrono::seconds(120));
@@ -184,6 +202,7 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
     // Each attempt (the first and one per preemption) takes at most L prefill
     // steps, its replays and its decodes; every step advances some attempt.
     step_bound += (1 + s->num_preemptions) * (kLayers + 2 * r.max_tokens);
+    if (r.policy.budget > 0 && s->cached_tokens > 0) ++evicting_hits;
     switch (s->reason) {
       case FinishReason::kLength:
         EXPECT_EQ(r.sink->tokens(), alone[i])
@@ -203,6 +222,11 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
   EXPECT_EQ(st.num_waiting, 0);
   EXPECT_GT(st.num_preemptions, 0) << "the pool was meant to force preemptions";
   EXPECT_LE(st.steps, step_bound);
+  if (tc.shared_prefix) {
+    EXPECT_GT(st.prefix_cache_hit_tokens, 0) << "the shared prefixes were meant to hit";
+    EXPECT_GT(st.prefix_cache_blocks, 0);
+    if (policy.budget > 0) EXPECT_GT(evicting_hits, 0) << "no evicting request read the cache";
+  }
   engine->Shutdown(0);
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(reqs[i].sink->finishes(), 1) << i;
 }
@@ -218,9 +242,15 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"full", 0, kernels::KvDtype::kF16},
                       Case{"restkv", 16, kernels::KvDtype::kBf16},
                       Case{"snapkv", 48, kernels::KvDtype::kQ8_0},
-                      Case{"h2o", 16, kernels::KvDtype::kQ8_0}),
+                      Case{"h2o", 16, kernels::KvDtype::kQ8_0},
+                      // Prefix cache on (pressured) against off (alone).
+                      Case{"full", 0, kernels::KvDtype::kF32, true},
+                      Case{"full", 0, kernels::KvDtype::kF16, true},
+                      Case{"restkv", 16, kernels::KvDtype::kF32, true},
+                      Case{"snapkv", 48, kernels::KvDtype::kF32, true}),
     [](const ::testing::TestParamInfo<Case>& info) {
       std::string name = std::string(info.param.policy) + "_" + std::to_string(info.param.budget);
+      if (info.param.shared_prefix) name += "_prefix_cache";
       if (info.param.dtype != kernels::KvDtype::kF32) {
         // Two appends: GCC 12 warns falsely (-Wrestrict) on "_" + std::string.
         name += "_";

@@ -29,6 +29,7 @@ struct RequestSummary {
   std::string stop_string;  // the matched stop string, if any
   int32_t prompt_tokens = 0;
   int32_t completion_tokens = 0;
+  int32_t cached_tokens = 0;   // prompt tokens its first prefill found in the prefix cache
   int32_t kv_tokens_kept = 0;  // cache slots held per layer after prefill (summed over layers / L)
   int32_t kv_tokens_evicted = 0;
   int32_t num_preemptions = 0;

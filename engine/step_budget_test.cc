@@ -105,6 +105,10 @@ class StepBudgetEngineTest : public ::testing::Test {
     opt.kv_cache_bytes = 16384LL * KvPageShape{c.num_kv_heads, c.head_dim, 16}.page_bytes();
     opt.max_step_ms = max_step_ms;
     opt.clock = &clock;
+    // Every prompt here starts with the same tokens: with the prefix cache
+    // the long prompt would prefill only its tail, and the step budget would
+    // have nothing to bound.
+    opt.enable_prefix_caching = false;
     std::unique_ptr<Engine> engine = *Engine::Create(*model, opt);
 
     auto submit = [&](int32_t prompt_tokens, int32_t max_tokens, std::shared_ptr<StampSink> sink,

@@ -78,6 +78,7 @@ void Scheduler::Preempt(Entry& e, SchedulerOutput& out) {
   e.phase = Phase::kWaiting;
   e.layers_done = 0;
   e.tokens_done = 0;
+  e.prefix = 0;
   // The prefill rebuilds the prompt and yields the first output token again;
   // the other num_output - 1 are fed back by decodes; all of them are known.
   e.replay = e.request.replay_output_on_recompute ? e.num_output : 0;
@@ -109,8 +110,8 @@ StepWork Scheduler::PrefillWork(const Entry& e, int32_t layers, bool joins_batch
   const bool whole = e.layers_done == 0 && layers == config_.num_layers;
   StepWork w;
   w.layer_passes = whole && joins_batch ? 0 : layers;
-  w.token_layers = n * layers;
-  w.attention_pairs = CausalPairs(0, n) * layers;
+  w.token_layers = (n - e.prefix) * layers;
+  w.attention_pairs = CausalPairs(e.prefix, n) * layers;
   return w;
 }
 
@@ -139,8 +140,9 @@ double Scheduler::RemainingCost(const Entry& e, const StepCost& cost) const {
   const int32_t layers = config_.num_layers - e.layers_done;
   // The rest of the current layer, then the layers after it; in token-layers
   // when the step is not timed.
-  const StepWork w = ChunkWork(e, n) + StepWork{layers - 1, static_cast<int64_t>(n) * (layers - 1),
-                                                CausalPairs(0, n) * (layers - 1)};
+  const StepWork w =
+      ChunkWork(e, n) + StepWork{layers - 1, static_cast<int64_t>(n - e.prefix) * (layers - 1),
+                                 CausalPairs(e.prefix, n) * (layers - 1)};
   return cost.is_zero() ? static_cast<double>(w.token_layers) : cost.Ms(w);
 }
 
@@ -243,6 +245,9 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
     const int32_t peak = kv_.PrefillPeakPages(e.request.id, PrefillTokens(e));
     if (peak > free_pages) break;
     free_pages -= peak;
+    // Planned from its cached prefix; mapped if admitted (step 4).
+    e.prefix = kv_.CachedPrefixTokens(e.request.id, PrefillTokens(e));
+    e.tokens_done = e.prefix;
     ++num_running;
     candidates.push_back({&e, true});
   }
@@ -252,7 +257,7 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
   auto give = [&](Candidate& c, Budget& share, bool force) {
     Entry& e = *c.e;
     if (c.has_work()) return;
-    const bool mid_layer = e.tokens_done > 0;
+    const bool mid_layer = e.tokens_done > e.prefix;
     StepWork w;
     const int32_t layers = mid_layer ? 0 : LayersThatFit(e, share, price, batch_open);
     if (layers > 0) {
@@ -322,6 +327,9 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
       waiting_.erase(KeyOf(e));
       e.phase = Phase::kPrefilling;
       running_.insert(KeyOf(e));
+      // Nothing was allocated since step 2 looked, so the same blocks match.
+      RESTKV_CHECK_EQ(kv_.AcquirePrefix(e.request.id, PrefillTokens(e)), e.prefix)
+          << "request " << e.request.id;
     }
     if (!c.has_work()) continue;
     const int32_t n = PrefillTokens(e);
@@ -330,7 +338,8 @@ SchedulerOutput Scheduler::Schedule(const StepCost& cost) {
         << "pages of request " << e.request.id
         << " (reserved or checked at admission) are not there";
     out.prefills.push_back({e.request.id, n, e.layers_done, e.layers_done + layers,
-                            c.layers > 0 ? 0 : e.tokens_done, c.layers > 0 ? n : c.chunk_end});
+                            c.layers > 0 ? e.prefix : e.tokens_done, c.layers > 0 ? n : c.chunk_end,
+                            e.prefix});
   }
   if (running_.empty() && !waiting_.empty()) {
     // Nothing holds a page, yet the head was not admitted: it never will be.
@@ -382,7 +391,7 @@ void Scheduler::Update(const SchedulerOutput& output) {
       e.tokens_done = p.token_end;
       continue;
     }
-    e.tokens_done = 0;
+    e.tokens_done = e.prefix;
     e.layers_done = p.layer_end;
     if (p.layer_end == config_.num_layers) {
       e.phase = Phase::kDecoding;

@@ -104,6 +104,11 @@ inline constexpr int32_t kMinLastChunkTokens = 512;
 //
 //   layer l:  [ rows done in earlier steps | this chunk | later chunks ]
 //             0                token_begin        token_end     num_tokens
+//
+// With a cached prefix (KvAllocator::AcquirePrefix) rows [0, prefix_tokens)
+// of every layer are mapped from the prefix cache, not computed: a slice
+// that is not a chunk runs rows [prefix_tokens, num_tokens), and chunks
+// start there.
 struct PrefillSlice {
   RequestId id = 0;
   int32_t num_tokens = 0;
@@ -111,7 +116,10 @@ struct PrefillSlice {
   int32_t layer_end = 0;
   int32_t token_begin = 0;
   int32_t token_end = 0;
-  [[nodiscard]] bool is_chunk() const { return token_begin > 0 || token_end < num_tokens; }
+  int32_t prefix_tokens = 0;
+  [[nodiscard]] bool is_chunk() const {
+    return token_begin > prefix_tokens || token_end < num_tokens;
+  }
 };
 
 struct SchedulerOutput {
@@ -192,7 +200,8 @@ class Scheduler {
     Phase phase = Phase::kWaiting;
     int32_t num_output = 0;   // tokens generated
     int32_t layers_done = 0;  // prefill progress of the current attempt
-    int32_t tokens_done = 0;  // rows of layer layers_done run so far (chunks)
+    int32_t tokens_done = 0;  // rows of layer layers_done run so far (chunks), from prefix
+    int32_t prefix = 0;       // rows mapped from the prefix cache on every layer
     int32_t replay = 0;       // known output tokens still to feed back (recompute)
   };
   using OrderKey = std::tuple<int32_t, int64_t, RequestId>;  // (priority, arrival, id)

@@ -12,10 +12,35 @@ using FakeKv = FakeKvAllocator;
 // (the forward pass in production), then the scheduler counts the progress.
 void RunStep(Scheduler& s, FakeKv& kv, const SchedulerOutput& out) {
   for (const PrefillSlice& p : out.prefills) {
-    ASSERT_TRUE(kv.RunPrefill(p.id, p.num_tokens, p.layer_begin, p.layer_end))
+    ASSERT_TRUE(kv.RunPrefill(p.id, p.num_tokens, p.layer_begin, p.layer_end, p.prefix_tokens))
         << "the scheduler promised pages the pool does not have, request " << p.id;
   }
   s.Update(out);
+}
+
+TEST(SchedulerTest, CachedPrefixIsMappedAtAdmissionAndOnlyTheRestPrefills) {
+  FakeKv kv(100, 2, 16);
+  Scheduler s({.num_layers = 2, .max_num_seqs = 8, .max_num_batched_tokens = 64}, kv);
+  kv.set_cached_prefix(1, 48);  // 3 blocks cached
+  kv.set_cached_prefix(2, 64);  // a whole 64-token prompt: the last block is computed
+  s.Add({1, 0, 50});
+  s.Add({2, 0, 64});
+  SchedulerOutput out = s.Schedule();
+  ASSERT_EQ(out.prefills.size(), 2u);
+  EXPECT_EQ(out.prefills[0].token_begin, 48);
+  EXPECT_EQ(out.prefills[0].prefix_tokens, 48);
+  EXPECT_EQ(out.prefills[0].token_end, 50);
+  EXPECT_FALSE(out.prefills[0].is_chunk()) << "all layers from the prefix is a whole prefill";
+  EXPECT_EQ(out.prefills[1].token_begin, 48);
+  EXPECT_EQ(out.prefills[1].layer_end, 2);
+  // 2 + 16 new rows on 2 layers: the 64-token budget (128 token-layers) holds both.
+  EXPECT_EQ(out.prefill_token_layers, (2 + 16) * 2);
+  EXPECT_EQ(kv.PagesHeld(1), 2 * 3) << "the mapped blocks are held at admission";
+  RunStep(s, kv, out);
+  EXPECT_EQ(kv.PagesHeld(1), 2 * 4);
+  EXPECT_TRUE(s.IsDecoding(1));
+  EXPECT_TRUE(s.IsDecoding(2));
+  EXPECT_EQ(s.NumCachedTokens(1), 50);
 }
 
 TEST(SchedulerTest, ShortPromptsPrefillTogetherThenDecode) {

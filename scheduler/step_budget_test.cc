@@ -18,7 +18,7 @@ using FakeKv = FakeKvAllocator;
 void RunStep(Scheduler& s, FakeKv& kv, const SchedulerOutput& out) {
   for (const PrefillSlice& p : out.prefills) {
     if (p.token_begin > 0) continue;
-    ASSERT_TRUE(kv.RunPrefill(p.id, p.num_tokens, p.layer_begin, p.layer_end))
+    ASSERT_TRUE(kv.RunPrefill(p.id, p.num_tokens, p.layer_begin, p.layer_end, p.prefix_tokens))
         << "the scheduler promised pages the pool does not have, request " << p.id;
   }
   s.Update(out);

@@ -274,6 +274,7 @@ void GenerationCall::MaybeComplete() {
     usage.completion_tokens += c.summary.completion_tokens;
     usage.kv_tokens_kept += c.summary.kv_tokens_kept;
     usage.kv_tokens_evicted += c.summary.kv_tokens_evicted;
+    usage.cached_tokens += c.summary.cached_tokens;
     finishes.emplace_back(engine::FinishReasonName(c.summary.reason));
     if (c.summary.completion_tokens > 0 && (ttft_ms < 0 || c.summary.ttft_ms < ttft_ms)) {
       ttft_ms = c.summary.ttft_ms;

@@ -114,6 +114,7 @@ class GrpcGenerationService::GenerateReactor final
     u->set_total_tokens(summary.prompt_tokens + summary.completion_tokens);
     u->set_kv_tokens_kept(summary.kv_tokens_kept);
     u->set_kv_tokens_evicted(summary.kv_tokens_evicted);
+    u->set_cached_tokens(summary.cached_tokens);
     summary_ = summary;
     Enqueue(std::move(msg), summary);
   }

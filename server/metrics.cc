@@ -69,6 +69,12 @@ ServerMetrics::ServerMetrics(const std::string& model_name)
                                   "KV pages returned to the pool by eviction during prefill.");
   tokens_evicted_ = counter("restkv:kv_tokens_evicted_total",
                             "Cached token slots evicted during prefill, summed over layers.");
+  prefix_queries_ =
+      counter("restkv:prefix_cache_queries_total", "Prompt tokens looked up in the prefix cache.");
+  prefix_hits_ =
+      counter("restkv:prefix_cache_hits_total", "Prompt tokens found in the prefix cache.");
+  prefix_blocks_ = gauge("restkv:prefix_cache_blocks",
+                         "Full blocks in the prefix cache (one KV page per layer each).");
   auto& success = prometheus::BuildCounter()
                       .Name("restkv:request_success_total")
                       .Help("Finished requests by finish reason.")
@@ -174,6 +180,10 @@ std::string ServerMetrics::Render(const engine::EngineStats& stats) {
     advance(released_by_eviction_, stats.kv_pages_released_by_eviction,
             &last_stats_.kv_pages_released_by_eviction);
     advance(tokens_evicted_, stats.kv_tokens_evicted_total, &last_stats_.kv_tokens_evicted_total);
+    advance(prefix_queries_, stats.prefix_cache_query_tokens,
+            &last_stats_.prefix_cache_query_tokens);
+    advance(prefix_hits_, stats.prefix_cache_hit_tokens, &last_stats_.prefix_cache_hit_tokens);
+    prefix_blocks_->Set(stats.prefix_cache_blocks);
   }
   prometheus::TextSerializer serializer;
   return serializer.Serialize(registry_->Collect());

@@ -4,10 +4,15 @@
 //
 //   gauges      restkv:num_requests_running, restkv:num_requests_waiting,
 //               restkv:kv_pages_total, restkv:kv_pages_used, restkv:kv_pages_free,
-//               restkv:kv_cache_usage_perc (0..1)
+//               restkv:kv_cache_usage_perc (0..1), restkv:prefix_cache_blocks
+//                 (cached full blocks, each a page per layer; unreferenced ones
+//                 count as free pages, since allocation reclaims them)
 //   counters    restkv:prompt_tokens_total, restkv:generation_tokens_total,
 //               restkv:num_preemptions_total, restkv:kv_pages_released_by_eviction_total,
 //               restkv:kv_tokens_evicted_total (token slots summed over layers),
+//               restkv:prefix_cache_queries_total, restkv:prefix_cache_hits_total
+//                 (prompt tokens looked up in the prefix cache, and found; vLLM's
+//                 vllm:prefix_cache_queries and vllm:prefix_cache_hits)
 //               restkv:request_success_total{finished_reason="stop|length|abort|error"}
 //               restkv:step_cost_ms{term="layer_pass|token_layer|attention_pair"}
 //                 (the engine's fitted step prices, scheduler/step_cost.h)
@@ -76,6 +81,9 @@ class ServerMetrics {
   prometheus::Counter* preemptions_;
   prometheus::Counter* released_by_eviction_;
   prometheus::Counter* tokens_evicted_;
+  prometheus::Counter* prefix_queries_;
+  prometheus::Counter* prefix_hits_;
+  prometheus::Gauge* prefix_blocks_;
   prometheus::Counter* success_stop_;
   prometheus::Counter* success_length_;
   prometheus::Counter* success_abort_;

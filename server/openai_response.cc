@@ -51,6 +51,7 @@ json UsageJson(const Usage& u) {
   return {{"prompt_tokens", u.prompt_tokens},
           {"completion_tokens", u.completion_tokens},
           {"total_tokens", u.prompt_tokens + u.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}},
           {"kv_tokens_kept", u.kv_tokens_kept},
           {"kv_tokens_evicted", u.kv_tokens_evicted}};
 }

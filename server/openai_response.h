@@ -44,6 +44,7 @@ struct Usage {
   int64_t completion_tokens = 0;
   int64_t kv_tokens_kept = 0;
   int64_t kv_tokens_evicted = 0;
+  int64_t cached_tokens = 0;  // prompt tokens found in the prefix cache
 };
 
 // `prefix` followed by 32 random hex digits, e.g. "cmpl-3f2a…".

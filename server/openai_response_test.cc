@@ -38,11 +38,12 @@ TEST(OpenAiResponseTest, ResponseIdsAreUniqueAndPrefixed) {
 
 TEST(OpenAiResponseTest, CompletionShape) {
   ChoiceResult c{0, "hello", nullptr, "length"};
-  const json j = CompletionResponseJson(kMeta, {c}, {5, 2, 7, 0});
+  const json j = CompletionResponseJson(kMeta, {c}, {5, 2, 7, 0, 4});
   EXPECT_EQ(j, json::parse(R"({"id": "cmpl-1", "object": "text_completion", "created": 123,
       "model": "m", "choices": [{"index": 0, "text": "hello", "logprobs": null,
       "finish_reason": "length"}], "usage": {"prompt_tokens": 5, "completion_tokens": 2,
-      "total_tokens": 7, "kv_tokens_kept": 7, "kv_tokens_evicted": 0}})"));
+      "total_tokens": 7, "prompt_tokens_details": {"cached_tokens": 4}, "kv_tokens_kept": 7,
+      "kv_tokens_evicted": 0}})"));
 }
 
 TEST(OpenAiResponseTest, ChatShape) {

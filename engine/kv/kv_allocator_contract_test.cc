@@ -2,7 +2,9 @@
 // scheduler tests' FakeKvAllocator and the engine's KvCacheManager. A case
 // that passes on one and fails on the other means the scheduler is tested
 // against a cache that behaves unlike the real one.
+#include <map>
 #include <memory>
+#include <vector>
 
 #include "engine/kv/block_pool.h"
 #include "engine/kv/kv_cache_manager.h"
@@ -26,6 +28,12 @@ struct Fake {
     return kv.RunPrefill(id, n, l0, l1);
   }
   void RunDecode(RequestId, int32_t) {}  // the fake counts tokens at allocation
+  // Makes the first `tokens` (whole blocks) of request id's prompt cached,
+  // in unreferenced blocks.
+  void CachePrefix(RequestId id, int32_t tokens) { kv.set_cached_prefix(id, tokens); }
+  bool RunPrefillAfter(RequestId id, int32_t n, int32_t prefix) {
+    return kv.RunPrefill(id, n, 0, kLayers, prefix);
+  }
 };
 
 struct Manager {
@@ -42,6 +50,24 @@ struct Manager {
   }
   // The decode step fills the slots AllocateDecode reserved.
   void RunDecode(RequestId id, int32_t n) { kv.Get(id).Commit(n); }
+  // A donor request computes the prefix, enters it in the cache and leaves.
+  std::map<RequestId, std::vector<int32_t>> tokens;
+  void CachePrefix(RequestId id, int32_t n) {
+    tokens[id] = std::vector<int32_t>(64);
+    for (size_t i = 0; i < 64; ++i) tokens[id][i] = static_cast<int32_t>(i);
+    tokens[-id] = std::vector<int32_t>(tokens[id].begin(), tokens[id].begin() + n);
+    kv.SetTokens(id, &tokens[id], true);
+    kv.SetTokens(-id, &tokens[-id], true);
+    ASSERT_TRUE(RunPrefill(-id, n, 0, kLayers));
+    kv.CacheFullBlocks(-id);
+    kv.Free(-id);
+  }
+  bool RunPrefillAfter(RequestId id, int32_t n, int32_t prefix) {
+    SequenceKv& seq = kv.Get(id);
+    if (!seq.Reserve(n - prefix)) return false;
+    seq.Commit(n - prefix);
+    return true;
+  }
 };
 
 template <typename T>
@@ -108,6 +134,25 @@ TYPED_TEST(KvAllocatorContractTest, DecodeShortOfPagesTakesNothing) {
   EXPECT_EQ(kv.PagesHeld(1), kPages);
   EXPECT_FALSE(this->impl_.RunPrefill(2, 1, 0, 1));
   EXPECT_EQ(kv.PagesHeld(2), 0);
+}
+
+TYPED_TEST(KvAllocatorContractTest, CachedPrefixIsMappedAtAdmissionAndCountsAsHeld) {
+  KvAllocator& kv = this->kv();
+  this->impl_.CachePrefix(5, 8);  // two blocks, unreferenced
+  EXPECT_EQ(kv.NumFreePages(), kPages) << "unreferenced cached pages count as free";
+  EXPECT_EQ(kv.CachedPrefixTokens(5, 10), 8);
+  EXPECT_EQ(kv.CachedPrefixTokens(5, 8), 4) << "the last token is always computed";
+  EXPECT_EQ(kv.PrefillPeakPages(5, 10), kLayers * 3);
+  EXPECT_EQ(kv.AcquirePrefix(5, 10), 8);
+  EXPECT_EQ(kv.PagesHeld(5), kLayers * 2);
+  EXPECT_EQ(kv.NumFreePages(), kPages - kLayers * 2);
+  EXPECT_EQ(kv.CachedPrefixTokens(5, 10), 0) << "it holds pages now";
+  EXPECT_TRUE(kv.CoversPrefill(5, 10, 0, kLayers));
+  ASSERT_TRUE(this->impl_.RunPrefillAfter(5, 10, 8));
+  EXPECT_EQ(kv.PagesHeld(5), kLayers * 3);
+  kv.Free(5);
+  EXPECT_EQ(kv.NumFreePages(), kPages);
+  EXPECT_EQ(kv.PagesHeld(5), 0);
 }
 
 TYPED_TEST(KvAllocatorContractTest, ReleaseAndFreeReturnEveryPage) {

@@ -23,6 +23,13 @@ absl::Status KvLayerHook::BeforeLayer(int32_t layer, int32_t num_new_tokens) {
   if (cancelled_ != nullptr && cancelled_->load(std::memory_order_relaxed)) {
     return absl::CancelledError(absl::StrFormat("cancelled before layer %d", layer));
   }
+  // A cached prefix held read-only: this layer starts from a copy of it.
+  if (!kv_.CopyPrefixIntoLayer(layer)) {
+    return absl::InternalError(absl::StrFormat(
+        "layer %d: no pages to copy the cached prefix into (the scheduler's reservation was "
+        "not there)",
+        layer));
+  }
   if (chunk_prompt_tokens_ > 0 && kv_.cached_len()[layer] != chunk_begin_) {
     return absl::FailedPreconditionError(
         absl::StrFormat("layer %d: a chunk from row %d, but %d slots are cached", layer,

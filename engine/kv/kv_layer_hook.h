@@ -2,7 +2,9 @@
 // step — the LayerHook (engine/model/layer_hook.h) the engine, the eval
 // runner and the tools hand to LlamaModel::Forward.
 //
-//   BeforeLayer(l, n): reserve pages so layer l can take n more slots
+//   BeforeLayer(l, n): copy a cached prefix held read-only into layer l's
+//                      own pages (SequenceKv::CopyPrefixIntoLayer), then
+//                      reserve pages so layer l can take n more slots
 //   AfterLayer(l, n):  count the n slots as filled; with an eviction policy
 //                      (a whole prompt prefilled from position 0), run it on
 //                      layer l and release the emptied pages before layer l+1

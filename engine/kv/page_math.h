@@ -32,8 +32,19 @@ struct KvPageMath {
   // How many such requests the scheduler can hold at once in `total_pages`:
   // the last one admitted needs its prefill peak free while the others hold
   // their post-decode footprint.
+  //
+  // With `shared_prefix_tokens` > 0 every request's prompt starts with the
+  // same that many tokens, held once in the prefix cache (kv_cache_manager.h)
+  // by requests whose policy does not evict: each request holds only its own
+  // pages beyond the shared full blocks (at most those before its last
+  // prompt token, which is always computed).
   [[nodiscard]] int64_t MaxConcurrent(const KvPolicyConfig& policy, int32_t num_tokens,
-                                      int32_t decode_tokens, int64_t total_pages) const;
+                                      int32_t decode_tokens, int64_t total_pages,
+                                      int32_t shared_prefix_tokens = 0) const;
+  // Pages a request maps from the prefix cache when its first
+  // `shared_prefix_tokens` tokens are cached (0 under an evicting policy).
+  [[nodiscard]] int64_t SharedPrefixPages(const KvPolicyConfig& policy, int32_t num_tokens,
+                                          int32_t shared_prefix_tokens) const;
 };
 
 }  // namespace restkv::engine

@@ -48,6 +48,8 @@ void SequenceKv::CommitLayers(int32_t layer_begin, int32_t layer_end, int32_t nu
 }
 
 int32_t SequenceKv::TruncateLayer(int32_t layer, int32_t new_len) {
+  // Eviction rewrites the kept pages (compaction): never a shared page.
+  RESTKV_CHECK(!has_shared_blocks()) << "eviction on a sequence that shares cached blocks";
   RESTKV_CHECK(new_len >= 0 && new_len <= cached_len_[layer])
       << new_len << " > " << cached_len_[layer];
   const int32_t bs = pool_.shape().block_size;
@@ -65,11 +67,73 @@ int32_t SequenceKv::TruncateLayer(int32_t layer, int32_t new_len) {
 
 void SequenceKv::Release() {
   for (size_t l = 0; l < page_ids_.size(); ++l) {
-    for (int32_t id : page_ids_[l]) pool_.Free(id);
+    for (size_t i = 0; i < page_ids_[l].size(); ++i) {
+      if (cached_block(static_cast<int32_t>(i)) == kNoBlock) pool_.Free(page_ids_[l][i]);
+    }
     page_ids_[l].clear();
     page_ptrs_[l].clear();
     cached_len_[l] = 0;
   }
+  for (auto b = blocks_.rbegin(); b != blocks_.rend(); ++b) {
+    if (*b != kNoBlock) pool_.ReleaseBlock(*b);
+  }
+  blocks_.clear();
+  num_mapped_ = 0;
+  DropHeld();
+}
+
+void SequenceKv::DropHeld() {
+  for (auto b = held_.rbegin(); b != held_.rend(); ++b) pool_.ReleaseBlock(*b);
+  held_.clear();
+}
+
+void SequenceKv::HoldPrefix(BlockId id) {
+  RESTKV_CHECK_EQ(num_pages(), 0) << "a prefix to copy after pages were taken";
+  pool_.AcquireBlock(id);
+  held_.push_back(id);
+}
+
+bool SequenceKv::CopyPrefixIntoLayer(int32_t layer) {
+  if (held_.empty() || cached_len_[layer] != 0 || !page_ids_[layer].empty()) return true;
+  if (static_cast<int32_t>(held_.size()) > pool_.num_free()) return false;
+  for (BlockId b : held_) {
+    const std::optional<int32_t> id = pool_.Allocate();
+    RESTKV_CHECK(id.has_value()) << "pool ran dry after num_free said it would not";
+    pool_.CopyPage(pool_.BlockPages(b)[layer], *id);
+    page_ids_[layer].push_back(*id);
+    page_ptrs_[layer].push_back(pool_.PageData(*id));
+  }
+  cached_len_[layer] = static_cast<int32_t>(held_.size()) * block_size();
+  if (layer == num_layers() - 1) DropHeld();
+  return true;
+}
+
+void SequenceKv::MapCachedBlock(BlockId id) {
+  const int32_t bs = pool_.shape().block_size;
+  for (int32_t l = 0; l < num_layers(); ++l) {
+    RESTKV_CHECK(static_cast<int32_t>(page_ids_[l].size()) == num_mapped_ &&
+                 cached_len_[l] == num_mapped_ * bs)
+        << "layer " << l << ": a cached block after private pages";
+  }
+  const std::vector<int32_t>& pages = pool_.AcquireBlock(id);
+  RESTKV_CHECK_EQ(static_cast<int32_t>(pages.size()), num_layers());
+  for (int32_t l = 0; l < num_layers(); ++l) {
+    page_ids_[l].push_back(pages[l]);
+    page_ptrs_[l].push_back(pool_.PageData(pages[l]));
+    cached_len_[l] += bs;
+  }
+  blocks_.push_back(id);
+  ++num_mapped_;
+}
+
+void SequenceKv::MarkCached(int32_t index, BlockId id) {
+  if (static_cast<int32_t>(blocks_.size()) <= index) blocks_.resize(index + 1, kNoBlock);
+  RESTKV_CHECK(blocks_[index] == kNoBlock) << "block " << index << " is already cached";
+  blocks_[index] = id;
+}
+
+bool SequenceKv::has_shared_blocks() const {
+  return std::any_of(blocks_.begin(), blocks_.end(), [](BlockId b) { return b != kNoBlock; });
 }
 
 int32_t SequenceKv::num_pages() const {

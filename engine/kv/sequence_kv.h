@@ -8,6 +8,23 @@
 //
 //   layer l:  pages[l] = [p0 | p1 | ... ]   slots 0 .. cached_len[l]-1 filled
 //
+// Prefix cache (block_pool.h): block i of the sequence (slots [i·block,
+// (i+1)·block) on every layer) is either private — its own page per layer —
+// or a reference to a cached block, whose pages it shares with the cache and
+// other sequences and never writes: MapCachedBlock() appends a cached block
+// to an all-shared prefix; MarkCached() records that the sequence's own full
+// block i was entered in the cache. Release() frees the private pages and
+// drops the references, last block first, so the LRU reclaims a prefix's
+// tail before its head. Truncation (eviction) is refused on a sequence with
+// shared blocks.
+//
+// A sequence that evicts during prefill never maps shared pages (eviction
+// compacts its pages in place). Instead it holds cached blocks read-only
+// (HoldPrefix) and, as each layer starts, copies that layer's pages of them
+// into pages of its own (CopyPrefixIntoLayer): the cached pages are only
+// read, and the prefix rows need not be computed. The references drop once
+// the last layer has its copy.
+//
 // Thread safety: none (engine thread).
 #pragma once
 
@@ -47,6 +64,36 @@ class SequenceKv {
   // Returns all pages to the pool; the sequence becomes empty.
   void Release();
 
+  // Appends cached block `id` as the next block on every layer.
+  // REQUIRES: every layer holds exactly num_shared_prefix() full blocks,
+  // all shared (nothing private yet).
+  void MapCachedBlock(BlockId id);
+  // The sequence's own block `index` (full on every layer) is now cached
+  // block `id` (BlockPool::InsertBlock took its pages with one reference).
+  void MarkCached(int32_t index, BlockId id);
+  // Holds cached block `id` (a reference) to copy into each layer later.
+  // REQUIRES: no layer holds pages yet.
+  void HoldPrefix(BlockId id);
+  // If blocks are held and `layer` is empty: copies the layer's pages of the
+  // held blocks into new pages of its own (their slots count as filled);
+  // after the last layer, drops the references. False (nothing allocated)
+  // when the pool is short.
+  bool CopyPrefixIntoLayer(int32_t layer);
+  // Pages of the held blocks (one per layer each), still to be copied.
+  [[nodiscard]] int32_t held_prefix_pages() const {
+    return static_cast<int32_t>(held_.size()) * num_layers();
+  }
+  [[nodiscard]] int32_t held_prefix_tokens() const {
+    return static_cast<int32_t>(held_.size()) * block_size();
+  }
+  // The cached block behind block `index`, or kNoBlock (private).
+  [[nodiscard]] BlockId cached_block(int32_t index) const {
+    return index < static_cast<int32_t>(blocks_.size()) ? blocks_[index] : kNoBlock;
+  }
+  // Leading blocks mapped by MapCachedBlock (shared before any own page).
+  [[nodiscard]] int32_t num_shared_prefix() const { return num_mapped_; }
+  [[nodiscard]] bool has_shared_blocks() const;
+
   [[nodiscard]] absl::Span<const int32_t> cached_len() const { return cached_len_; }
   [[nodiscard]] absl::Span<const std::vector<float*>> page_ptrs() const { return page_ptrs_; }
   [[nodiscard]] const std::vector<int32_t>& page_ids(int32_t layer) const {
@@ -63,6 +110,10 @@ class SequenceKv {
   std::vector<int32_t> cached_len_;             // [L]
   std::vector<std::vector<int32_t>> page_ids_;  // [L][pages]
   std::vector<std::vector<float*>> page_ptrs_;  // [L][pages], PageData of page_ids_
+  std::vector<BlockId> blocks_;                 // [blocks]: cached block, or kNoBlock
+  int32_t num_mapped_ = 0;                      // leading blocks from MapCachedBlock
+  std::vector<BlockId> held_;                   // read-only prefix blocks (HoldPrefix)
+  void DropHeld();
 };
 
 }  // namespace restkv::engine

@@ -119,6 +119,19 @@ def test_generate_stream_greedy(api):
     assert final.id and all(m.id == final.id for m in msgs)
 
 
+def test_repeated_prefix_reports_cached_tokens(api):
+    pb, stub = api
+    # A prompt the other tests do not send: the first call finds nothing cached.
+    text = "Prefix cache check: " + " ".join(f"item {i}" for i in range(60))
+    finals = []
+    for suffix in (" first", " second"):
+        req = pb.GenerateRequest(model=MODEL, text=text + suffix, max_tokens=2, temperature=0)
+        finals.append(list(stub.Generate(req, metadata=AUTH, timeout=60))[-1])
+    assert finals[0].usage.cached_tokens == 0
+    cached = finals[1].usage.cached_tokens
+    assert 0 < cached < finals[1].usage.prompt_tokens and cached % 16 == 0, cached
+
+
 def test_generate_chat_and_token_ids(api):
     pb, stub = api
     chat = pb.GenerateRequest(chat=pb.ChatMessages(messages=[

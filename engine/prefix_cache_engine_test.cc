@@ -1,0 +1,142 @@
+// The prefix cache through the engine: a request that shares full prompt
+// blocks with an earlier one maps them (usage's cached tokens say how many),
+// greedy outputs equal those of an engine without the cache, the counters
+// add up, requests that want prompt logprobs compute every row, and no page
+// is left held.
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/engine.h"
+#include "engine/kv/block_pool.h"
+#include "engine/model/synthetic_model.h"
+#include "gtest/gtest.h"
+#include "kernels/cpu/cpu_backend.h"
+
+namespace restkv::engine {
+namespace {
+
+class TokenSink final : public RequestSink {
+ public:
+  void OnTokens(const TokenDelta& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    tokens_.insert(tokens_.end(), d.token_ids.begin(), d.token_ids.end());
+  }
+  void OnFinish(const RequestSummary& s) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    summary_ = s;
+    done_ = true;
+    cv_.notify_all();
+  }
+  RequestSummary Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done_; });
+    return summary_;
+  }
+  std::vector<int32_t> tokens() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return tokens_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  RequestSummary summary_;
+  std::vector<int32_t> tokens_;
+};
+
+class PrefixCacheEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    SyntheticModelSpec spec;
+    spec.num_layers = 4;
+    spec.num_heads = 4;
+    spec.num_kv_heads = 2;
+    spec.weight_type = kernels::GgmlType::kQ8_0;
+    spec.context_length = 1024;
+    path_ = (std::filesystem::temp_directory_path() /
+             ("restkv_prefix_cache_engine_" + std::to_string(::getpid()) + ".gguf"))
+                .string();
+    std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
+    backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
+    model_ = *Model::Load(path_, *backend_);
+  }
+  void TearDown() override { std::filesystem::remove(path_); }
+
+  struct Out {
+    std::vector<int32_t> tokens;
+    RequestSummary summary;
+  };
+  // Runs the prompts one after the other on one engine.
+  std::vector<Out> RunAll(bool caching, const std::vector<std::vector<int32_t>>& prompts,
+                          int32_t logprobs_index, EngineStats* stats) {
+    const auto& c = model_->config();
+    EngineOptions opt;
+    opt.kv_cache_bytes = 512LL * KvPageShape{c.num_kv_heads, c.head_dim, 16}.page_bytes();
+    opt.enable_prefix_caching = caching;
+    auto engine = *Engine::Create(*model_, opt);
+    std::vector<Out> outs;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      auto sink = std::make_shared<TokenSink>();
+      EngineRequest r;
+      r.prompt_tokens = prompts[i];
+      r.params.temperature = 0;
+      r.params.max_tokens = 8;
+      r.params.ignore_eos = true;
+      r.sink = sink;
+      if (static_cast<int32_t>(i) == logprobs_index) r.prompt_logprobs = 0;
+      EXPECT_TRUE(engine->Submit(std::move(r)).ok());
+      RequestSummary s = sink->Wait();
+      EXPECT_EQ(s.reason, FinishReason::kLength) << s.error;
+      outs.push_back({sink->tokens(), s});
+    }
+    *stats = engine->GetStats();
+    return outs;
+  }
+
+  std::string path_;
+  std::unique_ptr<kernels::cpu::CpuBackend> backend_;
+  std::unique_ptr<Model> model_;
+};
+
+TEST_F(PrefixCacheEngineTest, SharedBlocksAreMappedAndOutputsEqualTheUncachedOnes) {
+  std::vector<int32_t> shared(100);
+  for (size_t t = 0; t < shared.size(); ++t) shared[t] = static_cast<int32_t>((t * 13 + 5) % 256);
+  auto with = [&](int32_t len, int32_t salt) {
+    std::vector<int32_t> p = shared;
+    for (int32_t t = 0; t < len; ++t) p.push_back((t * 29 + salt) % 256);
+    return p;
+  };
+  const std::vector<std::vector<int32_t>> prompts = {
+      with(20, 1),  // A: 120 tokens, nothing cached yet
+      with(30, 2),  // B: shares A's first 6 full blocks (96 tokens)
+      with(20, 1),  // C: A again: 7 full blocks (112), the 8th holds the last token
+      with(20, 3),  // D: prompt logprobs: every row computed
+      {shared.begin(), shared.begin() + 10},  // E: shorter than a block
+  };
+  EngineStats on_stats, off_stats;
+  const std::vector<Out> on = RunAll(true, prompts, 3, &on_stats);
+  const std::vector<Out> off = RunAll(false, prompts, 3, &off_stats);
+  ASSERT_EQ(on.size(), prompts.size());
+  const std::vector<int32_t> want_cached = {0, 96, 112, 0, 0};
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(on[i].tokens, off[i].tokens) << "request " << i;
+    EXPECT_EQ(on[i].summary.cached_tokens, want_cached[i]) << "request " << i;
+    EXPECT_EQ(off[i].summary.cached_tokens, 0) << "request " << i;
+  }
+  // Lookups by A, B, C and E (D looks nothing up).
+  EXPECT_EQ(on_stats.prefix_cache_query_tokens, 120 + 130 + 120 + 10);
+  EXPECT_EQ(on_stats.prefix_cache_hit_tokens, 96 + 112);
+  EXPECT_GT(on_stats.prefix_cache_blocks, 0);
+  EXPECT_EQ(on_stats.kv_pages_used, 0) << "cached blocks nobody holds count as free";
+  EXPECT_EQ(off_stats.prefix_cache_query_tokens, 0);
+  EXPECT_EQ(off_stats.prefix_cache_blocks, 0);
+  EXPECT_EQ(off_stats.kv_pages_used, 0);
+}
+
+}  // namespace
+}  // namespace restkv::engine
