@@ -108,6 +108,7 @@ class GrpcGenerationService::GenerateReactor final
     msg.set_finished(true);
     msg.set_finish_reason(std::string(engine::FinishReasonName(summary.reason)));
     msg.set_stop_reason(summary.stop_string);
+    if (summary.stop_token_id >= 0) msg.set_stop_token_id(summary.stop_token_id);
     pb::Usage* u = msg.mutable_usage();
     u->set_prompt_tokens(summary.prompt_tokens);
     u->set_completion_tokens(summary.completion_tokens);
@@ -163,6 +164,9 @@ class GrpcGenerationService::GenerateReactor final
     PlanContext plan_ctx{eng.model(), eng.max_model_len(), cfg.served_model_names.front(),
                          cfg.default_kv_policy, cfg.limits};
     plan_ctx.grammars = &eng.grammar_compiler();
+    plan_ctx.max_tokens_that_fit = [&eng](int32_t n, const engine::KvPolicyConfig& policy) {
+      return eng.MaxTokensThatFit(n, policy);
+    };
     RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanGrpcGenerate(request, plan_ctx));
     RESTKV_CHECK(plan.prompts.size() == 1 && plan.choices.size() == 1);
     id_ = plan.meta.id;

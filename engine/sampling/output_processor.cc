@@ -16,8 +16,7 @@ OutputProcessor::OutputProcessor(const Tokenizer& tokenizer, const SamplingParam
       max_output_(std::min(params.max_tokens, max_total_tokens - prompt_tokens)),
       // The output continues the prompt: its first token keeps its space.
       detok_(tokenizer, IncrementalDetokenizer::StripLeadingSpace::kKeep,
-             /*render_special=*/!params.skip_special_tokens,
-             params.spaces_between_special_tokens),
+             /*render_special=*/!params.skip_special_tokens, params.spaces_between_special_tokens),
       stops_(params.stop) {
   RESTKV_CHECK_GT(max_output_, 0) << "prompt " << prompt_tokens << " of " << max_total_tokens;
 }

@@ -447,9 +447,18 @@ TEST(SamplingParamsTest, RejectsEachOutOfRangeFieldByName) {
       {"logprobs", [](SamplingParams& p) { p.logprobs = kMaxLogprobs + 1; }},
       {"min_tokens", [](SamplingParams& p) { p.min_tokens = -1; }},
       {"min_tokens", [](SamplingParams& p) { p.min_tokens = p.max_tokens + 1; }},
-      {"logit_bias", [](SamplingParams& p) { p.logit_bias = {{10, 1.0f}}; }},
-      {"logit_bias", [](SamplingParams& p) { p.logit_bias = {{1, 100.5f}}; }},
-      {"logit_bias", [nan](SamplingParams& p) { p.logit_bias = {{1, nan}}; }},
+      {"logit_bias",
+       [](SamplingParams& p) {
+         p.logit_bias = {{10, 1.0f}};
+       }},
+      {"logit_bias",
+       [](SamplingParams& p) {
+         p.logit_bias = {{1, 100.5f}};
+       }},
+      {"logit_bias",
+       [nan](SamplingParams& p) {
+         p.logit_bias = {{1, nan}};
+       }},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     SamplingParams p;

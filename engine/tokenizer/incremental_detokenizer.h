@@ -42,8 +42,8 @@ class IncrementalDetokenizer {
 
   explicit IncrementalDetokenizer(const Tokenizer& tok)
       : IncrementalDetokenizer(tok, StripLeadingSpace::kLikeDecode) {}
-  IncrementalDetokenizer(const Tokenizer& tok, StripLeadingSpace strip,
-                         bool render_special = false, bool spaces_between_special = false);
+  IncrementalDetokenizer(const Tokenizer& tok, StripLeadingSpace strip, bool render_special = false,
+                         bool spaces_between_special = false);
 
   // Returns the text that became complete with token `id` (may be empty).
   std::string Push(int32_t id);
@@ -60,7 +60,7 @@ class IncrementalDetokenizer {
   bool render_special_;
   bool spaces_between_special_;
   bool strip_next_space_;
-  bool emitted_any_ = false;    // some piece (of any kind) came before
+  bool emitted_any_ = false;  // some piece (of any kind) came before
   bool last_was_special_ = false;
   std::string pending_;
 };
