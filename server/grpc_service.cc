@@ -16,6 +16,7 @@
 #include "server/generation_plan.h"
 #include "server/grpc_request.h"
 #include "server/planned_record.h"
+#include "server/request_id.h"
 
 namespace restkv::server {
 namespace {
@@ -170,6 +171,12 @@ class GrpcGenerationService::GenerateReactor final
     RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanGrpcGenerate(request, plan_ctx));
     RESTKV_CHECK(plan.prompts.size() == 1 && plan.choices.size() == 1);
     id_ = plan.meta.id;
+    // The HTTP API's X-Request-Id, as gRPC metadata: the id of the messages,
+    // the log line and the trace line.
+    if (const std::string rid = SanitizeRequestId(MetadataValue(context_, "x-request-id"));
+        !rid.empty()) {
+      id_ = (request.input_case() == pb::GenerateRequest::kChat ? "chatcmpl-" : "cmpl-") + rid;
+    }
     if (cfg.recorder != nullptr) {
       record_ = PlannedRecord(plan, "grpc:Generate");
       record_->stream = true;  // Generate always streams
@@ -269,6 +276,7 @@ class GrpcGenerationService::GenerateReactor final
     if (record_.has_value()) {
       RecordedRequest r = *std::move(record_);
       record_.reset();
+      r.request_id = id_;
       r.arrival = started_;
       if (prompt > 0) r.input_length = prompt;
       r.output_length = completion;

@@ -321,3 +321,14 @@ def test_vllm_sampling_fields(api):
     with pytest.raises(grpc.RpcError) as e:
         run(max_tokens=2, min_tokens=3)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "min_tokens" in e.value.details()
+
+
+def test_x_request_id_metadata_is_the_id(api, server):
+    pb, stub = api
+    msgs = list(stub.Generate(pb.GenerateRequest(text="hi", max_tokens=2),
+                              metadata=AUTH + (("x-request-id", "grpc trace"),), timeout=60))
+    assert all(m.id == "cmpl-grpc_trace" for m in msgs)
+    deadline = time.time() + 10
+    while "cmpl-grpc_trace" not in server.log():
+        assert time.time() < deadline, server.log()
+        time.sleep(0.05)
