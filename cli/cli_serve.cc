@@ -271,6 +271,18 @@ int RunServe(ServeOptions opt) {
       engine::KvPolicyDebugString(kv_policy), (*engine)->max_model_len(), opt.max_num_seqs,
       opt.max_num_batched_tokens, engine_options.max_step_ms, opt.max_queue, threads,
       std::string(backend.name())));
+  // vLLM refuses to start when the KV cache cannot hold one max_model_len
+  // request; restkv serves on (an evicting policy, or shorter requests, may
+  // fit) but says so, and requests without max_tokens get a default that fits.
+  const int32_t longest = (*engine)->MaxTokensThatFit(1, kv_policy) + 1;
+  if (longest < (*engine)->max_model_len()) {
+    log.Info(absl::StrFormat(
+        "WARNING: the KV cache cannot hold one request of max_model_len %d tokens with kv policy "
+        "%s: the longest that fits is %d tokens. Longer requests are refused (400); requests "
+        "without max_tokens get the largest max_tokens that fits. Raise --kv-cache-memory or "
+        "lower --max-model-len to serve full contexts.",
+        (*engine)->max_model_len(), engine::KvPolicyDebugString(kv_policy), longest));
+  }
   log.Info(absl::StrFormat(
       "HTTP requests are parsed and tokenized on %d threads (%d may wait, then 503); prompts over "
       "%d bytes are refused untokenized",

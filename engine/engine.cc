@@ -162,6 +162,32 @@ Engine::Engine(Model& model, const EngineOptions& options, std::unique_ptr<Block
 
 Engine::~Engine() { Shutdown(0); }
 
+int64_t Engine::PagesNeeded(int32_t prompt_len, int32_t max_tokens,
+                            const KvPolicyConfig& policy) const {
+  // The most it can ever hold: its prefill peak, its full length after
+  // decoding, or the prefill peak of its recompute after preemption (of
+  // prompt + output, or of the prompt alone when it replays its output).
+  const KvPageMath& math = kv_.math();
+  const int32_t recompute = ReplaysOutput(policy) ? prompt_len : prompt_len + max_tokens;
+  return std::max(math.PrefillPeakPages(policy, recompute),
+                  math.PagesAfterDecode(policy, prompt_len, max_tokens));
+}
+
+int32_t Engine::MaxTokensThatFit(int32_t prompt_len, const KvPolicyConfig& policy) const {
+  int32_t lo = 0, hi = std::max(0, max_model_len_ - prompt_len);
+  if (PagesNeeded(prompt_len, 0, policy) > pool_->num_pages()) return 0;
+  // PagesNeeded grows with max_tokens: the largest that fits, by bisection.
+  while (lo < hi) {
+    const int32_t mid = lo + (hi - lo + 1) / 2;
+    if (PagesNeeded(prompt_len, mid, policy) <= pool_->num_pages()) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
 absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
   const ModelConfig& c = model_.config();
   if (request.sink == nullptr) return absl::InvalidArgumentError("request has no sink");
@@ -205,15 +231,8 @@ absl::StatusOr<RequestHandle> Engine::Submit(EngineRequest request) {
           kMaxPromptLogitsBytes / (static_cast<int64_t>(c.vocab_size) * sizeof(float))));
     }
   }
-  // The most it can ever hold: its prefill peak, its full length after
-  // decoding, or the prefill peak of its recompute after preemption (of
-  // prompt + output, or of the prompt alone when it replays its output).
   const KvPageMath& math = kv_.math();
-  const int32_t total = n + request.params.max_tokens;
-  const int32_t recompute = ReplaysOutput(request.kv_policy) ? n : total;
-  const int64_t need =
-      std::max({math.PrefillPeakPages(request.kv_policy, recompute),
-                math.PagesAfterDecode(request.kv_policy, n, request.params.max_tokens)});
+  const int64_t need = PagesNeeded(n, request.params.max_tokens, request.kv_policy);
   if (need > pool_->num_pages()) {
     return KvCapacityError(absl::StrFormat(
         "the request needs up to %d KV pages (%d prompt + %d generated tokens with kv_policy %s, "
@@ -340,7 +359,7 @@ void Engine::Finish(RequestHandle id, FinishReason reason, absl::Status error) {
   scheduler_.Remove(id);  // frees the KV pages
   a.summary.reason = reason;
   a.summary.error = std::move(error);
-  a.summary.completion_tokens = a.output->num_output();
+  a.summary.completion_tokens = a.output->num_generated();
   a.summary.e2e_ms = clock_.NowMs() - a.submitted_ms;
   // Published first, so a client that has seen its response complete reads
   // stats (and /metrics) that already count it.
@@ -365,6 +384,7 @@ bool Engine::SampleNext(RequestState& a, const float* logits) {
     }
     structured::ApplyTokenMask(a.mask, grammars_->vocab().vocab_size(), absl::MakeSpan(row));
   }
+  a.output->SuppressEnd(absl::MakeSpan(row));  // min_tokens
   const int32_t prompt_len = a.summary.prompt_tokens;
   const int32_t next =
       a.sampler->Sample(absl::MakeSpan(row), absl::MakeConstSpan(a.tokens.data(), prompt_len));
@@ -406,6 +426,7 @@ bool Engine::SampleNext(RequestState& a, const float* logits) {
   if (u.accepted || !delta.text.empty()) a.request.sink->OnTokens(delta);
   if (!u.finished) return false;
   a.summary.stop_string = std::move(u.stop_string);
+  a.summary.stop_token_id = u.stop_token_id;
   Finish(a.id, *u.finished);
   return true;
 }

@@ -166,6 +166,13 @@ class Engine {
 
   [[nodiscard]] EngineStats GetStats() const;
   [[nodiscard]] int32_t max_model_len() const { return max_model_len_; }
+  // The largest max_tokens a request with a `prompt_len`-token prompt under
+  // `policy` may ask for and still fit both max_model_len and the whole KV
+  // pool (the check Submit makes); 0 when even the prompt cannot fit.
+  // Thread-safe (reads only what is fixed at Create). Frontends use it as
+  // the default max_tokens, and at start-up to warn when the pool cannot
+  // hold one max_model_len request.
+  [[nodiscard]] int32_t MaxTokensThatFit(int32_t prompt_len, const KvPolicyConfig& policy) const;
   [[nodiscard]] const Model& model() const { return model_; }
   // Compiles EngineRequest::grammar for this model's vocabulary; thread-safe.
   [[nodiscard]] structured::GrammarCompiler& grammar_compiler() const { return *grammars_; }
@@ -198,6 +205,9 @@ class Engine {
   // request when the OutputProcessor says so; returns true if it finished.
   bool SampleNext(RequestState& a, const float* logits);
   void Finish(RequestHandle id, FinishReason reason, absl::Status error = absl::OkStatus());
+  // KV pages a request may hold at its peak (Submit's capacity check).
+  [[nodiscard]] int64_t PagesNeeded(int32_t prompt_len, int32_t max_tokens,
+                                    const KvPolicyConfig& policy) const;
   void PublishStats();
   // Records what eviction did once a request's prefill reached layer L.
   void RecordPrefillEviction(RequestState& a, int32_t num_tokens);

@@ -66,6 +66,7 @@ absl::StatusOr<GenerationResult> Generator::Generate(
     position += n;
     if (first) result.prefill_ms = MsSince(t0);
 
+    output.SuppressEnd(absl::MakeSpan(logits));  // min_tokens
     const int32_t next = sampler.Sample(absl::MakeSpan(logits), request.prompt_tokens);
     if (first) result.ttft_ms = MsSince(t0);
     OutputProcessor::Update u = output.Push(next);

@@ -27,7 +27,12 @@ struct RequestSummary {
   FinishReason reason = FinishReason::kLength;
   absl::Status error;       // set when reason == kError
   std::string stop_string;  // the matched stop string, if any
+  // The stop_token_ids member (or end-of-generation token other than the
+  // model's EOS) that ended it, else -1: vLLM's integer stop_reason.
+  int32_t stop_token_id = -1;
   int32_t prompt_tokens = 0;
+  // Sampled tokens, the end token that stopped the sequence included (as
+  // vLLM counts them), so it can be one more than the tokens delivered.
   int32_t completion_tokens = 0;
   int32_t cached_tokens = 0;   // prompt tokens its first prefill found in the prefix cache
   int32_t kv_tokens_kept = 0;  // cache slots held per layer after prefill (summed over layers / L)

@@ -129,9 +129,8 @@ void GenerationCall::BeginStream() {
   for (size_t i = 0; i < choices_.size(); ++i) {
     const int32_t index = plan_.choices[i].index;
     if (plan_.kind == ApiKind::kChat) {
-      exchange_->WriteChunk(
-          FormatSseJson(ChatChunkJson(plan_.meta, index, {{"role", "assistant"}, {"content", ""}},
-                                      nullptr, std::nullopt, plan_.include_usage)));
+      WriteChoiceChunk(i, ChatChunkJson(plan_.meta, index, {{"role", "assistant"}, {"content", ""}},
+                                        nullptr, std::nullopt, plan_.include_usage));
     } else if (plan_.echo && !WantsPromptLogprobs()) {
       SendEchoChunk(i);
     }
@@ -140,9 +139,10 @@ void GenerationCall::BeginStream() {
 
 void GenerationCall::SendEchoChunk(size_t choice) {
   const PlannedPrompt& prompt = plan_.prompts[plan_.choices[choice].prompt_index];
-  exchange_->WriteChunk(FormatSseJson(CompletionChunkJson(
-      plan_.meta, plan_.choices[choice].index, prompt.echo_text,
-      std::move(choices_[choice].logprobs), std::nullopt, plan_.include_usage)));
+  WriteChoiceChunk(
+      choice,
+      CompletionChunkJson(plan_.meta, plan_.choices[choice].index, prompt.echo_text,
+                          std::move(choices_[choice].logprobs), std::nullopt, plan_.include_usage));
   choices_[choice].logprobs = nullptr;
 }
 
@@ -157,6 +157,7 @@ void GenerationCall::OnPromptLogprobs(size_t choice,
 void GenerationCall::OnTokens(size_t choice, const engine::TokenDelta& delta) {
   ChoiceState& c = choices_[choice];
   if (c.finished || ending_ != Ending::kNormal) return;
+  c.tokens_out += static_cast<int64_t>(delta.token_ids.size());
   json logprobs = nullptr;
   if (plan_.logprobs && !delta.logprobs.empty()) {
     if (plan_.kind == ApiKind::kChat) {
@@ -184,23 +185,36 @@ void GenerationCall::SendChunk(size_t choice, const std::string& text, json logp
   const int32_t index = plan_.choices[choice].index;
   if (plan_.kind == ApiKind::kChat) {
     json lp = logprobs.is_null() ? json(nullptr) : json{{"content", std::move(logprobs)}};
-    exchange_->WriteChunk(FormatSseJson(ChatChunkJson(
-        plan_.meta, index, {{"content", text}}, std::move(lp), std::nullopt, plan_.include_usage)));
+    WriteChoiceChunk(choice, ChatChunkJson(plan_.meta, index, {{"content", text}}, std::move(lp),
+                                           std::nullopt, plan_.include_usage));
   } else {
-    exchange_->WriteChunk(FormatSseJson(CompletionChunkJson(
-        plan_.meta, index, text, std::move(logprobs), std::nullopt, plan_.include_usage)));
+    WriteChoiceChunk(choice, CompletionChunkJson(plan_.meta, index, text, std::move(logprobs),
+                                                 std::nullopt, plan_.include_usage));
   }
+}
+
+void GenerationCall::WriteChoiceChunk(size_t choice, json chunk) {
+  if (plan_.continuous_usage) {
+    Usage u;
+    u.prompt_tokens =
+        static_cast<int64_t>(plan_.prompts[plan_.choices[choice].prompt_index].tokens.size());
+    u.completion_tokens = choices_[choice].tokens_out;
+    chunk["usage"] = UsageJson(u);
+  }
+  exchange_->WriteChunk(FormatSseJson(chunk));
 }
 
 void GenerationCall::SendFinishChunk(size_t choice, const char* finish_reason) {
   const int32_t index = plan_.choices[choice].index;
-  if (plan_.kind == ApiKind::kChat) {
-    exchange_->WriteChunk(FormatSseJson(ChatChunkJson(plan_.meta, index, json::object(), nullptr,
-                                                      finish_reason, plan_.include_usage)));
-  } else {
-    exchange_->WriteChunk(FormatSseJson(
-        CompletionChunkJson(plan_.meta, index, "", nullptr, finish_reason, plan_.include_usage)));
-  }
+  const engine::RequestSummary& summary = choices_[choice].summary;
+  json chunk =
+      plan_.kind == ApiKind::kChat
+          ? ChatChunkJson(plan_.meta, index, json::object(), nullptr, finish_reason,
+                          plan_.include_usage)
+          : CompletionChunkJson(plan_.meta, index, "", nullptr, finish_reason, plan_.include_usage);
+  SetChunkStopReason(StopReasonJson(summary.stop_string, summary.stop_token_id), &chunk);
+  choices_[choice].tokens_out = summary.completion_tokens;  // the end token included
+  WriteChoiceChunk(choice, std::move(chunk));
 }
 
 void GenerationCall::SendErrorEvent(const absl::Status& status) {
@@ -316,6 +330,7 @@ void GenerationCall::MaybeComplete() {
       ChoiceResult r;
       r.index = plan_.choices[i].index;
       r.finish_reason = OpenAiFinishReason(c.summary.reason);
+      r.stop_reason = StopReasonJson(c.summary.stop_string, c.summary.stop_token_id);
       if (plan_.kind == ApiKind::kChat) {
         r.text = std::move(c.text);
         if (plan_.logprobs)
@@ -343,6 +358,7 @@ void GenerationCall::MaybeComplete() {
 
 void GenerationCall::Record(const RequestLogEntry& log) {
   RecordedRequest r = PlannedRecord(plan_, log.target);
+  r.request_id = log.id;
   r.arrival = started_;
   r.input_length = log.prompt_tokens;
   for (const ChoiceState& c : choices_) {

@@ -80,6 +80,7 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
     std::string text;
     ResponseJson logprobs;  // completions: the legacy object; chat: the content array
     int64_t text_offset = 0;
+    int64_t tokens_out = 0;  // so far, for continuous usage stats
     engine::RequestSummary summary;
   };
   enum class Ending { kNormal, kDisconnected, kTimedOut, kFailed };
@@ -96,6 +97,9 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
   void SendChunk(size_t choice, const std::string& text, ResponseJson logprobs);
   void SendFinishChunk(size_t choice, const char* finish_reason);
   void SendErrorEvent(const absl::Status& status);
+  // Writes one choice's chunk, with the usage so far when the request asked
+  // for continuous usage stats.
+  void WriteChoiceChunk(size_t choice, ResponseJson chunk);
   void MaybeComplete();
   void Record(const RequestLogEntry& log);
   [[nodiscard]] const engine::Tokenizer& tokenizer() const;

@@ -1,5 +1,7 @@
 #include "server/generation_plan.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 #include "server/api_error.h"
@@ -37,6 +39,7 @@ absl::Status CheckPrompt(const std::vector<int32_t>& tokens, const std::string& 
 absl::StatusOr<engine::SamplingParams> ChoiceParams(const GenerationFields& gen, int64_t prompt_len,
                                                     int32_t j, int32_t logprobs,
                                                     const std::string& prompt_param,
+                                                    const engine::KvPolicyConfig& kv_policy,
                                                     const PlanContext& ctx) {
   engine::SamplingParams p = gen.params;
   const int64_t room = ctx.max_model_len - prompt_len;
@@ -54,6 +57,19 @@ absl::StatusOr<engine::SamplingParams> ChoiceParams(const GenerationFields& gen,
     p.max_tokens = *gen.max_tokens;
   } else {
     p.max_tokens = static_cast<int32_t>(room);
+    // A pool smaller than one full context: the default is what fits (when
+    // nothing fits, Submit's capacity error says so).
+    if (ctx.max_tokens_that_fit) {
+      const int32_t fit = ctx.max_tokens_that_fit(static_cast<int32_t>(prompt_len), kv_policy);
+      if (fit >= 1) p.max_tokens = std::min(p.max_tokens, fit);
+    }
+  }
+  if (p.min_tokens > p.max_tokens) {
+    return InvalidParam("min_tokens",
+                        absl::StrFormat("min_tokens (%d) must be less than or equal to max_tokens "
+                                        "(%d)%s",
+                                        p.min_tokens, p.max_tokens,
+                                        gen.max_tokens.has_value() ? "" : ", the default here"));
   }
   if (p.seed.has_value()) p.seed = *p.seed + static_cast<uint64_t>(j);
   p.logprobs = logprobs;
@@ -66,8 +82,35 @@ absl::StatusOr<engine::SamplingParams> ChoiceParams(const GenerationFields& gen,
                           p.stop_token_ids[i], vocab));
     }
   }
+  for (const auto& [id, bias] : p.logit_bias) {
+    if (id >= vocab) {
+      return InvalidParam("logit_bias",
+                          absl::StrFormat("token id %d in logit_bias is outside the vocabulary "
+                                          "[0, %d)",
+                                          id, vocab));
+    }
+  }
   RESTKV_RETURN_IF_ERROR(p.Validate(vocab));
   return p;
+}
+
+// truncate_prompt_tokens: keeps the last N tokens (-1: max_model_len).
+absl::Status TruncatePrompt(const GenerationFields& gen, const PlanContext& ctx,
+                            std::vector<int32_t>* tokens) {
+  if (!gen.truncate_prompt_tokens.has_value()) return absl::OkStatus();
+  const int32_t keep =
+      *gen.truncate_prompt_tokens == -1 ? ctx.max_model_len : *gen.truncate_prompt_tokens;
+  if (keep > ctx.max_model_len) {
+    return InvalidParam("truncate_prompt_tokens",
+                        absl::StrFormat("truncate_prompt_tokens value (%d) is greater than "
+                                        "max_model_len (%d). Please select a smaller truncation "
+                                        "size.",
+                                        keep, ctx.max_model_len));
+  }
+  if (static_cast<int64_t>(tokens->size()) > keep) {
+    tokens->erase(tokens->begin(), tokens->end() - keep);
+  }
+  return absl::OkStatus();
 }
 
 // The server's default policy with the request's kv_policy / kv_budget.
@@ -101,9 +144,11 @@ absl::StatusOr<GenerationPlan> Skeleton(ApiKind kind, const GenerationFields& ge
   plan.kind = kind;
   plan.meta.id = NewResponseId(kind == ApiKind::kChat ? "chatcmpl-" : "cmpl-");
   plan.meta.model = ctx.served_model;
+  plan.meta.system_fingerprint = ctx.system_fingerprint;
   plan.meta.created = UnixSecondsNow();
   plan.stream = gen.stream;
   plan.include_usage = gen.include_usage;
+  plan.continuous_usage = gen.include_usage && gen.continuous_usage;
   plan.priority = gen.priority;
   RESTKV_ASSIGN_OR_RETURN(plan.kv_policy, ResolveKvPolicy(gen, ctx));
   plan.user = gen.user;
@@ -198,20 +243,28 @@ absl::StatusOr<GenerationPlan> PlanCompletion(const CompletionRequest& r, const 
     const PromptInput& in = r.prompts[p];
     const std::string param = r.prompts.size() == 1 ? "prompt" : absl::StrFormat("prompt[%d]", p);
     PlannedPrompt planned;
-    if (!in.is_tokens) RESTKV_RETURN_IF_ERROR(CheckPromptBytes(in.text.size(), param, ctx));
+    // A prompt that will be truncated may be as long as it likes.
+    if (!in.is_tokens && !r.gen.truncate_prompt_tokens.has_value()) {
+      RESTKV_RETURN_IF_ERROR(CheckPromptBytes(in.text.size(), param, ctx));
+    }
     // Special-token texts in a prompt count as the tokens, as in vLLM (HF
     // tokenizers) and llama.cpp's server.
     planned.tokens = in.is_tokens
                          ? in.tokens
                          : tok.Encode(in.text, /*add_special=*/true, /*parse_special=*/true);
+    const size_t untruncated = planned.tokens.size();
+    RESTKV_RETURN_IF_ERROR(TruncatePrompt(r.gen, ctx, &planned.tokens));
     RESTKV_RETURN_IF_ERROR(CheckPrompt(planned.tokens, param, ctx));
-    if (r.echo) planned.echo_text = in.is_tokens ? tok.Decode(planned.tokens) : in.text;
+    if (r.echo) {
+      const bool decoded = in.is_tokens || planned.tokens.size() != untruncated;
+      planned.echo_text = decoded ? tok.Decode(planned.tokens) : in.text;
+    }
     for (int32_t j = 0; j < r.gen.n; ++j) {
       PlannedChoice c;
       c.index = static_cast<int32_t>(p) * r.gen.n + j;
       c.prompt_index = static_cast<int32_t>(p);
-      RESTKV_ASSIGN_OR_RETURN(
-          c.params, ChoiceParams(r.gen, planned.tokens.size(), j, r.logprobs, "prompt", ctx));
+      RESTKV_ASSIGN_OR_RETURN(c.params, ChoiceParams(r.gen, planned.tokens.size(), j, r.logprobs,
+                                                     "prompt", plan.kv_policy, ctx));
       plan.choices.push_back(std::move(c));
     }
     plan.prompts.push_back(std::move(planned));
@@ -224,16 +277,19 @@ absl::StatusOr<GenerationPlan> PlanChat(const ChatRequest& r, const PlanContext&
   RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, Skeleton(ApiKind::kChat, r.gen, ctx));
   plan.logprobs = r.logprobs;
   PlannedPrompt planned;
-  RESTKV_ASSIGN_OR_RETURN(planned.tokens,
-                          RenderAndTokenizeChat(ctx.model, r.messages, r.add_generation_prompt,
-                                                /*add_special_tokens=*/true, &ctx));
+  RESTKV_ASSIGN_OR_RETURN(
+      planned.tokens,
+      RenderAndTokenizeChat(ctx.model, r.messages, r.add_generation_prompt,
+                            /*add_special_tokens=*/true,
+                            r.gen.truncate_prompt_tokens.has_value() ? nullptr : &ctx));
+  RESTKV_RETURN_IF_ERROR(TruncatePrompt(r.gen, ctx, &planned.tokens));
   RESTKV_RETURN_IF_ERROR(CheckPrompt(planned.tokens, "messages", ctx));
   for (int32_t j = 0; j < r.gen.n; ++j) {
     PlannedChoice c;
     c.index = j;
     RESTKV_ASSIGN_OR_RETURN(
         c.params, ChoiceParams(r.gen, planned.tokens.size(), j, r.logprobs ? r.top_logprobs : -1,
-                               "messages", ctx));
+                               "messages", plan.kv_policy, ctx));
     plan.choices.push_back(std::move(c));
   }
   plan.prompts.push_back(std::move(planned));

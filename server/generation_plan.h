@@ -9,7 +9,13 @@
 // and, when the request has a seed, seed + j, so the n choices differ and
 // the same request is reproducible.
 // max_tokens: when the request leaves it unset (chat), it becomes
-// max_model_len - prompt_len for each prompt, as vLLM does.
+// max_model_len - prompt_len for each prompt, as vLLM does, capped to the
+// most the KV pool can hold for that prompt under the request's KV policy
+// (PlanContext::max_tokens_that_fit), so a server whose pool is smaller than
+// one full context still answers such requests instead of refusing them.
+// truncate_prompt_tokens keeps the last N tokens of each prompt (after the
+// chat template, for chat), before the length checks; N > max_model_len is
+// a 400 naming it, as in vLLM.
 //
 // Errors (all InvalidArgument with the param payload of api_error.h):
 // "prompt"/"messages" for an empty prompt, a token id outside the
@@ -27,6 +33,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -60,6 +67,7 @@ struct GenerationPlan {
   std::vector<PlannedChoice> choices;  // in index order
   bool stream = false;
   bool include_usage = false;
+  bool continuous_usage = false;  // stream_options.continuous_usage_stats (with include_usage)
   bool echo = false;
   // Logprobs wanted: completions' `logprobs` / chat's `logprobs`.
   bool logprobs = false;
@@ -97,6 +105,11 @@ struct PlanContext {
   // Compiles structured-output constraints (Engine::grammar_compiler());
   // nullptr => a request that sets one is refused.
   engine::structured::GrammarCompiler* grammars = nullptr;
+  std::string system_fingerprint;  // ResponseMeta::system_fingerprint
+  // Engine::MaxTokensThatFit: the largest max_tokens a prompt of the given
+  // length fits in the KV pool with; empty => only max_model_len bounds the
+  // default max_tokens.
+  std::function<int32_t(int32_t prompt_len, const engine::KvPolicyConfig&)> max_tokens_that_fit;
 };
 
 absl::StatusOr<GenerationPlan> PlanCompletion(const CompletionRequest& request,

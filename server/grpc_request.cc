@@ -1,6 +1,7 @@
 #include "server/grpc_request.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -31,6 +32,19 @@ GenerationFields GenerationFieldsFromProto(const pb::GenerateRequest& r) {
   p.stop_token_ids.assign(r.stop_token_ids().begin(), r.stop_token_ids().end());
   p.ignore_eos = r.ignore_eos();
   if (r.has_logprobs()) p.logprobs = r.logprobs();
+  if (r.has_min_tokens()) p.min_tokens = r.min_tokens();
+  p.include_stop_str_in_output = r.include_stop_str_in_output();
+  if (r.has_skip_special_tokens()) p.skip_special_tokens = r.skip_special_tokens();
+  if (r.has_spaces_between_special_tokens())
+    p.spaces_between_special_tokens = r.spaces_between_special_tokens();
+  for (const auto& [id, bias] : r.logit_bias()) {
+    // Clamped as the HTTP API (and vLLM) clamp; NaN stays NaN and is refused.
+    p.logit_bias.emplace_back(
+        id,
+        std::isnan(bias) ? bias : std::clamp(bias, -engine::kMaxLogitBias, engine::kMaxLogitBias));
+  }
+  std::sort(p.logit_bias.begin(), p.logit_bias.end());
+  if (r.has_truncate_prompt_tokens()) f.truncate_prompt_tokens = r.truncate_prompt_tokens();
   if (r.has_max_tokens()) f.max_tokens = r.max_tokens();
   f.priority = r.priority();
   if (r.has_kv_policy()) f.kv_policy = r.kv_policy();
@@ -65,6 +79,22 @@ GenerationFields GenerationFieldsFromProto(const pb::GenerateRequest& r) {
 absl::Status ValidateGenerationFields(const GenerationFields& f) {
   if (f.max_tokens.has_value() && *f.max_tokens < 1) {
     return absl::InvalidArgumentError(absl::StrCat("max_tokens must be >= 1, got ", *f.max_tokens));
+  }
+  if (f.params.min_tokens < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_tokens must be >= 0, got ", f.params.min_tokens));
+  }
+  for (const auto& [id, bias] : f.params.logit_bias) {
+    if (id < 0)
+      return absl::InvalidArgumentError(absl::StrCat("logit_bias: token id ", id, " < 0"));
+    if (std::isnan(bias))
+      return absl::InvalidArgumentError(absl::StrCat("logit_bias[", id, "] is NaN"));
+  }
+  if (f.truncate_prompt_tokens.has_value() &&
+      (*f.truncate_prompt_tokens < -1 || *f.truncate_prompt_tokens == 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("truncate_prompt_tokens must be >= 1, or -1 for max_model_len; got ",
+                     *f.truncate_prompt_tokens));
   }
   if (static_cast<int32_t>(f.params.stop.size()) > kMaxStopStrings) {
     return absl::InvalidArgumentError(absl::StrCat("at most ", kMaxStopStrings, " stop strings"));

@@ -16,6 +16,7 @@
 #include "server/generation_plan.h"
 #include "server/grpc_request.h"
 #include "server/planned_record.h"
+#include "server/request_id.h"
 
 namespace restkv::server {
 namespace {
@@ -108,6 +109,7 @@ class GrpcGenerationService::GenerateReactor final
     msg.set_finished(true);
     msg.set_finish_reason(std::string(engine::FinishReasonName(summary.reason)));
     msg.set_stop_reason(summary.stop_string);
+    if (summary.stop_token_id >= 0) msg.set_stop_token_id(summary.stop_token_id);
     pb::Usage* u = msg.mutable_usage();
     u->set_prompt_tokens(summary.prompt_tokens);
     u->set_completion_tokens(summary.completion_tokens);
@@ -164,9 +166,18 @@ class GrpcGenerationService::GenerateReactor final
     PlanContext plan_ctx{eng.model(), eng.max_model_len(), cfg.served_model_names.front(),
                          cfg.default_kv_policy, cfg.limits};
     plan_ctx.grammars = &eng.grammar_compiler();
+    plan_ctx.max_tokens_that_fit = [&eng](int32_t n, const engine::KvPolicyConfig& policy) {
+      return eng.MaxTokensThatFit(n, policy);
+    };
     RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanGrpcGenerate(request, plan_ctx));
     RESTKV_CHECK(plan.prompts.size() == 1 && plan.choices.size() == 1);
     id_ = plan.meta.id;
+    // The HTTP API's X-Request-Id, as gRPC metadata: the id of the messages,
+    // the log line and the trace line.
+    if (const std::string rid = SanitizeRequestId(MetadataValue(context_, "x-request-id"));
+        !rid.empty()) {
+      id_ = (request.input_case() == pb::GenerateRequest::kChat ? "chatcmpl-" : "cmpl-") + rid;
+    }
     if (cfg.recorder != nullptr) {
       record_ = PlannedRecord(plan, "grpc:Generate");
       record_->stream = true;  // Generate always streams
@@ -266,6 +277,7 @@ class GrpcGenerationService::GenerateReactor final
     if (record_.has_value()) {
       RecordedRequest r = *std::move(record_);
       record_.reset();
+      r.request_id = id_;
       r.arrival = started_;
       if (prompt > 0) r.input_length = prompt;
       r.output_length = completion;

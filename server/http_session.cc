@@ -20,6 +20,7 @@
 #include "boost/beast/http/read.hpp"
 #include "boost/beast/http/write.hpp"
 #include "server/http_request_parser.h"
+#include "server/request_id.h"
 
 namespace restkv::server {
 
@@ -91,7 +92,9 @@ class Session : public std::enable_shared_from_this<Session> {
     Enqueue(os.str());
   }
 
-  void BeginStream(uint64_t seq, http::status status, std::string_view content_type) {
+  // `extra_headers`: whole header lines, each ending in CRLF.
+  void BeginStream(uint64_t seq, http::status status, std::string_view content_type,
+                   std::string_view extra_headers) {
     if (!Current(seq) || begun_) return;
     begun_ = true;
     chunked_ = version_ >= 11;
@@ -101,6 +104,7 @@ class Session : public std::enable_shared_from_this<Session> {
         "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n",
         version_ / 10, version_ % 10, static_cast<int>(status),
         std::string(http::obsolete_reason(status)), content_type);
+    head += extra_headers;
     if (chunked_) head += "Transfer-Encoding: chunked\r\n";
     head += keep_alive_ ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
     Enqueue(std::move(head));
@@ -391,10 +395,17 @@ class Session : public std::enable_shared_from_this<Session> {
 
 net::any_io_executor SessionExchange::executor() { return session_->executor(); }
 void SessionExchange::Respond(HttpResponse response) {
+  if (const std::string id = SanitizeRequestId(StdView(request_[kRequestIdHeader])); !id.empty()) {
+    response.set(kRequestIdHeader, id);
+  }
   session_->Respond(seq_, std::move(response));
 }
 void SessionExchange::BeginStream(http::status status, std::string_view content_type) {
-  session_->BeginStream(seq_, status, content_type);
+  std::string extra;
+  if (const std::string id = SanitizeRequestId(StdView(request_[kRequestIdHeader])); !id.empty()) {
+    extra = absl::StrFormat("%s: %s\r\n", kRequestIdHeader, id);
+  }
+  session_->BeginStream(seq_, status, content_type, extra);
 }
 void SessionExchange::WriteChunk(std::string data) { session_->WriteChunk(seq_, std::move(data)); }
 void SessionExchange::EndStream() { session_->EndStream(seq_); }

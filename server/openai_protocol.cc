@@ -1,7 +1,11 @@
 #include "server/openai_protocol.h"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
+#include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
@@ -20,9 +24,6 @@ constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
 // Fields OpenAI defines that restkv cannot honour: refusing them beats
 // silently returning something else.
 absl::Status RejectUnsupported(const json& body) {
-  if (const json* v = Field(body, "logit_bias"); v != nullptr && !v->empty()) {
-    return InvalidParam("logit_bias", "'logit_bias' is not supported");
-  }
   if (const json* v = Field(body, "tools"); v != nullptr && !v->empty()) {
     return InvalidParam("tools", "'tools' (function calling) is not supported");
   }
@@ -61,6 +62,36 @@ absl::Status ParseStop(const json& body, std::vector<std::string>* stop) {
   return absl::OkStatus();
 }
 
+// logit_bias: {"<token id>": bias}; biases clamped to [-100, 100] as vLLM
+// (and OpenAI's documented range) do. The vocabulary check is the plan's.
+absl::Status ParseLogitBias(const json& body, std::vector<std::pair<int32_t, float>>* out) {
+  const json* v = Field(body, "logit_bias");
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_object()) return WrongType("logit_bias", "an object of token id -> bias", *v);
+  for (const auto& [key, value] : v->items()) {
+    const std::string param = absl::StrCat("logit_bias[", key, "]");
+    int64_t id = -1;
+    if (key.empty() || key.size() > 10 ||
+        key.find_first_not_of("0123456789") != std::string::npos || !absl::SimpleAtoi(key, &id) ||
+        id > kInt32Max) {
+      return InvalidParam("logit_bias",
+                          absl::StrFormat("'logit_bias' keys must be token ids (non-negative "
+                                          "integers as strings), got '%s'",
+                                          key));
+    }
+    if (!value.is_number()) return WrongType(param, "a number", value);
+    const double bias = value.get<double>();
+    if (!std::isfinite(bias))
+      return InvalidParam(param, absl::StrFormat("'%s' must be finite", param));
+    const float clamped =
+        static_cast<float>(std::clamp(bias, -static_cast<double>(engine::kMaxLogitBias),
+                                      static_cast<double>(engine::kMaxLogitBias)));
+    out->emplace_back(static_cast<int32_t>(id), clamped);
+  }
+  std::sort(out->begin(), out->end());
+  return absl::OkStatus();
+}
+
 absl::Status ParseModel(const json& body, std::string* model) {
   return GetString(body, "model", model);
 }
@@ -87,6 +118,21 @@ absl::StatusOr<GenerationFields> ParseGenerationFields(const json& body) {
     RESTKV_ASSIGN_OR_RETURN(p.stop_token_ids, AsTokenIds(*v, "stop_token_ids"));
   }
   RESTKV_RETURN_IF_ERROR(GetBool(body, "ignore_eos", &p.ignore_eos));
+  RESTKV_RETURN_IF_ERROR(GetInt32(body, "min_tokens", 0, kInt32Max, &p.min_tokens));
+  RESTKV_RETURN_IF_ERROR(
+      GetBool(body, "include_stop_str_in_output", &p.include_stop_str_in_output));
+  RESTKV_RETURN_IF_ERROR(GetBool(body, "skip_special_tokens", &p.skip_special_tokens));
+  RESTKV_RETURN_IF_ERROR(
+      GetBool(body, "spaces_between_special_tokens", &p.spaces_between_special_tokens));
+  RESTKV_RETURN_IF_ERROR(ParseLogitBias(body, &p.logit_bias));
+  if (const json* v = Field(body, "truncate_prompt_tokens"); v != nullptr) {
+    RESTKV_ASSIGN_OR_RETURN(int64_t n, AsInt(*v, "truncate_prompt_tokens", -1, kInt32Max));
+    if (n == 0) {
+      return InvalidParam("truncate_prompt_tokens",
+                          "'truncate_prompt_tokens' must be >= 1, or -1 for max_model_len");
+    }
+    g.truncate_prompt_tokens = static_cast<int32_t>(n);
+  }
   if (const json* v = Field(body, "max_tokens"); v != nullptr) {
     RESTKV_ASSIGN_OR_RETURN(int64_t max_tokens, AsInt(*v, "max_tokens", 1, kInt32Max));
     g.max_tokens = static_cast<int32_t>(max_tokens);
@@ -102,6 +148,11 @@ absl::StatusOr<GenerationFields> ParseGenerationFields(const json& body) {
     if (const json* u = Field(*v, "include_usage"); u != nullptr) {
       if (!u->is_boolean()) return WrongType("stream_options.include_usage", "a boolean", *u);
       g.include_usage = u->get<bool>();
+    }
+    if (const json* u = Field(*v, "continuous_usage_stats"); u != nullptr) {
+      if (!u->is_boolean())
+        return WrongType("stream_options.continuous_usage_stats", "a boolean", *u);
+      g.continuous_usage = u->get<bool>();
     }
   }
   RESTKV_RETURN_IF_ERROR(GetString(body, "user", &g.user));
@@ -139,6 +190,7 @@ absl::StatusOr<std::string> ParseContent(const json& content, const std::string&
     const json* t = Field(part, "text");
     if (t == nullptr) return InvalidParam(part_param + ".text", "a text part needs 'text'");
     if (!t->is_string()) return WrongType(part_param + ".text", "a string", *t);
+    if (j > 0) text += '\n';  // vLLM joins text parts with a newline
     text += t->get<std::string>();
   }
   return text;
@@ -293,7 +345,8 @@ absl::StatusOr<ChatRequest> ParseChatRequest(const json& body) {
   RESTKV_RETURN_IF_ERROR(GetBool(body, "logprobs", &r.logprobs));
   if (const json* v = Field(body, "top_logprobs"); v != nullptr) {
     RESTKV_ASSIGN_OR_RETURN(int64_t top, AsInt(*v, "top_logprobs", 0, engine::kMaxLogprobs));
-    if (!r.logprobs) {
+    // 0 without logprobs asks for nothing, and vLLM accepts it.
+    if (!r.logprobs && top > 0) {
       return InvalidParam("top_logprobs", "'top_logprobs' needs 'logprobs' set to true");
     }
     r.top_logprobs = static_cast<int32_t>(top);

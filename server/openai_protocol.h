@@ -1,6 +1,8 @@
 // OpenAI request bodies parsed into native structs, at the edge of the
 // server. Every field the server understands is type- and range-checked
-// here; unknown fields are ignored, as OpenAI and vLLM do. Nothing in here
+// here; unknown fields are ignored here, and the routes log each unknown
+// field name once at warning level (known_fields.h), as vLLM warns about
+// the fields it ignores. Nothing in here
 // knows the model: token ids are range-checked, prompts tokenized and lengths
 // checked later (generation_plan.h), where the vocabulary and context are
 // known.
@@ -11,8 +13,16 @@
 // which field is wrong, the allowed range and the value it sent.
 //
 // Defaults follow vLLM's OpenAI server: /v1/completions max_tokens 16;
-// /v1/chat/completions max_tokens unset (=> the rest of the context);
-// temperature 1, top_p 1, n 1.
+// /v1/chat/completions max_tokens unset (=> the rest of the context, capped
+// to what the KV pool holds; generation_plan.h); temperature 1, top_p 1, n 1.
+//
+// vLLM's extra fields, as vLLM defines them: min_tokens,
+// include_stop_str_in_output, skip_special_tokens,
+// spaces_between_special_tokens (SamplingParams), truncate_prompt_tokens
+// (keep the last N prompt tokens; -1 => max_model_len),
+// stream_options.continuous_usage_stats (usage on every chunk, with
+// include_usage). logit_bias {"<token id>": bias} has each bias clamped to
+// [-100, 100] as vLLM does; a key that is not an integer is a 400.
 //
 // Thread safety: pure functions.
 #pragma once
@@ -46,6 +56,11 @@ struct GenerationFields {
   int32_t n = 1;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  // stream_options.continuous_usage_stats: with include_usage, every chunk
+  // carries the usage so far.
+  bool continuous_usage = false;
+  // Keep only the last N prompt tokens (vLLM); -1 => max_model_len; unset => all.
+  std::optional<int32_t> truncate_prompt_tokens;
   std::string user;
   int32_t priority = 0;  // extension; lower runs first
   // Extensions: the KV eviction policy name and budget (tokens kept per
@@ -75,9 +90,11 @@ struct CompletionRequest {
 
 struct ChatRequest {
   std::string model;
-  std::vector<engine::ChatMessage> messages;  // >= 1; roles system/user/assistant
+  // >= 1; roles system/user/assistant; a content given as text parts is
+  // their texts joined with "\n" (vLLM).
+  std::vector<engine::ChatMessage> messages;
   bool logprobs = false;
-  int32_t top_logprobs = 0;           // [0, 20]; > 0 needs logprobs
+  int32_t top_logprobs = 0;           // [0, 20]; > 0 needs logprobs (0 without is fine, as vLLM)
   bool add_generation_prompt = true;  // vLLM extension
   GenerationFields gen;
 };

@@ -44,6 +44,13 @@ void CheckGeneration(const restkv::server::GenerationFields& g) {
   Require(!g.include_usage || g.stream);
   for (const std::string& s : g.params.stop) Require(!s.empty());
   for (int32_t id : g.params.stop_token_ids) Require(id >= 0);
+  Require(g.params.min_tokens >= 0);
+  for (const auto& [id, bias] : g.params.logit_bias) {
+    Require(id >= 0 && bias >= -100.0f && bias <= 100.0f);  // clamped, never NaN
+  }
+  Require(!g.truncate_prompt_tokens.has_value() || *g.truncate_prompt_tokens == -1 ||
+          *g.truncate_prompt_tokens >= 1);
+  Require(!g.continuous_usage || g.stream);
 }
 
 }  // namespace

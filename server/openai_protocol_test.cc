@@ -209,7 +209,19 @@ INSTANTIATE_TEST_SUITE_P(
         BadField{R"("stop_token_ids": 5)", "stop_token_ids"},
         BadField{R"("logprobs": 21)", "logprobs"}, BadField{R"("logprobs": true)", "logprobs"},
         BadField{R"("logprobs": -1)", "logprobs"}, BadField{R"("echo": "true")", "echo"},
-        BadField{R"("logit_bias": {"1": 5})", "logit_bias"},
+        BadField{R"("logit_bias": {"a": 5})", "logit_bias"},
+        BadField{R"("logit_bias": {"-1": 5})", "logit_bias"},
+        BadField{R"("logit_bias": [1])", "logit_bias"},
+        BadField{R"("logit_bias": {"1": "up"})", "logit_bias[1]"},
+        BadField{R"("min_tokens": -1)", "min_tokens"},
+        BadField{R"("min_tokens": "3")", "min_tokens"},
+        BadField{R"("include_stop_str_in_output": 1)", "include_stop_str_in_output"},
+        BadField{R"("skip_special_tokens": "no")", "skip_special_tokens"},
+        BadField{R"("spaces_between_special_tokens": 0)", "spaces_between_special_tokens"},
+        BadField{R"("truncate_prompt_tokens": 0)", "truncate_prompt_tokens"},
+        BadField{R"("truncate_prompt_tokens": -2)", "truncate_prompt_tokens"},
+        BadField{R"("stream": true, "stream_options": {"continuous_usage_stats": 1})",
+                 "stream_options.continuous_usage_stats"},
         BadField{R"("tools": [{"type": "function"}])", "tools"},
         BadField{R"("response_format": {"type": "xml"})", "response_format.type"},
         BadField{R"("response_format": {"type": "json_schema"})", "response_format.json_schema"},
@@ -237,7 +249,7 @@ TEST(OpenAiProtocolTest, ChatMessagesAndContentParts) {
   EXPECT_EQ(r->model, "m");
   ASSERT_EQ(r->messages.size(), 4u);
   EXPECT_EQ(r->messages[0].role, "system");
-  EXPECT_EQ(r->messages[1].content, "Hello, world");
+  EXPECT_EQ(r->messages[1].content, "Hello, \nworld");  // parts joined with "\n", as vLLM
   EXPECT_EQ(r->messages[2].content, "");
   EXPECT_EQ(r->messages[3].role, "system");
   EXPECT_TRUE(r->logprobs);
@@ -247,6 +259,42 @@ TEST(OpenAiProtocolTest, ChatMessagesAndContentParts) {
   ASSERT_TRUE(defaults.ok());
   EXPECT_FALSE(defaults->gen.max_tokens.has_value());  // => the rest of the context
   EXPECT_TRUE(defaults->add_generation_prompt);
+}
+
+TEST(OpenAiProtocolTest, VllmSamplingExtensions) {
+  auto r = ParseCompletionRequest(Body(R"({"prompt": "x", "min_tokens": 3,
+      "include_stop_str_in_output": true, "skip_special_tokens": false,
+      "spaces_between_special_tokens": false, "truncate_prompt_tokens": 5,
+      "logit_bias": {"7": 250, "3": -1.5, "12": -1000}, "stream": true,
+      "stream_options": {"include_usage": true, "continuous_usage_stats": true}})"));
+  ASSERT_TRUE(r.ok()) << r.status();
+  const engine::SamplingParams& p = r->gen.params;
+  EXPECT_EQ(p.min_tokens, 3);
+  EXPECT_TRUE(p.include_stop_str_in_output);
+  EXPECT_FALSE(p.skip_special_tokens);
+  EXPECT_FALSE(p.spaces_between_special_tokens);
+  EXPECT_EQ(r->gen.truncate_prompt_tokens, 5);
+  EXPECT_TRUE(r->gen.continuous_usage);
+  // Sorted by id; clamped to [-100, 100] as vLLM does.
+  const std::vector<std::pair<int32_t, float>> bias = {{3, -1.5f}, {7, 100.0f}, {12, -100.0f}};
+  EXPECT_EQ(p.logit_bias, bias);
+  auto defaults = ParseCompletionRequest(Body(R"({"prompt": "x", "truncate_prompt_tokens": -1})"));
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->gen.params.min_tokens, 0);
+  EXPECT_TRUE(defaults->gen.params.skip_special_tokens);
+  EXPECT_TRUE(defaults->gen.params.spaces_between_special_tokens);
+  EXPECT_FALSE(defaults->gen.params.include_stop_str_in_output);
+  EXPECT_EQ(defaults->gen.truncate_prompt_tokens, -1);
+}
+
+TEST(OpenAiProtocolTest, TopLogprobsZeroNeedsNoLogprobs) {
+  auto zero = ParseChatRequest(
+      Body(R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 0})"));
+  ASSERT_TRUE(zero.ok()) << zero.status();
+  EXPECT_FALSE(zero->logprobs);
+  auto one = ParseChatRequest(
+      Body(R"({"messages": [{"role": "user", "content": "x"}], "top_logprobs": 1})"));
+  ExpectBadParam(one.status(), "top_logprobs");
 }
 
 TEST(OpenAiProtocolTest, ChatBadMessages) {

@@ -27,7 +27,12 @@ json Bytes(const std::string& text) {
 }
 
 json Header(const ResponseMeta& meta, std::string_view object) {
-  return {{"id", meta.id}, {"object", object}, {"created", meta.created}, {"model", meta.model}};
+  return {{"id", meta.id},
+          {"object", object},
+          {"created", meta.created},
+          {"model", meta.model},
+          {"system_fingerprint",
+           meta.system_fingerprint.empty() ? json(nullptr) : json(meta.system_fingerprint)}};
 }
 
 json FinishReason(std::optional<std::string_view> r) {
@@ -39,6 +44,27 @@ json FinishReason(std::optional<std::string_view> r) {
 std::string NewResponseId(std::string_view prefix) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return absl::StrFormat("%s%016x%016x", prefix, rng(), rng());
+}
+
+std::string SystemFingerprint(const std::vector<std::string>& parts) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64
+  for (const std::string& part : parts) {
+    for (const unsigned char c : part + '\0') {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+  }
+  return absl::StrFormat("fp_%016x", h);
+}
+
+json StopReasonJson(const std::string& stop_string, int32_t stop_token_id) {
+  if (!stop_string.empty()) return stop_string;
+  if (stop_token_id >= 0) return stop_token_id;
+  return nullptr;
+}
+
+void SetChunkStopReason(json stop_reason, json* chunk) {
+  (*chunk)["choices"][0]["stop_reason"] = std::move(stop_reason);
 }
 
 int64_t UnixSecondsNow() {
@@ -142,7 +168,8 @@ json CompletionResponseJson(const ResponseMeta& meta, const std::vector<ChoiceRe
     list.push_back({{"index", c.index},
                     {"text", c.text},
                     {"logprobs", c.logprobs},
-                    {"finish_reason", c.finish_reason}});
+                    {"finish_reason", c.finish_reason},
+                    {"stop_reason", c.stop_reason}});
   }
   out["choices"] = std::move(list);
   out["usage"] = UsageJson(usage);
@@ -157,7 +184,8 @@ json ChatResponseJson(const ResponseMeta& meta, const std::vector<ChoiceResult>&
     list.push_back({{"index", c.index},
                     {"message", {{"role", "assistant"}, {"content", c.text}}},
                     {"logprobs", c.logprobs},
-                    {"finish_reason", c.finish_reason}});
+                    {"finish_reason", c.finish_reason},
+                    {"stop_reason", c.stop_reason}});
   }
   out["choices"] = std::move(list);
   out["usage"] = UsageJson(usage);

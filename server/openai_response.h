@@ -8,6 +8,8 @@
 //                              "logprobs", "finish_reason"}], "usage"}
 //   chunks       same ids and object "text_completion" / "chat.completion.chunk";
 //                chat choices carry "delta" instead of "message"
+//   every body   also "system_fingerprint" (ResponseMeta); every choice of
+//                a whole response "stop_reason" (vLLM's extension)
 //   usage        {"prompt_tokens", "completion_tokens", "total_tokens",
 //                 "kv_tokens_kept", "kv_tokens_evicted"}   (the last two: restkv)
 //   logprobs     completions: {"tokens", "token_logprobs", "top_logprobs": [{str: lp}],
@@ -37,7 +39,15 @@ struct ResponseMeta {
   std::string id;       // "cmpl-…" / "chatcmpl-…"
   std::string model;    // the served model name
   int64_t created = 0;  // Unix seconds
+  // "system_fingerprint" of every response and chunk; "" => null.
+  std::string system_fingerprint;
 };
+
+// OpenAI's system_fingerprint: names the backend configuration, so a client
+// can tell that two answers came from the same one. "fp_" + 16 hex digits of
+// a 64-bit FNV-1a hash over `parts` (restkv's version, the model file, the
+// settings that change outputs); stable across restarts with the same ones.
+std::string SystemFingerprint(const std::vector<std::string>& parts);
 
 struct Usage {
   int64_t prompt_tokens = 0;
@@ -80,7 +90,14 @@ struct ChoiceResult {
   std::string text;
   ResponseJson logprobs;      // null when not requested
   std::string finish_reason;  // "stop" | "length"
+  ResponseJson stop_reason;   // vLLM's: the stop string or stop token id; null otherwise
 };
+
+// vLLM's stop_reason: the matched stop string, else the stop token id (-1:
+// none), else null (EOS, length).
+ResponseJson StopReasonJson(const std::string& stop_string, int32_t stop_token_id);
+// Sets "stop_reason" on the (only) choice of a chunk from the two *ChunkJson.
+void SetChunkStopReason(ResponseJson stop_reason, ResponseJson* chunk);
 
 ResponseJson CompletionResponseJson(const ResponseMeta& meta,
                                     const std::vector<ChoiceResult>& choices, const Usage& usage);

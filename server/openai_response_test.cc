@@ -40,10 +40,28 @@ TEST(OpenAiResponseTest, CompletionShape) {
   ChoiceResult c{0, "hello", nullptr, "length"};
   const json j = CompletionResponseJson(kMeta, {c}, {5, 2, 7, 0, 4});
   EXPECT_EQ(j, json::parse(R"({"id": "cmpl-1", "object": "text_completion", "created": 123,
-      "model": "m", "choices": [{"index": 0, "text": "hello", "logprobs": null,
-      "finish_reason": "length"}], "usage": {"prompt_tokens": 5, "completion_tokens": 2,
-      "total_tokens": 7, "prompt_tokens_details": {"cached_tokens": 4}, "kv_tokens_kept": 7,
+      "model": "m", "system_fingerprint": null, "choices": [{"index": 0, "text": "hello",
+      "logprobs": null, "finish_reason": "length", "stop_reason": null}],
+      "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7,
+      "prompt_tokens_details": {"cached_tokens": 4}, "kv_tokens_kept": 7,
       "kv_tokens_evicted": 0}})"));
+}
+
+TEST(OpenAiResponseTest, StopReasonAndFingerprint) {
+  EXPECT_EQ(StopReasonJson("###", 7), "###");  // a stop string wins
+  EXPECT_EQ(StopReasonJson("", 7), 7);
+  EXPECT_TRUE(StopReasonJson("", -1).is_null());
+  json chunk = CompletionChunkJson(kMeta, 0, "", nullptr, "stop", false);
+  SetChunkStopReason(StopReasonJson("", 13), &chunk);
+  EXPECT_EQ(chunk["choices"][0]["stop_reason"], 13);
+  const std::string fp = SystemFingerprint({"v1", "model.gguf"});
+  EXPECT_EQ(fp.rfind("fp_", 0), 0u);
+  EXPECT_EQ(fp.size(), 3u + 16u);
+  EXPECT_EQ(fp, SystemFingerprint({"v1", "model.gguf"}));
+  EXPECT_NE(fp, SystemFingerprint({"v1model", ".gguf"}));  // parts are delimited
+  ResponseMeta meta = kMeta;
+  meta.system_fingerprint = fp;
+  EXPECT_EQ(CompletionResponseJson(meta, {}, {})["system_fingerprint"], fp);
 }
 
 TEST(OpenAiResponseTest, ChatShape) {
@@ -51,7 +69,7 @@ TEST(OpenAiResponseTest, ChatShape) {
   const json j = ChatResponseJson({"chatcmpl-1", "m", 5}, {c}, {3, 1, 0, 0});
   EXPECT_EQ(j["object"], "chat.completion");
   EXPECT_EQ(j["choices"][0], json::parse(R"({"index": 1, "message": {"role": "assistant",
-      "content": "hi"}, "logprobs": null, "finish_reason": "stop"})"));
+      "content": "hi"}, "logprobs": null, "finish_reason": "stop", "stop_reason": null})"));
   EXPECT_EQ(j["usage"]["total_tokens"], 4);
 }
 

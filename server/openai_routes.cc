@@ -12,6 +12,7 @@
 #include "server/generation_plan.h"
 #include "server/openai_protocol.h"
 #include "server/openai_response.h"
+#include "server/request_id.h"
 
 namespace restkv::server {
 namespace {
@@ -51,6 +52,11 @@ OpenAiRoutes::OpenAiRoutes(engine::Engine& engine, ServerMetrics& metrics, Reque
       config_(std::move(config)),
       auth_(config_.api_key),
       created_(UnixSecondsNow()),
+      system_fingerprint_(SystemFingerprint(
+          {kRestkvVersion, engine.model().path(), absl::StrCat(engine.max_model_len()),
+           absl::StrFormat("%s:%d", engine::KvPolicyName(config_.default_kv_policy.kind),
+                           config_.default_kv_policy.budget)})),
+      ignored_fields_(&log),
       pool_(std::make_unique<WorkPool>(std::max(1, config_.prepare_threads),
                                        static_cast<size_t>(std::max(1, config_.prepare_queue)))) {}
 
@@ -70,6 +76,19 @@ void OpenAiRoutes::Dispatch(HttpExchange& exchange, const std::shared_ptr<HttpEx
   const std::string_view path = PathOf(StdView(req.target()));
   const Route* route = nullptr;
   bool path_known = false;
+  constexpr std::string_view kModelsPrefix = "/v1/models/";
+  if (path.size() > kModelsPrefix.size() && path.substr(0, kModelsPrefix.size()) == kModelsPrefix) {
+    if (req.method() != http::verb::get && req.method() != http::verb::head) {
+      const ApiError e = MakeApiError(405, absl::StrFormat("method %s is not allowed on %s",
+                                                           std::string(req.method_string()), path));
+      exchange.Respond(MakeHttpResponse(e.http_status, DumpJson(ApiErrorJson(e))));
+      return;
+    }
+    if (absl::Status s = auth_.Check(StdView(req[http::field::authorization])); !s.ok()) {
+      return RespondError(exchange, s);
+    }
+    return HandleModel(exchange, path.substr(kModelsPrefix.size()));
+  }
   for (const Route& r : kRoutes) {
     if (r.path != path) continue;
     path_known = true;
@@ -164,7 +183,22 @@ PlanContext OpenAiRoutes::MakePlanContext(const std::string& served_model) const
   PlanContext ctx{engine_.model(), engine_.max_model_len(), served_model, config_.default_kv_policy,
                   config_.limits};
   ctx.grammars = &engine_.grammar_compiler();
+  ctx.system_fingerprint = system_fingerprint_;
+  ctx.max_tokens_that_fit = [engine = &engine_](int32_t n, const engine::KvPolicyConfig& policy) {
+    return engine->MaxTokensThatFit(n, policy);
+  };
   return ctx;
+}
+
+std::string OpenAiRoutes::ResponseId(const HttpExchange& exchange, std::string_view prefix,
+                                     std::string generated) {
+  const std::string id = SanitizeRequestId(StdView(exchange.request()[kRequestIdHeader]));
+  return id.empty() ? std::move(generated) : std::string(prefix) + id;
+}
+
+void OpenAiRoutes::WarnUnknownFields(std::string_view route, const nlohmann::json& body,
+                                     FieldSet set) {
+  ignored_fields_.Note(route, UnknownFields(body, set));
 }
 
 CallContext OpenAiRoutes::MakeCallContext() {
@@ -202,8 +236,10 @@ absl::Status OpenAiRoutes::HandleCompletions(const std::shared_ptr<HttpExchange>
   Offload(exchange, [this, exchange]() -> absl::StatusOr<OnStrand> {
     RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
     RESTKV_ASSIGN_OR_RETURN(CompletionRequest request, ParseCompletionRequest(body));
+    WarnUnknownFields("/v1/completions", body, FieldSet::kCompletion);
     RESTKV_ASSIGN_OR_RETURN(std::string model, ResolveModel(request.model));
     RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanCompletion(request, MakePlanContext(model)));
+    plan.meta.id = ResponseId(*exchange, "cmpl-", std::move(plan.meta.id));
     return OnStrand([this, exchange, plan = std::move(plan)]() mutable {
       GenerationCall::Start(exchange, MakeCallContext(), std::move(plan));
     });
@@ -215,8 +251,10 @@ absl::Status OpenAiRoutes::HandleChat(const std::shared_ptr<HttpExchange>& excha
   Offload(exchange, [this, exchange]() -> absl::StatusOr<OnStrand> {
     RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
     RESTKV_ASSIGN_OR_RETURN(ChatRequest request, ParseChatRequest(body));
+    WarnUnknownFields("/v1/chat/completions", body, FieldSet::kChat);
     RESTKV_ASSIGN_OR_RETURN(std::string model, ResolveModel(request.model));
     RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, PlanChat(request, MakePlanContext(model)));
+    plan.meta.id = ResponseId(*exchange, "chatcmpl-", std::move(plan.meta.id));
     return OnStrand([this, exchange, plan = std::move(plan)]() mutable {
       GenerationCall::Start(exchange, MakeCallContext(), std::move(plan));
     });
@@ -228,6 +266,7 @@ absl::Status OpenAiRoutes::HandleTokenize(const std::shared_ptr<HttpExchange>& e
   Offload(exchange, [this, exchange]() -> absl::StatusOr<OnStrand> {
     RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
     RESTKV_ASSIGN_OR_RETURN(TokenizeRequest request, ParseTokenizeRequest(body));
+    WarnUnknownFields("/tokenize", body, FieldSet::kTokenize);
     RESTKV_RETURN_IF_ERROR(ResolveModel(request.model).status());
     const engine::Model& model = engine_.model();
     std::vector<int32_t> tokens;
@@ -261,6 +300,7 @@ absl::Status OpenAiRoutes::HandleDetokenize(const std::shared_ptr<HttpExchange>&
   Offload(exchange, [this, exchange]() -> absl::StatusOr<OnStrand> {
     RESTKV_ASSIGN_OR_RETURN(auto body, ParseJsonBody(exchange->request().body()));
     RESTKV_ASSIGN_OR_RETURN(DetokenizeRequest request, ParseDetokenizeRequest(body));
+    WarnUnknownFields("/detokenize", body, FieldSet::kDetokenize);
     RESTKV_RETURN_IF_ERROR(ResolveModel(request.model).status());
     const engine::Tokenizer& tok = engine_.model().tokenizer();
     for (size_t i = 0; i < request.tokens.size(); ++i) {
@@ -278,18 +318,32 @@ absl::Status OpenAiRoutes::HandleDetokenize(const std::shared_ptr<HttpExchange>&
   return absl::OkStatus();
 }
 
+json OpenAiRoutes::ModelCard(const std::string& name) const {
+  return {{"id", name},
+          {"object", "model"},
+          {"created", created_},
+          {"owned_by", "restkv"},
+          {"root", engine_.model().path()},
+          {"parent", nullptr},
+          {"max_model_len", engine_.max_model_len()}};
+}
+
 void OpenAiRoutes::HandleModels(HttpExchange& exchange) {
   json data = json::array();
-  for (const std::string& name : config_.served_model_names) {
-    data.push_back({{"id", name},
-                    {"object", "model"},
-                    {"created", created_},
-                    {"owned_by", "restkv"},
-                    {"root", engine_.model().path()},
-                    {"parent", nullptr},
-                    {"max_model_len", engine_.max_model_len()}});
-  }
+  for (const std::string& name : config_.served_model_names) data.push_back(ModelCard(name));
   RespondJson(exchange, {{"object", "list"}, {"data", std::move(data)}});
+}
+
+void OpenAiRoutes::HandleModel(HttpExchange& exchange, std::string_view id) {
+  const auto& names = config_.served_model_names;
+  if (std::find(names.begin(), names.end(), id) == names.end()) {
+    const ApiError e = ApiErrorFromStatus(WithParam(
+        absl::NotFoundError(absl::StrFormat("The model `%s` does not exist.", std::string(id))),
+        "model"));
+    exchange.Respond(MakeHttpResponse(e.http_status, DumpJson(ApiErrorJson(e))));
+    return;
+  }
+  RespondJson(exchange, ModelCard(std::string(id)));
 }
 
 }  // namespace restkv::server

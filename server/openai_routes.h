@@ -5,6 +5,7 @@
 //   POST /v1/completions        GenerationCall (completions)
 //   POST /v1/chat/completions   GenerationCall (chat)
 //   GET  /v1/models             the served model name(s)
+//   GET  /v1/models/{id}        one of them; 404 (OpenAI error, param "model") for any other id
 //   POST /tokenize              {"count", "max_model_len", "tokens", "token_strs"}   (vLLM)
 //   POST /detokenize            {"prompt"}                                          (vLLM)
 //   GET  /health                200 {"status": "ok"}; 503 {"status": "draining"} once draining
@@ -25,6 +26,11 @@
 // strand (submit to the engine, or respond). The probes and /metrics are
 // answered on the strand at once, so a huge prompt cannot delay them. When
 // prepare_queue requests already wait for a worker, a new one gets 503.
+//
+// Request ids: a client's X-Request-Id (request_id.h) is echoed on the
+// response and becomes the generation's response id ("chatcmpl-<id>"), and
+// with it the id of the log line and the recorded trace line. Unknown body
+// fields are logged once per route and name (known_fields.h).
 //
 // Draining (graceful shutdown): after StartDraining, /health answers 503 so
 // load balancers stop routing here, and new API requests get 503, while
@@ -47,6 +53,7 @@
 #include "server/generation_call.h"
 #include "server/generation_plan.h"
 #include "server/http_exchange.h"
+#include "server/known_fields.h"
 #include "server/metrics.h"
 #include "server/request_log.h"
 #include "server/work_pool.h"
@@ -91,6 +98,15 @@ class OpenAiRoutes {
   absl::Status HandleTokenize(const std::shared_ptr<HttpExchange>& exchange);
   absl::Status HandleDetokenize(const std::shared_ptr<HttpExchange>& exchange);
   void HandleModels(HttpExchange& exchange);
+  [[nodiscard]] ResponseJson ModelCard(const std::string& name) const;
+  // GET /v1/models/{id}.
+  void HandleModel(HttpExchange& exchange, std::string_view id);
+  // The response id of a generation: "<prefix><X-Request-Id>" when the
+  // client sent one, else `generated`.
+  static std::string ResponseId(const HttpExchange& exchange, std::string_view prefix,
+                                std::string generated);
+  // Logs the body's unknown fields (once per name).
+  void WarnUnknownFields(std::string_view route, const nlohmann::json& body, FieldSet set);
   // What a prepared request does next, on the connection's strand.
   using OnStrand = absl::AnyInvocable<void() &&>;
   using PrepareFn = absl::AnyInvocable<absl::StatusOr<OnStrand>() &&>;
@@ -109,6 +125,8 @@ class OpenAiRoutes {
   const RoutesConfig config_;
   const ApiKeyAuth auth_;
   const int64_t created_;  // Unix seconds, for /v1/models
+  const std::string system_fingerprint_;
+  IgnoredFieldWarnings ignored_fields_;
   std::atomic<bool> draining_{false};
   std::atomic<int> active_calls_{0};
   // Last, so that it is destroyed (its workers joined) before anything the

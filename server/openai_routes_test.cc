@@ -9,6 +9,7 @@
 #include <future>
 #include <thread>
 
+#include "absl/strings/str_format.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
@@ -97,7 +98,9 @@ class OpenAiRoutesTest : public ::testing::Test {
             std::unique_ptr<kernels::Backend> backend = nullptr) {
     backend_ = backend ? std::move(backend) : std::make_unique<kernels::cpu::CpuBackend>(1);
     model_ = std::move(*engine::Model::Load(*path_, *backend_));
-    options.kv_cache_bytes = 8 << 20;
+    if (options.kv_cache_bytes == engine::EngineOptions{}.kv_cache_bytes) {
+      options.kv_cache_bytes = 8 << 20;
+    }
     engine_ = std::move(*engine::Engine::Create(*model_, options));
     metrics_ = std::make_unique<ServerMetrics>("synthetic");
     log_file_ = std::tmpfile();
@@ -119,6 +122,7 @@ class OpenAiRoutesTest : public ::testing::Test {
     HttpRequest req{method, target, 11};
     req.body() = body;
     if (!auth.empty()) req.set(http::field::authorization, auth);
+    for (const auto& [name, value] : headers_) req.set(name, value);
     auto ex = std::make_shared<FakeExchange>(net::make_strand(ioc_), std::move(req));
     net::post(ex->executor(), [this, ex] { routes_->Handle(ex); });
     return ex;
@@ -142,7 +146,24 @@ class OpenAiRoutesTest : public ::testing::Test {
     EXPECT_EQ(engine_->GetStats().kv_pages_used, 0);
   }
 
+  std::string LogText() {
+    std::fflush(log_file_);
+    std::rewind(log_file_);
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, log_file_)) > 0) out.append(buf, n);
+    return out;
+  }
+  // The id of the token the synthetic tokenizer makes of `text` (one token).
+  int32_t TokenOf(const std::string& text) {
+    const std::vector<int32_t> ids = model_->tokenizer().Encode(text, false, false);
+    EXPECT_EQ(ids.size(), 1u);
+    return ids.empty() ? -1 : ids[0];
+  }
+
   static std::string* path_;
+  std::vector<std::pair<std::string, std::string>> headers_;  // sent with every request
   net::io_context ioc_;
   net::executor_work_guard<net::io_context::executor_type> work_ = net::make_work_guard(ioc_);
   std::thread io_thread_;
@@ -438,6 +459,129 @@ TEST_F(OpenAiRoutesTest, LogprobsAndEcho) {
   ASSERT_EQ(content.size(), 2u);
   EXPECT_EQ(content[0]["top_logprobs"].size(), 3u);
   EXPECT_TRUE(content[0]["bytes"].is_array());
+}
+
+TEST_F(OpenAiRoutesTest, LogitBiasMinTokensStopReasonAndTheCountedStopToken) {
+  Init();
+  const int32_t z = TokenOf("Z");
+  const std::string bias =
+      absl::StrFormat(R"("logit_bias": {"%d": 100}, "stop_token_ids": [%d])", z, z);
+  // The bias makes Z certain; Z is a stop token: the output ends at once,
+  // with no text, stop_reason Z, and Z counted as vLLM counts it.
+  auto now = Post("/v1/completions",
+                  R"({"prompt": "ab", "max_tokens": 8, "temperature": 0, )" + bias + "}");
+  ASSERT_EQ(now->status, 200) << now->body;
+  json j = json::parse(now->body);
+  EXPECT_EQ(j["choices"][0]["text"], "");
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(j["choices"][0]["stop_reason"], z);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 1);
+  EXPECT_TRUE(j["system_fingerprint"].get<std::string>().rfind("fp_", 0) == 0) << j;
+  // min_tokens 3: Z cannot come before three other tokens; then it ends it,
+  // and include_stop_str_in_output keeps its text.
+  auto later = Post("/v1/completions", R"({"prompt": "ab", "max_tokens": 8, "temperature": 0,
+      "min_tokens": 3, "include_stop_str_in_output": true, )" +
+                                           bias + "}");
+  ASSERT_EQ(later->status, 200) << later->body;
+  j = json::parse(later->body);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 4);
+  EXPECT_EQ(j["choices"][0]["stop_reason"], z);
+  const std::string text = j["choices"][0]["text"];
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), 'Z');
+  EXPECT_EQ(text.find('Z'), text.size() - 1) << text;
+  // A stop string: stop_reason is the string.
+  auto length = Post("/v1/completions",
+                     R"({"prompt": "ab", "max_tokens": 3, "temperature": 0, "ignore_eos": true})");
+  j = json::parse(length->body);
+  EXPECT_TRUE(j["choices"][0]["stop_reason"].is_null());
+  // An id outside the vocabulary is a 400 naming logit_bias.
+  auto bad = Post("/v1/completions", R"({"prompt": "ab", "logit_bias": {"99999999": 1}})");
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_EQ(json::parse(bad->body)["error"]["param"], "logit_bias");
+  auto too_many = Post("/v1/completions", R"({"prompt": "ab", "max_tokens": 2, "min_tokens": 3})");
+  EXPECT_EQ(too_many->status, 400);
+  EXPECT_EQ(json::parse(too_many->body)["error"]["param"], "min_tokens");
+}
+
+TEST_F(OpenAiRoutesTest, ContinuousUsageStatsOnEveryChunk) {
+  Init();
+  auto ex = Post("/v1/chat/completions",
+                 R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+                     "temperature": 0, "ignore_eos": true, "stream": true,
+                     "stream_options": {"include_usage": true, "continuous_usage_stats": true}})");
+  const std::vector<json> events = Events(ex->body);
+  ASSERT_GE(events.size(), 4u);
+  int64_t last = -1;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    ASSERT_TRUE(events[i]["usage"].is_object()) << events[i];
+    const int64_t completion = events[i]["usage"]["completion_tokens"];
+    EXPECT_GE(completion, last);
+    last = completion;
+  }
+  EXPECT_EQ(events[0]["usage"]["completion_tokens"], 0);  // the role chunk
+  EXPECT_EQ(last, 4);
+}
+
+TEST_F(OpenAiRoutesTest, TruncatePromptTokensKeepsTheLastTokens) {
+  engine::EngineOptions options;
+  options.max_model_len = 32;
+  Init({}, options);
+  const std::string long_prompt = json(std::string(40, 'x')).dump();
+  auto kept = Post("/v1/completions", R"({"prompt": )" + long_prompt +
+                                          R"(, "max_tokens": 2, "truncate_prompt_tokens": 10})");
+  ASSERT_EQ(kept->status, 200) << kept->body;
+  EXPECT_EQ(json::parse(kept->body)["usage"]["prompt_tokens"], 10);
+  auto too_big = Post("/v1/completions", R"({"prompt": "ab", "truncate_prompt_tokens": 33})");
+  EXPECT_EQ(too_big->status, 400);
+  EXPECT_EQ(json::parse(too_big->body)["error"]["param"], "truncate_prompt_tokens");
+}
+
+TEST_F(OpenAiRoutesTest, RequestIdUnknownFieldsAndOneModel) {
+  Init();
+  headers_ = {{"X-Request-Id", "trace 42"}};
+  auto ex = Post("/v1/chat/completions",
+                 R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2,
+                     "max_token": 5, "store": true})");
+  ASSERT_EQ(ex->status, 200) << ex->body;
+  EXPECT_EQ(json::parse(ex->body)["id"], "chatcmpl-trace_42");
+  Post("/v1/chat/completions",
+       R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "max_token": 5})");
+  headers_.clear();
+  const std::string log = LogText();
+  EXPECT_NE(log.find("chatcmpl-trace_42 POST /v1/chat/completions 200"), std::string::npos) << log;
+  size_t warnings = 0;
+  for (size_t p = log.find("unknown request field 'max_token'"); p != std::string::npos;
+       p = log.find("unknown request field 'max_token'", p + 1))
+    ++warnings;
+  EXPECT_EQ(warnings, 1u) << log;
+  EXPECT_NE(log.find("unknown request field 'store'"), std::string::npos) << log;
+  auto model = Call(http::verb::get, "/v1/models/synthetic", "");
+  EXPECT_EQ(model->status, 200);
+  EXPECT_EQ(json::parse(model->body)["id"], "synthetic");
+  auto missing = Call(http::verb::get, "/v1/models/nope", "");
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(json::parse(missing->body)["error"]["param"], "model");
+}
+
+TEST_F(OpenAiRoutesTest, DefaultMaxTokensFitsAPoolSmallerThanTheContext) {
+  engine::EngineOptions options;
+  options.kv_cache_bytes = 256 << 10;  // far less than one 2048-token context
+  Init({}, options);
+  const engine::KvPolicyConfig full;
+  ASSERT_LT(engine_->MaxTokensThatFit(8, full), engine_->max_model_len() - 8);
+  auto ex = Post("/v1/chat/completions", R"({"messages": [{"role": "user", "content": "hi"}],
+                                             "temperature": 0, "ignore_eos": true})");
+  ASSERT_EQ(ex->status, 200) << ex->body;
+  const json j = json::parse(ex->body);
+  EXPECT_EQ(j["choices"][0]["finish_reason"], "length");
+  const int32_t prompt = j["usage"]["prompt_tokens"];
+  EXPECT_EQ(j["usage"]["completion_tokens"], engine_->MaxTokensThatFit(prompt, full));
+  // An explicit max_tokens past what fits is still refused.
+  auto explicit_too_many = Post("/v1/chat/completions",
+                                R"({"messages": [{"role": "user", "content": "hi"}],
+                                    "max_tokens": 2000})");
+  EXPECT_EQ(explicit_too_many->status, 413) << explicit_too_many->body;  // kv_capacity_exceeded
 }
 
 }  // namespace

@@ -106,6 +106,7 @@ std::string RequestRecorder::FormatLine(const RecordedRequest& r) {
       {"ttft_ms", std::round(r.ttft_ms * 1000.0) / 1000.0},
       {"e2e_ms", std::round(r.e2e_ms * 1000.0) / 1000.0},
   };
+  if (!r.request_id.empty()) j["request_id"] = r.request_id;
   return j.dump() + "\n";
 }
 

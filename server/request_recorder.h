@@ -12,7 +12,8 @@
 // two prompts share ids exactly as long as they share a prefix of whole
 // blocks. Ids are small integers given in order of first appearance.
 // Prompts are user data and never stored; only these hashes.
-// restkv's fields: endpoint (the HTTP route, or "grpc:Generate"), n,
+// restkv's fields: request_id (the id of the request's log line, built from
+// the client's X-Request-Id when it sent one), endpoint (the HTTP route, or "grpc:Generate"), n,
 // stream, temperature, top_p, top_k, max_tokens, ignore_eos, kv_policy,
 // kv_budget, status (HTTP, or its equivalent for gRPC), finish (per choice,
 // comma-separated), ttft_ms and e2e_ms as the server saw them.
@@ -46,6 +47,7 @@ inline constexpr int32_t kRecordBlockTokens = 512;
 
 struct RecordedRequest {
   std::chrono::steady_clock::time_point arrival;
+  std::string request_id;  // the response id (X-Request-Id based when given); "" => not written
   int64_t input_length = 0;
   int64_t output_length = 0;           // completion tokens of the longest choice
   std::vector<uint64_t> block_hashes;  // ChainedBlockHashes of the (first) prompt

@@ -55,9 +55,11 @@ TEST(RequestRecorder, WritesMooncakeLinesWithIdsInOrderOfFirstAppearance) {
     r.block_hashes = ChainedBlockHashes(Tokens(1300, 0));
     r.endpoint = "/v1/completions";
     r.finish = "length";
+    r.request_id = "cmpl-client-7";
     rec.Record(r);
     r.block_hashes = ChainedBlockHashes(Tokens(600, 0));  // shares block 0 only
     r.input_length = 600;
+    r.request_id.clear();
     rec.Record(r);
   }  // the destructor drains the queue
   std::ifstream in(path);
@@ -71,6 +73,8 @@ TEST(RequestRecorder, WritesMooncakeLinesWithIdsInOrderOfFirstAppearance) {
   EXPECT_EQ(lines[0]["input_length"], 1300);
   EXPECT_EQ(lines[0]["output_length"], 9);
   EXPECT_EQ(lines[0]["endpoint"], "/v1/completions");
+  EXPECT_EQ(lines[0]["request_id"], "cmpl-client-7");
+  EXPECT_FALSE(lines[1].contains("request_id"));  // none: not written
   EXPECT_GE(lines[0]["timestamp"].get<double>(), 250.0);
   EXPECT_LT(lines[0]["timestamp"].get<double>(), 5000.0);
   std::fclose(log_file);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -135,6 +136,104 @@ TEST(OutputProcessorTest, ASplitUtf8CharacterIsHeldUntilComplete) {
   EXPECT_EQ(out.Push(static_cast<unsigned char>(euro[0])).text, "");
   EXPECT_EQ(out.Push(static_cast<unsigned char>(euro[1])).text, "");
   EXPECT_EQ(out.Push(static_cast<unsigned char>(euro[2])).text, euro);
+}
+
+TEST(OutputProcessorTest, TheEndTokenIsCountedButNotOutput) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 10;
+  OutputProcessor out(*tok, p, 3, 100);
+  out.Push('a');
+  const OutputProcessor::Update u = out.Push(kEos);
+  EXPECT_FALSE(u.accepted);
+  EXPECT_EQ(out.num_output(), 1);
+  EXPECT_EQ(out.num_generated(), 2);  // vLLM's completion_tokens
+  EXPECT_EQ(u.stop_token_id, -1);     // the model's EOS: stop_reason null
+}
+
+TEST(OutputProcessorTest, AStopTokenIdIsReportedAndCounted) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 10;
+  p.stop_token_ids = {'x'};
+  OutputProcessor out(*tok, p, 3, 100);
+  out.Push('a');
+  const OutputProcessor::Update u = out.Push('x');
+  EXPECT_EQ(u.finished, FinishReason::kStop);
+  EXPECT_EQ(u.stop_token_id, 'x');
+  EXPECT_EQ(u.text, "");
+  EXPECT_EQ(out.num_generated(), 2);
+  // A length ending counts no end token.
+  SamplingParams q;
+  q.max_tokens = 2;
+  OutputProcessor len(*tok, q, 3, 100);
+  len.Push('a');
+  EXPECT_EQ(len.Push('b').finished, FinishReason::kLength);
+  EXPECT_EQ(len.num_generated(), 2);
+}
+
+TEST(OutputProcessorTest, IncludeStopStrInOutputKeepsTheStopStringAndToken) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 10;
+  p.stop = {"bc"};
+  p.include_stop_str_in_output = true;
+  Outcome r = Feed(*tok, p, 3, 100, Bytes("abcd"));
+  EXPECT_EQ(r.text, "abc");
+  EXPECT_EQ(r.stop_string, "bc");
+  p.stop.clear();
+  p.stop_token_ids = {'x'};
+  r = Feed(*tok, p, 3, 100, Bytes("axd"));
+  EXPECT_EQ(r.text, "ax");
+  EXPECT_EQ(r.reason, FinishReason::kStop);
+  // The EOS is a control token: it gives text only with skip_special_tokens off.
+  p.stop_token_ids.clear();
+  r = Feed(*tok, p, 3, 100, {'a', kEos});
+  EXPECT_EQ(r.text, "a");
+  p.skip_special_tokens = false;
+  r = Feed(*tok, p, 3, 100, {'a', kEos});
+  EXPECT_EQ(r.text, "a <|im_end|>");
+  p.spaces_between_special_tokens = false;
+  r = Feed(*tok, p, 3, 100, {'a', kEos});
+  EXPECT_EQ(r.text, "a<|im_end|>");
+}
+
+TEST(OutputProcessorTest, MinTokensMasksEndTokensAndDefersStopStrings) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 10;
+  p.min_tokens = 3;
+  p.stop = {"a"};
+  p.stop_token_ids = {'z'};
+  OutputProcessor out(*tok, p, 3, 100);
+  std::vector<float> logits(tok->vocab_size(), 0.0f);
+  out.SuppressEnd(absl::MakeSpan(logits));
+  EXPECT_EQ(logits[kEos], -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(logits['z'], -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(logits['a'], 0.0f);
+  // "a" is a stop string, but not within the first min_tokens tokens.
+  EXPECT_EQ(out.Push('a').text, "a");
+  EXPECT_EQ(out.Push('a').text, "a");
+  EXPECT_FALSE(out.Push('a').finished);
+  std::vector<float> after(tok->vocab_size(), 0.0f);
+  out.SuppressEnd(absl::MakeSpan(after));  // 3 tokens out: nothing masked
+  EXPECT_EQ(after[kEos], 0.0f);
+  const OutputProcessor::Update u = out.Push('a');
+  EXPECT_EQ(u.finished, FinishReason::kStop);
+  EXPECT_EQ(u.stop_string, "a");
+}
+
+TEST(OutputProcessorTest, MinTokensNeverMasksEveryToken) {
+  auto tok = ByteTokenizer();
+  SamplingParams p;
+  p.max_tokens = 10;
+  p.min_tokens = 2;
+  OutputProcessor out(*tok, p, 3, 100);
+  // A grammar allowing only the EOS: masking it would leave nothing to sample.
+  std::vector<float> logits(tok->vocab_size(), -std::numeric_limits<float>::infinity());
+  logits[kEos] = 1.0f;
+  out.SuppressEnd(absl::MakeSpan(logits));
+  EXPECT_EQ(logits[kEos], 1.0f);
 }
 
 }  // namespace

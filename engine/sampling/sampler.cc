@@ -85,6 +85,9 @@ void Sampler::ApplyPenalties(absl::Span<float> logits,
 
 int32_t Sampler::Sample(absl::Span<float> logits, absl::Span<const int32_t> prompt_tokens) {
   RESTKV_CHECK(!logits.empty());
+  // logit_bias first: vLLM applies it with the other logits processors,
+  // before the penalties. Validate() keeps every id inside the vocabulary.
+  for (const auto& [id, bias] : params_.logit_bias) logits[id] += bias;
   if (!PenaltiesOff()) ApplyPenalties(logits, prompt_tokens);
   if (greedy_) return Argmax(logits);
   const float max_logit = MaxOf(logits);

@@ -3,9 +3,10 @@
 // Stages, in vLLM's order; a stage whose parameter is at its default is
 // skipped entirely:
 //
-//   logits ─► penalties ─► temperature == 0 ? argmax (ties: lowest id)
+//   logits ─► logit_bias ─► penalties ─► temperature == 0 ? argmax (ties: lowest id)
 //                          else: temperature ─► top_k ─► top_p ─► min_p ─► draw
 //
+//   logit_bias   each (id, bias) pair added to that id's logit.
 //   penalties    repetition (tokens in the prompt or the output, once per id:
 //                logit > 0 ? logit / r : logit * r), then frequency
 //                (logit -= f * count in output), then presence
@@ -59,10 +60,10 @@ class Sampler {
   // REQUIRES: params.Validate(vocab).ok() for the vocab the logits will have.
   Sampler(const SamplingParams& params, uint64_t seed);
 
-  // Applies the penalties to `logits` in place, then returns the chosen token
+  // Applies logit_bias and the penalties to `logits` in place, then returns the chosen token
   // id in [0, logits.size()). Advances the generator unless greedy.
-  // logits: [vocab], the raw next-token logits; modified in place (penalties
-  //   are written back; later stages work on scratch copies).
+  // logits: [vocab], the raw next-token logits; modified in place (bias and
+  //   penalties are written back; later stages work on scratch copies).
   // prompt_tokens: the request's prompt, for the repetition penalty.
   // REQUIRES: logits non-empty and free of NaN; every prompt token and every
   //   Accept()ed token in [0, logits.size()).

@@ -367,6 +367,27 @@ TEST(SamplerPenaltyTest, RepetitionCountsPromptTokensWhenSampling) {
   EXPECT_EQ(sampler.Sample(absl::MakeSpan(logits), prompt), 0);  // 1.2 / 1.5 = 0.8
 }
 
+TEST(SamplerTest, LogitBiasIsAddedBeforeEverythingElse) {
+  SamplingParams p;
+  p.temperature = 0.0f;
+  p.logit_bias = {{2, 10.0f}, {1, -100.0f}};
+  Sampler sampler(p, 1);
+  std::vector<float> logits = {0.1f, 3.0f, -1.0f, 2.0f};
+  EXPECT_EQ(sampler.Sample(absl::MakeSpan(logits), {}), 2);  // -1 + 10 beats 3 - 100
+  EXPECT_FLOAT_EQ(logits[2], 9.0f);
+  EXPECT_FLOAT_EQ(logits[1], -97.0f);
+  // Before the penalties: the repetition penalty sees the biased logit.
+  SamplingParams q;
+  q.temperature = 0.0f;
+  q.repetition_penalty = 2.0f;
+  q.logit_bias = {{0, 2.0f}};
+  Sampler biased(q, 1);
+  std::vector<float> row = {-1.0f, 0.5f};
+  const std::vector<int32_t> prompt = {0};
+  EXPECT_EQ(biased.Sample(absl::MakeSpan(row), prompt), 0);  // (-1 + 2) / 2 = 0.5 ties, lowest id
+  EXPECT_FLOAT_EQ(row[0], 0.5f);
+}
+
 TEST(SamplingParamsTest, DefaultsAndBoundariesAreValid) {
   EXPECT_TRUE(SamplingParams{}.Validate(10).ok());
   SamplingParams p;
@@ -381,6 +402,8 @@ TEST(SamplingParamsTest, DefaultsAndBoundariesAreValid) {
   p.stop = {"x"};
   p.stop_token_ids = {0, 9};
   p.logprobs = kMaxLogprobs;
+  p.min_tokens = 1;  // == max_tokens
+  p.logit_bias = {{0, -kMaxLogitBias}, {9, kMaxLogitBias}};
   EXPECT_TRUE(p.Validate(10).ok()) << p.Validate(10);
   p.top_k = 1000;  // larger than the vocabulary: top_k is off, not an error
   p.logprobs = 0;
@@ -422,6 +445,20 @@ TEST(SamplingParamsTest, RejectsEachOutOfRangeFieldByName) {
        }},
       {"logprobs", [](SamplingParams& p) { p.logprobs = -2; }},
       {"logprobs", [](SamplingParams& p) { p.logprobs = kMaxLogprobs + 1; }},
+      {"min_tokens", [](SamplingParams& p) { p.min_tokens = -1; }},
+      {"min_tokens", [](SamplingParams& p) { p.min_tokens = p.max_tokens + 1; }},
+      {"logit_bias",
+       [](SamplingParams& p) {
+         p.logit_bias = {{10, 1.0f}};
+       }},
+      {"logit_bias",
+       [](SamplingParams& p) {
+         p.logit_bias = {{1, 100.5f}};
+       }},
+      {"logit_bias",
+       [nan](SamplingParams& p) {
+         p.logit_bias = {{1, nan}};
+       }},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     SamplingParams p;

@@ -59,6 +59,21 @@ absl::Status SamplingParams::Validate(int32_t vocab_size) const {
     return absl::InvalidArgumentError(absl::StrFormat(
         "logprobs must be in [0, %d], or -1 for none, got %d", kMaxLogprobs, logprobs));
   }
+  if (min_tokens < 0 || min_tokens > max_tokens) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "min_tokens must be in [0, max_tokens = %d], got %d", max_tokens, min_tokens));
+  }
+  for (size_t i = 0; i < logit_bias.size(); ++i) {
+    const auto [id, bias] = logit_bias[i];
+    if (id < 0 || id >= vocab_size) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "logit_bias token id %d must be in [0, %d) (the vocabulary)", id, vocab_size));
+    }
+    if (!InClosed(bias, -kMaxLogitBias, kMaxLogitBias)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "logit_bias[%d] must be in [-%g, %g], got %g", id, kMaxLogitBias, kMaxLogitBias, bias));
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -23,6 +24,9 @@ namespace restkv::engine {
 // The most alternatives a request may ask for per token (vLLM's default
 // max_logprobs, and OpenAI's top_logprobs limit).
 inline constexpr int32_t kMaxLogprobs = 20;
+// logit_bias values are clamped to [-kMaxLogitBias, kMaxLogitBias] by the
+// frontends (OpenAI's range; vLLM clamps too) and checked by Validate.
+inline constexpr float kMaxLogitBias = 100.0f;
 
 struct SamplingParams {
   // 0 => greedy (argmax after penalties; ties go to the lowest id). Values
@@ -55,6 +59,22 @@ struct SamplingParams {
   // -1 => none; N in [0, kMaxLogprobs] => the sampled token's logprob plus
   // the top-N alternatives, from the raw logits (see engine/sampling/logprobs.h).
   int32_t logprobs = -1;
+  // [0, max_tokens]: end-of-generation tokens and stop_token_ids cannot be
+  // sampled (their logits are -inf) before this many output tokens, and stop
+  // strings are not looked for in the text of those first tokens (vLLM).
+  int32_t min_tokens = 0;
+  // A matched stop string stays in the text (nothing after it does); a stop
+  // token id or end-of-generation token is detokenized into the text (subject
+  // to skip_special_tokens).
+  bool include_stop_str_in_output = false;
+  // Control tokens give no text unless false (then their text, e.g. "<|im_end|>").
+  bool skip_special_tokens = true;
+  // With skip_special_tokens false: a space between a rendered special token
+  // and the text next to it (HF tokenizers' and vLLM's default).
+  bool spaces_between_special_tokens = true;
+  // (token id in [0, vocab), bias in [-kMaxLogitBias, kMaxLogitBias]), each
+  // added to that token's raw logit before every other stage (vLLM's order).
+  std::vector<std::pair<int32_t, float>> logit_bias;
 
   // OK, or InvalidArgument naming the first out-of-range field, its allowed
   // range and the value received. NaN is out of range for every float field.

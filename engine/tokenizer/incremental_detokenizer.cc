@@ -5,9 +5,10 @@
 namespace restkv::engine {
 
 IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tok, StripLeadingSpace strip,
-                                               bool render_special)
+                                               bool render_special, bool spaces_between_special)
     : tok_(tok),
       render_special_(render_special),
+      spaces_between_special_(render_special && spaces_between_special),
       strip_next_space_(strip == StripLeadingSpace::kLikeDecode && tok.data().add_space_prefix) {}
 
 std::string IncrementalDetokenizer::Push(int32_t id) {
@@ -16,6 +17,12 @@ std::string IncrementalDetokenizer::Push(int32_t id) {
   // (an empty BOS piece uses up the chance), so do the same.
   if (strip_next_space_ && !piece.empty() && piece.front() == ' ') piece.erase(0, 1);
   strip_next_space_ = false;
+  if (spaces_between_special_ && !piece.empty()) {
+    const bool special = tok_.IsControl(id);
+    if (emitted_any_ && (special || last_was_special_)) piece.insert(0, 1, ' ');
+    emitted_any_ = true;
+    last_was_special_ = special;
+  }
   pending_ += piece;
   const size_t complete = CompleteUtf8PrefixLength(pending_);
   if (complete == 0) return "";

@@ -19,6 +19,12 @@
 // Use kKeep when the stream continues a prompt (generated text after a
 // prompt keeps its space: "Hello" + " world").
 //
+// Special tokens: with render_special, control tokens give their text; with
+// spaces_between_special too, a space separates such a token from the text
+// before and after it within this stream ("a" <|x|> <|y|> "b" -> "a <|x|> <|y|> b"),
+// as HF tokenizers' spaces_between_special_tokens does. Without render_special
+// they give nothing and no space is added.
+//
 // Thread safety: not thread-safe; one instance per stream. Borrows the
 // Tokenizer, which must outlive it.
 #pragma once
@@ -36,8 +42,8 @@ class IncrementalDetokenizer {
 
   explicit IncrementalDetokenizer(const Tokenizer& tok)
       : IncrementalDetokenizer(tok, StripLeadingSpace::kLikeDecode) {}
-  IncrementalDetokenizer(const Tokenizer& tok, StripLeadingSpace strip,
-                         bool render_special = false);
+  IncrementalDetokenizer(const Tokenizer& tok, StripLeadingSpace strip, bool render_special = false,
+                         bool spaces_between_special = false);
 
   // Returns the text that became complete with token `id` (may be empty).
   std::string Push(int32_t id);
@@ -52,7 +58,10 @@ class IncrementalDetokenizer {
  private:
   const Tokenizer& tok_;
   bool render_special_;
+  bool spaces_between_special_;
   bool strip_next_space_;
+  bool emitted_any_ = false;  // some piece (of any kind) came before
+  bool last_was_special_ = false;
   std::string pending_;
 };
 

@@ -57,6 +57,25 @@ TEST(IncrementalDetokenizerTest, ControlTokensRenderOnlyWhenAsked) {
   EXPECT_EQ(special.Push(256), "<|im_end|>");
 }
 
+TEST(IncrementalDetokenizerTest, SpacesBetweenSpecialTokensSeparateThemFromText) {
+  auto tok = ByteTokenizer();
+  const auto keep = IncrementalDetokenizer::StripLeadingSpace::kKeep;
+  auto run = [&](bool render, bool spaces) {
+    IncrementalDetokenizer d(*tok, keep, render, spaces);
+    std::string out;
+    for (int32_t id : std::vector<int32_t>{'a', kByteTokenizerEos, kByteTokenizerEos, 'b'})
+      out += d.Push(id);
+    return out + d.Flush();
+  };
+  EXPECT_EQ(run(true, true), "a <|im_end|> <|im_end|> b");
+  EXPECT_EQ(run(true, false), "a<|im_end|><|im_end|>b");
+  EXPECT_EQ(run(false, true), "ab");  // nothing rendered, nothing spaced
+  // No space before a special token that starts the stream.
+  IncrementalDetokenizer first(*tok, keep, true, true);
+  EXPECT_EQ(first.Push(kByteTokenizerEos), "<|im_end|>");
+  EXPECT_EQ(first.Push('x'), " x");
+}
+
 TEST(IncrementalDetokenizerTest, ConcatenationEqualsDecodeOnRandomStreams) {
   auto tok = ByteTokenizer();
   const std::string texts[] = {

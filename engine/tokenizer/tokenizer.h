@@ -112,6 +112,10 @@ class Tokenizer {
   // <|endoftext|>, </s>, <end_of_turn>, ...) or a FIM pad/repo/file
   // separator, the set llama.cpp's llama_vocab_is_eog uses.
   [[nodiscard]] bool IsEndOfGeneration(int32_t id) const { return eog_ids_.contains(id); }
+  // Every id IsEndOfGeneration accepts (for min_tokens, which masks them).
+  [[nodiscard]] const absl::flat_hash_set<int32_t>& end_of_generation_ids() const {
+    return eog_ids_;
+  }
 
   // True for control and unknown tokens (rendered only with render_special).
   [[nodiscard]] bool IsControl(int32_t id) const;

@@ -112,7 +112,9 @@ def test_generate_stream_greedy(api):
     ids = [t for m in msgs for t in m.token_ids]
     assert "Paris" in text, text
     assert final.finish_reason in ("stop", "length")
-    assert final.usage.completion_tokens == len(ids) >= 1
+    # An end token (EOS or stop id) is counted though not delivered, as vLLM counts it.
+    ended_by_token = final.finish_reason == "stop" and not final.stop_reason
+    assert final.usage.completion_tokens == len(ids) + ended_by_token >= 1
     assert final.usage.prompt_tokens > 0
     assert final.usage.total_tokens == final.usage.prompt_tokens + final.usage.completion_tokens
     assert final.usage.kv_tokens_kept > 0 and final.usage.kv_tokens_evicted == 0
@@ -284,7 +286,8 @@ def test_logprobs_and_stop_string(api):
                                                  temperature=0, logprobs=2),
                               metadata=AUTH, timeout=60))
     lps = [lp for m in msgs for lp in m.logprobs]
-    assert len(lps) == msgs[-1].usage.completion_tokens
+    ended_by_token = msgs[-1].finish_reason == "stop" and not msgs[-1].stop_reason
+    assert len(lps) + ended_by_token == msgs[-1].usage.completion_tokens
     assert all(len(lp.top) == 2 and lp.logprob <= 0 for lp in lps)
     assert lps[0].token_id == lps[0].top[0].token_id  # greedy picks the most likely
     text = "".join(m.text for m in msgs)
@@ -294,3 +297,51 @@ def test_logprobs_and_stop_string(api):
                               metadata=AUTH, timeout=60))
     assert msgs[-1].finish_reason == "stop" and msgs[-1].stop_reason == stop
     assert stop not in "".join(m.text for m in msgs)
+
+
+def test_vllm_sampling_fields(api):
+    pb, stub = api
+    def one_token(text):
+        ids = stub.Tokenize(pb.TokenizeRequest(text=text, add_special_tokens=False),
+                            metadata=AUTH).token_ids
+        assert len(ids) == 1, ids
+        return ids[0]
+
+    banana, comma = one_token(" banana"), one_token(",")
+
+    def run(**kw):
+        msgs = list(stub.Generate(pb.GenerateRequest(text="The capital of France is",
+                                                     temperature=0, **kw),
+                                  metadata=AUTH, timeout=60))
+        return "".join(m.text for m in msgs), msgs[-1]
+
+    text, final = run(max_tokens=1, logit_bias={banana: 100.0})
+    assert text == " banana"
+    # A stop token forced by the bias: stop_token_id says which, and it is counted.
+    text, final = run(max_tokens=8, logit_bias={comma: 100.0}, stop_token_ids=[comma])
+    assert text == "" and final.finish_reason == "stop"
+    assert final.HasField("stop_token_id") and final.stop_token_id == comma
+    assert final.usage.completion_tokens == 1
+    # min_tokens holds it off; include_stop_str_in_output keeps its text.
+    text, final = run(max_tokens=8, logit_bias={comma: 100.0}, stop_token_ids=[comma],
+                      min_tokens=3, include_stop_str_in_output=True)
+    assert final.usage.completion_tokens == 4 and text.endswith(",") and final.stop_token_id == comma
+    _, final = run(max_tokens=2)
+    assert not final.HasField("stop_token_id")
+    # truncate_prompt_tokens keeps the last tokens.
+    _, final = run(max_tokens=1, truncate_prompt_tokens=2)
+    assert final.usage.prompt_tokens == 2
+    with pytest.raises(grpc.RpcError) as e:
+        run(max_tokens=2, min_tokens=3)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "min_tokens" in e.value.details()
+
+
+def test_x_request_id_metadata_is_the_id(api, server):
+    pb, stub = api
+    msgs = list(stub.Generate(pb.GenerateRequest(text="hi", max_tokens=2),
+                              metadata=AUTH + (("x-request-id", "grpc trace"),), timeout=60))
+    assert all(m.id == "cmpl-grpc_trace" for m in msgs)
+    deadline = time.time() + 10
+    while "cmpl-grpc_trace" not in server.log():
+        assert time.time() < deadline, server.log()
+        time.sleep(0.05)

@@ -43,6 +43,7 @@ seed '{"prompt": "x", "presence_penalty": 0.5, "frequency_penalty": -0.5, "repet
 seed '{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}], "max_completion_tokens": 5, "logprobs": true, "top_logprobs": 2}'
 seed '{"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}, {"role": "assistant", "content": null}], "stream": true}'
 seed '{"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "text"}, "logit_bias": {}, "tools": []}'
+seed '{"prompt": "x", "min_tokens": 2, "include_stop_str_in_output": true, "skip_special_tokens": false, "spaces_between_special_tokens": false, "truncate_prompt_tokens": -1, "logit_bias": {"5": 1e9, "7": -3.5}, "stream": true, "stream_options": {"include_usage": true, "continuous_usage_stats": true}}'
 seed '{"prompt": "x", "messages": [], "add_special_tokens": false, "return_token_strs": true}'
 seed '{"tokens": [1, 2, 3], "model": null}'
 
@@ -78,6 +79,13 @@ cat > "$dict" <<'DICT'
 "\"kv_budget\""
 "\"priority\""
 "\"tokens\""
+"\"min_tokens\""
+"\"include_stop_str_in_output\""
+"\"skip_special_tokens\""
+"\"spaces_between_special_tokens\""
+"\"truncate_prompt_tokens\""
+"\"logit_bias\""
+"\"continuous_usage_stats\""
 "null"
 "true"
 "false"
