@@ -20,9 +20,9 @@ void AddEvalCommonOptions(CLI::App* cmd, EvalCommonOptions* o, bool grid) {
                   "GGUF file (default: the model fetched by scripts/fetch-model)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all available cores)");
   AddKvDtypeFlag(cmd, &o->kv_cache_dtype);
-  cmd->add_option(
-         "--policies", o->policies,
-         "Comma-separated KV policies: full, streamingllm, h2o, tova, snapkv, pyramidkv, restkv")
+  cmd->add_option("--policies", o->policies,
+                  "Comma-separated KV policies: full, streamingllm, h2o, tova, snapkv, pyramidkv, "
+                  "restkv, lacache")
       ->capture_default_str();
   cmd->add_option("--budgets", o->budgets,
                   "Comma-separated budgets (tokens kept per layer and KV head)");

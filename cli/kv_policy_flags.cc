@@ -9,7 +9,7 @@ void AddKvPolicyFlags(CLI::App* cmd, KvPolicyFlags* flags, const std::string& ro
   cmd->add_option("--kv-policy", flags->policy,
                   lead +
                       "KV eviction during prefill: full, streamingllm, h2o, tova, snapkv, "
-                      "pyramidkv, restkv")
+                      "pyramidkv, restkv, lacache")
       ->capture_default_str();
   cmd->add_option(
          "--kv-budget", flags->budget,

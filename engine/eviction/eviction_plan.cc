@@ -50,6 +50,8 @@ std::optional<kernels::EvictionPlan> MakeEvictionPlan(const KvPolicyConfig& conf
       return std::nullopt;
     case KvPolicyKind::kStreamingLlm:
       return Positions(StreamingLlmKeep(n, config.budget, config.sink_tokens));
+    case KvPolicyKind::kLaCache:
+      return Positions(LaCacheKeep(n, config.budget, LadderShapeOf(config), layer, num_layers));
     case KvPolicyKind::kTova:
       plan.score = kernels::EvictionScore::kLastQueryMean;
       plan.keep = config.budget;

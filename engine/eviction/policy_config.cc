@@ -22,7 +22,7 @@ constexpr std::pair<std::string_view, KvPolicyKind> kPolicyNames[] = {
     {"full", KvPolicyKind::kFull},     {"streamingllm", KvPolicyKind::kStreamingLlm},
     {"h2o", KvPolicyKind::kH2o},       {"tova", KvPolicyKind::kTova},
     {"snapkv", KvPolicyKind::kSnapKv}, {"pyramidkv", KvPolicyKind::kPyramidKv},
-    {"restkv", KvPolicyKind::kRestKv},
+    {"restkv", KvPolicyKind::kRestKv}, {"lacache", KvPolicyKind::kLaCache},
 };
 constexpr std::pair<std::string_view, TemporalMode> kTemporalNames[] = {
     {"ema", TemporalMode::kEma},        {"mean", TemporalMode::kMean},
@@ -106,6 +106,8 @@ absl::Status KvPolicyConfig::Validate() const {
   if (use_pyramid && kind != KvPolicyKind::kRestKv) {
     return bad("use_pyramid", "true", "applies to restkv only (use pyramidkv)");
   }
+  if (span < 1) return bad("span", span, "must be >= 1");
+  if (overlap < 0 || overlap >= span) return bad("overlap", overlap, "must be in [0, span)");
   return absl::OkStatus();
 }
 
@@ -131,6 +133,8 @@ absl::Status ApplyKvPolicyOption(std::string_view key, std::string_view value,
   if (k == "use_wo") return as_bool(&config->use_wo);
   if (k == "use_norm") return as_bool(&config->use_norm);
   if (k == "use_pyramid") return as_bool(&config->use_pyramid);
+  if (k == "span") return as_int(&config->span);
+  if (k == "overlap") return as_int(&config->overlap);
   if (k == "temporal") {
     RESTKV_ASSIGN_OR_RETURN(config->temporal, Lookup(kTemporalNames, "temporal", value));
     return absl::OkStatus();
@@ -176,6 +180,10 @@ std::string KvPolicyDebugString(const KvPolicyConfig& c) {
     case KvPolicyKind::kStreamingLlm:
       absl::StrAppendFormat(&out, " sink_tokens=%d", c.sink_tokens);
       break;
+    case KvPolicyKind::kLaCache:
+      absl::StrAppendFormat(&out, " sink_tokens=%d window=%d span=%d overlap=%d", c.sink_tokens,
+                            c.window, c.span, c.overlap);
+      break;
     case KvPolicyKind::kH2o:
       absl::StrAppendFormat(&out, " window=%d gqa_reduce=%s", c.window,
                             Sv(NameOf(kGqaNames, c.gqa_reduce)));
@@ -217,6 +225,9 @@ int32_t KeptTokensForLayer(const KvPolicyConfig& config, int32_t layer, int32_t 
   RESTKV_CHECK(layer >= 0 && layer < num_layers) << layer << " of " << num_layers;
   if (!EvictsPrompt(config, num_tokens)) return num_tokens;
   const int32_t budget = config.budget;
+  if (config.kind == KvPolicyKind::kLaCache) {
+    return LaCacheKeptCount(num_tokens, budget, LadderShapeOf(config), num_layers);
+  }
   if (!UsesCandidateWindow(config.kind)) return budget;
   const int32_t window = EffectiveWindow(budget, config.window);
   const bool pyramid = config.kind == KvPolicyKind::kPyramidKv ||
@@ -242,6 +253,13 @@ int32_t ScoringWindow(const KvPolicyConfig& config, int32_t num_tokens) {
   if (!UsesWindowScores(config.kind)) return 0;
   const int32_t window = EffectiveWindow(config.budget, config.window);
   return window < config.budget ? window : 0;
+}
+
+LadderShape LadderShapeOf(const KvPolicyConfig& config) {
+  return LadderShape{.sink = config.sink_tokens,
+                     .recent = config.window,
+                     .span = config.span,
+                     .overlap = config.overlap};
 }
 
 bool NeedsWoFactor(const KvPolicyConfig& config) {

@@ -18,15 +18,15 @@ KvPolicyConfig Policy(KvPolicyKind kind, int32_t budget) {
 }
 
 TEST(KvPolicyConfigTest, NamesRoundTrip) {
-  for (auto kind :
-       {KvPolicyKind::kFull, KvPolicyKind::kStreamingLlm, KvPolicyKind::kH2o, KvPolicyKind::kTova,
-        KvPolicyKind::kSnapKv, KvPolicyKind::kPyramidKv, KvPolicyKind::kRestKv}) {
+  for (auto kind : {KvPolicyKind::kFull, KvPolicyKind::kStreamingLlm, KvPolicyKind::kH2o,
+                    KvPolicyKind::kTova, KvPolicyKind::kSnapKv, KvPolicyKind::kPyramidKv,
+                    KvPolicyKind::kRestKv, KvPolicyKind::kLaCache}) {
     auto parsed = ParseKvPolicy(KvPolicyName(kind));
     ASSERT_TRUE(parsed.ok()) << KvPolicyName(kind);
     EXPECT_EQ(*parsed, kind);
   }
   EXPECT_EQ(*ParseKvPolicy("ReSTKV"), KvPolicyKind::kRestKv);
-  auto bad = ParseKvPolicy("lacache");
+  auto bad = ParseKvPolicy("headkv");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("restkv"));
 }

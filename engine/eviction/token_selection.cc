@@ -180,6 +180,9 @@ std::vector<std::vector<int32_t>> SelectTokens(const KvPolicyConfig& config, int
                              StreamingLlmKeep(n, config.budget, config.sink_tokens));
     case KvPolicyKind::kTova:
       return SameForAllHeads(in.num_kv_heads, SelectTova(config.budget, in, pool));
+    case KvPolicyKind::kLaCache:
+      return SameForAllHeads(
+          in.num_kv_heads, LaCacheKeep(n, config.budget, LadderShapeOf(config), layer, num_layers));
     case KvPolicyKind::kFull:
       RESTKV_CHECK(false) << "full never evicts";
       return {};
