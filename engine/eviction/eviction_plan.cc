@@ -43,6 +43,9 @@ std::optional<kernels::EvictionPlan> MakeEvictionPlan(const KvPolicyConfig& conf
     std::iota(all.begin(), all.end(), 0);
     return Positions(std::move(all));
   }
+  // Per-head lengths have no device kernels (the evictor refuses adakv on a
+  // device; see LayerEvictor::EvictLayer).
+  if (config.adaptive == AdaptiveBudget::kAdaKv) return std::nullopt;
   kernels::EvictionPlan plan;
   switch (config.kind) {
     case KvPolicyKind::kFull:

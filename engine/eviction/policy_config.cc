@@ -36,6 +36,8 @@ constexpr std::pair<std::string_view, PoolingMode> kPoolingNames[] = {
     {"avgpool", PoolingMode::kAvg},     {"maxpool", PoolingMode::kMax},
     {"none", PoolingMode::kNone},
 };
+constexpr std::pair<std::string_view, AdaptiveBudget> kAdaptiveNames[] = {
+    {"none", AdaptiveBudget::kNone}, {"adakv", AdaptiveBudget::kAdaKv}};
 constexpr std::pair<std::string_view, GqaReduce> kGqaNames[] = {{"mean", GqaReduce::kMean},
                                                                 {"max", GqaReduce::kMax}};
 
@@ -106,6 +108,13 @@ absl::Status KvPolicyConfig::Validate() const {
   if (use_pyramid && kind != KvPolicyKind::kRestKv) {
     return bad("use_pyramid", "true", "applies to restkv only (use pyramidkv)");
   }
+  if (adaptive == AdaptiveBudget::kAdaKv && !UsesCandidateWindow(kind) &&
+      kind != KvPolicyKind::kFull) {
+    return bad("adaptive", "adakv", "applies to h2o, snapkv, pyramidkv and restkv only");
+  }
+  if (!(std::isfinite(adakv_cap) && adakv_cap >= 1.0f)) {
+    return bad("adakv_cap", adakv_cap, "must be finite and >= 1");
+  }
   if (span < 1) return bad("span", span, "must be >= 1");
   if (overlap < 0 || overlap >= span) return bad("overlap", overlap, "must be in [0, span)");
   return absl::OkStatus();
@@ -133,6 +142,12 @@ absl::Status ApplyKvPolicyOption(std::string_view key, std::string_view value,
   if (k == "use_wo") return as_bool(&config->use_wo);
   if (k == "use_norm") return as_bool(&config->use_norm);
   if (k == "use_pyramid") return as_bool(&config->use_pyramid);
+  if (k == "adakv_cap") return as_float(&config->adakv_cap);
+  if (k == "adakv_normalize") return as_bool(&config->adakv_normalize);
+  if (k == "adaptive") {
+    RESTKV_ASSIGN_OR_RETURN(config->adaptive, Lookup(kAdaptiveNames, "adaptive", value));
+    return absl::OkStatus();
+  }
   if (k == "span") return as_int(&config->span);
   if (k == "overlap") return as_int(&config->overlap);
   if (k == "temporal") {
@@ -201,6 +216,10 @@ std::string KvPolicyDebugString(const KvPolicyConfig& c) {
                             c.kernel_size, Sv(NameOf(kGqaNames, c.gqa_reduce)));
       break;
   }
+  if (c.adaptive == AdaptiveBudget::kAdaKv) {
+    absl::StrAppendFormat(&out, " adaptive=adakv adakv_cap=%g adakv_normalize=%d", c.adakv_cap,
+                          c.adakv_normalize);
+  }
   return out;
 }
 
@@ -220,6 +239,29 @@ bool EvictsPrompt(const KvPolicyConfig& config, int32_t num_tokens) {
   return config.kind != KvPolicyKind::kFull && config.budget > 0 && num_tokens > config.budget;
 }
 
+int32_t UniformCandidates(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
+                          int32_t num_tokens) {
+  RESTKV_CHECK(layer >= 0 && layer < num_layers) << layer << " of " << num_layers;
+  if (!EvictsPrompt(config, num_tokens) || !UsesCandidateWindow(config.kind)) return 0;
+  const int32_t budget = config.budget;
+  const int32_t window = EffectiveWindow(budget, config.window);
+  const bool pyramid = config.kind == KvPolicyKind::kPyramidKv ||
+                       (config.kind == KvPolicyKind::kRestKv && config.use_pyramid);
+  if (!pyramid || window >= budget) return budget - window;
+  if (config.kind == KvPolicyKind::kPyramidKv && num_tokens < 2 * (budget - window)) {
+    return budget - window;
+  }
+  return PyramidCandidates(budget, window, num_tokens, layer, num_layers);
+}
+
+int32_t AdaKvHeadCap(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
+                     int32_t num_tokens) {
+  const int32_t k = UniformCandidates(config, layer, num_layers, num_tokens);
+  const int32_t m = num_tokens - EffectiveWindow(config.budget, config.window);
+  return static_cast<int32_t>(
+      std::min<double>(m, std::floor(static_cast<double>(config.adakv_cap) * k)));
+}
+
 int32_t KeptTokensForLayer(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
                            int32_t num_tokens) {
   RESTKV_CHECK(layer >= 0 && layer < num_layers) << layer << " of " << num_layers;
@@ -230,13 +272,10 @@ int32_t KeptTokensForLayer(const KvPolicyConfig& config, int32_t layer, int32_t 
   }
   if (!UsesCandidateWindow(config.kind)) return budget;
   const int32_t window = EffectiveWindow(budget, config.window);
-  const bool pyramid = config.kind == KvPolicyKind::kPyramidKv ||
-                       (config.kind == KvPolicyKind::kRestKv && config.use_pyramid);
-  if (!pyramid || window >= budget) return budget;
-  if (config.kind == KvPolicyKind::kPyramidKv && num_tokens < 2 * (budget - window)) {
-    return budget;
+  if (config.adaptive == AdaptiveBudget::kAdaKv && window < budget) {
+    return AdaKvHeadCap(config, layer, num_layers, num_tokens) + window;
   }
-  return PyramidCandidates(budget, window, num_tokens, layer, num_layers) + window;
+  return UniformCandidates(config, layer, num_layers, num_tokens) + window;
 }
 
 int64_t KeptTokensAllLayers(const KvPolicyConfig& config, int32_t num_layers, int32_t num_tokens) {

@@ -26,6 +26,9 @@
 
 namespace restkv::engine {
 
+// How a layer's candidate budget is shared between its KV heads.
+enum class AdaptiveBudget { kNone, kAdaKv };
+
 enum class KvPolicyKind {
   kFull,
   kStreamingLlm,
@@ -71,12 +74,19 @@ struct KvPolicyConfig {
   int32_t span = 16;
   int32_t overlap = 0;
   bool use_pyramid = false;  // restkv with the PyramidKV layer schedule
+  // Head-wise budgets inside a layer (adakv.h) for the scoring policies
+  // (h2o, snapkv, pyramidkv, restkv): each KV head keeps its own count, at
+  // most adakv_cap times the layer's uniform candidate count.
+  AdaptiveBudget adaptive = AdaptiveBudget::kNone;
+  float adakv_cap = 2.0f;
+  bool adakv_normalize = true;
 
   // OK, or InvalidArgument naming the offending knob: budget < 0; window < 1;
   // an odd window with adaptive pooling on a window policy; alpha outside
   // (0, 1]; tau, beta not finite and > 0; kernel_size not odd and >= 1;
   // sink_tokens < 0; use_norm without metric kBefore; use_pyramid on a policy
-  // other than restkv; span < 1 or overlap outside [0, span).
+  // other than restkv; span < 1 or overlap outside [0, span); adaptive=adakv
+  // on a policy without candidate scores; adakv_cap not finite and >= 1.
   absl::Status Validate() const;
 };
 
@@ -84,7 +94,8 @@ struct KvPolicyConfig {
 // Keys: budget, window, alpha, temporal (ema|mean|last|inv-ema), metric
 // (after|before), use_wo, use_norm, tau, pooling (default|adaptive|avgpool|
 // maxpool|none), beta (alias scale), kernel_size (alias k_min), gqa_reduce
-// (mean|max), sink_tokens, use_pyramid, span, overlap; booleans true/false/1/0/yes/no.
+// (mean|max), sink_tokens, use_pyramid, span, overlap, adaptive (none|adakv),
+// adakv_cap, adakv_normalize; booleans true/false/1/0/yes/no.
 // InvalidArgument for an unknown key or a malformed value. Does not Validate.
 absl::Status ApplyKvPolicyOption(std::string_view key, std::string_view value,
                                  KvPolicyConfig* config);
@@ -108,6 +119,19 @@ bool EvictsPrompt(const KvPolicyConfig& config, int32_t num_tokens);
 // config valid, 0 <= layer < num_layers, num_tokens >= 0.
 int32_t KeptTokensForLayer(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
                            int32_t num_tokens);
+
+// With adaptive=adakv this is the layer's padded length bound,
+// min(N - w, floor(adakv_cap * K_l)) + w: the most slots a layer can hold
+// (every KV head keeps its own count, the layer's pages hold the largest).
+
+// Candidates per KV head layer `layer` keeps before any head-wise
+// reallocation (K_l: B - w, or the PyramidKV schedule); 0 when the policy has
+// no candidate window or the prompt is not evicted.
+int32_t UniformCandidates(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
+                          int32_t num_tokens);
+// The cap AdaKV applies to each head's candidates at this layer.
+int32_t AdaKvHeadCap(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
+                     int32_t num_tokens);
 
 // Sum of KeptTokensForLayer over all layers (one KV head's worth).
 int64_t KeptTokensAllLayers(const KvPolicyConfig& config, int32_t num_layers, int32_t num_tokens);
