@@ -71,11 +71,18 @@ struct RopeParams {
 // [q_begin, q_begin + num_q) of the packed Q; they are the *last* num_q of the
 // kv_len tokens stored in `pages` (whose K/V must already be written), so
 // query j attends to kv slots [0, kv_len - num_q + j] (causal).
+//
+// Per-head lengths (head-wise eviction, AdaKV): when hole_begin is set, KV
+// head g holds valid keys only in slots [0, hole_begin[g]) and
+// [hole_end, kv_len); its slots [hole_begin[g], hole_end) are padding that
+// attention skips (the layer's pages hold the longest head's count).
 struct AttentionSeq {
   int32_t q_begin = 0;
   int32_t num_q = 0;
   int32_t kv_len = 0;
-  float* const* pages = nullptr;  // [ceil(kv_len / block_size)] page base addresses
+  float* const* pages = nullptr;        // [ceil(kv_len / block_size)] page base addresses
+  const int32_t* hole_begin = nullptr;  // [Hkv] or null (no padding)
+  int32_t hole_end = 0;
 };
 
 // Where one new token's K/V go.

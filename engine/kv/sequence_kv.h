@@ -46,6 +46,16 @@ class SequenceKv {
   int32_t TruncateLayer(int32_t layer, int32_t new_len);
   // Returns all pages to the pool; the sequence becomes empty.
   void Release();
+  // Head-wise eviction (AdaKV): after TruncateLayer(layer, max of lens),
+  // KV head h of `layer` holds lens[h] valid slots; its slots
+  // [lens[h], cached_len) become padding that attention skips, and tokens
+  // appended later are valid for every head. Pages stay per layer.
+  // REQUIRES: lens has one entry per KV head, max(lens) == cached_len[layer].
+  void SetHeadLengths(int32_t layer, std::vector<int32_t> lens);
+  // Per layer: empty (every head holds cached_len slots) or the lens above.
+  [[nodiscard]] absl::Span<const std::vector<int32_t>> head_len() const { return head_len_; }
+  // Per layer: where the padding ends (cached_len right after eviction).
+  [[nodiscard]] absl::Span<const int32_t> padding_end() const { return padding_end_; }
 
   [[nodiscard]] absl::Span<const int32_t> cached_len() const { return cached_len_; }
   [[nodiscard]] absl::Span<const std::vector<float*>> page_ptrs() const { return page_ptrs_; }
@@ -63,6 +73,8 @@ class SequenceKv {
   std::vector<int32_t> cached_len_;             // [L]
   std::vector<std::vector<int32_t>> page_ids_;  // [L][pages]
   std::vector<std::vector<float*>> page_ptrs_;  // [L][pages], PageData of page_ids_
+  std::vector<std::vector<int32_t>> head_len_;  // [L][Hkv] or [L][0]
+  std::vector<int32_t> padding_end_;            // [L]
 };
 
 }  // namespace restkv::engine

@@ -237,6 +237,10 @@ void LlamaModel::RunChunk(const LayerWeights& lw, int32_t layer,
     }
     step.seqs.push_back(
         {static_cast<int32_t>(r0 - c0), count, cached + first + count, pages.data()});
+    if (!in.head_len.empty() && !in.head_len[layer].empty()) {
+      step.seqs.back().hole_begin = in.head_len[layer].data();
+      step.seqs.back().hole_end = in.padding_end[layer];
+    }
     // Keep the queries the hook asked for.
     Step::QueryCapture& cap = step.captured[s];
     if (cap.num_rows > 0) {

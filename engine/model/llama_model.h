@@ -50,6 +50,12 @@ struct SequenceInput {
   // The caller's KV bookkeeping around each layer (reserve, commit, evict);
   // null when the caller reserved and will commit the pages itself.
   LayerHook* hook = nullptr;
+  // Per-head lengths after head-wise eviction (SequenceKv::head_len and
+  // padding_end): empty, or [L] with head_len[l] empty where every head holds
+  // cached_len[l] slots; otherwise KV head h's slots [head_len[l][h],
+  // padding_end[l]) are padding that attention skips.
+  absl::Span<const std::vector<int32_t>> head_len;
+  absl::Span<const int32_t> padding_end;
 };
 
 class LlamaModel {

@@ -37,11 +37,17 @@ inline float KvScale(const float* page, const KvPageLayout& kv, int32_t kvh, int
 // Attention of one query row and head over keys [0, visible) of KV head
 // `kvh`: exact softmax in fp32, scores kept in `scores`; each K/V row is
 // converted to f32 into `row` [d] as it is visited.
+// Slots [hole_begin, hole_end) are skipped (per-head padding; an empty
+// range when hole_begin >= hole_end).
 void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int32_t visible,
-                   const KvPageLayout& kv, float scale, float* scores, float* row, float* o) {
+                   const KvPageLayout& kv, float scale, float* scores, float* row, float* o,
+                   int32_t hole_begin = 0, int32_t hole_end = 0) {
   const int32_t head_dim = kv.head_dim, block_size = kv.block_size;
   float max_score = -std::numeric_limits<float>::infinity();
-  for (int32_t t = 0; t < visible; ++t) {
+  // Next slot after t, jumping over the hole.
+  auto next = [&](int32_t t) { return t + 1 == hole_begin && hole_end > t + 1 ? hole_end : t + 1; };
+  const int32_t first = hole_begin == 0 && hole_end > 0 ? hole_end : 0;
+  for (int32_t t = first; t < visible; t = next(t)) {
     const float* page = pages[t / block_size];
     const int32_t slot = t % block_size;
     DecodeKvRow(kv.dtype, KvRow(page, kv, kvh, slot, false), KvScale(page, kv, kvh, slot, false),
@@ -50,13 +56,13 @@ void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int3
     max_score = std::max(max_score, scores[t]);
   }
   float sum = 0.0f;
-  for (int32_t t = 0; t < visible; ++t) {
+  for (int32_t t = first; t < visible; t = next(t)) {
     scores[t] = std::exp(scores[t] - max_score);
     sum += scores[t];
   }
   std::fill(o, o + head_dim, 0.0f);
   const float inv = 1.0f / sum;
-  for (int32_t t = 0; t < visible; ++t) {
+  for (int32_t t = first; t < visible; t = next(t)) {
     const float* page = pages[t / block_size];
     const int32_t slot = t % block_size;
     DecodeKvRow(kv.dtype, KvRow(page, kv, kvh, slot, true), KvScale(page, kv, kvh, slot, true),
@@ -362,15 +368,20 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
           ++rows;
         }
       }
-      if (fast != nullptr) {
+      // A KV head with padding (per-head lengths) takes the generic path,
+      // which jumps over the padding slots.
+      const bool holes = seq.hole_begin != nullptr && seq.hole_begin[task.kv_head] < seq.hole_end;
+      if (fast != nullptr && !holes) {
         fast(rows, qrows.data(), orows.data(), visible.data(), seq.pages, task.kv_head, kv, scale,
              scores.data(), acc.data(), state.data());
         continue;
       }
       full_scores.resize(seq.kv_len);
+      row.resize(head_dim);
       for (int32_t r = 0; r < rows; ++r) {
         AttendGeneric(qrows[r], seq.pages, task.kv_head, visible[r], kv, scale, full_scores.data(),
-                      row.data(), orows[r]);
+                      row.data(), orows[r], holes ? seq.hole_begin[task.kv_head] : 0,
+                      holes ? seq.hole_end : 0);
       }
     }
   });
