@@ -84,6 +84,26 @@ absl::StatusOr<KvPolicyKind> ParseKvPolicy(std::string_view name) {
 
 std::string_view KvPolicyName(KvPolicyKind kind) { return NameOf(kPolicyNames, kind); }
 
+absl::Status ApplyKvPolicySpec(std::string_view spec, KvPolicyConfig* config) {
+  const size_t plus = spec.find('+');
+  RESTKV_ASSIGN_OR_RETURN(config->kind, ParseKvPolicy(spec.substr(0, plus)));
+  config->adaptive = AdaptiveBudget::kNone;
+  if (plus == std::string_view::npos) return absl::OkStatus();
+  const std::string suffix = absl::AsciiStrToLower(Sv(spec.substr(plus + 1)));
+  if (suffix != "adakv") {
+    return absl::InvalidArgumentError(absl::StrCat("kv policy '", Sv(spec), "': unknown suffix '+",
+                                                   suffix, "' (expected +adakv)"));
+  }
+  config->adaptive = AdaptiveBudget::kAdaKv;
+  return absl::OkStatus();
+}
+
+std::string KvPolicySpecName(const KvPolicyConfig& config) {
+  std::string name(KvPolicyName(config.kind));
+  if (config.adaptive == AdaptiveBudget::kAdaKv) name += "+adakv";
+  return name;
+}
+
 absl::Status KvPolicyConfig::Validate() const {
   auto bad = [](std::string_view knob, const auto& value, std::string_view rule) {
     return absl::InvalidArgumentError(

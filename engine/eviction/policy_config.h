@@ -90,6 +90,13 @@ struct KvPolicyConfig {
   absl::Status Validate() const;
 };
 
+// A policy name with optional "+adakv" (head-wise budgets): sets kind and
+// adaptive, e.g. "restkv+adakv". InvalidArgument for an unknown name or
+// suffix. The suffix is not validated against the policy (Validate does).
+absl::Status ApplyKvPolicySpec(std::string_view spec, KvPolicyConfig* config);
+// The inverse: "snapkv", "restkv+adakv".
+std::string KvPolicySpecName(const KvPolicyConfig& config);
+
 // Sets one knob from text, e.g. ("alpha", "0.5"), ("pooling", "maxpool").
 // Keys: budget, window, alpha, temporal (ema|mean|last|inv-ema), metric
 // (after|before), use_wo, use_norm, tau, pooling (default|adaptive|avgpool|

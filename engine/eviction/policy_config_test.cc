@@ -182,3 +182,33 @@ TEST(KvPolicyConfigTest, SmallBudgetsShrinkTheWindow) {  // §1 [ours]
 
 }  // namespace
 }  // namespace restkv::engine
+
+namespace restkv::engine {
+namespace {
+
+TEST(KvPolicyConfigTest, PolicySpecWithAdaKvSuffix) {
+  KvPolicyConfig c;
+  ASSERT_TRUE(ApplyKvPolicySpec("ReSTKV+AdaKV", &c).ok());
+  EXPECT_EQ(c.kind, KvPolicyKind::kRestKv);
+  EXPECT_EQ(c.adaptive, AdaptiveBudget::kAdaKv);
+  EXPECT_EQ(KvPolicySpecName(c), "restkv+adakv");
+  ASSERT_TRUE(ApplyKvPolicySpec("snapkv", &c).ok());
+  EXPECT_EQ(c.adaptive, AdaptiveBudget::kNone);
+  EXPECT_EQ(KvPolicySpecName(c), "snapkv");
+  EXPECT_FALSE(ApplyKvPolicySpec("snapkv+headkv", &c).ok());
+  EXPECT_FALSE(ApplyKvPolicySpec("nope+adakv", &c).ok());
+  ASSERT_TRUE(ApplyKvPolicyOptions("adaptive=adakv,adakv_cap=1.5,adakv_normalize=false", &c).ok());
+  EXPECT_EQ(c.adaptive, AdaptiveBudget::kAdaKv);
+  EXPECT_FLOAT_EQ(c.adakv_cap, 1.5f);
+  EXPECT_FALSE(c.adakv_normalize);
+  c.budget = 128;
+  EXPECT_TRUE(c.Validate().ok());
+  // K_l = 96; the padded bound floor(1.5 * 96) + 32 = 176.
+  EXPECT_EQ(KeptTokensForLayer(c, 0, 30, 4096), 176);
+  EXPECT_EQ(UniformCandidates(c, 0, 30, 4096), 96);
+  c.adakv_cap = 0.5f;
+  EXPECT_FALSE(c.Validate().ok());
+}
+
+}  // namespace
+}  // namespace restkv::engine
