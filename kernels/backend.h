@@ -72,10 +72,11 @@ struct RopeParams {
 // kv_len tokens stored in `pages` (whose K/V must already be written), so
 // query j attends to kv slots [0, kv_len - num_q + j] (causal).
 //
-// Sparse prefill (`sparse`, honoured by the CPU backend for a sequence whose
-// queries are all its tokens, kv_len == num_q; other backends and other
-// sequences compute dense attention): rows before the last dense_rows attend
-// only to a block pattern of keys (kernels/cpu/sparse_prefill.h).
+// Sparse prefill (`sparse`, honoured by the CPU backend; other backends
+// compute dense attention): query rows at positions below sparse_dense_from
+// attend only to a block pattern of keys estimated from this call's last
+// queries of the sequence (kernels/cpu/sparse_prefill.h); not combined with
+// per-head lengths.
 //
 // Per-head lengths (head-wise eviction, AdaKV): when hole_begin is set, KV
 // head g holds valid keys only in slots [0, hole_begin[g]) and
@@ -85,9 +86,10 @@ struct RopeParams {
 // block). A sparse row of query head h attends to the first sink_blocks
 // blocks, its own and the local_blocks - 1 blocks before it, and the
 // top_blocks blocks with the most attention mass from head h's last
-// estimate_rows queries. The last dense_rows rows (the eviction policies'
-// observation window) attend to every key. top_blocks >= the number of
-// blocks makes the pattern dense, and the result bit-identical to dense.
+// estimate_rows queries of the call. The prompt's last dense_rows rows (the
+// eviction policies' observation window) attend to every key (the model sets
+// AttentionSeq::sparse_dense_from). top_blocks >= the number of blocks makes
+// the pattern dense, and the result bit-identical to dense.
 struct SparsePrefill {
   static constexpr int32_t kBlock = 64;
   int32_t top_blocks = 16;
@@ -105,6 +107,7 @@ struct AttentionSeq {
   const int32_t* hole_begin = nullptr;  // [Hkv] or null (no padding)
   int32_t hole_end = 0;
   const SparsePrefill* sparse = nullptr;  // null: dense
+  int32_t sparse_dense_from = 0;          // rows at this position and later are dense
 };
 
 // Where one new token's K/V go.

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -71,6 +72,12 @@ class LlamaModel {
   [[nodiscard]] kernels::KvDtype kv_dtype() const { return kv_layout_.dtype; }
   // The layout of the KV pages this model writes and reads.
   [[nodiscard]] const kernels::KvPageLayout& kv_layout() const { return kv_layout_; }
+  // Block-sparse attention for prompts prefilled whole from position 0 (the
+  // backend may compute them dense); unset = dense.
+  void set_sparse_prefill(const kernels::SparsePrefill& sparse) { sparse_ = sparse; }
+  [[nodiscard]] const std::optional<kernels::SparsePrefill>& sparse_prefill() const {
+    return sparse_;
+  }
 
   // Runs the step. All sequences of one call share the same layer range.
   // On success `logits` holds, in input order, one [V] row per sequence with
@@ -101,6 +108,7 @@ class LlamaModel {
   void ComputeLogits(const Step& step, std::vector<float>* logits);
 
   const ModelConfig config_;
+  std::optional<kernels::SparsePrefill> sparse_;
   const ModelWeights& weights_;
   kernels::Backend& backend_;
   const int32_t block_size_;

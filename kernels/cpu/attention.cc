@@ -361,8 +361,9 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
   std::vector<std::vector<uint8_t>> patterns(seqs.size());
   for (size_t s = 0; s < seqs.size(); ++s) {
     const AttentionSeq& seq = seqs[s];
-    if (seq.sparse != nullptr && seq.kv_len == seq.num_q && seq.hole_begin == nullptr &&
-        seq.num_q > seq.sparse->dense_rows) {
+    // Only calls with a sparse row (one before sparse_dense_from).
+    if (seq.sparse != nullptr && seq.hole_begin == nullptr && seq.num_q > 0 &&
+        seq.kv_len - seq.num_q < seq.sparse_dense_from) {
       patterns[s] = EstimateSparsePattern(pool, q, seq, heads, kv, scale, *seq.sparse);
     }
   }
@@ -402,9 +403,10 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
           // Query row j of the sequence sees kv_len - num_q + j + 1 keys.
           visible[rows] = seq.kv_len - seq.num_q + j + 1;
           keep[rows] = nullptr;
-          if (!pattern.empty() && j < seq.num_q - seq.sparse->dense_rows) {
+          const int32_t position = seq.kv_len - seq.num_q + j;
+          if (!pattern.empty() && position < seq.sparse_dense_from) {
             keep[rows] = pattern.data() + static_cast<int64_t>(h) * num_blocks;
-            local_from[rows] = j / kKeyBlock - seq.sparse->local_blocks + 1;
+            local_from[rows] = position / kKeyBlock - seq.sparse->local_blocks + 1;
             sparse = true;
           }
           ++rows;

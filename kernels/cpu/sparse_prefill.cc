@@ -14,11 +14,11 @@ std::vector<uint8_t> EstimateSparsePattern(ThreadPool& pool, const float* q,
                                            const AttentionSeq& seq, int32_t heads,
                                            const KvPageLayout& kv, float scale,
                                            const SparsePrefill& config) {
-  RESTKV_CHECK_EQ(seq.kv_len, seq.num_q) << "sparse prefill needs the whole sequence";
   const int32_t n = seq.kv_len, d = kv.head_dim, bs = kv.block_size;
   const int32_t group = heads / kv.kv_heads;
   const int32_t num_blocks = (n + SparsePrefill::kBlock - 1) / SparsePrefill::kBlock;
-  const int32_t rows = std::clamp(config.estimate_rows, 1, n);
+  const int32_t rows = std::clamp(config.estimate_rows, 1, std::max(seq.num_q, 1));
+  const int32_t first_row = seq.num_q - rows;  // the call's last rows
   std::vector<uint8_t> keep(static_cast<size_t>(heads) * num_blocks, 0);
   pool.ParallelFor(heads, [&](int64_t h0, int64_t h1, int) {
     std::vector<float> k(static_cast<size_t>(n) * d), scores(n);
@@ -41,16 +41,17 @@ std::vector<uint8_t> EstimateSparsePattern(ThreadPool& pool, const float* q,
         decoded_for = g;
       }
       std::fill(mass.begin(), mass.end(), 0.0);
-      for (int32_t j = n - rows; j < n; ++j) {
+      for (int32_t j = first_row; j < seq.num_q; ++j) {
         const float* qv = q + (static_cast<int64_t>(seq.q_begin + j) * heads + h) * d;
+        const int32_t pos = n - seq.num_q + j;  // the row sees keys 0..pos
         float mx = -std::numeric_limits<float>::infinity();
-        for (int32_t t = 0; t <= j; ++t) {
+        for (int32_t t = 0; t <= pos; ++t) {
           scores[t] = DotF32(qv, &k[static_cast<size_t>(t) * d], d) * scale;
           mx = std::max(mx, scores[t]);
         }
         double sum = 0;
-        for (int32_t t = 0; t <= j; ++t) sum += (scores[t] = std::exp(scores[t] - mx));
-        for (int32_t t = 0; t <= j; ++t) mass[t / SparsePrefill::kBlock] += scores[t] / sum;
+        for (int32_t t = 0; t <= pos; ++t) sum += (scores[t] = std::exp(scores[t] - mx));
+        for (int32_t t = 0; t <= pos; ++t) mass[t / SparsePrefill::kBlock] += scores[t] / sum;
       }
       std::iota(order.begin(), order.end(), 0);
       const int32_t top = std::clamp(config.top_blocks, 0, num_blocks);

@@ -42,11 +42,19 @@ struct Prefill {
     for (int32_t t = 0; t < n; ++t) slots[t] = {table[t / 16], t % 16};
     backend.StoreKv(k.data(), v.data(), slots.data(), n, layout);
   }
-  std::vector<float> Run(const SparsePrefill* sparse) {
-    AttentionSeq seq{0, n, n, table.data()};
-    seq.sparse = sparse;
+  // The whole prompt in one call, or in row chunks of `chunk` (as the model
+  // runs long prompts), the last dense_rows rows dense.
+  std::vector<float> Run(const SparsePrefill* sparse, int32_t chunk = 0) {
     std::vector<float> out(q.size(), NAN);
-    backend.Attention(q.data(), {&seq, 1}, heads, layout, Scale(), out.data());
+    const int64_t qrow = static_cast<int64_t>(heads) * layout.head_dim;
+    for (int32_t c0 = 0; c0<n; c0 += chunk> 0 ? chunk : n) {
+      const int32_t rows = std::min(n - c0, chunk > 0 ? chunk : n);
+      AttentionSeq seq{0, rows, c0 + rows, table.data()};
+      seq.sparse = sparse;
+      seq.sparse_dense_from = sparse ? n - sparse->dense_rows : 0;
+      backend.Attention(q.data() + c0 * qrow, {&seq, 1}, heads, layout, Scale(),
+                        out.data() + c0 * qrow);
+    }
     return out;
   }
   float Scale() const { return 1.0f / std::sqrt(static_cast<float>(layout.head_dim)); }
@@ -71,6 +79,7 @@ TEST_P(SparsePrefillTest, DensePatternEqualsDensePrefillExactly) {
   all.top_blocks = 1000;
   all.dense_rows = 32;
   EXPECT_EQ(p.Run(&all), p.Run(nullptr));
+  EXPECT_EQ(p.Run(&all, 256), p.Run(nullptr));
 }
 
 // A real pattern equals the dense reference restricted to that pattern.
@@ -87,6 +96,7 @@ TEST_P(SparsePrefillTest, SparseRowsFollowThePattern) {
   config.dense_rows = 64;
   const std::vector<float> got = p.Run(&config);
   AttentionSeq seq{0, n, n, p.table.data()};
+  seq.sparse_dense_from = n - config.dense_rows;
   ThreadPool pool(2);
   const std::vector<uint8_t> keep =
       EstimateSparsePattern(pool, p.q.data(), seq, shape.heads, p.layout, p.Scale(), config);
@@ -107,7 +117,7 @@ TEST_P(SparsePrefillTest, SparseRowsFollowThePattern) {
       double mx = -1e300;
       for (int32_t t = 0; t <= j; ++t) {
         w[t] = -1e300;
-        if (!SparseRowAttends(config, flags, j, n, t / 64)) continue;
+        if (!SparseRowAttends(config, flags, j, n - config.dense_rows, t / 64)) continue;
         double dot = 0;
         for (int32_t i = 0; i < d; ++i) {
           dot += static_cast<double>(qv[i]) *
