@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "cli/default_model.h"
 #include "cli/kv_dtype_flag.h"
+#include "cli/sparse_prefill_flag.h"
 #include "common/thread_pool.h"
 
 namespace restkv::cli {
@@ -20,9 +21,10 @@ void AddEvalCommonOptions(CLI::App* cmd, EvalCommonOptions* o, bool grid) {
                   "GGUF file (default: the model fetched by scripts/fetch-model)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all available cores)");
   AddKvDtypeFlag(cmd, &o->kv_cache_dtype);
-  cmd->add_option(
-         "--policies", o->policies,
-         "Comma-separated KV policies: full, streamingllm, h2o, tova, snapkv, pyramidkv, restkv")
+  AddSparsePrefillFlags(cmd, &o->sparse_prefill);
+  cmd->add_option("--policies", o->policies,
+                  "Comma-separated KV policies: full, streamingllm, h2o, tova, snapkv, pyramidkv, "
+                  "restkv, lacache")
       ->capture_default_str();
   cmd->add_option("--budgets", o->budgets,
                   "Comma-separated budgets (tokens kept per layer and KV head)");
@@ -53,6 +55,7 @@ absl::StatusOr<LoadedModel> LoadEvalModel(const EvalCommonOptions& o) {
   auto dtype = ResolveKvDtype(o.kv_cache_dtype, m.backend->name());
   if (!dtype.ok()) return dtype.status();
   options.kv_dtype = *dtype;
+  options.sparse_prefill = ToSparsePrefill(o.sparse_prefill);
   auto model = engine::Model::Load(*path, *m.backend, options);
   if (!model.ok()) return model.status();
   m.model = std::move(*model);

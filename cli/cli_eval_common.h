@@ -10,6 +10,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "cli/sparse_prefill_flag.h"
 #include "engine/model/model.h"
 #include "eval/policy_grid.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -21,6 +22,7 @@ struct EvalCommonOptions {
   std::string model;
   int threads = 0;
   std::string kv_cache_dtype = "auto";  // --kv-cache-dtype (cli/kv_dtype_flag.h)
+  SparsePrefillFlags sparse_prefill;    // --sparse-prefill (cli/sparse_prefill_flag.h)
   std::string policies = "full,restkv";
   std::string budgets;
   std::string kv_ratios;

@@ -65,6 +65,13 @@ int RunKeep(const KeepOptions& opt) {
   eval::EvalRunner runner(model);
   auto sel = runner.Keep(tokens, policy);
   if (!sel.ok()) return EvalFail(sub, sel.status());
+  // Per layer and KV head how many tokens it kept (they differ per head
+  // under +adakv; the layer's pages hold the largest).
+  std::vector<std::vector<size_t>> counts;
+  for (const auto& layer : sel->kept) {
+    counts.emplace_back();
+    for (const auto& head : layer) counts.back().push_back(head.size());
+  }
   nlohmann::json j = {
       {"model", model.path()},
       {"kv_cache_dtype", std::string(kernels::KvDtypeName(model.forward().kv_dtype()))},
@@ -76,6 +83,7 @@ int RunKeep(const KeepOptions& opt) {
       {"evicted", sel->evicted},
       {"num_layers", model.config().num_layers},
       {"num_kv_heads", model.config().num_kv_heads},
+      {"kept_counts", counts},
       {"kept", sel->kept}};
   const std::string out = j.dump() + "\n";
   if (opt.output.empty() || opt.output == "-") {

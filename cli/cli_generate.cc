@@ -15,6 +15,7 @@
 #include "cli/device_choice.h"
 #include "cli/kv_dtype_flag.h"
 #include "cli/kv_policy_flags.h"
+#include "cli/sparse_prefill_flag.h"
 #include "common/byte_size.h"
 #include "common/status_macros.h"
 #include "common/thread_pool.h"
@@ -50,6 +51,7 @@ struct GenerateOptions {
   int threads = 0;
   std::string kv_cache_memory = "1GiB";
   std::string kv_cache_dtype = "auto";
+  SparsePrefillFlags sparse_prefill;
   KvPolicyFlags kv;
   float kv_ratio = 0.0f;
   int32_t max_num_seqs = 64;
@@ -148,6 +150,7 @@ absl::StatusOr<engine::ModelOptions> GenerateModelOptions(const GenerateOptions&
       return absl::InvalidArgumentError("--chat-format: " + std::string(f.status().message()));
     model_options.chat_format = *f;
   }
+  model_options.sparse_prefill = ToSparsePrefill(opt.sparse_prefill);
   return model_options;
 }
 
@@ -431,6 +434,7 @@ void AddGenerateCommand(CLI::App& app, int* exit_code) {
                   "KV cache pool size, e.g. 512MiB, 2GiB")
       ->capture_default_str();
   AddKvDtypeFlag(cmd, &opt->kv_cache_dtype);
+  AddSparsePrefillFlags(cmd, &opt->sparse_prefill);
   AddKvPolicyFlags(cmd, &opt->kv);
   cmd->add_option("--kv-ratio", opt->kv_ratio,
                   "Budget as a fraction of each prompt (overrides --kv-budget)");

@@ -33,6 +33,7 @@
 #include "cli/default_model.h"
 #include "cli/kv_dtype_flag.h"
 #include "cli/serve_options.h"
+#include "cli/sparse_prefill_flag.h"
 #include "common/byte_size.h"
 #include "common/thread_pool.h"
 #include "common/version.h"
@@ -165,6 +166,7 @@ int RunServe(ServeOptions opt) {
   auto kv_dtype = ResolveKvDtype(opt.kv_cache_dtype, backend.name());
   if (!kv_dtype.ok()) return Fail(std::string(kv_dtype.status().message()));
   model_options.kv_dtype = *kv_dtype;
+  model_options.sparse_prefill = ToSparsePrefill(opt.sparse_prefill);
   if (!opt.device.random_weights.empty()) {
     log.Info("RANDOM WEIGHTS of shape " + opt.device.random_weights +
              ": output text is meaningless");
@@ -378,6 +380,7 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "KV cache pool size, e.g. 512MiB, 2GiB")
       ->capture_default_str();
   AddKvDtypeFlag(cmd, &opt->kv_cache_dtype);
+  AddSparsePrefillFlags(cmd, &opt->sparse_prefill);
   // Requests may override these with kv_policy, kv_budget and kv_options.
   AddKvPolicyFlags(cmd, &opt->kv, "Default");
   cmd->add_option("--max-num-seqs", opt->max_num_seqs, "Most requests running at once")

@@ -9,7 +9,7 @@ void AddKvPolicyFlags(CLI::App* cmd, KvPolicyFlags* flags, const std::string& ro
   cmd->add_option("--kv-policy", flags->policy,
                   lead +
                       "KV eviction during prefill: full, streamingllm, h2o, tova, snapkv, "
-                      "pyramidkv, restkv")
+                      "pyramidkv, restkv, lacache; +adakv for head-wise budgets (restkv+adakv)")
       ->capture_default_str();
   cmd->add_option(
          "--kv-budget", flags->budget,
@@ -22,11 +22,9 @@ void AddKvPolicyFlags(CLI::App* cmd, KvPolicyFlags* flags, const std::string& ro
 
 absl::StatusOr<engine::KvPolicyConfig> BuildKvPolicy(const KvPolicyFlags& flags, bool validate) {
   engine::KvPolicyConfig policy;
-  auto kind = engine::ParseKvPolicy(flags.policy);
-  if (!kind.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("--kv-policy: ", kind.status().message()));
+  if (absl::Status s = engine::ApplyKvPolicySpec(flags.policy, &policy); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--kv-policy: ", s.message()));
   }
-  policy.kind = *kind;
   policy.budget = flags.budget;
   for (const std::string& o : flags.options) {
     if (absl::Status s = engine::ApplyKvPolicyOptions(o, &policy); !s.ok()) {

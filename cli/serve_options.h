@@ -8,6 +8,7 @@
 
 #include "cli/device_choice.h"
 #include "cli/kv_policy_flags.h"
+#include "cli/sparse_prefill_flag.h"
 
 namespace restkv::cli {
 
@@ -21,6 +22,7 @@ struct ServeOptions {
   std::string chat_format;                      // "" => detected from the model
   std::string kv_cache_memory = "1GiB";
   std::string kv_cache_dtype = "auto";  // --kv-cache-dtype (cli/kv_dtype_flag.h)
+  SparsePrefillFlags sparse_prefill;    // --sparse-prefill (cli/sparse_prefill_flag.h)
   KvPolicyFlags kv;                     // the default policy; requests may override it
   int32_t max_num_seqs = 64;
   int32_t max_num_batched_tokens = 2048;

@@ -520,6 +520,8 @@ SequenceInput Engine::InputFor(const Work& w, std::deque<KvLayerHook>* hooks) {
   }
   in.cached_len = kv.cached_len();
   in.pages = kv.page_ptrs();
+  in.head_len = kv.head_len();
+  in.padding_end = kv.padding_end();
   const int32_t L = model_.config().num_layers;
   if (w.decode) {
     in.logits = LogitsMode::kLast;

@@ -60,6 +60,8 @@ absl::StatusOr<GenerationResult> Generator::Generate(
                           n, kv.PagesNeeded(n), pool_.num_free(), pool_.num_pages()));
     }
     SequenceInput in{step_tokens, position, kv.cached_len(), kv.page_ptrs(), LogitsMode::kLast};
+    in.head_len = kv.head_len();
+    in.padding_end = kv.padding_end();
     RESTKV_RETURN_IF_ERROR(model_.forward().Forward({&in, 1}, &logits));
     kv.Commit(n);
     const bool first = position == 0;

@@ -186,6 +186,8 @@ absl::StatusOr<PerplexityResult> EvalRunner::Perplexity(const std::vector<int32_
     in.first_position = context;
     in.cached_len = kv.cached_len();
     in.pages = kv.page_ptrs();
+    in.head_len = kv.head_len();
+    in.padding_end = kv.padding_end();
     in.logits = engine::LogitsMode::kAll;
     engine::KvLayerHook hook(kv);
     in.hook = &hook;

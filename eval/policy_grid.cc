@@ -18,9 +18,7 @@ engine::KvPolicyConfig PolicySetting::For(int32_t num_tokens) const {
   return c;
 }
 
-std::string PolicySetting::PolicyName() const {
-  return std::string(engine::KvPolicyName(config.kind));
-}
+std::string PolicySetting::PolicyName() const { return engine::KvPolicySpecName(config); }
 
 absl::StatusOr<std::vector<int32_t>> ParseIntList(const std::string& text,
                                                   const std::string& what) {
@@ -62,11 +60,17 @@ absl::StatusOr<std::vector<PolicySetting>> BuildPolicyGrid(
     if (!(r > 0 && r <= 1))
       return absl::InvalidArgumentError(absl::StrFormat("kv ratio %g must be in (0, 1]", r));
   }
+  // (kind, adaptive) per entry; "restkv" and "restkv+adakv" are two entries.
+  std::vector<std::pair<engine::KvPolicyKind, engine::AdaptiveBudget>> entries;
   std::vector<engine::KvPolicyKind> kinds;
   for (const std::string& name : policies) {
-    auto k = engine::ParseKvPolicy(name);
-    if (!k.ok()) return k.status();
-    if (std::find(kinds.begin(), kinds.end(), *k) == kinds.end()) kinds.push_back(*k);
+    engine::KvPolicyConfig parsed;
+    if (absl::Status s = engine::ApplyKvPolicySpec(name, &parsed); !s.ok()) return s;
+    const std::pair entry{parsed.kind, parsed.adaptive};
+    if (std::find(entries.begin(), entries.end(), entry) == entries.end()) entries.push_back(entry);
+    if (std::find(kinds.begin(), kinds.end(), parsed.kind) == kinds.end()) {
+      kinds.push_back(parsed.kind);
+    }
   }
   // Split knob specs into global ones and per-policy ones.
   std::vector<std::pair<std::string, std::string>> scoped;  // policy name ("" = all), spec
@@ -86,14 +90,16 @@ absl::StatusOr<std::vector<PolicySetting>> BuildPolicyGrid(
     }
   }
   std::vector<PolicySetting> out;
-  for (engine::KvPolicyKind kind : kinds) {
+  for (const auto& [kind, adaptive] : entries) {
     engine::KvPolicyConfig base;
     base.kind = kind;
-    const std::string name(engine::KvPolicyName(kind));
+    const std::string policy_name(engine::KvPolicyName(kind));
     for (const auto& [who, spec] : scoped) {
-      if (!who.empty() && who != name) continue;
+      if (!who.empty() && who != policy_name) continue;
       if (absl::Status s = engine::ApplyKvPolicyOptions(spec, &base); !s.ok()) return s;
     }
+    if (adaptive == engine::AdaptiveBudget::kAdaKv) base.adaptive = adaptive;
+    const std::string name = engine::KvPolicySpecName(base);
     if (kind == engine::KvPolicyKind::kFull) {
       base.budget = 0;
       out.push_back({"full", base, 0});

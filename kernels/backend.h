@@ -71,11 +71,43 @@ struct RopeParams {
 // [q_begin, q_begin + num_q) of the packed Q; they are the *last* num_q of the
 // kv_len tokens stored in `pages` (whose K/V must already be written), so
 // query j attends to kv slots [0, kv_len - num_q + j] (causal).
+//
+// Sparse prefill (`sparse`, honoured by the CPU backend; other backends
+// compute dense attention): query rows at positions below sparse_dense_from
+// attend only to a block pattern of keys estimated from this call's last
+// queries of the sequence (kernels/cpu/sparse_prefill.h); not combined with
+// per-head lengths.
+//
+// Per-head lengths (head-wise eviction, AdaKV): when hole_begin is set, KV
+// head g holds valid keys only in slots [0, hole_begin[g]) and
+// [hole_end, kv_len); its slots [hole_begin[g], hole_end) are padding that
+// attention skips (the layer's pages hold the longest head's count).
+// Block-sparse prefill attention: keys in blocks of 64 (the CPU kernel's key
+// block). A sparse row of query head h attends to the first sink_blocks
+// blocks, its own and the local_blocks - 1 blocks before it, and the
+// top_blocks blocks with the most attention mass from head h's last
+// estimate_rows queries of the call. The prompt's last dense_rows rows (the
+// eviction policies' observation window) attend to every key (the model sets
+// AttentionSeq::sparse_dense_from). top_blocks >= the number of blocks makes
+// the pattern dense, and the result bit-identical to dense.
+struct SparsePrefill {
+  static constexpr int32_t kBlock = 64;
+  int32_t top_blocks = 16;
+  int32_t local_blocks = 2;
+  int32_t sink_blocks = 1;
+  int32_t estimate_rows = 64;
+  int32_t dense_rows = 64;
+};
+
 struct AttentionSeq {
   int32_t q_begin = 0;
   int32_t num_q = 0;
   int32_t kv_len = 0;
-  float* const* pages = nullptr;  // [ceil(kv_len / block_size)] page base addresses
+  float* const* pages = nullptr;        // [ceil(kv_len / block_size)] page base addresses
+  const int32_t* hole_begin = nullptr;  // [Hkv] or null (no padding)
+  int32_t hole_end = 0;
+  const SparsePrefill* sparse = nullptr;  // null: dense
+  int32_t sparse_dense_from = 0;          // rows at this position and later are dense
 };
 
 // Where one new token's K/V go.

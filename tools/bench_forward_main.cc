@@ -3,7 +3,9 @@
 // tg128; --decode-context 4096 is llama-bench's tg128@d4096). Prints one JSON
 // object; tools/bench-cpu puts it beside llama.cpp's figures from the same
 // run. --kv-cache-dtype picks the KV page dtype (default f32, the figure
-// the earlier runs report).
+// the earlier runs report); --sparse-prefill times block-sparse prefill
+// (prefill_ms of a fresh prompt is its time to first token, without
+// sampling).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +15,7 @@
 
 #include "CLI/CLI.hpp"
 #include "cli/default_model.h"
+#include "cli/sparse_prefill_flag.h"
 #include "common/thread_pool.h"
 #include "engine/kv/block_pool.h"
 #include "engine/kv/sequence_kv.h"
@@ -43,6 +46,8 @@ int Main(int argc, char** argv) {
   app.add_option("--kv-cache-dtype", kv_dtype_name, "KV cache element type: f32, f16, bf16, q8_0");
   bool unpacked = false;
   app.add_flag("--unpacked", unpacked, "Keep quantised weights in GGUF layout (older kernels)");
+  cli::SparsePrefillFlags sparse;
+  cli::AddSparsePrefillFlags(&app, &sparse);
   CLI11_PARSE(app, argc, argv);
   auto path = cli::ResolveModelPath(model_flag);
   if (!path.ok()) {
@@ -61,6 +66,7 @@ int Main(int argc, char** argv) {
   kernels::cpu::CpuBackend backend(threads, !unpacked);
   engine::ModelOptions options;
   options.kv_dtype = *kv_dtype;
+  options.sparse_prefill = cli::ToSparsePrefill(sparse);
   auto model = engine::Model::Load(*path, backend, options);
   if (!model.ok()) {
     std::fprintf(stderr, "bench_forward: %s\n", std::string(model.status().message()).c_str());
@@ -114,6 +120,9 @@ int Main(int argc, char** argv) {
                       {"gen_tokens", gen_tokens},
                       {"decode_context", decode_context},
                       {"kv_cache_dtype", kv_dtype_name},
+                      {"sparse_prefill", sparse.enabled},
+                      {"sparse_prefill_blocks", sparse.top_blocks},
+                      {"prefill_ms", best_pp * 1e3},
                       {"pp_tokens_per_s", prompt_tokens / best_pp},
                       {"tg_tokens_per_s", gen_tokens / best_tg}};
   std::printf("%s\n", j.dump().c_str());

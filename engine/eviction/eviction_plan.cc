@@ -43,6 +43,9 @@ std::optional<kernels::EvictionPlan> MakeEvictionPlan(const KvPolicyConfig& conf
     std::iota(all.begin(), all.end(), 0);
     return Positions(std::move(all));
   }
+  // Per-head lengths have no device kernels (the evictor refuses adakv on a
+  // device; see LayerEvictor::EvictLayer).
+  if (config.adaptive == AdaptiveBudget::kAdaKv) return std::nullopt;
   kernels::EvictionPlan plan;
   switch (config.kind) {
     case KvPolicyKind::kFull:
@@ -50,6 +53,8 @@ std::optional<kernels::EvictionPlan> MakeEvictionPlan(const KvPolicyConfig& conf
       return std::nullopt;
     case KvPolicyKind::kStreamingLlm:
       return Positions(StreamingLlmKeep(n, config.budget, config.sink_tokens));
+    case KvPolicyKind::kLaCache:
+      return Positions(LaCacheKeep(n, config.budget, LadderShapeOf(config), layer, num_layers));
     case KvPolicyKind::kTova:
       plan.score = kernels::EvictionScore::kLastQueryMean;
       plan.keep = config.budget;

@@ -22,7 +22,7 @@ constexpr std::pair<std::string_view, KvPolicyKind> kPolicyNames[] = {
     {"full", KvPolicyKind::kFull},     {"streamingllm", KvPolicyKind::kStreamingLlm},
     {"h2o", KvPolicyKind::kH2o},       {"tova", KvPolicyKind::kTova},
     {"snapkv", KvPolicyKind::kSnapKv}, {"pyramidkv", KvPolicyKind::kPyramidKv},
-    {"restkv", KvPolicyKind::kRestKv},
+    {"restkv", KvPolicyKind::kRestKv}, {"lacache", KvPolicyKind::kLaCache},
 };
 constexpr std::pair<std::string_view, TemporalMode> kTemporalNames[] = {
     {"ema", TemporalMode::kEma},        {"mean", TemporalMode::kMean},
@@ -36,6 +36,8 @@ constexpr std::pair<std::string_view, PoolingMode> kPoolingNames[] = {
     {"avgpool", PoolingMode::kAvg},     {"maxpool", PoolingMode::kMax},
     {"none", PoolingMode::kNone},
 };
+constexpr std::pair<std::string_view, AdaptiveBudget> kAdaptiveNames[] = {
+    {"none", AdaptiveBudget::kNone}, {"adakv", AdaptiveBudget::kAdaKv}};
 constexpr std::pair<std::string_view, GqaReduce> kGqaNames[] = {{"mean", GqaReduce::kMean},
                                                                 {"max", GqaReduce::kMax}};
 
@@ -82,6 +84,26 @@ absl::StatusOr<KvPolicyKind> ParseKvPolicy(std::string_view name) {
 
 std::string_view KvPolicyName(KvPolicyKind kind) { return NameOf(kPolicyNames, kind); }
 
+absl::Status ApplyKvPolicySpec(std::string_view spec, KvPolicyConfig* config) {
+  const size_t plus = spec.find('+');
+  RESTKV_ASSIGN_OR_RETURN(config->kind, ParseKvPolicy(spec.substr(0, plus)));
+  config->adaptive = AdaptiveBudget::kNone;
+  if (plus == std::string_view::npos) return absl::OkStatus();
+  const std::string suffix = absl::AsciiStrToLower(Sv(spec.substr(plus + 1)));
+  if (suffix != "adakv") {
+    return absl::InvalidArgumentError(absl::StrCat("kv policy '", Sv(spec), "': unknown suffix '+",
+                                                   suffix, "' (expected +adakv)"));
+  }
+  config->adaptive = AdaptiveBudget::kAdaKv;
+  return absl::OkStatus();
+}
+
+std::string KvPolicySpecName(const KvPolicyConfig& config) {
+  std::string name(KvPolicyName(config.kind));
+  if (config.adaptive == AdaptiveBudget::kAdaKv) name += "+adakv";
+  return name;
+}
+
 absl::Status KvPolicyConfig::Validate() const {
   auto bad = [](std::string_view knob, const auto& value, std::string_view rule) {
     return absl::InvalidArgumentError(
@@ -106,6 +128,15 @@ absl::Status KvPolicyConfig::Validate() const {
   if (use_pyramid && kind != KvPolicyKind::kRestKv) {
     return bad("use_pyramid", "true", "applies to restkv only (use pyramidkv)");
   }
+  if (adaptive == AdaptiveBudget::kAdaKv && !UsesCandidateWindow(kind) &&
+      kind != KvPolicyKind::kFull) {
+    return bad("adaptive", "adakv", "applies to h2o, snapkv, pyramidkv and restkv only");
+  }
+  if (!(std::isfinite(adakv_cap) && adakv_cap >= 1.0f)) {
+    return bad("adakv_cap", adakv_cap, "must be finite and >= 1");
+  }
+  if (span < 1) return bad("span", span, "must be >= 1");
+  if (overlap < 0 || overlap >= span) return bad("overlap", overlap, "must be in [0, span)");
   return absl::OkStatus();
 }
 
@@ -131,6 +162,14 @@ absl::Status ApplyKvPolicyOption(std::string_view key, std::string_view value,
   if (k == "use_wo") return as_bool(&config->use_wo);
   if (k == "use_norm") return as_bool(&config->use_norm);
   if (k == "use_pyramid") return as_bool(&config->use_pyramid);
+  if (k == "adakv_cap") return as_float(&config->adakv_cap);
+  if (k == "adakv_normalize") return as_bool(&config->adakv_normalize);
+  if (k == "adaptive") {
+    RESTKV_ASSIGN_OR_RETURN(config->adaptive, Lookup(kAdaptiveNames, "adaptive", value));
+    return absl::OkStatus();
+  }
+  if (k == "span") return as_int(&config->span);
+  if (k == "overlap") return as_int(&config->overlap);
   if (k == "temporal") {
     RESTKV_ASSIGN_OR_RETURN(config->temporal, Lookup(kTemporalNames, "temporal", value));
     return absl::OkStatus();
@@ -176,6 +215,10 @@ std::string KvPolicyDebugString(const KvPolicyConfig& c) {
     case KvPolicyKind::kStreamingLlm:
       absl::StrAppendFormat(&out, " sink_tokens=%d", c.sink_tokens);
       break;
+    case KvPolicyKind::kLaCache:
+      absl::StrAppendFormat(&out, " sink_tokens=%d window=%d span=%d overlap=%d", c.sink_tokens,
+                            c.window, c.span, c.overlap);
+      break;
     case KvPolicyKind::kH2o:
       absl::StrAppendFormat(&out, " window=%d gqa_reduce=%s", c.window,
                             Sv(NameOf(kGqaNames, c.gqa_reduce)));
@@ -192,6 +235,10 @@ std::string KvPolicyDebugString(const KvPolicyConfig& c) {
                             c.window, Sv(NameOf(kPoolingNames, EffectivePooling(c))), c.beta,
                             c.kernel_size, Sv(NameOf(kGqaNames, c.gqa_reduce)));
       break;
+  }
+  if (c.adaptive == AdaptiveBudget::kAdaKv) {
+    absl::StrAppendFormat(&out, " adaptive=adakv adakv_cap=%g adakv_normalize=%d", c.adakv_cap,
+                          c.adakv_normalize);
   }
   return out;
 }
@@ -212,20 +259,43 @@ bool EvictsPrompt(const KvPolicyConfig& config, int32_t num_tokens) {
   return config.kind != KvPolicyKind::kFull && config.budget > 0 && num_tokens > config.budget;
 }
 
+int32_t UniformCandidates(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
+                          int32_t num_tokens) {
+  RESTKV_CHECK(layer >= 0 && layer < num_layers) << layer << " of " << num_layers;
+  if (!EvictsPrompt(config, num_tokens) || !UsesCandidateWindow(config.kind)) return 0;
+  const int32_t budget = config.budget;
+  const int32_t window = EffectiveWindow(budget, config.window);
+  const bool pyramid = config.kind == KvPolicyKind::kPyramidKv ||
+                       (config.kind == KvPolicyKind::kRestKv && config.use_pyramid);
+  if (!pyramid || window >= budget) return budget - window;
+  if (config.kind == KvPolicyKind::kPyramidKv && num_tokens < 2 * (budget - window)) {
+    return budget - window;
+  }
+  return PyramidCandidates(budget, window, num_tokens, layer, num_layers);
+}
+
+int32_t AdaKvHeadCap(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
+                     int32_t num_tokens) {
+  const int32_t k = UniformCandidates(config, layer, num_layers, num_tokens);
+  const int32_t m = num_tokens - EffectiveWindow(config.budget, config.window);
+  return static_cast<int32_t>(
+      std::min<double>(m, std::floor(static_cast<double>(config.adakv_cap) * k)));
+}
+
 int32_t KeptTokensForLayer(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
                            int32_t num_tokens) {
   RESTKV_CHECK(layer >= 0 && layer < num_layers) << layer << " of " << num_layers;
   if (!EvictsPrompt(config, num_tokens)) return num_tokens;
   const int32_t budget = config.budget;
+  if (config.kind == KvPolicyKind::kLaCache) {
+    return LaCacheKeptCount(num_tokens, budget, LadderShapeOf(config), num_layers);
+  }
   if (!UsesCandidateWindow(config.kind)) return budget;
   const int32_t window = EffectiveWindow(budget, config.window);
-  const bool pyramid = config.kind == KvPolicyKind::kPyramidKv ||
-                       (config.kind == KvPolicyKind::kRestKv && config.use_pyramid);
-  if (!pyramid || window >= budget) return budget;
-  if (config.kind == KvPolicyKind::kPyramidKv && num_tokens < 2 * (budget - window)) {
-    return budget;
+  if (config.adaptive == AdaptiveBudget::kAdaKv && window < budget) {
+    return AdaKvHeadCap(config, layer, num_layers, num_tokens) + window;
   }
-  return PyramidCandidates(budget, window, num_tokens, layer, num_layers) + window;
+  return UniformCandidates(config, layer, num_layers, num_tokens) + window;
 }
 
 int64_t KeptTokensAllLayers(const KvPolicyConfig& config, int32_t num_layers, int32_t num_tokens) {
@@ -242,6 +312,13 @@ int32_t ScoringWindow(const KvPolicyConfig& config, int32_t num_tokens) {
   if (!UsesWindowScores(config.kind)) return 0;
   const int32_t window = EffectiveWindow(config.budget, config.window);
   return window < config.budget ? window : 0;
+}
+
+LadderShape LadderShapeOf(const KvPolicyConfig& config) {
+  return LadderShape{.sink = config.sink_tokens,
+                     .recent = config.window,
+                     .span = config.span,
+                     .overlap = config.overlap};
 }
 
 bool NeedsWoFactor(const KvPolicyConfig& config) {

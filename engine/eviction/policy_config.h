@@ -19,15 +19,28 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/eviction/lacache.h"
 #include "engine/eviction/pooling.h"
 #include "engine/eviction/scores.h"
 #include "engine/eviction/select.h"
 
 namespace restkv::engine {
 
-enum class KvPolicyKind { kFull, kStreamingLlm, kH2o, kTova, kSnapKv, kPyramidKv, kRestKv };
+// How a layer's candidate budget is shared between its KV heads.
+enum class AdaptiveBudget { kNone, kAdaKv };
 
-// "full", "streamingllm", "h2o", "tova", "snapkv", "pyramidkv", "restkv"
+enum class KvPolicyKind {
+  kFull,
+  kStreamingLlm,
+  kH2o,
+  kTova,
+  kSnapKv,
+  kPyramidKv,
+  kRestKv,
+  kLaCache,
+};
+
+// "full", "streamingllm", "h2o", "tova", "snapkv", "pyramidkv", "restkv", "lacache"
 // (ASCII case-insensitive). InvalidArgument listing the names otherwise.
 absl::StatusOr<KvPolicyKind> ParseKvPolicy(std::string_view name);
 std::string_view KvPolicyName(KvPolicyKind kind);
@@ -55,22 +68,41 @@ struct KvPolicyConfig {
   float beta = 2000.0f;     // AWS scale: drift tokens per widening step
   int32_t kernel_size = 5;  // k_min; 21 in the RULER/InfiniteBench scripts
   GqaReduce gqa_reduce = GqaReduce::kMean;
-  int32_t sink_tokens = 4;   // StreamingLLM
+  int32_t sink_tokens = 4;  // StreamingLLM and LaCache
+  // LaCache ladder (lacache.h): layers one ladder step spans, and the overlap
+  // of consecutive steps; the recent band is `window`.
+  int32_t span = 16;
+  int32_t overlap = 0;
   bool use_pyramid = false;  // restkv with the PyramidKV layer schedule
+  // Head-wise budgets inside a layer (adakv.h) for the scoring policies
+  // (h2o, snapkv, pyramidkv, restkv): each KV head keeps its own count, at
+  // most adakv_cap times the layer's uniform candidate count.
+  AdaptiveBudget adaptive = AdaptiveBudget::kNone;
+  float adakv_cap = 2.0f;
+  bool adakv_normalize = true;
 
   // OK, or InvalidArgument naming the offending knob: budget < 0; window < 1;
   // an odd window with adaptive pooling on a window policy; alpha outside
   // (0, 1]; tau, beta not finite and > 0; kernel_size not odd and >= 1;
   // sink_tokens < 0; use_norm without metric kBefore; use_pyramid on a policy
-  // other than restkv.
+  // other than restkv; span < 1 or overlap outside [0, span); adaptive=adakv
+  // on a policy without candidate scores; adakv_cap not finite and >= 1.
   absl::Status Validate() const;
 };
+
+// A policy name with optional "+adakv" (head-wise budgets): sets kind and
+// adaptive, e.g. "restkv+adakv". InvalidArgument for an unknown name or
+// suffix. The suffix is not validated against the policy (Validate does).
+absl::Status ApplyKvPolicySpec(std::string_view spec, KvPolicyConfig* config);
+// The inverse: "snapkv", "restkv+adakv".
+std::string KvPolicySpecName(const KvPolicyConfig& config);
 
 // Sets one knob from text, e.g. ("alpha", "0.5"), ("pooling", "maxpool").
 // Keys: budget, window, alpha, temporal (ema|mean|last|inv-ema), metric
 // (after|before), use_wo, use_norm, tau, pooling (default|adaptive|avgpool|
 // maxpool|none), beta (alias scale), kernel_size (alias k_min), gqa_reduce
-// (mean|max), sink_tokens, use_pyramid; booleans true/false/1/0/yes/no.
+// (mean|max), sink_tokens, use_pyramid, span, overlap, adaptive (none|adakv),
+// adakv_cap, adakv_normalize; booleans true/false/1/0/yes/no.
 // InvalidArgument for an unknown key or a malformed value. Does not Validate.
 absl::Status ApplyKvPolicyOption(std::string_view key, std::string_view value,
                                  KvPolicyConfig* config);
@@ -89,11 +121,24 @@ bool EvictsPrompt(const KvPolicyConfig& config, int32_t num_tokens);
 
 // Tokens layer `layer` keeps per KV head after prefill: num_tokens without
 // eviction, else B, or K_l + w under the PyramidKV schedule (pyramidkv, or
-// restkv with use_pyramid). Standalone pyramidkv falls back to uniform B when
-// N < 2(B - w) (§3). With B <= w the window shrinks (EffectiveWindow).
-// REQUIRES: config valid, 0 <= layer < num_layers, num_tokens >= 0.
+// restkv with use_pyramid), or LaCacheKeptCount (<= B) for lacache. Standalone pyramidkv falls back
+// to uniform B when N < 2(B - w) (§3). With B <= w the window shrinks (EffectiveWindow). REQUIRES:
+// config valid, 0 <= layer < num_layers, num_tokens >= 0.
 int32_t KeptTokensForLayer(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
                            int32_t num_tokens);
+
+// With adaptive=adakv this is the layer's padded length bound,
+// min(N - w, floor(adakv_cap * K_l)) + w: the most slots a layer can hold
+// (every KV head keeps its own count, the layer's pages hold the largest).
+
+// Candidates per KV head layer `layer` keeps before any head-wise
+// reallocation (K_l: B - w, or the PyramidKV schedule); 0 when the policy has
+// no candidate window or the prompt is not evicted.
+int32_t UniformCandidates(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
+                          int32_t num_tokens);
+// The cap AdaKV applies to each head's candidates at this layer.
+int32_t AdaKvHeadCap(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
+                     int32_t num_tokens);
 
 // Sum of KeptTokensForLayer over all layers (one KV head's worth).
 int64_t KeptTokensAllLayers(const KvPolicyConfig& config, int32_t num_layers, int32_t num_tokens);
@@ -102,6 +147,9 @@ int64_t KeptTokensAllLayers(const KvPolicyConfig& config, int32_t num_layers, in
 // num_queries must be at least this): 0 without eviction and for
 // streamingllm/h2o, 1 for tova, the effective window for the others.
 int32_t ScoringWindow(const KvPolicyConfig& config, int32_t num_tokens);
+
+// The ladder shape lacache uses (sinks, recent band = window, span, overlap).
+LadderShape LadderShapeOf(const KvPolicyConfig& config);
 
 // Whether SelectTokens needs LayerScoringInput::wo_factor / h2o_scores.
 bool NeedsWoFactor(const KvPolicyConfig& config);

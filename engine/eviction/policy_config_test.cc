@@ -18,15 +18,15 @@ KvPolicyConfig Policy(KvPolicyKind kind, int32_t budget) {
 }
 
 TEST(KvPolicyConfigTest, NamesRoundTrip) {
-  for (auto kind :
-       {KvPolicyKind::kFull, KvPolicyKind::kStreamingLlm, KvPolicyKind::kH2o, KvPolicyKind::kTova,
-        KvPolicyKind::kSnapKv, KvPolicyKind::kPyramidKv, KvPolicyKind::kRestKv}) {
+  for (auto kind : {KvPolicyKind::kFull, KvPolicyKind::kStreamingLlm, KvPolicyKind::kH2o,
+                    KvPolicyKind::kTova, KvPolicyKind::kSnapKv, KvPolicyKind::kPyramidKv,
+                    KvPolicyKind::kRestKv, KvPolicyKind::kLaCache}) {
     auto parsed = ParseKvPolicy(KvPolicyName(kind));
     ASSERT_TRUE(parsed.ok()) << KvPolicyName(kind);
     EXPECT_EQ(*parsed, kind);
   }
   EXPECT_EQ(*ParseKvPolicy("ReSTKV"), KvPolicyKind::kRestKv);
-  auto bad = ParseKvPolicy("lacache");
+  auto bad = ParseKvPolicy("headkv");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("restkv"));
 }
@@ -178,6 +178,36 @@ TEST(KvPolicyConfigTest, SmallBudgetsShrinkTheWindow) {  // §1 [ours]
   EXPECT_EQ(ScoringWindow(c, 1000), 10);
   EXPECT_EQ(ScoringWindow(Policy(KvPolicyKind::kRestKv, 3), 1000), 0);  // last 3 only
   EXPECT_EQ(KeptTokensForLayer(Policy(KvPolicyKind::kRestKv, 3), 0, 30, 1000), 3);
+}
+
+}  // namespace
+}  // namespace restkv::engine
+
+namespace restkv::engine {
+namespace {
+
+TEST(KvPolicyConfigTest, PolicySpecWithAdaKvSuffix) {
+  KvPolicyConfig c;
+  ASSERT_TRUE(ApplyKvPolicySpec("ReSTKV+AdaKV", &c).ok());
+  EXPECT_EQ(c.kind, KvPolicyKind::kRestKv);
+  EXPECT_EQ(c.adaptive, AdaptiveBudget::kAdaKv);
+  EXPECT_EQ(KvPolicySpecName(c), "restkv+adakv");
+  ASSERT_TRUE(ApplyKvPolicySpec("snapkv", &c).ok());
+  EXPECT_EQ(c.adaptive, AdaptiveBudget::kNone);
+  EXPECT_EQ(KvPolicySpecName(c), "snapkv");
+  EXPECT_FALSE(ApplyKvPolicySpec("snapkv+headkv", &c).ok());
+  EXPECT_FALSE(ApplyKvPolicySpec("nope+adakv", &c).ok());
+  ASSERT_TRUE(ApplyKvPolicyOptions("adaptive=adakv,adakv_cap=1.5,adakv_normalize=false", &c).ok());
+  EXPECT_EQ(c.adaptive, AdaptiveBudget::kAdaKv);
+  EXPECT_FLOAT_EQ(c.adakv_cap, 1.5f);
+  EXPECT_FALSE(c.adakv_normalize);
+  c.budget = 128;
+  EXPECT_TRUE(c.Validate().ok());
+  // K_l = 96; the padded bound floor(1.5 * 96) + 32 = 176.
+  EXPECT_EQ(KeptTokensForLayer(c, 0, 30, 4096), 176);
+  EXPECT_EQ(UniformCandidates(c, 0, 30, 4096), 96);
+  c.adakv_cap = 0.5f;
+  EXPECT_FALSE(c.Validate().ok());
 }
 
 }  // namespace

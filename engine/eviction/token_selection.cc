@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "common/check.h"
+#include "engine/eviction/adakv.h"
 #include "engine/eviction/pooling.h"
 #include "engine/eviction/scores.h"
 #include "engine/eviction/select.h"
@@ -23,7 +24,9 @@ struct HeadScratch {
 struct Geometry {
   int32_t window = 0;      // w (effective)
   int32_t candidates = 0;  // M = N - w
-  int32_t keep = 0;        // K_l candidates kept
+  int32_t keep = 0;        // K_l candidates kept (per head before AdaKV)
+  bool adakv = false;      // head-wise counts (AdaKvCounts), each <= head_cap
+  int32_t head_cap = 0;
 };
 
 // Runs fn(begin, end) over [0, n) on the pool, or inline without one.
@@ -124,15 +127,32 @@ std::vector<std::vector<int32_t>> SelectCandidates(const KvPolicyConfig& config,
     }
   });
   std::vector<std::vector<int32_t>> keep(in.num_kv_heads);
-  ForRange(pool, in.num_kv_heads, [&](int64_t g0, int64_t g1) {
-    std::vector<float> reduced(m);
-    std::vector<float> scratch;
-    for (int64_t g = g0; g < g1; ++g) {
-      ReduceGroupScores(config.gqa_reduce, head_scores.data() + g * group * m, group, m, m,
-                        reduced.data());
-      keep[g] = KeepTopCandidates(reduced.data(), in.num_tokens, geo.window, geo.keep, &scratch);
-    }
-  });
+  if (!geo.adakv) {
+    ForRange(pool, in.num_kv_heads, [&](int64_t g0, int64_t g1) {
+      std::vector<float> reduced(m);
+      std::vector<float> scratch;
+      for (int64_t g = g0; g < g1; ++g) {
+        ReduceGroupScores(config.gqa_reduce, head_scores.data() + g * group * m, group, m, m,
+                          reduced.data());
+        keep[g] = KeepTopCandidates(reduced.data(), in.num_tokens, geo.window, geo.keep, &scratch);
+      }
+    });
+    return keep;
+  }
+  // AdaKV: every KV head's reduced scores first, then the head-wise counts.
+  std::vector<float> reduced(static_cast<size_t>(in.num_kv_heads) * m);
+  for (int64_t g = 0; g < in.num_kv_heads; ++g) {
+    ReduceGroupScores(config.gqa_reduce, head_scores.data() + g * group * m, group, m, m,
+                      reduced.data() + g * m);
+  }
+  const std::vector<int32_t> counts =
+      AdaKvCounts(reduced.data(), in.num_kv_heads, m, static_cast<int32_t>(m), geo.keep,
+                  config.adakv_normalize, geo.head_cap);
+  std::vector<float> scratch;
+  for (int64_t g = 0; g < in.num_kv_heads; ++g) {
+    keep[g] =
+        KeepTopCandidates(reduced.data() + g * m, in.num_tokens, geo.window, counts[g], &scratch);
+  }
   return keep;
 }
 
@@ -169,7 +189,12 @@ std::vector<std::vector<int32_t>> SelectTokens(const KvPolicyConfig& config, int
   RESTKV_CHECK_GE(in.num_tokens, 0);
   const int32_t n = in.num_tokens;
   const int32_t kept = KeptTokensForLayer(config, layer, num_layers, n);
-  if (kept >= n) {
+  // AdaKV still shares H*K_l candidates when its padded bound reaches N.
+  const bool adakv = config.adaptive == AdaptiveBudget::kAdaKv && EvictsPrompt(config, n) &&
+                     UniformCandidates(config, layer, num_layers, n) +
+                             EffectiveWindow(config.budget, config.window) <
+                         n;
+  if (kept >= n && !adakv) {
     std::vector<int32_t> all(n);
     std::iota(all.begin(), all.end(), 0);
     return SameForAllHeads(in.num_kv_heads, all);
@@ -180,6 +205,9 @@ std::vector<std::vector<int32_t>> SelectTokens(const KvPolicyConfig& config, int
                              StreamingLlmKeep(n, config.budget, config.sink_tokens));
     case KvPolicyKind::kTova:
       return SameForAllHeads(in.num_kv_heads, SelectTova(config.budget, in, pool));
+    case KvPolicyKind::kLaCache:
+      return SameForAllHeads(
+          in.num_kv_heads, LaCacheKeep(n, config.budget, LadderShapeOf(config), layer, num_layers));
     case KvPolicyKind::kFull:
       RESTKV_CHECK(false) << "full never evicts";
       return {};
@@ -192,7 +220,9 @@ std::vector<std::vector<int32_t>> SelectTokens(const KvPolicyConfig& config, int
   Geometry geo;
   geo.window = EffectiveWindow(config.budget, config.window);
   geo.candidates = n - geo.window;
-  geo.keep = kept - geo.window;
+  geo.keep = UniformCandidates(config, layer, num_layers, n);
+  geo.adakv = adakv;
+  geo.head_cap = kept - geo.window;
   if (geo.keep == 0) {
     // B < 4 (or a pyramid layer with nothing to spare): the window alone.
     std::vector<int32_t> window(geo.window);

@@ -19,7 +19,9 @@
 //   restkv        top K_l of the reconstruction indicator, temporally and
 //                 spatially smoothed + window
 // Scores are per query head (each with its own adaptive kernel); the G heads of
-// a KV head are combined with config.gqa_reduce before its top-k.
+// a KV head are combined with config.gqa_reduce before its top-k. With
+// adaptive=adakv the KV heads share the layer's Hkv*K_l candidates
+// (adakv.h) instead of K_l each.
 // NOTE(restkv): the AWS drift ranks each window row's top K_l keys, the
 // layer's own candidate count; §2.4 says K = B - w, which is the same number
 // except under the PyramidKV schedule.
@@ -59,7 +61,9 @@ struct LayerScoringInput {
 
 // Per KV head, the kept token indices in ascending order; each list has
 // exactly KeptTokensForLayer(config, layer, num_layers, N) entries (all of
-// 0..N-1 when the prompt is not evicted). Deterministic: ties keep the lower
+// 0..N-1 when the prompt is not evicted), except with adaptive=adakv, where
+// head h keeps its own AdaKvCounts c_h candidates plus the window, at most
+// KeptTokensForLayer entries (the lists differ in length). Deterministic: ties keep the lower
 // index, and the result does not depend on the pool's thread count.
 // REQUIRES: config.Validate() is OK; the inputs the policy needs are set
 // (ScoringWindow, NeedsWoFactor, NeedsH2oScores); H % Hkv == 0.

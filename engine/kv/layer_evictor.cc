@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "common/check.h"
 #include "common/status_macros.h"
@@ -136,6 +137,12 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
   const kernels::KvPageLayout layout = kv.layout();
   RESTKV_CHECK_EQ(kv.cached_len()[layer], n) << "layer " << layer;
   RESTKV_CHECK(layout.kv_heads == Hkv && layout.head_dim == d) << "pool shape";
+  // Per-head lengths need attention that skips a head's padding: the CPU
+  // attention does, the CUDA kernels do not (yet).
+  if (policy.adaptive == AdaptiveBudget::kAdaKv && !backend_.host_addressable()) {
+    return absl::UnimplementedError(
+        "kv policy option adaptive=adakv (per-head KV lengths) runs on the CPU backend only");
+  }
   // The device kernels read pages of every dtype in place
   // (kernels/cuda/kv_page_access.cuh); a backend without them (the CPU)
   // scores on the pages directly below.
@@ -188,15 +195,21 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
   const std::vector<std::vector<int32_t>> keep =
       SelectTokens(policy, layer, config_.num_layers, in, threads_);
   RESTKV_CHECK_EQ(static_cast<int32_t>(keep.size()), Hkv);
-  const int32_t kept = static_cast<int32_t>(keep[0].size());
+  // Every head keeps the same count, except under AdaKV: then the layer
+  // keeps the longest head's count and the others are padded.
+  std::vector<int32_t> lens(Hkv);
+  for (int32_t h = 0; h < Hkv; ++h) lens[h] = static_cast<int32_t>(keep[h].size());
+  const int32_t kept = *std::max_element(lens.begin(), lens.end());
+  const bool padded = *std::min_element(lens.begin(), lens.end()) != kept;
+  RESTKV_CHECK(!padded || policy.adaptive == AdaptiveBudget::kAdaKv);
+  RESTKV_CHECK_LE(kept, KeptTokensForLayer(policy, layer, config_.num_layers, n));
   // Compact in place, head by head: slot i <- slot keep[h][i]. The stored
   // bytes move (rows and their q8_0 scales), so kept values are bit-identical
   // to what was written. keep ascends, so a source slot is never
   // overwritten before it is read.
   const int64_t row_bytes = layout.row_bytes();
   for (int32_t h = 0; h < Hkv; ++h) {
-    RESTKV_CHECK_EQ(static_cast<int32_t>(keep[h].size()), kept) << "head " << h;
-    for (int32_t i = 0; i < kept; ++i) {
+    for (int32_t i = 0; i < lens[h]; ++i) {
       const int32_t t = keep[h][i];
       RESTKV_CHECK(t >= i && t < n) << "kept index " << t << " at slot " << i;
       if (t == i) continue;
@@ -217,6 +230,7 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
     }
   }
   const int32_t released = kv.TruncateLayer(layer, kept);
+  if (padded) kv.SetHeadLengths(layer, std::move(lens));
   Report(layer, n, kept, released, keep, report);
   return absl::OkStatus();
 }

@@ -1,13 +1,19 @@
 #include "engine/kv/sequence_kv.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "common/check.h"
 
 namespace restkv::engine {
 
 SequenceKv::SequenceKv(BlockPool& pool, int32_t num_layers)
-    : pool_(pool), cached_len_(num_layers, 0), page_ids_(num_layers), page_ptrs_(num_layers) {}
+    : pool_(pool),
+      cached_len_(num_layers, 0),
+      page_ids_(num_layers),
+      page_ptrs_(num_layers),
+      head_len_(num_layers),
+      padding_end_(num_layers, 0) {}
 
 SequenceKv::~SequenceKv() { Release(); }
 
@@ -73,6 +79,8 @@ void SequenceKv::Release() {
     page_ids_[l].clear();
     page_ptrs_[l].clear();
     cached_len_[l] = 0;
+    head_len_[l].clear();
+    padding_end_[l] = 0;
   }
   for (auto b = blocks_.rbegin(); b != blocks_.rend(); ++b) {
     if (*b != kNoBlock) pool_.ReleaseBlock(*b);
@@ -134,6 +142,13 @@ void SequenceKv::MarkCached(int32_t index, BlockId id) {
 
 bool SequenceKv::has_shared_blocks() const {
   return std::any_of(blocks_.begin(), blocks_.end(), [](BlockId b) { return b != kNoBlock; });
+}
+
+void SequenceKv::SetHeadLengths(int32_t layer, std::vector<int32_t> lens) {
+  RESTKV_CHECK_EQ(static_cast<int32_t>(lens.size()), pool_.shape().num_kv_heads);
+  RESTKV_CHECK_EQ(*std::max_element(lens.begin(), lens.end()), cached_len_[layer]);
+  padding_end_[layer] = cached_len_[layer];
+  head_len_[layer] = std::move(lens);
 }
 
 int32_t SequenceKv::num_pages() const {

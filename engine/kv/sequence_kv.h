@@ -63,6 +63,16 @@ class SequenceKv {
   int32_t TruncateLayer(int32_t layer, int32_t new_len);
   // Returns all pages to the pool; the sequence becomes empty.
   void Release();
+  // Head-wise eviction (AdaKV): after TruncateLayer(layer, max of lens),
+  // KV head h of `layer` holds lens[h] valid slots; its slots
+  // [lens[h], cached_len) become padding that attention skips, and tokens
+  // appended later are valid for every head. Pages stay per layer.
+  // REQUIRES: lens has one entry per KV head, max(lens) == cached_len[layer].
+  void SetHeadLengths(int32_t layer, std::vector<int32_t> lens);
+  // Per layer: empty (every head holds cached_len slots) or the lens above.
+  [[nodiscard]] absl::Span<const std::vector<int32_t>> head_len() const { return head_len_; }
+  // Per layer: where the padding ends (cached_len right after eviction).
+  [[nodiscard]] absl::Span<const int32_t> padding_end() const { return padding_end_; }
 
   // Appends cached block `id` as the next block on every layer.
   // REQUIRES: every layer holds exactly num_shared_prefix() full blocks,
@@ -114,6 +124,8 @@ class SequenceKv {
   int32_t num_mapped_ = 0;                      // leading blocks from MapCachedBlock
   std::vector<BlockId> held_;                   // read-only prefix blocks (HoldPrefix)
   void DropHeld();
+  std::vector<std::vector<int32_t>> head_len_;  // [L][Hkv] or [L][0]
+  std::vector<int32_t> padding_end_;            // [L]
 };
 
 }  // namespace restkv::engine

@@ -237,6 +237,17 @@ void LlamaModel::RunChunk(const LayerWeights& lw, int32_t layer,
     }
     step.seqs.push_back(
         {static_cast<int32_t>(r0 - c0), count, cached + first + count, pages.data()});
+    // Sparse prefill for a prompt prefilled from position 0 (in row chunks
+    // of this loop); its last dense_rows rows, the eviction window, dense.
+    if (sparse_.has_value() && cached == 0 && in.first_position == 0) {
+      step.seqs.back().sparse = &*sparse_;
+      step.seqs.back().sparse_dense_from =
+          static_cast<int32_t>(in.tokens.size()) - sparse_->dense_rows;
+    }
+    if (!in.head_len.empty() && !in.head_len[layer].empty()) {
+      step.seqs.back().hole_begin = in.head_len[layer].data();
+      step.seqs.back().hole_end = in.padding_end[layer];
+    }
     // Keep the queries the hook asked for.
     Step::QueryCapture& cap = step.captured[s];
     if (cap.num_rows > 0) {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -50,6 +51,12 @@ struct SequenceInput {
   // The caller's KV bookkeeping around each layer (reserve, commit, evict);
   // null when the caller reserved and will commit the pages itself.
   LayerHook* hook = nullptr;
+  // Per-head lengths after head-wise eviction (SequenceKv::head_len and
+  // padding_end): empty, or [L] with head_len[l] empty where every head holds
+  // cached_len[l] slots; otherwise KV head h's slots [head_len[l][h],
+  // padding_end[l]) are padding that attention skips.
+  absl::Span<const std::vector<int32_t>> head_len;
+  absl::Span<const int32_t> padding_end;
 };
 
 class LlamaModel {
@@ -65,6 +72,12 @@ class LlamaModel {
   [[nodiscard]] kernels::KvDtype kv_dtype() const { return kv_layout_.dtype; }
   // The layout of the KV pages this model writes and reads.
   [[nodiscard]] const kernels::KvPageLayout& kv_layout() const { return kv_layout_; }
+  // Block-sparse attention for prompts prefilled whole from position 0 (the
+  // backend may compute them dense); unset = dense.
+  void set_sparse_prefill(const kernels::SparsePrefill& sparse) { sparse_ = sparse; }
+  [[nodiscard]] const std::optional<kernels::SparsePrefill>& sparse_prefill() const {
+    return sparse_;
+  }
 
   // Runs the step. All sequences of one call share the same layer range.
   // On success `logits` holds, in input order, one [V] row per sequence with
@@ -95,6 +108,7 @@ class LlamaModel {
   void ComputeLogits(const Step& step, std::vector<float>* logits);
 
   const ModelConfig config_;
+  std::optional<kernels::SparsePrefill> sparse_;
   const ModelWeights& weights_;
   kernels::Backend& backend_;
   const int32_t block_size_;

@@ -37,6 +37,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const std::string& path,
   }
   m->forward_ = std::make_unique<LlamaModel>(m->config_, m->weights_, backend, options.block_size,
                                              options.kv_dtype);
+  if (options.sparse_prefill.has_value()) m->forward_->set_sparse_prefill(*options.sparse_prefill);
   return m;
 }
 

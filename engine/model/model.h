@@ -29,6 +29,10 @@ struct ModelOptions {
   kernels::KvDtype kv_dtype = kernels::KvDtype::kF32;
   // Chat format to use instead of the one detected from the file's template.
   std::optional<ChatFormat> chat_format;
+  // Block-sparse prefill attention (kernels::SparsePrefill; the CPU backend
+  // honours it, others compute dense): applied to a prompt prefilled whole
+  // from position 0 and longer than its dense tail.
+  std::optional<kernels::SparsePrefill> sparse_prefill;
 };
 
 class Model {

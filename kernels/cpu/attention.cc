@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/check.h"
+#include "kernels/cpu/sparse_prefill.h"
 #include "kernels/cpu/vec_math.h"
 
 #if defined(__AVX512F__)
@@ -37,11 +38,39 @@ inline float KvScale(const float* page, const KvPageLayout& kv, int32_t kvh, int
 // Attention of one query row and head over keys [0, visible) of KV head
 // `kvh`: exact softmax in fp32, scores kept in `scores`; each K/V row is
 // converted to f32 into `row` [d] as it is visited.
+// Slots [hole_begin, hole_end) are skipped (per-head padding; an empty
+// range when hole_begin >= hole_end).
+// Sparse prefill: with `keep` set, key blocks of kKeyBlock below
+// local_from whose flag is 0 are skipped too.
 void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int32_t visible,
-                   const KvPageLayout& kv, float scale, float* scores, float* row, float* o) {
+                   const KvPageLayout& kv, float scale, float* scores, float* row, float* o,
+                   int32_t hole_begin = 0, int32_t hole_end = 0, const uint8_t* keep = nullptr,
+                   int32_t local_from = 0);
+
+// Keys per block of the blocked (online) softmax. Block boundaries sit at
+// absolute key positions, so a query row's arithmetic is the same whether it
+// is computed alone (decode) or in a tile of prefill rows (recompute after
+// preemption reproduces decode exactly). Also the block of sparse prefill.
+constexpr int32_t kKeyBlock = 64;
+static_assert(kKeyBlock == SparsePrefill::kBlock);
+
+void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int32_t visible,
+                   const KvPageLayout& kv, float scale, float* scores, float* row, float* o,
+                   int32_t hole_begin, int32_t hole_end, const uint8_t* keep, int32_t local_from) {
   const int32_t head_dim = kv.head_dim, block_size = kv.block_size;
   float max_score = -std::numeric_limits<float>::infinity();
-  for (int32_t t = 0; t < visible; ++t) {
+  // The first valid slot at or after t: past the hole, past skipped blocks.
+  auto valid_from = [&](int32_t t) {
+    for (;;) {
+      if (t >= hole_begin && t < hole_end) t = hole_end;
+      const int32_t b = t / kKeyBlock;
+      if (keep == nullptr || t >= visible || b >= local_from || keep[b] != 0) return t;
+      t = (b + 1) * kKeyBlock;
+    }
+  };
+  auto next = [&](int32_t t) { return valid_from(t + 1); };
+  const int32_t first = valid_from(0);
+  for (int32_t t = first; t < visible; t = next(t)) {
     const float* page = pages[t / block_size];
     const int32_t slot = t % block_size;
     DecodeKvRow(kv.dtype, KvRow(page, kv, kvh, slot, false), KvScale(page, kv, kvh, slot, false),
@@ -50,13 +79,13 @@ void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int3
     max_score = std::max(max_score, scores[t]);
   }
   float sum = 0.0f;
-  for (int32_t t = 0; t < visible; ++t) {
+  for (int32_t t = first; t < visible; t = next(t)) {
     scores[t] = std::exp(scores[t] - max_score);
     sum += scores[t];
   }
   std::fill(o, o + head_dim, 0.0f);
   const float inv = 1.0f / sum;
-  for (int32_t t = 0; t < visible; ++t) {
+  for (int32_t t = first; t < visible; t = next(t)) {
     const float* page = pages[t / block_size];
     const int32_t slot = t % block_size;
     DecodeKvRow(kv.dtype, KvRow(page, kv, kvh, slot, true), KvScale(page, kv, kvh, slot, true),
@@ -64,12 +93,6 @@ void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int3
     AxpyF32(scores[t] * inv, row, o, head_dim);
   }
 }
-
-// Keys per block of the blocked (online) softmax. Block boundaries sit at
-// absolute key positions, so a query row's arithmetic is the same whether it
-// is computed alone (decode) or in a tile of prefill rows (recompute after
-// preemption reproduces decode exactly).
-constexpr int32_t kKeyBlock = 64;
 
 // Per-row running state of the online softmax.
 struct RowState {
@@ -166,7 +189,7 @@ template <int NV, KvDtype DT>
 void AttendTileAvx512(int32_t rows, const float* const* q, float* const* out,
                       const int32_t* visible, const float* const* pages, int32_t kvh,
                       const KvPageLayout& kv, float scale, float* scores, float* acc,
-                      RowState* state) {
+                      RowState* state, const uint8_t* const* keep, const int32_t* local_from) {
   constexpr int64_t kDim = 16 * NV;
   constexpr int64_t kRowBytes = kDim * (DT == KvDtype::kF32 ? 4 : DT == KvDtype::kQ8_0 ? 1 : 2);
   const int32_t block_size = kv.block_size;
@@ -182,6 +205,11 @@ void AttendTileAvx512(int32_t rows, const float* const* q, float* const* out,
     for (int32_t r = 0; r < rows; ++r) {
       const int32_t n = std::min(kb + kKeyBlock, visible[r]) - kb;
       if (n <= 0) continue;
+      // Sparse prefill: a block outside the row's pattern is skipped whole.
+      if (keep != nullptr && keep[r] != nullptr && kb / kKeyBlock < local_from[r] &&
+          keep[r][kb / kKeyBlock] == 0) {
+        continue;
+      }
       __m512 qr[NV];
       for (int v = 0; v < NV; ++v) qr[v] = _mm512_loadu_ps(q[r] + 16 * v);
       __m512 max_v = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
@@ -253,7 +281,7 @@ void AttendTileAvx512(int32_t rows, const float* const* q, float* const* out,
 
 using TileFn = void (*)(int32_t, const float* const*, float* const*, const int32_t*,
                         const float* const*, int32_t, const KvPageLayout&, float, float*, float*,
-                        RowState*);
+                        RowState*, const uint8_t* const*, const int32_t*);
 
 #if defined(__AVX512F__)
 template <int NV>
@@ -329,6 +357,16 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
       }
     }
   }
+  // Sparse prefill patterns, per sequence that asks for one: [heads][blocks].
+  std::vector<std::vector<uint8_t>> patterns(seqs.size());
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const AttentionSeq& seq = seqs[s];
+    // Only calls with a sparse row (one before sparse_dense_from).
+    if (seq.sparse != nullptr && seq.hole_begin == nullptr && seq.num_q > 0 &&
+        seq.kv_len - seq.num_q < seq.sparse_dense_from) {
+      patterns[s] = EstimateSparsePattern(pool, q, seq, heads, kv, scale, *seq.sparse);
+    }
+  }
   const int64_t total_cost = cost_begin.back();
   // First task whose cost range starts at or after `cost` (monotone in cost).
   auto task_at_cost = [&](int64_t cost) -> int64_t {
@@ -346,11 +384,16 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
     std::vector<const float*> qrows(max_tile);
     std::vector<float*> orows(max_tile);
     std::vector<int32_t> visible(max_tile);
+    std::vector<const uint8_t*> keep(max_tile);
+    std::vector<int32_t> local_from(max_tile);
     const int64_t t_end =
         p1 == parts ? static_cast<int64_t>(tasks.size()) : task_at_cost(total_cost * p1 / parts);
     for (int64_t ti = p0 == 0 ? 0 : task_at_cost(total_cost * p0 / parts); ti < t_end; ++ti) {
       const Task& task = tasks[ti];
       const AttentionSeq& seq = seqs[task.seq];
+      const std::vector<uint8_t>& pattern = patterns[task.seq];
+      const int32_t num_blocks = (seq.kv_len + kKeyBlock - 1) / kKeyBlock;
+      bool sparse = false;
       int32_t rows = 0;
       for (int32_t j = task.row_begin; j < task.row_end; ++j) {
         for (int32_t h = task.kv_head * group; h < (task.kv_head + 1) * group; ++h) {
@@ -359,18 +402,31 @@ void PagedAttention(ThreadPool& pool, const float* q, absl::Span<const Attention
           orows[rows] = out + at;
           // Query row j of the sequence sees kv_len - num_q + j + 1 keys.
           visible[rows] = seq.kv_len - seq.num_q + j + 1;
+          keep[rows] = nullptr;
+          const int32_t position = seq.kv_len - seq.num_q + j;
+          if (!pattern.empty() && position < seq.sparse_dense_from) {
+            keep[rows] = pattern.data() + static_cast<int64_t>(h) * num_blocks;
+            local_from[rows] = position / kKeyBlock - seq.sparse->local_blocks + 1;
+            sparse = true;
+          }
           ++rows;
         }
       }
-      if (fast != nullptr) {
+      // A KV head with padding (per-head lengths) takes the generic path,
+      // which jumps over the padding slots.
+      const bool holes = seq.hole_begin != nullptr && seq.hole_begin[task.kv_head] < seq.hole_end;
+      if (fast != nullptr && !holes) {
         fast(rows, qrows.data(), orows.data(), visible.data(), seq.pages, task.kv_head, kv, scale,
-             scores.data(), acc.data(), state.data());
+             scores.data(), acc.data(), state.data(), sparse ? keep.data() : nullptr,
+             local_from.data());
         continue;
       }
       full_scores.resize(seq.kv_len);
+      row.resize(head_dim);
       for (int32_t r = 0; r < rows; ++r) {
         AttendGeneric(qrows[r], seq.pages, task.kv_head, visible[r], kv, scale, full_scores.data(),
-                      row.data(), orows[r]);
+                      row.data(), orows[r], holes ? seq.hole_begin[task.kv_head] : 0,
+                      holes ? seq.hole_end : 0, keep[r], keep[r] ? local_from[r] : 0);
       }
     }
   });

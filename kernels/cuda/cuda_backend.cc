@@ -366,6 +366,8 @@ void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs,
   for (size_t s = 0; s < seqs.size(); ++s) {
     const AttentionSeq& a = seqs[s];
     RESTKV_CHECK(a.num_q >= 0 && a.num_q <= a.kv_len) << a.num_q << " > " << a.kv_len;
+    // Per-head lengths (AdaKV) are CPU only; LayerEvictor refuses them here.
+    RESTKV_CHECK(a.hole_begin == nullptr) << "per-head KV lengths are not supported on CUDA";
     const int32_t num_pages = (a.kv_len + block_size - 1) / block_size;
     d_seqs.push_back({a.q_begin, a.num_q, a.kv_len, static_cast<int32_t>(table.size())});
     for (int32_t p = 0; p < num_pages; ++p) {
