@@ -81,6 +81,9 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
     ResponseJson logprobs;  // completions: the legacy object; chat: the content array
     int64_t text_offset = 0;
     engine::RequestSummary summary;
+    // Chat with tools, streamed: the text is held back while it may still
+    // be a tool call; once it cannot, it streams as content.
+    bool streaming_content = false;
   };
   enum class Ending { kNormal, kDisconnected, kTimedOut, kFailed };
 
@@ -94,6 +97,9 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
   void OnDisconnect();
   void OnTimeout();
   void SendChunk(size_t choice, const std::string& text, ResponseJson logprobs);
+  // Streamed chat with tools: sends what was held back (the tool calls or
+  // the content) and returns the finish reason to report.
+  const char* FlushToolCalls(size_t choice, const char* finish_reason);
   void SendFinishChunk(size_t choice, const char* finish_reason);
   void SendErrorEvent(const absl::Status& status);
   void MaybeComplete();
