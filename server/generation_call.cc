@@ -166,6 +166,23 @@ void GenerationCall::OnTokens(size_t choice, const engine::TokenDelta& delta) {
       logprobs = CompletionLogprobsJson(tokenizer(), delta.logprobs, &c.text_offset);
     }
   }
+  if (plan_.stream && plan_.kind == ApiKind::kChat &&
+      plan_.tools.choice == ChatTools::Choice::kNamed && plan_.tools.active()) {
+    // The output is the named function's arguments: stream them as they come.
+    const int32_t index = plan_.choices[choice].index;
+    if (!c.named_call_started) {
+      c.named_call_started = true;
+      SendToolCallDelta(index, {{"index", 0},
+                                {"id", absl::StrCat("call_", ToolCallIdPrefix(index), 0)},
+                                {"type", "function"},
+                                {"function", {{"name", plan_.tools.named}, {"arguments", ""}}}});
+    }
+    c.text += delta.text;
+    if (!delta.text.empty()) {
+      SendToolCallDelta(index, {{"index", 0}, {"function", {{"arguments", delta.text}}}});
+    }
+    return;
+  }
   if (plan_.stream && plan_.kind == ApiKind::kChat && plan_.tools.active() &&
       !c.streaming_content) {
     c.text += delta.text;
@@ -212,15 +229,27 @@ void GenerationCall::SendFinishChunk(size_t choice, const char* finish_reason) {
   }
 }
 
+std::string GenerationCall::ToolCallIdPrefix(int32_t index) const {
+  return absl::StrCat(plan_.meta.id.substr(9), "_", index, "_");
+}
+
+void GenerationCall::SendToolCallDelta(int32_t index, json call) {
+  exchange_->WriteChunk(FormatSseJson(
+      ChatChunkJson(plan_.meta, index, {{"tool_calls", json::array({std::move(call)})}}, nullptr,
+                    std::nullopt, plan_.include_usage)));
+}
+
 const char* GenerationCall::FlushToolCalls(size_t choice, const char* finish_reason) {
   ChoiceState& c = choices_[choice];
+  if (c.named_call_started) {
+    return finish_reason == std::string_view("stop") ? "tool_calls" : finish_reason;
+  }
   if (plan_.kind != ApiKind::kChat || !plan_.tools.active() || c.streaming_content) {
     return finish_reason;
   }
   const int32_t index = plan_.choices[choice].index;
   ParsedAssistantOutput out =
-      ParseToolCalls(c.text, plan_.tools, plan_.tool_format,
-                     absl::StrCat(plan_.meta.id.substr(9), "_", index, "_"));
+      ParseToolCalls(c.text, plan_.tools, plan_.tool_format, ToolCallIdPrefix(index));
   if (!out.content.empty()) SendChunk(choice, out.content, nullptr);
   if (out.calls.empty()) return finish_reason;
   // OpenAI's shape: the first delta of each call carries its index, id,
@@ -360,8 +389,7 @@ void GenerationCall::MaybeComplete() {
         r.text = std::move(c.text);
         if (plan_.tools.active()) {
           ParsedAssistantOutput out =
-              ParseToolCalls(r.text, plan_.tools, plan_.tool_format,
-                             absl::StrCat(plan_.meta.id.substr(9), "_", r.index, "_"));
+              ParseToolCalls(r.text, plan_.tools, plan_.tool_format, ToolCallIdPrefix(r.index));
           r.text = std::move(out.content);
           r.tool_calls = std::move(out.calls);
           r.legacy_function_call = plan_.tools.legacy;

@@ -84,6 +84,9 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
     // Chat with tools, streamed: the text is held back while it may still
     // be a tool call; once it cannot, it streams as content.
     bool streaming_content = false;
+    // A named tool_choice, streamed: the call's head went out and the
+    // arguments stream as they are generated.
+    bool named_call_started = false;
   };
   enum class Ending { kNormal, kDisconnected, kTimedOut, kFailed };
 
@@ -100,6 +103,9 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
   // Streamed chat with tools: sends what was held back (the tool calls or
   // the content) and returns the finish reason to report.
   const char* FlushToolCalls(size_t choice, const char* finish_reason);
+  // The id of a choice's k-th tool call (the same when streamed and parsed).
+  [[nodiscard]] std::string ToolCallIdPrefix(int32_t index) const;
+  void SendToolCallDelta(int32_t index, ResponseJson call);
   void SendFinishChunk(size_t choice, const char* finish_reason);
   void SendErrorEvent(const absl::Status& status);
   void MaybeComplete();

@@ -32,26 +32,9 @@ namespace restkv::engine::jinja {
 class Value;
 using ValueList = std::vector<Value>;
 
-// Positional and keyword arguments of a call.
-struct CallArgs {
-  ValueList positional;
-  std::vector<std::pair<std::string, Value>> keyword;
-};
-
+class ValueMap;
+struct CallArgs;
 using Callable = std::function<absl::StatusOr<Value>(CallArgs&)>;
-
-// An insertion-ordered string-keyed map (Python dict / JSON object).
-class ValueMap {
- public:
-  [[nodiscard]] const Value* Find(std::string_view key) const;
-  Value* Find(std::string_view key);
-  void Set(std::string key, Value value);
-  [[nodiscard]] const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
-  [[nodiscard]] size_t size() const { return items_.size(); }
-
- private:
-  std::vector<std::pair<std::string, Value>> items_;
-};
 
 class Value {
  public:
@@ -131,6 +114,25 @@ class Value {
   std::shared_ptr<ValueList> list_;
   std::shared_ptr<ValueMap> dict_;
   std::shared_ptr<const Callable> callable_;
+};
+
+// Positional and keyword arguments of a call.
+struct CallArgs {
+  ValueList positional;
+  std::vector<std::pair<std::string, Value>> keyword;
+};
+
+// An insertion-ordered string-keyed map (Python dict / JSON object).
+class ValueMap {
+ public:
+  [[nodiscard]] const Value* Find(std::string_view key) const;
+  Value* Find(std::string_view key);
+  void Set(std::string key, Value value);
+  [[nodiscard]] const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
+  [[nodiscard]] size_t size() const { return items_.size(); }
+
+ private:
+  std::vector<std::pair<std::string, Value>> items_;
 };
 
 // Python's repr of a float ("1.0", "0.1", "1e-05", "inf").

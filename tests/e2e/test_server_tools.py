@@ -2,6 +2,7 @@
 `restkv serve` on the default model (SmolLM2, whose own template does not render tools:
 tool_choice required/named still hold its output to a call)."""
 import json
+import pathlib
 import subprocess
 
 import openai
@@ -9,7 +10,7 @@ import pydantic
 import pytest
 import requests
 
-from serve_process import ServeProcess
+from serve_process import ServeProcess, free_port
 
 MODEL = "smollm"
 WEATHER = {"type": "function", "function": {
@@ -27,8 +28,9 @@ ASK = [{"role": "user", "content": "What is the weather in Paris? Use the tool."
 
 class Server(ServeProcess):
     def __init__(self, binary, model, log_path, extra=()):
+        grpc_port = [] if "--grpc-port" in extra else ["--grpc-port", "0"]
         super().__init__(binary, model, log_path, args=[
-            "--served-model-name", MODEL, "--threads", "2", "--grpc-port", "0",
+            "--served-model-name", MODEL, "--threads", "2", *grpc_port,
             "--kv-cache-memory", "256MiB", *extra])
 
     def client(self):
@@ -116,6 +118,25 @@ def test_streaming_deltas_reassemble(client):
     for entry in calls.values():
         assert entry["id"].startswith("call_") and entry["name"] in ("get_weather", "get_time")
         assert isinstance(json.loads(entry["arguments"]), dict)
+
+
+def test_streamed_named_call_streams_its_arguments(client):
+    stream = client.chat.completions.create(
+        model=MODEL, messages=ASK, tools=[WEATHER], max_tokens=100, stream=True, temperature=0,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    pieces, heads, finish = [], [], None
+    for chunk in stream:
+        for c in chunk.choices:
+            for d in c.delta.tool_calls or []:
+                if d.id:
+                    heads.append((d.id, d.function.name))
+                if d.function and d.function.arguments:
+                    pieces.append(d.function.arguments)
+            finish = c.finish_reason or finish
+    assert finish == "tool_calls"
+    assert len(heads) == 1 and heads[0][1] == "get_weather"
+    assert len(pieces) > 1  # the arguments arrived as they were generated
+    assert json.loads("".join(pieces))["city"]
 
 
 class GetWeather(pydantic.BaseModel):
@@ -218,3 +239,42 @@ def test_bad_chat_template_file_fails_start_up(restkv_bin, model_path, tmp_path)
                        capture_output=True, text=True, timeout=120)
     assert p.returncode != 0
     assert "--chat-template" in p.stderr + p.stdout and "line 2" in p.stderr + p.stdout
+
+
+def test_grpc_tool_call(restkv_bin, model_path, tmp_path):
+    grpc = pytest.importorskip("grpc")
+    grpc_tools = pytest.importorskip("grpc_tools")
+    from grpc_tools import protoc
+    import sys
+    root = pathlib.Path(__file__).resolve().parents[2]
+    include = pathlib.Path(grpc_tools.__file__).parent / "_proto"
+    assert protoc.main(["protoc", f"-I{root / 'proto'}", f"-I{include}", f"--python_out={tmp_path}",
+                        f"--grpc_python_out={tmp_path}",
+                        str(root / "proto" / "restkv/v1/generation.proto")]) == 0
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from restkv.v1 import generation_pb2 as pb, generation_pb2_grpc as pbg
+        port = free_port()
+        s = Server(restkv_bin, model_path, tmp_path / "serve.log", extra=["--grpc-port", str(port)])
+        try:
+            stub = pbg.GenerationStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+            req = pb.GenerateRequest(
+                chat=pb.ChatMessages(messages=[pb.ChatMessage(role="user", content=ASK[0]["content"])]),
+                tools_json=json.dumps([WEATHER]), tool_choice="get_weather", max_tokens=100,
+                temperature=0)
+            last = list(stub.Generate(req, timeout=120))[-1]
+            assert last.finished and last.finish_reason == "tool_calls"
+            calls = json.loads(last.tool_calls_json)
+            assert calls[0]["function"]["name"] == "get_weather"
+            assert isinstance(json.loads(calls[0]["function"]["arguments"]), dict)
+            # A tool message without its call id is INVALID_ARGUMENT naming the field.
+            bad = pb.GenerateRequest(chat=pb.ChatMessages(messages=[
+                pb.ChatMessage(role="user", content="x"), pb.ChatMessage(role="tool", content="1")]))
+            with pytest.raises(grpc.RpcError) as e:
+                list(stub.Generate(bad, timeout=60))
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "tool_call_id" in e.value.details()
+        finally:
+            assert s.stop() == 0, s.log()
+    finally:
+        sys.path.remove(str(tmp_path))
