@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "cli/chat_template_file.h"
 #include "cli/cli.h"
 #include "cli/default_model.h"
 #include "cli/device_choice.h"
@@ -35,6 +36,7 @@ struct GenerateOptions {
   bool chat = false;
   std::string system;
   std::string chat_format;
+  std::string chat_template_file;
   int32_t max_tokens = 128;
   float temperature = 0.8f;
   float top_p = 0.95f;
@@ -151,6 +153,10 @@ absl::StatusOr<engine::ModelOptions> GenerateModelOptions(const GenerateOptions&
     model_options.chat_format = *f;
   }
   model_options.sparse_prefill = ToSparsePrefill(opt.sparse_prefill);
+  if (!opt.chat_template_file.empty()) {
+    RESTKV_ASSIGN_OR_RETURN(std::string source, ReadChatTemplateFile(opt.chat_template_file));
+    model_options.chat_template = std::move(source);
+  }
   return model_options;
 }
 
@@ -177,6 +183,9 @@ absl::StatusOr<LoadedModel> LoadModel(const GenerateOptions& opt, const std::str
   if (!model.ok()) {
     if (!opt.json) std::fprintf(stderr, "\n");
     return model.status();
+  }
+  if (!(*model)->chat_template_warning().empty()) {
+    std::fprintf(stderr, "warning: %s\n", (*model)->chat_template_warning().c_str());
   }
   loaded.model = *std::move(model);
   const double load_ms =
@@ -251,8 +260,8 @@ absl::StatusOr<engine::EngineRequest> PromptRequest(const GenerateOptions& opt,
   }
   engine::EngineRequest request;
   // Chat templates spell out their special tokens, so parse them as such.
-  request.prompt_tokens = model.tokenizer().Encode(text, /*add_special=*/true,
-                                                   /*parse_special=*/opt.chat);
+  request.prompt_tokens = model.tokenizer().Encode(
+      text, /*add_special=*/!(opt.chat && model.ChatTextHasBos(text)), /*parse_special=*/opt.chat);
   request.params = shared.params;
   request.kv_policy = shared.policy;
   if (opt.kv_ratio > 0.0f) {
@@ -400,8 +409,11 @@ void AddGenerateCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--chat", opt->chat,
                 "Wrap each prompt as a user message in the model's chat template");
   cmd->add_option("--system", opt->system, "System message (with --chat)");
-  cmd->add_option("--chat-format", opt->chat_format,
-                  "Override the chat format: chatml, llama3, llama2, ...");
+  cmd->add_option(
+      "--chat-format", opt->chat_format,
+      "Use a built-in chat format instead of the model's template: chatml, llama3, ...");
+  cmd->add_option("--chat-template", opt->chat_template_file,
+                  "Jinja chat template file to use instead of the model's own (with --chat)");
   cmd->add_option("--max-tokens,-n", opt->max_tokens, "Most tokens to generate")
       ->check(CLI::Range(1, 1 << 24))
       ->capture_default_str();

@@ -29,6 +29,7 @@
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/asio/signal_set.hpp"
+#include "cli/chat_template_file.h"
 #include "cli/cli.h"
 #include "cli/default_model.h"
 #include "cli/kv_dtype_flag.h"
@@ -44,6 +45,7 @@
 #include "engine/step_budget.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "server/api_error.h"
+#include "server/chat_tools.h"
 #include "server/grpc_server.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
@@ -158,6 +160,11 @@ int RunServe(ServeOptions opt) {
     if (!f.ok()) return Fail("--chat-format: " + std::string(f.status().message()));
     model_options.chat_format = *f;
   }
+  if (!opt.chat_template_file.empty()) {
+    auto source = ReadChatTemplateFile(opt.chat_template_file);
+    if (!source.ok()) return Fail(std::string(source.status().message()));
+    model_options.chat_template = *source;
+  }
   RequestLogger log;
   const int threads = opt.threads > 0 ? opt.threads : DefaultThreadCount();
   auto backend_or = CreateBackend(opt.device, threads);
@@ -174,6 +181,9 @@ int RunServe(ServeOptions opt) {
   const auto t_load = Clock::now();
   auto model = engine::Model::Load(*path, backend, model_options);
   if (!model.ok()) return Fail(std::string(model.status().message()));
+  if (!(*model)->chat_template_warning().empty()) {
+    log.Info("WARNING: " + (*model)->chat_template_warning());
+  }
   engine::EngineOptions engine_options;
   auto pool_bytes = KvCacheBytes(backend, opt.device, *kv_bytes, opt.kv_cache_memory_given);
   if (!pool_bytes.ok()) return Fail(std::string(pool_bytes.status().message()));
@@ -207,6 +217,11 @@ int RunServe(ServeOptions opt) {
                                                     ? opt.max_tokens_per_request
                                                     : 16LL * (*engine)->max_model_len();
   routes_config.limits.max_token_bytes = server::MaxInputBytesPerToken((*model)->tokenizer());
+  if (!opt.tool_call_parser.empty()) {
+    auto parser = server::ParseToolCallFormatName(opt.tool_call_parser);
+    if (!parser.ok()) return Fail("--tool-call-parser: " + std::string(parser.status().message()));
+  }
+  routes_config.limits.tool_call_parser = opt.tool_call_parser;
   routes_config.prepare_threads = opt.prepare_threads;
   routes_config.prepare_queue = opt.prepare_queue;
   std::unique_ptr<RequestRecorder> recorder;
@@ -374,8 +389,14 @@ void AddServeCommand(CLI::App& app, int* exit_code) {
                   "Model name(s) clients use (default: the file name without .gguf)");
   cmd->add_option("--api-key", opt->api_key,
                   "Require 'Authorization: Bearer KEY' (default: $RESTKV_API_KEY)");
-  cmd->add_option("--chat-format", opt->chat_format,
-                  "Override the chat format: chatml, llama3, llama2, ...");
+  cmd->add_option(
+      "--chat-format", opt->chat_format,
+      "Use a built-in chat format instead of the model's template: chatml, llama3, ...");
+  cmd->add_option("--chat-template", opt->chat_template_file,
+                  "Jinja chat template file to use instead of the model's own");
+  cmd->add_option(
+      "--tool-call-parser", opt->tool_call_parser,
+      "Tool-call output format: hermes, llama3_json, mistral (default: from the template)");
   cmd->add_option("--kv-cache-memory", opt->kv_cache_memory,
                   "KV cache pool size, e.g. 512MiB, 2GiB")
       ->capture_default_str();

@@ -20,6 +20,8 @@ struct ServeOptions {
   std::vector<std::string> served_model_names;  // empty => the model file's stem
   std::string api_key;                          // "" => $RESTKV_API_KEY, else none
   std::string chat_format;                      // "" => detected from the model
+  std::string chat_template_file;               // "" => the model file's own template
+  std::string tool_call_parser;                 // "" => chosen from the chat template
   std::string kv_cache_memory = "1GiB";
   std::string kv_cache_dtype = "auto";  // --kv-cache-dtype (cli/kv_dtype_flag.h)
   SparsePrefillFlags sparse_prefill;    // --sparse-prefill (cli/sparse_prefill_flag.h)

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "boost/asio/post.hpp"
@@ -166,6 +167,31 @@ void GenerationCall::OnTokens(size_t choice, const engine::TokenDelta& delta) {
       logprobs = CompletionLogprobsJson(tokenizer(), delta.logprobs, &c.text_offset);
     }
   }
+  if (plan_.stream && plan_.kind == ApiKind::kChat &&
+      plan_.tools.choice == ChatTools::Choice::kNamed && plan_.tools.active()) {
+    // The output is the named function's arguments: stream them as they come.
+    const int32_t index = plan_.choices[choice].index;
+    if (!c.named_call_started) {
+      c.named_call_started = true;
+      SendToolCallDelta(index, {{"index", 0},
+                                {"id", absl::StrCat("call_", ToolCallIdPrefix(index), 0)},
+                                {"type", "function"},
+                                {"function", {{"name", plan_.tools.named}, {"arguments", ""}}}});
+    }
+    c.text += delta.text;
+    if (!delta.text.empty()) {
+      SendToolCallDelta(index, {{"index", 0}, {"function", {{"arguments", delta.text}}}});
+    }
+    return;
+  }
+  if (plan_.stream && plan_.kind == ApiKind::kChat && plan_.tools.active() &&
+      !c.streaming_content) {
+    c.text += delta.text;
+    if (plan_.tools.constrained() || MayStartToolCall(c.text, plan_.tool_format)) return;
+    c.streaming_content = true;
+    SendChunk(choice, c.text, std::move(logprobs));
+    return;
+  }
   if (plan_.stream) {
     if (!delta.text.empty() || !logprobs.is_null())
       SendChunk(choice, delta.text, std::move(logprobs));
@@ -217,6 +243,48 @@ void GenerationCall::SendFinishChunk(size_t choice, const char* finish_reason) {
   WriteChoiceChunk(choice, std::move(chunk));
 }
 
+std::string GenerationCall::ToolCallIdPrefix(int32_t index) const {
+  return absl::StrCat(plan_.meta.id.substr(9), "_", index, "_");
+}
+
+void GenerationCall::SendToolCallDelta(int32_t index, json call) {
+  exchange_->WriteChunk(FormatSseJson(
+      ChatChunkJson(plan_.meta, index, {{"tool_calls", json::array({std::move(call)})}}, nullptr,
+                    std::nullopt, plan_.include_usage)));
+}
+
+const char* GenerationCall::FlushToolCalls(size_t choice, const char* finish_reason) {
+  ChoiceState& c = choices_[choice];
+  if (c.named_call_started) {
+    return finish_reason == std::string_view("stop") ? "tool_calls" : finish_reason;
+  }
+  if (plan_.kind != ApiKind::kChat || !plan_.tools.active() || c.streaming_content) {
+    return finish_reason;
+  }
+  const int32_t index = plan_.choices[choice].index;
+  ParsedAssistantOutput out =
+      ParseToolCalls(c.text, plan_.tools, plan_.tool_format, ToolCallIdPrefix(index));
+  if (!out.content.empty()) SendChunk(choice, out.content, nullptr);
+  if (out.calls.empty()) return finish_reason;
+  // OpenAI's shape: the first delta of each call carries its index, id,
+  // type and name with empty arguments; the arguments follow.
+  for (size_t k = 0; k < out.calls.size(); ++k) {
+    const ToolCall& call = out.calls[k];
+    json head = {{"index", k},
+                 {"id", call.id},
+                 {"type", "function"},
+                 {"function", {{"name", call.name}, {"arguments", ""}}}};
+    exchange_->WriteChunk(
+        FormatSseJson(ChatChunkJson(plan_.meta, index, {{"tool_calls", json::array({head})}},
+                                    nullptr, std::nullopt, plan_.include_usage)));
+    json args = {{"index", k}, {"function", {{"arguments", call.arguments}}}};
+    exchange_->WriteChunk(
+        FormatSseJson(ChatChunkJson(plan_.meta, index, {{"tool_calls", json::array({args})}},
+                                    nullptr, std::nullopt, plan_.include_usage)));
+  }
+  return finish_reason == std::string_view("stop") ? "tool_calls" : finish_reason;
+}
+
 void GenerationCall::SendErrorEvent(const absl::Status& status) {
   exchange_->WriteChunk(FormatSseJson(ApiErrorJson(ApiErrorFromStatus(status))));
 }
@@ -232,7 +300,9 @@ void GenerationCall::OnFinish(size_t choice, const engine::RequestSummary& summa
                   summary.reason == engine::FinishReason::kLength;
   if (ending_ == Ending::kNormal) {
     if (ok) {
-      if (plan_.stream) SendFinishChunk(choice, OpenAiFinishReason(summary.reason));
+      if (plan_.stream) {
+        SendFinishChunk(choice, FlushToolCalls(choice, OpenAiFinishReason(summary.reason)));
+      }
     } else {
       // Not cancelled by us, so by the engine's shutdown, or failed.
       const absl::Status status =
@@ -333,6 +403,16 @@ void GenerationCall::MaybeComplete() {
       r.stop_reason = StopReasonJson(c.summary.stop_string, c.summary.stop_token_id);
       if (plan_.kind == ApiKind::kChat) {
         r.text = std::move(c.text);
+        if (plan_.tools.active()) {
+          ParsedAssistantOutput out =
+              ParseToolCalls(r.text, plan_.tools, plan_.tool_format, ToolCallIdPrefix(r.index));
+          r.text = std::move(out.content);
+          r.tool_calls = std::move(out.calls);
+          r.legacy_function_call = plan_.tools.legacy;
+          if (!r.tool_calls.empty() && r.finish_reason == "stop") {
+            r.finish_reason = plan_.tools.legacy ? "function_call" : "tool_calls";
+          }
+        }
         if (plan_.logprobs)
           r.logprobs = {{"content", c.logprobs.is_null() ? json::array() : std::move(c.logprobs)}};
       } else {

@@ -82,6 +82,12 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
     int64_t text_offset = 0;
     int64_t tokens_out = 0;  // so far, for continuous usage stats
     engine::RequestSummary summary;
+    // Chat with tools, streamed: the text is held back while it may still
+    // be a tool call; once it cannot, it streams as content.
+    bool streaming_content = false;
+    // A named tool_choice, streamed: the call's head went out and the
+    // arguments stream as they are generated.
+    bool named_call_started = false;
   };
   enum class Ending { kNormal, kDisconnected, kTimedOut, kFailed };
 
@@ -95,6 +101,12 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
   void OnDisconnect();
   void OnTimeout();
   void SendChunk(size_t choice, const std::string& text, ResponseJson logprobs);
+  // Streamed chat with tools: sends what was held back (the tool calls or
+  // the content) and returns the finish reason to report.
+  const char* FlushToolCalls(size_t choice, const char* finish_reason);
+  // The id of a choice's k-th tool call (the same when streamed and parsed).
+  [[nodiscard]] std::string ToolCallIdPrefix(int32_t index) const;
+  void SendToolCallDelta(int32_t index, ResponseJson call);
   void SendFinishChunk(size_t choice, const char* finish_reason);
   void SendErrorEvent(const absl::Status& status);
   // Writes one choice's chunk, with the usage so far when the request asked

@@ -209,7 +209,7 @@ absl::Status CheckPromptBytes(size_t bytes, const std::string& param, const Plan
 absl::StatusOr<std::vector<int32_t>> RenderAndTokenizeChat(
     const engine::Model& model, const std::vector<engine::ChatMessage>& messages,
     bool add_generation_prompt, bool add_special_tokens, const PlanContext* ctx) {
-  if (!model.chat_format().ok()) {
+  if (!model.has_chat_template()) {
     return InvalidParam("messages", absl::StrFormat("this model has no usable chat template (%s); "
                                                     "use /v1/completions",
                                                     model.chat_format().status().message()));
@@ -217,10 +217,8 @@ absl::StatusOr<std::vector<int32_t>> RenderAndTokenizeChat(
   absl::StatusOr<std::string> text = model.RenderChat(messages, add_generation_prompt);
   if (!text.ok()) return InvalidParam("messages", std::string(text.status().message()));
   if (ctx != nullptr) RESTKV_RETURN_IF_ERROR(CheckPromptBytes(text->size(), "messages", *ctx));
-  // Formats that spell BOS in the text must not get a second one.
-  const engine::ChatFormat f = *model.chat_format();
-  const bool writes_bos = f == engine::ChatFormat::kLlama2 || f == engine::ChatFormat::kLlama3 ||
-                          f == engine::ChatFormat::kLlama31 || f == engine::ChatFormat::kMistral;
+  // Templates that spell BOS in the text must not get a second one.
+  const bool writes_bos = model.ChatTextHasBos(*text);
   return model.tokenizer().Encode(*text, add_special_tokens && !writes_bos, /*parse_special=*/true);
 }
 
@@ -273,15 +271,73 @@ absl::StatusOr<GenerationPlan> PlanCompletion(const CompletionRequest& r, const 
   return plan;
 }
 
+// The full chat request through the model's template (tools, tool calls,
+// continue_final_message, chat_template_kwargs), then tokenized as
+// RenderAndTokenizeChat does.
+absl::StatusOr<std::vector<int32_t>> RenderAndTokenizeChatRequest(const ChatRequest& r,
+                                                                  const PlanContext& ctx) {
+  const engine::Model& model = ctx.model;
+  if (!model.has_chat_template()) {
+    return InvalidParam("messages", absl::StrFormat("this model has no usable chat template (%s); "
+                                                    "use /v1/completions",
+                                                    model.chat_format().status().message()));
+  }
+  engine::ChatTemplateInput input;
+  input.messages =
+      r.template_messages.is_list() ? r.template_messages : engine::ChatMessagesToValue(r.messages);
+  // tool_choice "none" still shows the tools to the template, as vLLM does.
+  input.tools = r.tools.value;
+  input.add_generation_prompt = r.add_generation_prompt;
+  input.continue_final_message = r.continue_final_message;
+  input.kwargs = r.chat_template_kwargs;
+  absl::StatusOr<std::string> text = model.RenderChat(input);
+  if (!text.ok()) return InvalidParam("messages", std::string(text.status().message()));
+  // A prompt to be truncated may be longer than the context.
+  if (!r.gen.truncate_prompt_tokens.has_value()) {
+    RESTKV_RETURN_IF_ERROR(CheckPromptBytes(text->size(), "messages", ctx));
+  }
+  return model.tokenizer().Encode(*text, /*add_special=*/!model.ChatTextHasBos(*text),
+                                  /*parse_special=*/true);
+}
+
+// tool_choice required/named: the output is held to the call's JSON schema.
+absl::Status PlanTools(const ChatRequest& r, const PlanContext& ctx, GenerationPlan* plan) {
+  plan->tools = r.tools;
+  if (!ctx.limits.tool_call_parser.empty()) {
+    RESTKV_ASSIGN_OR_RETURN(plan->tool_format,
+                            ParseToolCallFormatName(ctx.limits.tool_call_parser));
+  } else {
+    plan->tool_format = ToolCallFormatForTemplate(ctx.model.chat_template_source());
+  }
+  if (!r.tools.constrained()) return absl::OkStatus();
+  const char* param = r.tools.legacy ? "function_call" : "tool_choice";
+  if (plan->grammar != nullptr) {
+    return InvalidParam(param, absl::StrCat("'", param,
+                                            "' required or naming a function cannot be combined "
+                                            "with a structured-output constraint"));
+  }
+  if (ctx.grammars == nullptr)
+    return InvalidParam(param, "constrained tool calls are not available here");
+  engine::structured::GrammarSpec spec;
+  spec.kind = engine::structured::GrammarKind::kJsonSchema;
+  spec.text = ConstrainedToolSchema(r.tools);
+  absl::StatusOr<std::shared_ptr<const engine::structured::CompiledGrammar>> g =
+      ctx.grammars->Compile(spec);
+  if (!g.ok()) {
+    return InvalidParam(
+        r.tools.legacy ? "functions" : "tools",
+        absl::StrCat("the tools' parameters cannot be enforced: ", g.status().message()));
+  }
+  plan->grammar = *g;
+  return absl::OkStatus();
+}
+
 absl::StatusOr<GenerationPlan> PlanChat(const ChatRequest& r, const PlanContext& ctx) {
   RESTKV_ASSIGN_OR_RETURN(GenerationPlan plan, Skeleton(ApiKind::kChat, r.gen, ctx));
   plan.logprobs = r.logprobs;
+  RESTKV_RETURN_IF_ERROR(PlanTools(r, ctx, &plan));
   PlannedPrompt planned;
-  RESTKV_ASSIGN_OR_RETURN(
-      planned.tokens,
-      RenderAndTokenizeChat(ctx.model, r.messages, r.add_generation_prompt,
-                            /*add_special_tokens=*/true,
-                            r.gen.truncate_prompt_tokens.has_value() ? nullptr : &ctx));
+  RESTKV_ASSIGN_OR_RETURN(planned.tokens, RenderAndTokenizeChatRequest(r, ctx));
   RESTKV_RETURN_IF_ERROR(TruncatePrompt(r.gen, ctx, &planned.tokens));
   RESTKV_RETURN_IF_ERROR(CheckPrompt(planned.tokens, "messages", ctx));
   for (int32_t j = 0; j < r.gen.n; ++j) {

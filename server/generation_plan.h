@@ -76,6 +76,9 @@ struct GenerationPlan {
   std::string user;
   // The structured-output constraint every choice follows, or nullptr.
   std::shared_ptr<const engine::structured::CompiledGrammar> grammar;
+  // Chat with tools: how the output's tool calls are recognised.
+  ChatTools tools;
+  ToolCallFormat tool_format = ToolCallFormat::kHermes;
 };
 
 // Server-wide limits on what one request may ask for (`restkv serve` flags).
@@ -93,6 +96,9 @@ struct RequestLimits {
   // bytes cannot fit and is refused before it is tokenized (a huge prompt
   // then costs O(bytes), not a tokenizer run). 0 = no byte pre-check.
   int32_t max_token_bytes = 0;
+  // --tool-call-parser: hermes, llama3_json or mistral; "" => chosen from
+  // the chat template's markers.
+  std::string tool_call_parser;
 };
 
 // What every plan needs from the server.

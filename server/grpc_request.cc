@@ -17,6 +17,53 @@ std::vector<engine::ChatMessage> ChatFromProto(const pb::ChatMessages& chat) {
   return out;
 }
 
+absl::Status ChatToolsFromProto(const pb::GenerateRequest& r, ChatRequest* chat) {
+  // The same checks as the HTTP API: build the JSON body it would get.
+  nlohmann::json body = nlohmann::json::object();
+  nlohmann::json messages = nlohmann::json::array();
+  for (const pb::ChatMessage& m : r.chat().messages()) {
+    nlohmann::json msg = {{"role", m.role()}, {"content", m.content()}};
+    if (!m.tool_calls_json().empty()) {
+      nlohmann::json calls = nlohmann::json::parse(m.tool_calls_json(), nullptr, false);
+      if (calls.is_discarded()) {
+        return absl::InvalidArgumentError("chat.messages[].tool_calls_json is not valid JSON");
+      }
+      msg["tool_calls"] = std::move(calls);
+    }
+    if (!m.tool_call_id().empty()) msg["tool_call_id"] = m.tool_call_id();
+    if (!m.name().empty()) msg["name"] = m.name();
+    messages.push_back(std::move(msg));
+  }
+  body["messages"] = std::move(messages);
+  if (!r.tools_json().empty()) {
+    body["tools"] = nlohmann::json::parse(r.tools_json(), nullptr, false);
+    if (body["tools"].is_discarded())
+      return absl::InvalidArgumentError("tools_json is not valid JSON");
+  }
+  const std::string& choice = r.tool_choice();
+  if (choice == "auto" || choice == "none" || choice == "required") {
+    body["tool_choice"] = choice;
+  } else if (!choice.empty()) {
+    body["tool_choice"] = {{"type", "function"}, {"function", {{"name", choice}}}};
+  }
+  if (r.has_parallel_tool_calls()) body["parallel_tool_calls"] = r.parallel_tool_calls();
+  RESTKV_ASSIGN_OR_RETURN(chat->tools, ParseChatTools(body));
+  RESTKV_ASSIGN_OR_RETURN(chat->template_messages, TemplateMessages(body, chat->messages));
+  if (!r.chat_template_kwargs_json().empty()) {
+    nlohmann::json kw = nlohmann::json::parse(r.chat_template_kwargs_json(), nullptr, false);
+    if (kw.is_discarded() || !kw.is_object()) {
+      return absl::InvalidArgumentError("chat_template_kwargs_json must be a JSON object");
+    }
+    chat->chat_template_kwargs = JsonToTemplateValue(kw);
+  }
+  chat->continue_final_message = r.continue_final_message();
+  if (chat->continue_final_message && chat->add_generation_prompt) {
+    return absl::InvalidArgumentError(
+        "continue_final_message needs add_generation_prompt set to false");
+  }
+  return absl::OkStatus();
+}
+
 GenerationFields GenerationFieldsFromProto(const pb::GenerateRequest& r) {
   GenerationFields f;
   engine::SamplingParams& p = f.params;
@@ -116,6 +163,7 @@ absl::StatusOr<GenerationPlan> PlanGrpcGenerate(const pb::GenerateRequest& r,
       if (chat.messages.empty())
         return absl::InvalidArgumentError("chat.messages must not be empty");
       chat.add_generation_prompt = !r.has_add_generation_prompt() || r.add_generation_prompt();
+      RESTKV_RETURN_IF_ERROR(ChatToolsFromProto(r, &chat));
       chat.logprobs = fields.params.logprobs >= 0;
       chat.top_logprobs = std::max(0, fields.params.logprobs);
       chat.gen = std::move(fields);

@@ -28,6 +28,10 @@
 namespace restkv::server {
 
 std::vector<engine::ChatMessage> ChatFromProto(const restkv::v1::ChatMessages& chat);
+// A chat Generate's tools, tool choice, tool calls in the history,
+// chat_template_kwargs and continue_final_message, checked as the HTTP API
+// checks them (InvalidArgument naming the problem).
+absl::Status ChatToolsFromProto(const restkv::v1::GenerateRequest& r, ChatRequest* chat);
 
 // The sampling fields and extensions, unchecked.
 GenerationFields GenerationFieldsFromProto(const restkv::v1::GenerateRequest& request);

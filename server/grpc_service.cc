@@ -86,6 +86,7 @@ class GrpcGenerationService::GenerateReactor final
     msg.set_id(id_);
     for (int32_t t : delta.token_ids) msg.add_token_ids(t);
     msg.set_text(delta.text);
+    if (tools_.active()) text_ += delta.text;
     const engine::Tokenizer& tok = service_.engine_.model().tokenizer();
     for (const engine::LogprobResult& lp : delta.logprobs) {
       pb::TokenLogprob* out = msg.add_logprobs();
@@ -108,6 +109,13 @@ class GrpcGenerationService::GenerateReactor final
     msg.set_id(id_);
     msg.set_finished(true);
     msg.set_finish_reason(std::string(engine::FinishReasonName(summary.reason)));
+    if (tools_.active() && summary.reason == engine::FinishReason::kStop) {
+      ParsedAssistantOutput out = ParseToolCalls(text_, tools_, tool_format_, id_.substr(9) + "_");
+      if (!out.calls.empty()) {
+        msg.set_tool_calls_json(ToolCallsJson(out.calls).dump());
+        msg.set_finish_reason("tool_calls");
+      }
+    }
     msg.set_stop_reason(summary.stop_string);
     if (summary.stop_token_id >= 0) msg.set_stop_token_id(summary.stop_token_id);
     pb::Usage* u = msg.mutable_usage();
@@ -178,6 +186,8 @@ class GrpcGenerationService::GenerateReactor final
         !rid.empty()) {
       id_ = (request.input_case() == pb::GenerateRequest::kChat ? "chatcmpl-" : "cmpl-") + rid;
     }
+    tools_ = plan.tools;
+    tool_format_ = plan.tool_format;
     if (cfg.recorder != nullptr) {
       record_ = PlannedRecord(plan, "grpc:Generate");
       record_->stream = true;  // Generate always streams
@@ -306,6 +316,10 @@ class GrpcGenerationService::GenerateReactor final
   grpc::CallbackServerContext& context_;
   const Clock::time_point started_;
   std::string id_;
+  // Chat with tools: the whole text (engine thread), parsed for calls at the end.
+  ChatTools tools_;
+  ToolCallFormat tool_format_ = ToolCallFormat::kHermes;
+  std::string text_;
   engine::RequestSummary summary_;         // written before engine_finished_ is set
   std::optional<RecordedRequest> record_;  // set by Submit when recording; used once by LogLine
 

@@ -21,8 +21,17 @@ constexpr std::string_view kGenerationFields[] = {
     "response_format", "guided_json", "guided_regex", "guided_choice", "guided_grammar",
     "guided_decoding_backend", "guided_whitespace_pattern", "structured_outputs"};
 constexpr std::string_view kCompletionOnly[] = {"prompt", "echo", "logprobs"};
-constexpr std::string_view kChatOnly[] = {"messages", "max_completion_tokens", "logprobs",
-                                          "top_logprobs", "add_generation_prompt"};
+constexpr std::string_view kChatOnly[] = {"messages",
+                                          "max_completion_tokens",
+                                          "logprobs",
+                                          "top_logprobs",
+                                          "add_generation_prompt",
+                                          "tool_choice",
+                                          "parallel_tool_calls",
+                                          "functions",
+                                          "function_call",
+                                          "chat_template_kwargs",
+                                          "continue_final_message"};
 constexpr std::string_view kTokenizeFields[] = {"model",
                                                 "prompt",
                                                 "messages",

@@ -24,9 +24,6 @@ constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
 // Fields OpenAI defines that restkv cannot honour: refusing them beats
 // silently returning something else.
 absl::Status RejectUnsupported(const json& body) {
-  if (const json* v = Field(body, "tools"); v != nullptr && !v->empty()) {
-    return InvalidParam("tools", "'tools' (function calling) is not supported");
-  }
   if (const json* v = Field(body, "best_of"); v != nullptr) {
     RESTKV_ASSIGN_OR_RETURN(int64_t best_of, AsInt(*v, "best_of", 1, kMaxChoices));
     if (best_of != 1) return InvalidParam("best_of", "'best_of' > 1 is not supported");
@@ -213,20 +210,47 @@ absl::StatusOr<std::vector<engine::ChatMessage>> ParseMessages(const json& body)
     engine::ChatMessage msg;
     msg.role = role->get<std::string>();
     if (msg.role == "developer") msg.role = "system";  // OpenAI's newer name for it
-    if (msg.role != "system" && msg.role != "user" && msg.role != "assistant") {
+    if (msg.role != "system" && msg.role != "user" && msg.role != "assistant" &&
+        msg.role != "tool") {
       return InvalidParam(
           param + ".role",
-          absl::StrFormat("role '%s' is not supported (use system, user or assistant)",
+          absl::StrFormat("role '%s' is not supported (use system, user, assistant or tool)",
                           role->get<std::string>()));
     }
     auto content = m.find("content");
-    if (content == m.end()) {
-      return InvalidParam(param + ".content", absl::StrFormat("'%s.content' is required", param));
+    // An assistant message that calls tools may have no content (OpenAI
+    // sends null); the chat template sees "".
+    const bool calls_tools = msg.role == "assistant" && Field(m, "tool_calls") != nullptr;
+    if (content == m.end() || (content->is_null() && calls_tools)) {
+      if (!calls_tools) {
+        return InvalidParam(param + ".content", absl::StrFormat("'%s.content' is required", param));
+      }
+    } else {
+      RESTKV_ASSIGN_OR_RETURN(msg.content, ParseContent(*content, param + ".content"));
     }
-    RESTKV_ASSIGN_OR_RETURN(msg.content, ParseContent(*content, param + ".content"));
     messages.push_back(std::move(msg));
   }
   return messages;
+}
+
+// The fields the chat template reads besides the messages: tools and tool
+// choice, tool calls in the history, continue_final_message and
+// chat_template_kwargs.
+absl::Status ParseChatTemplateFields(const json& body, ChatRequest* r) {
+  RESTKV_ASSIGN_OR_RETURN(r->tools, ParseChatTools(body));
+  RESTKV_ASSIGN_OR_RETURN(r->template_messages, TemplateMessages(body, r->messages));
+  RESTKV_RETURN_IF_ERROR(GetBool(body, "continue_final_message", &r->continue_final_message));
+  // As vLLM: add_generation_prompt defaults to true, so continuing the
+  // final message needs it set to false explicitly.
+  if (r->continue_final_message && r->add_generation_prompt) {
+    return InvalidParam("continue_final_message",
+                        "'continue_final_message' and 'add_generation_prompt' cannot both be true");
+  }
+  if (const json* kw = Field(body, "chat_template_kwargs"); kw != nullptr) {
+    if (!kw->is_object()) return WrongType("chat_template_kwargs", "an object", *kw);
+    r->chat_template_kwargs = JsonToTemplateValue(*kw);
+  }
+  return absl::OkStatus();
 }
 
 // prompt: "text" | ["text", ...] | [id, ...] | [[id, ...], ...].
@@ -323,6 +347,12 @@ absl::StatusOr<CompletionRequest> ParseCompletionRequest(const json& body) {
   RESTKV_RETURN_IF_ERROR(ParseModel(body, &r.model));
   RESTKV_ASSIGN_OR_RETURN(r.prompts, ParsePrompts(body));
   RESTKV_ASSIGN_OR_RETURN(r.gen, ParseGenerationFields(body));
+  for (const char* chat_only : {"tools", "tool_choice", "functions", "function_call"}) {
+    if (Field(body, chat_only) != nullptr) {
+      return InvalidParam(
+          chat_only, absl::StrCat("'", chat_only, "' is for /v1/chat/completions (tool calling)"));
+    }
+  }
   if (!r.gen.max_tokens.has_value()) r.gen.max_tokens = 16;  // vLLM's and OpenAI's default
   RESTKV_RETURN_IF_ERROR(GetBool(body, "echo", &r.echo));
   RESTKV_RETURN_IF_ERROR(GetInt32(body, "logprobs", 0, engine::kMaxLogprobs, &r.logprobs));
@@ -352,6 +382,7 @@ absl::StatusOr<ChatRequest> ParseChatRequest(const json& body) {
     r.top_logprobs = static_cast<int32_t>(top);
   }
   RESTKV_RETURN_IF_ERROR(GetBool(body, "add_generation_prompt", &r.add_generation_prompt));
+  RESTKV_RETURN_IF_ERROR(ParseChatTemplateFields(body, &r));
   return r;
 }
 

@@ -34,9 +34,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/jinja/value.h"
 #include "engine/sampling/sampling_params.h"
 #include "engine/tokenizer/chat_template.h"
 #include "nlohmann/json.hpp"
+#include "server/chat_tools.h"
 #include "server/structured_fields.h"
 
 namespace restkv::server {
@@ -90,12 +92,21 @@ struct CompletionRequest {
 
 struct ChatRequest {
   std::string model;
-  // >= 1; roles system/user/assistant; a content given as text parts is
+  // >= 1; roles system/user/assistant/tool; a content given as text parts is
   // their texts joined with "\n" (vLLM).
   std::vector<engine::ChatMessage> messages;
+  // The same conversation as the chat template sees it (with tool_calls,
+  // tool_call_id and name; server/chat_tools.h).
+  engine::jinja::Value template_messages;
+  ChatTools tools;  // tools, tool_choice, parallel_tool_calls, functions
   bool logprobs = false;
   int32_t top_logprobs = 0;           // [0, 20]; > 0 needs logprobs (0 without is fine, as vLLM)
   bool add_generation_prompt = true;  // vLLM extension
+  // vLLM extensions: continue the last (assistant) message instead of
+  // starting a new one (needs add_generation_prompt false); extra template
+  // variables.
+  bool continue_final_message = false;
+  engine::jinja::Value chat_template_kwargs = engine::jinja::Value::Dict();
   GenerationFields gen;
 };
 

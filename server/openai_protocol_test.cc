@@ -305,7 +305,15 @@ TEST(OpenAiProtocolTest, ChatBadMessages) {
   ExpectBadParam(bad(R"({"messages": ["hi"]})"), "messages[0]");
   ExpectBadParam(bad(R"({"messages": [{"content": "hi"}]})"), "messages[0].role");
   ExpectBadParam(bad(R"({"messages": [{"role": 1, "content": "hi"}]})"), "messages[0].role");
-  ExpectBadParam(bad(R"({"messages": [{"role": "tool", "content": "hi"}]})"), "messages[0].role");
+  ExpectBadParam(bad(R"({"messages": [{"role": "robot", "content": "hi"}]})"), "messages[0].role");
+  ExpectBadParam(bad(R"({"messages": [{"role": "tool", "content": "hi"}]})"),
+                 "messages[0].tool_call_id");
+  ExpectBadParam(
+      bad(R"({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function", "function": {}}]})"),
+      "tools[0].function.name");
+  ExpectBadParam(
+      bad(R"({"messages": [{"role": "user", "content": "x"}], "tool_choice": "required"})"),
+      "tool_choice");
   ExpectBadParam(bad(R"({"messages": [{"role": "user"}]})"), "messages[0].content");
   ExpectBadParam(bad(R"({"messages": [{"role": "user", "content": 5}]})"), "messages[0].content");
   ExpectBadParam(bad(R"({"messages": [{"role": "user", "content": ["x"]}]})"),

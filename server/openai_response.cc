@@ -181,8 +181,18 @@ json ChatResponseJson(const ResponseMeta& meta, const std::vector<ChoiceResult>&
   json out = Header(meta, "chat.completion");
   json list = json::array();
   for (const ChoiceResult& c : choices) {
+    json message = {{"role", "assistant"}, {"content", c.text}};
+    if (!c.tool_calls.empty()) {
+      if (c.text.empty()) message["content"] = nullptr;
+      if (c.legacy_function_call) {
+        message["function_call"] = {{"name", c.tool_calls[0].name},
+                                    {"arguments", c.tool_calls[0].arguments}};
+      } else {
+        message["tool_calls"] = ToolCallsJson(c.tool_calls);
+      }
+    }
     list.push_back({{"index", c.index},
-                    {"message", {{"role", "assistant"}, {"content", c.text}}},
+                    {"message", std::move(message)},
                     {"logprobs", c.logprobs},
                     {"finish_reason", c.finish_reason},
                     {"stop_reason", c.stop_reason}});

@@ -32,6 +32,7 @@
 #include "engine/sampling/logprobs.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "server/api_error.h"
+#include "server/chat_tools.h"
 
 namespace restkv::server {
 
@@ -89,8 +90,13 @@ struct ChoiceResult {
   int32_t index = 0;
   std::string text;
   ResponseJson logprobs;      // null when not requested
-  std::string finish_reason;  // "stop" | "length"
+  std::string finish_reason;  // "stop" | "length" | "tool_calls" | "function_call"
   ResponseJson stop_reason;   // vLLM's: the stop string or stop token id; null otherwise
+  // Chat: the tool calls parsed from the output (message.tool_calls, or
+  // message.function_call for the legacy functions API); content is null
+  // when there are calls and no other text.
+  std::vector<ToolCall> tool_calls;
+  bool legacy_function_call = false;
 };
 
 // vLLM's stop_reason: the matched stop string, else the stop token id (-1:

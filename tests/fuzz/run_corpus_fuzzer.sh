@@ -11,6 +11,7 @@
 #                  when RESTKV_MODEL is set, small synthetic ones always
 #   stop_matcher   incremental stop-string matching against a naive search
 #   chat_template  chat templates over random conversations
+#   jinja          the Jinja interpreter over random template sources
 #
 # Exit status: 0 when the run finds nothing (or clang++ / libFuzzer is
 # missing: then it prints "skipped: ..."), non-zero when the build fails or
@@ -47,6 +48,10 @@ case "$name" in
   chat_template)
     srcs="engine/tokenizer/chat_template_fuzzer.cc engine/tokenizer/chat_template.cc $utf8"
     pkgs="$pkgs absl_status absl_statusor"
+    max_len=2048 ;;
+  jinja)
+    srcs="engine/jinja/template_fuzzer.cc $(cd "$root" && ls engine/jinja/*.cc | grep -v _test | grep -v _fuzzer | tr '\n' ' ')"
+    pkgs="$pkgs absl_status absl_statusor absl_time"
     max_len=2048 ;;
   *)
     echo "unknown fuzz target '$name'" >&2

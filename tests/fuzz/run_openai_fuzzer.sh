@@ -26,6 +26,7 @@ sanitizers="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined"
   -Wall -Wextra -Wno-unused-parameter -I"$root" $(pkg-config --cflags $absl) \
   "$root/server/openai_protocol_fuzzer.cc" "$root/server/openai_protocol.cc" "$root/server/json_fields.cc" \
   "$root/server/api_error.cc" "$root/server/sse_stream.cc" "$root/server/structured_fields.cc" \
+  "$root/server/chat_tools.cc" "$root/engine/jinja/value.cc" \
   "$root/common/check.cc" \
   $(pkg-config --libs $absl) -o "$build/openai_protocol_fuzzer"
 

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-ENGINE_PARTS = ["engine/gguf", "engine/tokenizer", "engine/sampling", "engine/eviction",
+ENGINE_PARTS = ["engine/gguf", "engine/jinja", "engine/tokenizer", "engine/sampling", "engine/eviction",
                 "engine/model", "engine/kv", "engine/structured"]
 CORE = ["common", "kernels", "kernels/cpu", "kernels/cuda", "scheduler", "engine"] + ENGINE_PARTS
 
@@ -24,16 +24,17 @@ ALLOWED = {
     "kernels/cuda": ["common", "kernels", "kernels/cpu"],
     "scheduler": ["common"],
     "engine/gguf": ["common", "kernels", "kernels/cpu"],
-    "engine/tokenizer": ["common", "kernels", "engine/gguf"],
-    "engine/sampling": ["common", "kernels", "engine/gguf", "engine/tokenizer"],
+    "engine/jinja": ["common"],
+    "engine/tokenizer": ["common", "kernels", "engine/gguf", "engine/jinja"],
+    "engine/sampling": ["common", "kernels", "engine/gguf", "engine/tokenizer", "engine/jinja"],
     "engine/eviction": ["common", "kernels", "kernels/cpu"],
-    "engine/structured": ["common", "kernels", "engine/gguf", "engine/tokenizer"],
-    "engine/model": ["common", "kernels", "kernels/cpu", "engine/gguf", "engine/tokenizer"],
+    "engine/structured": ["common", "kernels", "engine/gguf", "engine/tokenizer", "engine/jinja"],
+    "engine/model": ["common", "kernels", "kernels/cpu", "engine/gguf", "engine/tokenizer", "engine/jinja"],
     "engine/kv": ["common", "kernels", "kernels/cpu", "scheduler", "engine/eviction", "engine/model",
-                  "engine/gguf", "engine/tokenizer"],
+                  "engine/gguf", "engine/tokenizer", "engine/jinja"],
     "engine": ["common", "kernels", "kernels/cpu", "scheduler"] + ENGINE_PARTS,
     "eval": ["common", "kernels", "kernels/cpu", "scheduler", "engine"] + ENGINE_PARTS,
-    "bench": ["common", "kernels", "engine/gguf", "engine/tokenizer", "proto"],
+    "bench": ["common", "kernels", "engine/gguf", "engine/tokenizer", "engine/jinja", "proto"],
     "server": ["common", "kernels", "kernels/cpu", "scheduler", "engine", "proto"] + ENGINE_PARTS,
 }
 # Transport, JSON, CLI and generated-proto headers: never in the core.
