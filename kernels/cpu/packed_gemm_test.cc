@@ -81,7 +81,7 @@ TEST_P(PackedGemmTest, MatchesReferenceAndIsBatchInvariant) {
 
 // Pack reads the GGUF layout exactly: a one-hot weight picks one activation.
 TEST_P(PackedGemmTest, OneHotWeightSelectsActivation) {
-  if (IsK(type_)) GTEST_SKIP() << "no K-quant quantiser; KQuantFixture covers the layout";
+  if (IsK(type_)) GTEST_SKIP() << "K-quant layouts: KQuantFixture (gguf-py values)";
   ThreadPool pool(1);
   const int64_t rows = 20, n = 64;
   std::vector<float> w(rows * n, 0.0f);
