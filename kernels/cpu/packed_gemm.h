@@ -1,6 +1,6 @@
 // PackedWeights: Q4_0 / Q4_1 / Q8_0 and K-quant (Q4_K / Q5_K / Q6_K) weight
 // matrices repacked at load into panels of 16 output rows for AVX-512 VNNI
-// (and, for the K-quants, AVX2), and the matmul over them.
+// and AVX2 (packed_gemm_avx2.cc, packed_kquant_*.cc), and the matmul over them.
 //
 // Why: the row-major GGUF layout makes every 32-element block a separate
 // horizontal dot (unpack, dpbusd on 8 lanes, convert, scale, and finally a
@@ -40,8 +40,9 @@
 namespace restkv::kernels::cpu {
 
 // Whether this build and CPU have panel kernels for `type` on the path `isa`
-// (Q4_0 / Q4_1 / Q8_0: AVX-512 VNNI only; K-quants: both). Without them the
-// caller uses DotTile on the GGUF layout (K-quants: repacked to Q8_0).
+// (every panel type on both, except Q8_0 on AVX2 builds without vpdpbusd).
+// Without them the caller uses DotTile on the GGUF layout (K-quants:
+// repacked to Q8_0).
 bool HasPackedGemm(GgmlType type, KernelIsa isa);
 
 class PackedWeights {

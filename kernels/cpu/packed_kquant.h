@@ -66,5 +66,9 @@ KTileFn KTileFor(GgmlType type, KernelIsa isa);
 // The per-ISA tables behind KTileFor (packed_kquant_avx512.cc, _avx2.cc).
 KTileFn KTileAvx512(GgmlType type);
 KTileFn KTileAvx2(GgmlType type);
+// The AVX2 tiles of the Q4_0 / Q4_1 / Q8_0 panels (packed_gemm.h's layout;
+// packed_gemm_avx2.cc), same signature with `nsb` the 32-element blocks;
+// nullptr where the build lacks them (Q8_0 also needs vpdpbusd).
+KTileFn BlockTileAvx2(GgmlType type);
 
 }  // namespace restkv::kernels::cpu::packed_detail
