@@ -2,13 +2,17 @@
 // forward pass on a GGUF model, in the shape llama-bench reports (pp512,
 // tg128; --decode-context 4096 is llama-bench's tg128@d4096). Prints one JSON
 // object; tools/bench-cpu puts it beside llama.cpp's figures from the same
-// run. --kv-cache-dtype picks the KV page dtype (default f32, the figure
-// the earlier runs report); --sparse-prefill times block-sparse prefill
+// run. It also reports the resident memory after loading and at its peak,
+// and the packed kernels' path (RESTKV_CPU_ISA=avx2 forces AVX2).
+// --kv-cache-dtype picks the KV page dtype (default f32, the figure the
+// earlier runs report); --sparse-prefill times block-sparse prefill
 // (prefill_ms of a fresh prompt is its time to first token, without
 // sampling).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +29,20 @@
 
 namespace restkv {
 namespace {
+
+// A "VmRSS:"-style line of /proc/self/status, in bytes (0 if unavailable).
+int64_t ProcStatusBytes(const char* key) {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return 0;
+  char line[256];
+  int64_t kib = 0;
+  const size_t n = std::strlen(key);
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    if (std::strncmp(line, key, n) == 0) kib = std::atoll(line + n);
+  }
+  std::fclose(f);
+  return kib * 1024;
+}
 
 double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -72,6 +90,9 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "bench_forward: %s\n", std::string(model.status().message()).c_str());
     return 1;
   }
+  // Resident memory once the weights are ready (file pages the backend
+  // copied from are dropped by the loader), before any KV page exists.
+  const int64_t rss_after_load = ProcStatusBytes("VmRSS:");
   const auto& c = (*model)->config();
   const int32_t max_tokens = std::max(prompt_tokens, decode_context) + gen_tokens;
   auto pool = engine::BlockPool::Create(backend, {c.num_kv_heads, c.head_dim, 16, *kv_dtype},
@@ -113,18 +134,21 @@ int Main(int argc, char** argv) {
     }
     if (r > 0) best_tg = std::min(best_tg, Seconds(t0));
   }
-  nlohmann::json j = {{"engine", "restkv"},
-                      {"model", *path},
-                      {"threads", threads},
-                      {"prompt_tokens", prompt_tokens},
-                      {"gen_tokens", gen_tokens},
-                      {"decode_context", decode_context},
-                      {"kv_cache_dtype", kv_dtype_name},
-                      {"sparse_prefill", sparse.enabled},
-                      {"sparse_prefill_blocks", sparse.top_blocks},
-                      {"prefill_ms", best_pp * 1e3},
-                      {"pp_tokens_per_s", prompt_tokens / best_pp},
-                      {"tg_tokens_per_s", gen_tokens / best_tg}};
+  nlohmann::json j = {
+      {"engine", "restkv"},
+      {"model", *path},
+      {"threads", threads},
+      {"prompt_tokens", prompt_tokens},
+      {"gen_tokens", gen_tokens},
+      {"decode_context", decode_context},
+      {"kv_cache_dtype", kv_dtype_name},
+      {"kernel_isa", backend.kernel_isa().has_value()
+                         ? std::string(kernels::cpu::KernelIsaName(*backend.kernel_isa()))
+                         : std::string("none")},
+      {"rss_after_load_bytes", rss_after_load},
+      {"peak_rss_bytes", ProcStatusBytes("VmHWM:")},
+      {"pp_tokens_per_s", prompt_tokens / best_pp},
+      {"tg_tokens_per_s", gen_tokens / best_tg}};
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }

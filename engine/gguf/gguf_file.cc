@@ -366,4 +366,16 @@ absl::StatusOr<std::string> GgufFile::GetStringOr(std::string_view key, std::str
   return GetString(key);
 }
 
+void GgufFile::DropResidentPages(const void* data, size_t bytes) const {
+  if (mapping_ == nullptr) return;
+  const auto base = reinterpret_cast<uintptr_t>(mapping_);
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  // Only whole pages inside the range: neighbours may still be needed.
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(data) + bytes) / page * page;
+  if (begin < base || end > base + mapping_size_ || end <= begin) return;
+  // MAP_SHARED read-only file pages: MADV_DONTNEED only unmaps them here.
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 }  // namespace restkv::engine

@@ -105,6 +105,13 @@ class GgufFile {
   }                                                                             // file order
   [[nodiscard]] const GgufTensorInfo* FindTensor(std::string_view name) const;  // nullptr if absent
 
+  // Drops the resident pages of [data, data + bytes) (inside a tensor) from
+  // this process's memory when the file is mmapped: for tensors the backend
+  // has copied into its own form, so RSS holds the weights once. Safe:
+  // a later read faults the pages back in from the file. No-op for
+  // FromBuffer files.
+  void DropResidentPages(const void* data, size_t bytes) const;
+
  private:
   GgufFile() = default;
   absl::Status Parse(std::string_view bytes);

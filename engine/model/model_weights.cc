@@ -35,6 +35,11 @@ class Loader {
       return absl::Status(m.status().code(), absl::StrFormat("%s: tensor '%s': %s", file_.name(),
                                                              name, m.status().message()));
     }
+    if (m->packed != nullptr || m->data != t->data) {
+      // The backend reads its own copy; the file's pages need not stay resident.
+      file_.DropResidentPages(t->data,
+                              static_cast<size_t>(kernels::RowBytes(t->type, cols) * rows));
+    }
     return m;
   }
 

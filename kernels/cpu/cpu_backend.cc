@@ -38,7 +38,7 @@ constexpr int64_t kRowGrain = 16;
 }  // namespace
 
 CpuBackend::CpuBackend(int num_threads, bool pack_weights)
-    : pool_(num_threads), pack_weights_(pack_weights) {
+    : pool_(num_threads), pack_weights_(pack_weights), isa_(KernelIsaFromEnvironment()) {
   // Our pool splits the work; OpenBLAS threads inside a slice would only
   // fight it for the same cores.
   openblas_set_num_threads(1);
@@ -83,9 +83,13 @@ absl::StatusOr<Matrix> CpuBackend::PrepareMatrix(GgmlType type, int64_t rows, in
     owned_.push_back(std::move(dst));
     return Matrix{GgmlType::kF32, rows, cols, owned_.back().get()};
   }
-  // K-quants and the rest: repack to Q8_0 so the integer kernels apply.
+  if (pack_weights_ && isa_.has_value() && HasPackedGemm(type, *isa_)) {
+    // K-quants with a panel kernel: packed at their own precision.
+    return WithPacked(Matrix{type, rows, cols, host});
+  }
+  // The rest: repack to Q8_0 so the integer kernels apply.
   // NOTE(restkv): this adds one 8-bit rounding on top of the file's own
-  // quantisation; a native K-quant dot kernel would avoid it.
+  // quantisation (and nearly doubles the bytes of a K-quant).
   if (cols % kQK8_0 != 0) {
     return absl::InvalidArgumentError(
         absl::StrFormat("row length %d is not a multiple of 32", cols));
@@ -105,8 +109,8 @@ absl::StatusOr<Matrix> CpuBackend::PrepareMatrix(GgmlType type, int64_t rows, in
 }
 
 Matrix CpuBackend::WithPacked(Matrix m) {
-  if (pack_weights_ && HasPackedGemm(m.type)) {
-    packed_.push_back(PackedWeights::Pack(m.type, m.rows, m.cols, m.data, pool_));
+  if (pack_weights_ && isa_.has_value() && HasPackedGemm(m.type, *isa_)) {
+    packed_.push_back(PackedWeights::Pack(m.type, m.rows, m.cols, m.data, pool_, *isa_));
     m.packed = packed_.back().get();
   }
   return m;
@@ -167,7 +171,7 @@ void CpuBackend::MatMulF32(const Matrix& w, const float* x, int64_t m, float* y)
 }
 
 void CpuBackend::MatMulQuantized(const Matrix& w, const float* x, int64_t m, float* y) {
-  RESTKV_CHECK(HasQuantDot(w.type)) << static_cast<int>(w.type);
+  RESTKV_CHECK(w.packed != nullptr || HasQuantDot(w.type)) << static_cast<int>(w.type);
   x_q8_.Resize(m, w.cols);
   pool_.ParallelFor(m, [&](int64_t r0, int64_t r1, int) { x_q8_.QuantizeRows(x, r0, r1); });
   if (w.packed != nullptr) {

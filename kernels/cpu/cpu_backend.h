@@ -1,13 +1,16 @@
 // CpuBackend: the Backend contract on the host, multi-threaded and vectorised.
 //
-// - MatMul: Q4_0 / Q4_1 / Q8_0 weights use integer dots against Q8_1
-//   activations: repacked into 16-row panels for AVX-512 VNNI
-//   (packed_gemm.h) where the build has it, else in place on the mmapped
-//   file (quant_dot.h); F32 (and F16 /
-//   BF16, widened to F32 at load) go through OpenBLAS sgemm; every other GGUF
-//   type is repacked to Q8_0 at load. Work is split over weight rows across
-//   the thread pool; OpenBLAS runs single-threaded inside each slice so the
-//   two never oversubscribe the cores.
+// - MatMul: Q4_0 / Q4_1 / Q8_0 and Q4_K / Q5_K / Q6_K weights use integer
+//   dots against Q8_1 activations: repacked into 16-row panels
+//   (packed_gemm.h) where the build and CPU have a kernel path (KernelIsa:
+//   AVX-512 VNNI or AVX2; Q8_0 on AVX2 needs vpdpbusd), else Q4_0 / Q4_1 /
+//   Q8_0 in place on the mmapped file (quant_dot.h); F32 (and F16 / BF16,
+//   widened to F32 at load) go through OpenBLAS sgemm; every other GGUF type
+//   (and the K-quants without a panel path) is repacked to Q8_0 at load.
+//   The kernel path is chosen once, at construction, from the CPU's
+//   features; RESTKV_CPU_ISA=avx2 forces the AVX2 path (tests, benchmarks). Work is split over
+//   weight rows across the thread pool; OpenBLAS runs single-threaded inside each slice so the two
+//   never oversubscribe the cores.
 // - Attention reads K/V straight from the paged layout of backend.h.
 //
 // Thread safety: as Backend — one caller thread at a time. The pool's worker
@@ -15,6 +18,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "common/thread_pool.h"
@@ -33,6 +37,8 @@ class CpuBackend final : public Backend {
 
   [[nodiscard]] std::string_view name() const override { return "cpu"; }
   [[nodiscard]] int num_threads() const { return pool_.num_threads(); }
+  // The packed kernels' path; nullopt when this build and CPU have none.
+  [[nodiscard]] std::optional<KernelIsa> kernel_isa() const { return isa_; }
   ThreadPool& pool() { return pool_; }
   ThreadPool* host_pool() override { return &pool_; }
 
@@ -70,6 +76,7 @@ class CpuBackend final : public Backend {
 
   ThreadPool pool_;
   const bool pack_weights_;
+  const std::optional<KernelIsa> isa_;
   // Converted weights and vectors, kept alive for the backend's lifetime.
   std::vector<std::unique_ptr<uint8_t[]>> owned_;
   // Panel-packed copies of quantised weights (AVX-512 VNNI builds).

@@ -1,7 +1,10 @@
 #include "kernels/cpu/cpu_backend.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -62,10 +65,45 @@ TEST_P(MatMulTest, MatchesNaiveOnDequantisedWeights) {
 
 INSTANTIATE_TEST_SUITE_P(Types, MatMulTest,
                          ::testing::Values(GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16,
-                                           GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0),
+                                           GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0,
+                                           GgmlType::kQ4_K, GgmlType::kQ6_K),
                          [](const auto& info) {
                            return std::string(GetGgmlTypeTraits(info.param)->name);
                          });
+
+// K-quants are multiplied natively (no Q8_0 copy) on the path the CPU
+// supports, and RESTKV_CPU_ISA=avx2, read at construction, forces AVX2 even
+// where AVX-512 is available; both paths give the same outputs up to float
+// summation order.
+TEST(CpuBackendTest, KQuantsPackNativelyAndIsaOverrideIsReadAtConstruction) {
+  if (!KernelIsaAvailable(KernelIsa::kAvx2)) GTEST_SKIP() << "no AVX2 on this build or CPU";
+  const int64_t rows = 40, cols = 512;
+  const std::vector<float> w = Random(rows * cols, 3);
+  const std::string bytes = QuantizeMatrix(GgmlType::kQ4_K, w.data(), rows, cols);
+  const std::vector<float> x = Random(3 * cols, 4);
+  std::vector<std::vector<float>> outs;
+  for (const char* isa : {"", "avx2"}) {
+    setenv("RESTKV_CPU_ISA", isa, 1);
+    CpuBackend backend(2);
+    unsetenv("RESTKV_CPU_ISA");
+    if (std::string(isa) == "avx2") {
+      ASSERT_EQ(backend.kernel_isa(), KernelIsa::kAvx2);
+    } else {
+      ASSERT_EQ(backend.kernel_isa(), SelectKernelIsa(std::nullopt));
+    }
+    auto m = backend.PrepareMatrix(GgmlType::kQ4_K, rows, cols, bytes.data());
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ(m->type, GgmlType::kQ4_K);
+    EXPECT_EQ(m->data, bytes.data());  // no repacked copy of the file's layout
+    ASSERT_NE(m->packed, nullptr);
+    EXPECT_EQ(static_cast<const PackedWeights*>(m->packed)->isa(), backend.kernel_isa());
+    outs.emplace_back(3 * rows);
+    backend.MatMul(*m, x.data(), 3, outs.back().data());
+  }
+  for (int64_t i = 0; i < 3 * rows; ++i) {
+    ASSERT_NEAR(outs[0][i], outs[1][i], 1e-4f * (1.0f + std::fabs(outs[0][i]))) << i;
+  }
+}
 
 TEST(CpuBackendTest, RmsNorm) {
   CpuBackend backend(2);

@@ -11,6 +11,21 @@
 // are bit-identical to ggml's dequantize_row_* functions.
 
 namespace restkv::kernels {
+
+// The 6-bit scale and min of sub-block s (of 8) from the 12-byte K-quant
+// scale array: s < 4 are the low 6 bits of bytes s and s + 4; s >= 4 take
+// their low 4 bits from byte s + 4 and their top 2 bits from the top of
+// bytes s - 4 (scale) and s (min).
+void KScaleMin(int s, const uint8_t* packed, int* scale, int* min) {
+  if (s < 4) {
+    *scale = packed[s] & 63;
+    *min = packed[s + 4] & 63;
+  } else {
+    *scale = (packed[s + 4] & 0x0f) | ((packed[s - 4] >> 6) << 4);
+    *min = (packed[s + 4] >> 4) | ((packed[s] >> 6) << 4);
+  }
+}
+
 namespace {
 
 // Q4_0: 32 x 4-bit q; element i is the low nibble of qs[i] (i < 16) or the
@@ -128,20 +143,6 @@ void RowQ3_K(const BlockQ3_K* x, float* y, int64_t nb) {
   }
 }
 
-// The 6-bit scale and min of sub-block s (of 8) from the 12-byte K-quant
-// scale array: s < 4 are the low 6 bits of bytes s and s + 4; s >= 4 take
-// their low 4 bits from byte s + 4 and their top 2 bits from the top of
-// bytes s - 4 (scale) and s (min).
-void ScaleMinK4(int s, const uint8_t* packed, int* scale, int* min) {
-  if (s < 4) {
-    *scale = packed[s] & 63;
-    *min = packed[s + 4] & 63;
-  } else {
-    *scale = (packed[s + 4] & 0x0f) | ((packed[s - 4] >> 6) << 4);
-    *min = (packed[s + 4] >> 4) | ((packed[s] >> 6) << 4);
-  }
-}
-
 // Q4_K: 8 sub-blocks of 32; element i = 64*c + 32*hi + l is nibble `hi` of
 // qs[32*c + l], in sub-block s = i / 32. y = d * sc * q - dmin * mn.
 void RowQ4_K(const BlockQ4_K* x, float* y, int64_t nb) {
@@ -152,7 +153,7 @@ void RowQ4_K(const BlockQ4_K* x, float* y, int64_t nb) {
       const int c = i / 64, hi = (i / 32) % 2, l = i % 32, s = i / 32;
       // Sub-block scale and min.
       int sc, mn;
-      ScaleMinK4(s, x[b].scales, &sc, &mn);
+      KScaleMin(s, x[b].scales, &sc, &mn);
       const float dl = d * static_cast<float>(sc);
       const float ml = dmin * static_cast<float>(mn);
       // 4-bit quant.
@@ -170,7 +171,7 @@ void RowQ5_K(const BlockQ5_K* x, float* y, int64_t nb) {
     for (int i = 0; i < kQK_K; ++i) {
       const int c = i / 64, hi = (i / 32) % 2, l = i % 32, s = i / 32;
       int sc, mn;
-      ScaleMinK4(s, x[b].scales, &sc, &mn);
+      KScaleMin(s, x[b].scales, &sc, &mn);
       const float dl = d * static_cast<float>(sc);
       const float ml = dmin * static_cast<float>(mn);
       // 4 low bits, then the 5th.

@@ -20,4 +20,8 @@ namespace restkv::kernels {
 // holds RowBytes(type, n) bytes aligned to 2 (4 for F32).
 void DequantizeRow(GgmlType type, const void* src, float* dst, int64_t n);
 
+// The 6-bit scale and min of sub-block s (0..7) of a Q4_K / Q5_K block from
+// its 12-byte `scales` array (ggml's packing).
+void KScaleMin(int s, const uint8_t* packed, int* scale, int* min);
+
 }  // namespace restkv::kernels

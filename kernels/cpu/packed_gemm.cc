@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "kernels/cpu/packed_kquant.h"
 #include "kernels/fp16.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
@@ -26,6 +27,7 @@ constexpr int kMaxTile = 8;
 int64_t QuantBytes(GgmlType type) { return type == GgmlType::kQ8_0 ? 8 * 64 : 4 * 64; }
 
 int64_t PanelBlockBytes(GgmlType type) {
+  if (packed_detail::IsKQuant(type)) return packed_detail::KPanelBlockBytes(type);
   return QuantBytes(type) + kP * sizeof(float) * (type == GgmlType::kQ4_1 ? 2 : 1);
 }
 
@@ -162,28 +164,34 @@ void FreeAligned(uint8_t* p) { std::free(p); }
 
 }  // namespace
 
-bool HasPackedGemm(GgmlType type) {
+bool HasPackedGemm(GgmlType type, KernelIsa isa) {
+  if (!KernelIsaAvailable(isa)) return false;
+  if (packed_detail::IsKQuant(type)) return packed_detail::KTileFor(type, isa) != nullptr;
+  if (isa == KernelIsa::kAvx2) return packed_detail::BlockTileAvx2(type) != nullptr;
 #if RESTKV_HAVE_PACKED_GEMM
-  return type == GgmlType::kQ4_0 || type == GgmlType::kQ4_1 || type == GgmlType::kQ8_0;
+  return isa == KernelIsa::kAvx512Vnni &&
+         (type == GgmlType::kQ4_0 || type == GgmlType::kQ4_1 || type == GgmlType::kQ8_0);
 #else
   return false;
 #endif
 }
 
-PackedWeights::PackedWeights(GgmlType type, int64_t rows, int64_t cols)
+PackedWeights::PackedWeights(GgmlType type, int64_t rows, int64_t cols, KernelIsa isa)
     : type_(type),
+      isa_(isa),
       rows_(rows),
       cols_(cols),
-      num_blocks_(cols / 32),
+      num_blocks_(cols / GetGgmlTypeTraits(type)->block_size),
       num_panels_((rows + kP - 1) / kP),
       block_bytes_(PanelBlockBytes(type)),
       data_(nullptr, FreeAligned) {}
 
 std::unique_ptr<PackedWeights> PackedWeights::Pack(GgmlType type, int64_t rows, int64_t cols,
-                                                   const void* gguf, ThreadPool& pool) {
-  RESTKV_CHECK(HasPackedGemm(type)) << static_cast<int>(type);
-  RESTKV_CHECK_EQ(cols % 32, 0);
-  std::unique_ptr<PackedWeights> w(new PackedWeights(type, rows, cols));
+                                                   const void* gguf, ThreadPool& pool,
+                                                   KernelIsa isa) {
+  RESTKV_CHECK(HasPackedGemm(type, isa)) << static_cast<int>(type);
+  RESTKV_CHECK_EQ(cols % GetGgmlTypeTraits(type)->block_size, 0);
+  std::unique_ptr<PackedWeights> w(new PackedWeights(type, rows, cols, isa));
   const int64_t panel_bytes = w->num_blocks_ * w->block_bytes_;
   w->bytes_ = static_cast<size_t>(w->num_panels_ * panel_bytes);
   w->data_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>(w->bytes_, 64))));
@@ -191,20 +199,43 @@ std::unique_ptr<PackedWeights> PackedWeights::Pack(GgmlType type, int64_t rows, 
   const int64_t row_bytes = RowBytes(type, cols);
   const auto* src = static_cast<const uint8_t*>(gguf);
   uint8_t* dst = w->data_.get();
+  const bool kquant = packed_detail::IsKQuant(type);
   pool.ParallelFor(w->num_panels_, [&](int64_t p0, int64_t p1, int) {
     for (int64_t p = p0; p < p1; ++p) {
-      PackPanel(type, src + p * kP * row_bytes, row_bytes, std::min<int64_t>(kP, rows - p * kP),
-                w->num_blocks_, w->block_bytes_, dst + p * panel_bytes);
+      const int64_t rows_left = std::min<int64_t>(kP, rows - p * kP);
+      if (kquant) {
+        packed_detail::PackKPanel(type, src + p * kP * row_bytes, row_bytes, rows_left,
+                                  w->num_blocks_, dst + p * panel_bytes);
+      } else {
+        PackPanel(type, src + p * kP * row_bytes, row_bytes, rows_left, w->num_blocks_,
+                  w->block_bytes_, dst + p * panel_bytes);
+      }
     }
   });
   return w;
 }
 
 void PackedWeights::MatMul(const Q8Activations& x, int64_t m, float* y, ThreadPool& pool) const {
-#if RESTKV_HAVE_PACKED_GEMM
-  RESTKV_CHECK_EQ(x.num_blocks(), num_blocks_);
-  const TileFn* tiles = TilesFor(type_);
+  RESTKV_CHECK_EQ(x.num_blocks() * kQK8_1, cols_);
   const int64_t panel_bytes = num_blocks_ * block_bytes_;
+  if (packed_detail::IsKQuant(type_) || isa_ == KernelIsa::kAvx2) {
+    const packed_detail::KTileFn tile = packed_detail::IsKQuant(type_)
+                                            ? packed_detail::KTileFor(type_, isa_)
+                                            : packed_detail::BlockTileAvx2(type_);
+    pool.ParallelFor(num_panels_, [&](int64_t p0, int64_t p1, int) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const uint8_t* panel = data_.get() + p * panel_bytes;
+        const int valid = static_cast<int>(std::min<int64_t>(kP, rows_ - p * kP));
+        for (int64_t t0 = 0; t0 < m; t0 += kMaxTile) {
+          const int num_x = static_cast<int>(std::min<int64_t>(kMaxTile, m - t0));
+          tile(panel, num_blocks_, x, t0, num_x, y + t0 * rows_ + p * kP, rows_, valid);
+        }
+      }
+    });
+    return;
+  }
+#if RESTKV_HAVE_PACKED_GEMM
+  const TileFn* tiles = TilesFor(type_);
   pool.ParallelFor(num_panels_, [&](int64_t p0, int64_t p1, int) {
     for (int64_t p = p0; p < p1; ++p) {
       const uint8_t* panel = data_.get() + p * panel_bytes;

@@ -1,5 +1,6 @@
-// PackedWeights: Q4_0 / Q4_1 / Q8_0 weight matrices repacked at load into
-// panels of 16 output rows for AVX-512 VNNI, and the matmul over them.
+// PackedWeights: Q4_0 / Q4_1 / Q8_0 and K-quant (Q4_K / Q5_K / Q6_K) weight
+// matrices repacked at load into panels of 16 output rows for AVX-512 VNNI
+// and AVX2 (packed_gemm_avx2.cc, packed_kquant_*.cc), and the matmul over them.
 //
 // Why: the row-major GGUF layout makes every 32-element block a separate
 // horizontal dot (unpack, dpbusd on 8 lanes, convert, scale, and finally a
@@ -18,6 +19,8 @@
 //   Q8_0:        8 vectors; byte 4j+i of vector v is row j's element 4v+i plus
 //                128 (so it is unsigned, as vpdpbusd's first operand must be).
 //   then 16 floats: the rows' scales d; Q4_1 adds 16 floats: the minimums m.
+// K-quants keep their own widths per 256-element super-block (quants, byte
+// scales, fp16 d / dmin), about the file's bytes: see packed_kquant.h.
 // Integer sums are exact; signed weights are corrected with the activation
 // block's exact integer sum (Σ(q-8)x = Σqx - 8Σx, Σ(q+128)x - 128Σx = Σqx).
 //
@@ -30,37 +33,43 @@
 #include <memory>
 
 #include "common/thread_pool.h"
+#include "kernels/cpu/kernel_isa.h"
 #include "kernels/cpu/quant_dot.h"
 #include "kernels/ggml_type.h"
 
 namespace restkv::kernels::cpu {
 
-// Whether this build has the panel kernels (AVX-512 BW + VNNI) and they
-// support `type`. Without them the caller uses DotTile on the GGUF layout.
-bool HasPackedGemm(GgmlType type);
+// Whether this build and CPU have panel kernels for `type` on the path `isa`
+// (every panel type on both, except Q8_0 on AVX2 builds without vpdpbusd).
+// Without them the caller uses DotTile on the GGUF layout (K-quants:
+// repacked to Q8_0).
+bool HasPackedGemm(GgmlType type, KernelIsa isa);
 
 class PackedWeights {
  public:
   static constexpr int kPanelRows = 16;
 
-  // Repacks `rows` x `cols` weights in GGUF layout. REQUIRES: HasPackedGemm(type),
-  // cols % 32 == 0.
+  // Repacks `rows` x `cols` weights in GGUF layout for the kernels of `isa`.
+  // REQUIRES: HasPackedGemm(type, isa), cols a multiple of the type's block.
   static std::unique_ptr<PackedWeights> Pack(GgmlType type, int64_t rows, int64_t cols,
-                                             const void* gguf, ThreadPool& pool);
+                                             const void* gguf, ThreadPool& pool, KernelIsa isa);
 
   // y[r][o] = Σ_k w[o][k] · x[r][k] for r < m over the quantised activations
   // `x` (rows [0, m), quantised from m x cols floats). y is m x rows.
   void MatMul(const Q8Activations& x, int64_t m, float* y, ThreadPool& pool) const;
 
   [[nodiscard]] GgmlType type() const { return type_; }
+  [[nodiscard]] KernelIsa isa() const { return isa_; }
   [[nodiscard]] int64_t rows() const { return rows_; }
   [[nodiscard]] int64_t cols() const { return cols_; }
   [[nodiscard]] size_t size_bytes() const { return bytes_; }
 
  private:
-  PackedWeights(GgmlType type, int64_t rows, int64_t cols);
+  PackedWeights(GgmlType type, int64_t rows, int64_t cols, KernelIsa isa);
 
   GgmlType type_;
+  KernelIsa isa_;
+  // num_blocks_: blocks per row (32 elements; K-quants: 256).
   int64_t rows_, cols_, num_blocks_, num_panels_;
   int64_t block_bytes_;  // bytes of one block of one panel
   size_t bytes_ = 0;

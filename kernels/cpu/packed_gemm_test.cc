@@ -3,33 +3,57 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/kquant_testutil.h"
 #include "kernels/cpu/quantize_ref.h"
 #include "kernels/cpu/random_testutil.h"
 
 namespace restkv::kernels::cpu {
 namespace {
 
+using ::restkv::kernels::testing::RandomKQuantMatrix;
 using ::restkv::kernels::testing::RandomVector;
 
-class PackedGemmTest : public ::testing::TestWithParam<GgmlType> {};
+bool IsK(GgmlType t) {
+  return t == GgmlType::kQ4_K || t == GgmlType::kQ5_K || t == GgmlType::kQ6_K;
+}
+
+// Weights of `type` in GGUF layout: quantised random floats, or for the
+// K-quants random blocks (every bit pattern of quants and scales).
+std::string Weights(GgmlType type, int64_t rows, int64_t n, uint32_t seed) {
+  if (IsK(type)) return RandomKQuantMatrix(type, rows, n, seed);
+  const std::vector<float> w = RandomVector(rows * n, seed);
+  return QuantizeMatrix(type, w.data(), rows, n);
+}
+
+class PackedGemmTest : public ::testing::TestWithParam<std::tuple<GgmlType, KernelIsa>> {
+ protected:
+  void SetUp() override {
+    std::tie(type_, isa_) = GetParam();
+    if (!HasPackedGemm(type_, isa_)) {
+      GTEST_SKIP() << "this build or CPU has no " << KernelIsaName(isa_) << " panel kernel here";
+    }
+  }
+  GgmlType type_;
+  KernelIsa isa_;
+};
 
 // Every output equals the scalar reference dot up to float summation order,
-// for row counts that leave a partial panel and activation counts that leave
-// a partial tile; and an activation row's outputs are bit-identical whether
-// it is multiplied alone or among others (batch invariance).
+// for row counts that leave a partial panel (and a partial AVX2 half) and
+// activation counts that leave a partial tile; and an activation row's
+// outputs are bit-identical whether it is multiplied alone or among others
+// (batch invariance).
 TEST_P(PackedGemmTest, MatchesReferenceAndIsBatchInvariant) {
-  const GgmlType type = GetParam();
-  if (!HasPackedGemm(type)) GTEST_SKIP() << "this build has no AVX-512 VNNI panel kernels";
   ThreadPool pool(2);
-  for (const auto& [rows, nb] : {std::pair<int64_t, int64_t>{37, 3}, {16, 1}, {50, 18}, {5, 9}}) {
-    const int64_t n = nb * 32;
-    const std::vector<float> w = RandomVector(rows * n, 11 + rows + nb);
-    const std::string wq = QuantizeMatrix(type, w.data(), rows, n);
-    const int64_t row_bytes = RowBytes(type, n);
-    auto packed = PackedWeights::Pack(type, rows, n, wq.data(), pool);
+  const int64_t unit = IsK(type_) ? 8 : 1;  // 32-element blocks per type block
+  for (const auto& [rows, nbt] : {std::pair<int64_t, int64_t>{37, 3}, {16, 1}, {50, 2}, {5, 9}}) {
+    const int64_t nb = nbt * unit, n = nb * 32;
+    const std::string wq = Weights(type_, rows, n, 11 + rows + nb);
+    const int64_t row_bytes = RowBytes(type_, n);
+    auto packed = PackedWeights::Pack(type_, rows, n, wq.data(), pool, isa_);
     const int64_t m = 13;
     const std::vector<float> x = RandomVector(m * n, 200 + rows, 2.0f);
     Q8Activations act;
@@ -38,7 +62,7 @@ TEST_P(PackedGemmTest, MatchesReferenceAndIsBatchInvariant) {
     packed->MatMul(act, m, y.data(), pool);
     for (int64_t r = 0; r < m; ++r) {
       for (int64_t o = 0; o < rows; ++o) {
-        const float ref = DotRowReference(type, wq.data() + o * row_bytes, act.blocks(r), nb);
+        const float ref = DotRowReference(type_, wq.data() + o * row_bytes, act.blocks(r), nb);
         ASSERT_NEAR(y[r * rows + o], ref, 1e-4f * (1.0f + std::fabs(ref)))
             << "rows " << rows << " nb " << nb << " x row " << r << " out " << o;
       }
@@ -57,14 +81,13 @@ TEST_P(PackedGemmTest, MatchesReferenceAndIsBatchInvariant) {
 
 // Pack reads the GGUF layout exactly: a one-hot weight picks one activation.
 TEST_P(PackedGemmTest, OneHotWeightSelectsActivation) {
-  const GgmlType type = GetParam();
-  if (!HasPackedGemm(type)) GTEST_SKIP() << "this build has no AVX-512 VNNI panel kernels";
+  if (IsK(type_)) GTEST_SKIP() << "K-quant layouts: KQuantFixture (gguf-py values)";
   ThreadPool pool(1);
   const int64_t rows = 20, n = 64;
   std::vector<float> w(rows * n, 0.0f);
   for (int64_t o = 0; o < rows; ++o) w[o * n + (o * 7) % n] = 1.0f;
-  const std::string wq = QuantizeMatrix(type, w.data(), rows, n);
-  auto packed = PackedWeights::Pack(type, rows, n, wq.data(), pool);
+  const std::string wq = QuantizeMatrix(type_, w.data(), rows, n);
+  auto packed = PackedWeights::Pack(type_, rows, n, wq.data(), pool, isa_);
   std::vector<float> x(n);
   for (int64_t i = 0; i < n; ++i) x[i] = static_cast<float>(i % 32) - 15.0f;
   Q8Activations act;
@@ -76,18 +99,27 @@ TEST_P(PackedGemmTest, OneHotWeightSelectsActivation) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, PackedGemmTest,
-                         ::testing::Values(GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0),
-                         [](const auto& info) {
-                           switch (info.param) {
-                             case GgmlType::kQ4_0:
-                               return std::string("Q4_0");
-                             case GgmlType::kQ4_1:
-                               return std::string("Q4_1");
-                             default:
-                               return std::string("Q8_0");
-                           }
-                         });
+// The packed bytes are about the file's: K-quants keep their own widths.
+TEST_P(PackedGemmTest, ResidentBytesCloseToTheFile) {
+  ThreadPool pool(1);
+  const int64_t rows = 64, n = 2048;
+  const std::string wq = Weights(type_, rows, n, 5);
+  auto packed = PackedWeights::Pack(type_, rows, n, wq.data(), pool, isa_);
+  const double ratio = static_cast<double>(packed->size_bytes()) / static_cast<double>(wq.size());
+  EXPECT_LT(ratio, IsK(type_) ? 1.04 : 1.25) << ratio;
+}
+
+std::string TypeName(GgmlType t) { return std::string(GetGgmlTypeTraits(t)->name); }
+
+INSTANTIATE_TEST_SUITE_P(
+    Types, PackedGemmTest,
+    ::testing::Combine(::testing::Values(GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0,
+                                         GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K),
+                       ::testing::Values(KernelIsa::kAvx512Vnni, KernelIsa::kAvx2)),
+    [](const auto& info) {
+      return TypeName(std::get<0>(info.param)) + "_" +
+             std::string(KernelIsaName(std::get<1>(info.param)));
+    });
 
 }  // namespace
 }  // namespace restkv::kernels::cpu

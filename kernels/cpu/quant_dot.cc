@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/check.h"
+#include "kernels/cpu/dequantize.h"
 #include "kernels/cpu/vec_math.h"
 #include "kernels/fp16.h"
 
@@ -116,6 +117,37 @@ void TileDispatch(const uint8_t* w0, int64_t row_bytes, int num_w, const Q8Activ
 }
 #endif  // RESTKV_HAVE_AVX2
 
+// Q6_K group (of 16) holding half `half` of Q8 block b.
+int Q6Group(int64_t b, int half) { return static_cast<int>(2 * (b % 8)) + half; }
+
+// Σ w·x of Q8 block b against sub-block b % 8 of Q4_K / Q5_K super-block
+// b / 8, before the activation scale: d·sc·Σqx − dmin·mn·Σx.
+float KSubBlockDot(GgmlType type, const void* w, int64_t b, const BlockQ8_1& x) {
+  const int s = static_cast<int>(b % 8), c = s / 2, hi = s % 2;
+  const uint8_t* qs;
+  const uint8_t* qh = nullptr;
+  const uint8_t* scales;
+  float d, dmin;
+  if (type == GgmlType::kQ4_K) {
+    const BlockQ4_K& kb = static_cast<const BlockQ4_K*>(w)[b / 8];
+    qs = kb.qs, scales = kb.scales, d = Fp16ToFloat(kb.d), dmin = Fp16ToFloat(kb.dmin);
+  } else {
+    const BlockQ5_K& kb = static_cast<const BlockQ5_K*>(w)[b / 8];
+    qs = kb.qs, qh = kb.qh, scales = kb.scales, d = Fp16ToFloat(kb.d), dmin = Fp16ToFloat(kb.dmin);
+  }
+  int sc, mn;
+  KScaleMin(s, scales, &sc, &mn);
+  int qx = 0, xs = 0;
+  for (int l = 0; l < 32; ++l) {
+    int q = (qs[32 * c + l] >> (4 * hi)) & 0x0f;
+    if (qh != nullptr) q += 16 * ((qh[l] >> s) & 1);
+    qx += q * x.qs[l];
+    xs += x.qs[l];
+  }
+  return d * static_cast<float>(sc) * static_cast<float>(qx) -
+         dmin * static_cast<float>(mn) * static_cast<float>(xs);
+}
+
 }  // namespace
 
 bool HasQuantDot(GgmlType type) {
@@ -171,6 +203,31 @@ float DotRowReference(GgmlType type, const void* w, const BlockQ8_1* x, int64_t 
         sum += Fp16ToFloat(wb.d) * dx * static_cast<float>(isum);
         break;
       }
+      case GgmlType::kQ4_K:
+      case GgmlType::kQ5_K:
+        sum += KSubBlockDot(type, w, b, x[b]) * dx;
+        break;
+      case GgmlType::kQ6_K: {
+        // Groups of 16 with their own int8 scales; weights d·sc·(q − 32).
+        const BlockQ6_K& wb = static_cast<const BlockQ6_K*>(w)[b / 8];
+        const float d = Fp16ToFloat(wb.d);
+        float t = 0.0f;
+        for (int half = 0; half < 2; ++half) {
+          int qx = 0, xs = 0;
+          for (int l = 0; l < 16; ++l) {
+            const int i = 32 * static_cast<int>(b % 8) + 16 * half + l;  // in the super-block
+            const int h = i / 128, g = (i % 128) / 32, k = i % 32;
+            const int q = ((wb.ql[64 * h + 32 * (g % 2) + k] >> (4 * (g / 2))) & 0x0f) |
+                          (((wb.qh[32 * h + k] >> (2 * g)) & 3) << 4);
+            qx += q * x[b].qs[16 * half + l];
+            xs += x[b].qs[16 * half + l];
+          }
+          t += static_cast<float>(qx - 32 * xs) *
+               (d * static_cast<float>(wb.scales[Q6Group(b, half)]));
+        }
+        sum += t * dx;
+        break;
+      }
       default:
         RESTKV_CHECK(false) << "no quantised dot for type " << static_cast<int>(type);
     }
@@ -187,6 +244,7 @@ void Q8Activations::Resize(int64_t m, int64_t n) {
     d_.resize(m * nb_);
     s_.resize(m * nb_);
     sum_.resize(m * nb_);
+    half_sum_.resize(2 * m * nb_);
   }
 }
 
@@ -197,9 +255,14 @@ void Q8Activations::QuantizeRows(const float* x, int64_t r0, int64_t r1) {
     for (int64_t b = 0; b < nb_; ++b) {
       d_[r * nb_ + b] = Fp16ToFloat(q[b].d);
       s_[r * nb_ + b] = Fp16ToFloat(q[b].s);
-      int32_t sum = 0;
-      for (int i = 0; i < kQK8_1; ++i) sum += q[b].qs[i];
-      sum_[r * nb_ + b] = sum;
+      int32_t lo = 0, hi = 0;
+      for (int i = 0; i < kQK8_1 / 2; ++i) {
+        lo += q[b].qs[i];
+        hi += q[b].qs[i + kQK8_1 / 2];
+      }
+      sum_[r * nb_ + b] = lo + hi;
+      half_sum_[2 * (r * nb_ + b)] = lo;
+      half_sum_[2 * (r * nb_ + b) + 1] = hi;
     }
   }
 }

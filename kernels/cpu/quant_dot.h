@@ -46,12 +46,17 @@ class Q8Activations {
   [[nodiscard]] const float* s(int64_t row) const { return s_.data() + row * nb_; }
   // Exact Σq of each block (the packed kernels correct signed weights with it).
   [[nodiscard]] const int32_t* sum(int64_t row) const { return sum_.data() + row * nb_; }
+  // Exact Σq of each block's two halves (elements 0..15, 16..31), 2 per
+  // block: Q6_K's 16-element groups need them.
+  [[nodiscard]] const int32_t* half_sum(int64_t row) const {
+    return half_sum_.data() + row * 2 * nb_;
+  }
 
  private:
   int64_t nb_ = 0, n_ = 0;
   std::vector<BlockQ8_1> q_;
   std::vector<float> d_, s_;
-  std::vector<int32_t> sum_;
+  std::vector<int32_t> sum_, half_sum_;
 };
 
 // out[w * num_x + r] = dot(weight row w, activation row x_rows[r]) for
@@ -61,6 +66,9 @@ void DotTile(GgmlType type, const uint8_t* w0, int64_t row_bytes, int num_w, con
              const int64_t* x_rows, int num_x, float* out);
 
 // Plain scalar dot of one weight row and one activation row: the test oracle.
+// Also for Q4_K, Q5_K and Q6_K (which DotTile does not take), in the packed
+// kernels' arithmetic: an exact integer sum per 32-element sub-block (16 for
+// Q6_K) scaled in float.
 float DotRowReference(GgmlType type, const void* w, const BlockQ8_1* x, int64_t num_blocks);
 
 }  // namespace restkv::kernels::cpu

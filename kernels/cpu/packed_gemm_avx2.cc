@@ -1,0 +1,150 @@
+// AVX2 tiles of the Q4_0 / Q4_1 / Q8_0 panels (layout in packed_gemm.h), for
+// CPUs without AVX-512 and for RESTKV_CPU_ISA=avx2: each 64-byte panel vector
+// is read as two 32-byte halves (rows 0..7, 8..15), one pass per half, so
+// that 4 activation rows' accumulators stay in the 16 ymm registers.
+// Q8_0 panels (weights + 128, up to 255) would saturate pmaddubsw's int16
+// pairs, so they are only offered where vpdpbusd exists (AVX-VNNI, or
+// AVX-512 VL + VNNI).
+#include "kernels/cpu/packed_kquant.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#define RESTKV_HAVE_PANEL_AVX2 1
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
+#define RESTKV_HAVE_PANEL_AVX2_VNNI 1
+#endif
+#endif
+
+namespace restkv::kernels::cpu::packed_detail {
+
+#if RESTKV_HAVE_PANEL_AVX2
+namespace {
+
+constexpr int kMaxRows = 4;
+constexpr int kP = 16;
+
+inline __m256i Broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline __m256i DotAdd(__m256i acc, __m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(acc, u, s);
+#elif defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(acc, u, s);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+inline __m256i Load(const uint8_t* p) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+constexpr int64_t QuantBytes(GgmlType t) { return t == GgmlType::kQ8_0 ? 8 * 64 : 4 * 64; }
+constexpr int64_t BlockBytes(GgmlType t) {
+  return QuantBytes(t) + kP * 4 * (t == GgmlType::kQ4_1 ? 2 : 1);
+}
+
+template <GgmlType T, int R>
+void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t row0, float* y,
+              int64_t ldy, int h, int valid) {
+  __m256 acc[R];
+  const BlockQ8_1* xb[R];
+  const float* xd[R];
+  const float* xs[R];
+  const int32_t* xsum[R];
+  for (int r = 0; r < R; ++r) {
+    acc[r] = _mm256_setzero_ps();
+    xb[r] = x.blocks(row0 + r);
+    xd[r] = x.d(row0 + r);
+    xs[r] = x.s(row0 + r);
+    xsum[r] = x.sum(row0 + r);
+  }
+  const __m256i nibble = _mm256_set1_epi8(0x0f);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* pb = panel + b * BlockBytes(T) + 32 * h;
+    __m256i isum[R];
+    for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+    if constexpr (T == GgmlType::kQ8_0) {
+      for (int v = 0; v < 8; ++v) {
+        const __m256i w = Load(pb + v * 64);
+        for (int r = 0; r < R; ++r) isum[r] = DotAdd(isum[r], w, Broadcast4(xb[r][b].qs + 4 * v));
+      }
+    } else {
+      for (int v = 0; v < 4; ++v) {
+        const __m256i raw = Load(pb + v * 64);
+        const __m256i lo = _mm256_and_si256(raw, nibble);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nibble);
+        for (int r = 0; r < R; ++r) {
+          isum[r] = DotAdd(isum[r], lo, Broadcast4(xb[r][b].qs + 4 * v));
+          isum[r] = DotAdd(isum[r], hi, Broadcast4(xb[r][b].qs + 16 + 4 * v));
+        }
+      }
+    }
+    const auto* scales = reinterpret_cast<const float*>(pb - 32 * h + QuantBytes(T));
+    const __m256 d = _mm256_loadu_ps(scales + 8 * h);
+    for (int r = 0; r < R; ++r) {
+      __m256i exact = isum[r];
+      if constexpr (T == GgmlType::kQ4_0) {
+        exact = _mm256_sub_epi32(exact, _mm256_set1_epi32(8 * xsum[r][b]));
+      } else if constexpr (T == GgmlType::kQ8_0) {
+        exact = _mm256_sub_epi32(exact, _mm256_set1_epi32(128 * xsum[r][b]));
+      }
+      const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(exact), _mm256_set1_ps(xd[r][b]));
+      acc[r] = _mm256_fmadd_ps(t, d, acc[r]);
+      if constexpr (T == GgmlType::kQ4_1) {
+        acc[r] =
+            _mm256_fmadd_ps(_mm256_loadu_ps(scales + kP + 8 * h), _mm256_set1_ps(xs[r][b]), acc[r]);
+      }
+    }
+  }
+  const int n = std::min(8, valid - 8 * h);
+  for (int r = 0; r < R; ++r) {
+    alignas(32) float out[8];
+    _mm256_store_ps(out, acc[r]);
+    std::memcpy(y + r * ldy + 8 * h, out, sizeof(float) * static_cast<size_t>(n));
+  }
+}
+
+template <GgmlType T>
+void Run(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t row0, int num_x,
+         float* y, int64_t ldy, int valid) {
+  using Half =
+      void (*)(const uint8_t*, int64_t, const Q8Activations&, int64_t, float*, int64_t, int, int);
+  static constexpr Half kTiles[kMaxRows] = {HalfTile<T, 1>, HalfTile<T, 2>, HalfTile<T, 3>,
+                                            HalfTile<T, 4>};
+  for (int h = 0; h < 2 && 8 * h < valid; ++h) {
+    for (int r0 = 0; r0 < num_x; r0 += kMaxRows) {
+      const int n = std::min(kMaxRows, num_x - r0);
+      kTiles[n - 1](panel, nb, x, row0 + r0, y + r0 * ldy, ldy, h, valid);
+    }
+  }
+}
+
+}  // namespace
+
+KTileFn BlockTileAvx2(GgmlType type) {
+  switch (type) {
+    case GgmlType::kQ4_0:
+      return Run<GgmlType::kQ4_0>;
+    case GgmlType::kQ4_1:
+      return Run<GgmlType::kQ4_1>;
+#if RESTKV_HAVE_PANEL_AVX2_VNNI
+    case GgmlType::kQ8_0:
+      return Run<GgmlType::kQ8_0>;
+#endif
+    default:
+      return nullptr;
+  }
+}
+#else
+KTileFn BlockTileAvx2(GgmlType) { return nullptr; }
+#endif
+
+}  // namespace restkv::kernels::cpu::packed_detail
