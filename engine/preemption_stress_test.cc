@@ -225,7 +225,9 @@ TEST_P(PreemptionStressTest, EveryRequestEndsNoPageLeaksOutputsEqualUnpressured)
   if (tc.shared_prefix) {
     EXPECT_GT(st.prefix_cache_hit_tokens, 0) << "the shared prefixes were meant to hit";
     EXPECT_GT(st.prefix_cache_blocks, 0);
-    if (policy.budget > 0) EXPECT_GT(evicting_hits, 0) << "no evicting request read the cache";
+    if (policy.budget > 0) {
+      EXPECT_GT(evicting_hits, 0) << "no evicting request read the cache";
+    }
   }
   engine->Shutdown(0);
   for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(reqs[i].sink->finishes(), 1) << i;
