@@ -17,7 +17,7 @@
 //          row is all zero). Named after ggml's q8_0 (int8 + scale), but the
 //          block is the whole head row, not 32 elements.
 //
-// NOTE(kvdtype): q8_0 with a per-(token, head) scale rather than fp8 e4m3:
+// NOTE(restkv): q8_0 with a per-(token, head) scale rather than fp8 e4m3:
 // at the same 8 bits an int8 row with its own scale has a relative step of
 // 1/127 of the row's largest value, fp8 e4m3 has 3 mantissa bits (1/8 relative
 // step) and needs a scale anyway for keys whose range exceeds 448; int8 also

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Mixed load for the step-time budget (issue 19): short streaming requests from a
+"""Mixed load for the step-time budget (--max-step-ms): short streaming requests from a
 closed loop of clients while long prompts arrive every few seconds, against restkv with
 and without --max-step-ms (or an older restkv binary as the baseline), for each KV
 policy. Prints, per configuration, ITL p50/p99/max of the short streams (with a

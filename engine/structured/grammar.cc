@@ -30,7 +30,7 @@ std::vector<uint8_t> EncodeUtf8(uint32_t cp) {
   }
 }
 
-// NOTE(structured): a range of code points whose encodings have the same
+// NOTE(restkv): a range of code points whose encodings have the same
 // length and differ only in their trailing k bytes, with those bytes
 // spanning their full 6-bit range, is one product of byte ranges. Any other
 // range is split at the first boundary that breaks this, recursively.
