@@ -15,6 +15,7 @@
 #include "engine/kv/page_math.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/synthetic_model.h"
+#include "engine/testing/synthetic_model_file.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 
@@ -30,10 +31,7 @@ class EvictionEngineTest : public ::testing::Test {
     spec.num_kv_heads = 2;
     spec.weight_type = kernels::GgmlType::kQ8_0;
     spec.context_length = 2048;
-    path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_eviction_test_" + std::to_string(::getpid()) + ".gguf"))
-                .string();
-    std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
+    path_ = WriteSyntheticModel(spec, "eviction_test");
     backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
     model_ = *Model::Load(path_, *backend_);
   }

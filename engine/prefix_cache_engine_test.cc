@@ -13,41 +13,13 @@
 #include "engine/engine.h"
 #include "engine/kv/block_pool.h"
 #include "engine/model/synthetic_model.h"
+#include "engine/testing/finish_sink.h"
+#include "engine/testing/synthetic_model_file.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace restkv::engine {
 namespace {
-
-class TokenSink final : public RequestSink {
- public:
-  void OnTokens(const TokenDelta& d) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    tokens_.insert(tokens_.end(), d.token_ids.begin(), d.token_ids.end());
-  }
-  void OnFinish(const RequestSummary& s) override {
-    std::lock_guard<std::mutex> lock(mu_);
-    summary_ = s;
-    done_ = true;
-    cv_.notify_all();
-  }
-  RequestSummary Wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return done_; });
-    return summary_;
-  }
-  std::vector<int32_t> tokens() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return tokens_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  RequestSummary summary_;
-  std::vector<int32_t> tokens_;
-};
 
 class PrefixCacheEngineTest : public ::testing::Test {
  protected:
@@ -58,10 +30,7 @@ class PrefixCacheEngineTest : public ::testing::Test {
     spec.num_kv_heads = 2;
     spec.weight_type = kernels::GgmlType::kQ8_0;
     spec.context_length = 1024;
-    path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_prefix_cache_engine_" + std::to_string(::getpid()) + ".gguf"))
-                .string();
-    std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
+    path_ = WriteSyntheticModel(spec, "prefix_cache_engine");
     backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
     model_ = *Model::Load(path_, *backend_);
   }
@@ -81,7 +50,7 @@ class PrefixCacheEngineTest : public ::testing::Test {
     auto engine = *Engine::Create(*model_, opt);
     std::vector<Out> outs;
     for (size_t i = 0; i < prompts.size(); ++i) {
-      auto sink = std::make_shared<TokenSink>();
+      auto sink = std::make_shared<FinishSink>();
       EngineRequest r;
       r.prompt_tokens = prompts[i];
       r.params.temperature = 0;

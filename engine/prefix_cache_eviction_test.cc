@@ -18,6 +18,7 @@
 #include "engine/model/llama_model.h"
 #include "engine/model/model.h"
 #include "engine/model/synthetic_model.h"
+#include "engine/testing/synthetic_model_file.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 
@@ -33,10 +34,7 @@ class PrefixCacheEvictionTest : public ::testing::TestWithParam<const char*> {
     spec.num_kv_heads = 2;
     spec.weight_type = kernels::GgmlType::kQ8_0;
     spec.context_length = 2048;
-    path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_prefix_eviction_" + std::to_string(::getpid()) + ".gguf"))
-                .string();
-    std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
+    path_ = WriteSyntheticModel(spec, "prefix_eviction");
     backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
     model_ = *Model::Load(path_, *backend_);
   }

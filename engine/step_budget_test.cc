@@ -16,6 +16,7 @@
 #include "engine/engine.h"
 #include "engine/kv/page_math.h"
 #include "engine/model/synthetic_model.h"
+#include "engine/testing/synthetic_model_file.h"
 #include "engine/timed_backend_testutil.h"
 #include "gtest/gtest.h"
 
@@ -78,10 +79,7 @@ class StepBudgetEngineTest : public ::testing::Test {
     SyntheticModelSpec spec;
     spec.num_layers = kLayers;
     spec.context_length = 8192;
-    path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_step_budget_test_" + std::to_string(::getpid()) + ".gguf"))
-                .string();
-    std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
+    path_ = WriteSyntheticModel(spec, "step_budget_test");
   }
   void TearDown() override { std::filesystem::remove(path_); }
 

@@ -12,6 +12,7 @@
 
 #include "engine/engine.h"
 #include "engine/model/synthetic_model.h"
+#include "engine/testing/synthetic_model_file.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 
@@ -61,10 +62,7 @@ class StructuredEngineTest : public ::testing::Test {
     spec.num_layers = 2;
     spec.weight_type = kernels::GgmlType::kQ8_0;
     spec.context_length = 512;
-    path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_structured_engine_test_" + std::to_string(::getpid()) + ".gguf"))
-                .string();
-    std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
+    path_ = WriteSyntheticModel(spec, "structured_engine_test");
     backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
     model_ = *Model::Load(path_, *backend_);
     EngineOptions opt;

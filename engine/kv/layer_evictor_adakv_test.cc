@@ -17,6 +17,7 @@
 #include "engine/model/llama_model.h"
 #include "engine/model/model.h"
 #include "engine/model/synthetic_model.h"
+#include "engine/testing/synthetic_model_file.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/testing/forwarding_backend.h"
@@ -34,10 +35,7 @@ class AdaKvEvictorTest : public ::testing::Test {
     spec.num_heads = 4;
     spec.num_kv_heads = 2;
     spec.context_length = 2048;
-    path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_adakv_test_" + std::to_string(::getpid()) + ".gguf"))
-                .string();
-    std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
+    path_ = WriteSyntheticModel(spec, "adakv_test");
     auto model = Model::Load(path_, backend_, ModelOptions{});
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(*model);

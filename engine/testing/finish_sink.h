@@ -1,10 +1,11 @@
 // FinishSink: a RequestSink for engine tests that waits for the request's
-// end and remembers its summary and when it came.
+// end and remembers its summary, when it came, and the token ids streamed.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <vector>
 
 #include "engine/request_sink.h"
 
@@ -14,7 +15,10 @@ class FinishSink final : public RequestSink {
  public:
   using Clock = std::chrono::steady_clock;
 
-  void OnTokens(const TokenDelta&) override {}
+  void OnTokens(const TokenDelta& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    tokens_.insert(tokens_.end(), d.token_ids.begin(), d.token_ids.end());
+  }
   void OnFinish(const RequestSummary& s) override {
     std::lock_guard<std::mutex> lock(mu_);
     summary_ = s;
@@ -31,6 +35,10 @@ class FinishSink final : public RequestSink {
     std::lock_guard<std::mutex> lock(mu_);
     return at_;
   }
+  std::vector<int32_t> tokens() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return tokens_;
+  }
 
  private:
   std::mutex mu_;
@@ -38,6 +46,7 @@ class FinishSink final : public RequestSink {
   bool done_ = false;
   RequestSummary summary_;
   Clock::time_point at_;
+  std::vector<int32_t> tokens_;
 };
 
 }  // namespace restkv::engine
