@@ -117,10 +117,12 @@ absl::Status TruncatePrompt(const GenerationFields& gen, const PlanContext& ctx,
 absl::StatusOr<engine::KvPolicyConfig> ResolveKvPolicy(const GenerationFields& gen,
                                                        const PlanContext& ctx) {
   engine::KvPolicyConfig config = ctx.default_kv_policy;
+  // A policy name, optionally with "+adakv" (head-wise budgets), as on the
+  // command line; a name without the suffix turns head-wise budgets off.
   if (gen.kv_policy.has_value()) {
-    absl::StatusOr<engine::KvPolicyKind> kind = engine::ParseKvPolicy(*gen.kv_policy);
-    if (!kind.ok()) return InvalidParam("kv_policy", std::string(kind.status().message()));
-    config.kind = *kind;
+    if (absl::Status s = engine::ApplyKvPolicySpec(*gen.kv_policy, &config); !s.ok()) {
+      return InvalidParam("kv_policy", std::string(s.message()));
+    }
   }
   if (gen.kv_budget.has_value()) config.budget = *gen.kv_budget;
   if (absl::Status s = config.Validate(); !s.ok()) {

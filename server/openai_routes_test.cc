@@ -428,6 +428,18 @@ TEST_F(OpenAiRoutesTest, KvPolicyExtensions) {
   auto unknown = Post("/v1/completions", R"({"prompt": "x", "kv_policy": "lru"})");
   EXPECT_EQ(unknown->status, 400);
   EXPECT_EQ(json::parse(unknown->body)["error"]["param"], "kv_policy");
+  // Head-wise budgets per request, as --kv-policy spells them.
+  auto adakv = Post(
+      "/v1/completions",
+      json{{"prompt", prompt}, {"max_tokens", 2}, {"kv_policy", "snapkv+adakv"}, {"kv_budget", 16}}
+          .dump());
+  ASSERT_EQ(adakv->status, 200) << adakv->body;
+  EXPECT_GT(json::parse(adakv->body)["usage"]["kv_tokens_evicted"], 0) << adakv->body;
+  for (const char* bad : {"snapkv+lru", "streamingllm+adakv"}) {
+    auto r = Post("/v1/completions", json{{"prompt", "x"}, {"kv_policy", bad}}.dump());
+    EXPECT_EQ(r->status, 400) << bad << ": " << r->body;
+    EXPECT_EQ(json::parse(r->body)["error"]["param"], "kv_policy") << bad;
+  }
   WaitForNoPages();
 }
 
