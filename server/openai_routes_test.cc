@@ -381,11 +381,21 @@ TEST_F(OpenAiRoutesTest, FailedBackendTurnsHttpAndGrpcHealthUnhealthy) {
   Init({}, {},
        std::make_unique<kernels::FailingBackend>(
            2, absl::InternalError("an illegal memory access was encountered")));
-  GrpcServiceConfig grpc_config;
-  grpc_config.served_model_names = {"synthetic"};
-  auto grpc_server =
-      *GrpcServer::Start("127.0.0.1", 0, *engine_, grpc_config, std::chrono::milliseconds(10));
-  EXPECT_EQ(GrpcHealthStatus(grpc_server->port()), 1);
+  // gRPC and Abseil come uninstrumented from Debian, so ThreadSanitizer sees
+  // their internal hand-offs as races; the gRPC half runs in the other builds.
+#if defined(__SANITIZE_THREAD__)
+  constexpr bool kWithGrpc = false;
+#else
+  constexpr bool kWithGrpc = true;
+#endif
+  std::unique_ptr<GrpcServer> grpc_server;
+  if (kWithGrpc) {
+    GrpcServiceConfig grpc_config;
+    grpc_config.served_model_names = {"synthetic"};
+    grpc_server =
+        *GrpcServer::Start("127.0.0.1", 0, *engine_, grpc_config, std::chrono::milliseconds(10));
+    EXPECT_EQ(GrpcHealthStatus(grpc_server->port()), 1);
+  }
   EXPECT_EQ(Call(http::verb::get, "/health", "")->status, 200);
 
   auto failed =
@@ -397,15 +407,17 @@ TEST_F(OpenAiRoutesTest, FailedBackendTurnsHttpAndGrpcHealthUnhealthy) {
   EXPECT_EQ(health->status, 503);
   EXPECT_EQ(json::parse(health->body)["status"], "failed") << health->body;
   EXPECT_EQ(Call(http::verb::get, "/live", "")->status, 503);
-  int grpc_status = GrpcHealthStatus(grpc_server->port());
-  for (int i = 0; i < 200 && grpc_status == 1; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    grpc_status = GrpcHealthStatus(grpc_server->port());
+  if (kWithGrpc) {
+    int grpc_status = GrpcHealthStatus(grpc_server->port());
+    for (int i = 0; i < 200 && grpc_status == 1; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      grpc_status = GrpcHealthStatus(grpc_server->port());
+    }
+    EXPECT_EQ(grpc_status, 2) << "NOT_SERVING once the backend has failed";
   }
-  EXPECT_EQ(grpc_status, 2) << "NOT_SERVING once the backend has failed";
   auto refused = Post("/v1/completions", R"({"prompt": "abc", "max_tokens": 4})");
   EXPECT_EQ(refused->status, 503) << refused->body;
-  grpc_server->Shutdown(std::chrono::system_clock::now());
+  if (grpc_server) grpc_server->Shutdown(std::chrono::system_clock::now());
 }
 
 TEST_F(OpenAiRoutesTest, KvPolicyExtensions) {
