@@ -16,12 +16,20 @@
 //                     --decode-tokens decode steps: prefill tokens/s, the
 //                     policies' overhead over full, decode ms/token.
 //   concurrency       the same model; a KV pool of what
-//                     --gpu-memory-utilization leaves after the weights;
-//                     --concurrency-tokens prompts prefilled one after
-//                     another (each kept resident) until the pool is full or
-//                     --max-requests are in, then all of them decode
+//                     --gpu-memory-utilization leaves after the weights of a
+//                     --concurrency-depth-layer model (default: the loaded
+//                     one; the pool is then in pages of the loaded layers, so
+//                     as many requests fit as at that depth);
+//                     --concurrency-tokens requests admitted one after
+//                     another (each kept resident; pages filled with random
+//                     K/V, or --concurrency-fill prefill) until the pool is
+//                     full or --max-requests are in, then all of them decode
 //                     together: requests that fit (measured, and from the
 //                     page arithmetic), and decode ms per step, per policy.
+//   parity            the smollm2-135m shape with random weights on the CPU
+//                     backend and on the device: teacher-forced top-1
+//                     agreement and logit error, greedy tokens, kept sets
+//                     (engine/backend_parity.h).
 // Sections run in that order; --sections picks a subset.
 #include <cuda_runtime_api.h>
 
@@ -39,13 +47,16 @@
 
 #include "CLI/CLI.hpp"
 #include "common/thread_pool.h"
+#include "engine/backend_parity.h"
 #include "engine/eviction/policy_config.h"
 #include "engine/kv/block_pool.h"
 #include "engine/kv/kv_layer_hook.h"
 #include "engine/kv/page_math.h"
+#include "engine/kv/random_kv_fill.h"
 #include "engine/kv/sequence_kv.h"
 #include "engine/model/model.h"
 #include "engine/model/synthetic_model.h"
+#include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "nlohmann/json.hpp"
 
@@ -207,11 +218,26 @@ nlohmann::json PrefillAttention(CudaBackend& gpu, const std::vector<int>& length
   return out;
 }
 
-// Llama-3-8B shape (vocabulary excepted) with random Q4_0 weights, cached
-// as a GGUF file under `dir` so later runs skip the generation.
-std::string SyntheticLlama3_8b(const std::string& dir, int layers) {
-  const std::string path = dir + "/restkv-synthetic-llama3-8b-" + std::to_string(layers) + "l.gguf";
+// A synthetic model (random weights) cached as a GGUF file `dir`/`name`, so
+// later runs skip the generation.
+std::string CachedSyntheticModel(const std::string& dir, const std::string& name,
+                                 const engine::SyntheticModelSpec& spec) {
+  const std::string path = dir + "/" + name;
   if (std::filesystem::exists(path)) return path;
+  std::fprintf(stderr, "generating %s (random weights)\n", path.c_str());
+  const std::string bytes = engine::BuildSyntheticGguf(spec);
+  const std::string tmp = path + ".part";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!f) Die("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+  return path;
+}
+
+// Llama-3-8B shape (vocabulary excepted) with random Q4_0 weights.
+std::string SyntheticLlama3_8b(const std::string& dir, int layers) {
   engine::SyntheticModelSpec spec;
   spec.num_layers = layers;
   spec.hidden_size = 4096;
@@ -222,16 +248,56 @@ std::string SyntheticLlama3_8b(const std::string& dir, int layers) {
   spec.rope_theta = 500000.0f;
   spec.weight_type = kernels::GgmlType::kQ4_0;
   spec.tied_embeddings = false;
-  std::fprintf(stderr, "generating %s (random weights; takes minutes once)\n", path.c_str());
-  const std::string bytes = engine::BuildSyntheticGguf(spec);
-  const std::string tmp = path + ".part";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!f) Die("cannot write " + tmp);
+  return CachedSyntheticModel(
+      dir, "restkv-synthetic-llama3-8b-" + std::to_string(layers) + "l.gguf", spec);
+}
+
+// The parity section: the smollm2-135m shape with random Q8_0 weights on the
+// CPU backend (the reference) and on the device, in the same KV dtype
+// (engine/backend_parity.h says what each figure means).
+nlohmann::json ParitySection(CudaBackend& gpu, const std::string& dir, kernels::KvDtype dtype) {
+  engine::SyntheticModelSpec spec;
+  spec.num_layers = 30;
+  spec.hidden_size = 576;
+  spec.num_heads = 9;
+  spec.num_kv_heads = 3;
+  spec.ffn_size = 1536;
+  spec.context_length = 8192;
+  spec.rope_theta = 100000.0f;
+  spec.weight_type = kernels::GgmlType::kQ8_0;
+  const std::string path = CachedSyntheticModel(dir, "restkv-synthetic-smollm2-135m.gguf", spec);
+  kernels::cpu::CpuBackend cpu(DefaultThreadCount());
+  engine::ModelOptions options;
+  options.kv_dtype = dtype;
+  auto on_cpu = engine::Model::Load(path, cpu, options);
+  if (!on_cpu.ok()) Die(std::string(on_cpu.status().message()));
+  auto on_gpu = engine::Model::Load(path, gpu, options);
+  if (!on_gpu.ok()) Die(std::string(on_gpu.status().message()));
+  const engine::ParityOptions o;
+  const auto r = engine::CompareBackends(**on_cpu, **on_gpu, o);
+  if (!r.ok()) Die(std::string(r.status().message()));
+  nlohmann::json kept = nlohmann::json::array();
+  for (const engine::KeptParity& k : r->kept) {
+    kept.push_back({{"policy", k.policy},
+                    {"kv_budget", o.kv_budget},
+                    {"prompt_tokens", o.evict_prompt_tokens},
+                    {"mean_jaccard", k.mean_jaccard}});
   }
-  std::filesystem::rename(tmp, path);
-  return path;
+  std::fprintf(stderr,
+               "parity: top-1 %d/%d (clear mismatches %d), max |dlogit| %.4g of %.4g, greedy %d/%d "
+               "identical\n",
+               r->top1_agree, r->steps, r->clear_mismatches, r->max_abs_logit_error,
+               r->max_abs_logit, r->greedy_identical, o.decode_steps);
+  return {{"weights", "random-weights (synthetic smollm2-135m shape, Q8_0 file)"},
+          {"prompt_tokens", o.prompt_tokens},
+          {"teacher_forced_steps", r->steps},
+          {"top1_agree", r->top1_agree},
+          {"clear_mismatches", r->clear_mismatches},
+          {"max_abs_logit_error", r->max_abs_logit_error},
+          {"max_abs_logit", r->max_abs_logit},
+          {"greedy_identical", r->greedy_identical},
+          {"greedy_steps", o.decode_steps},
+          {"kept", kept}};
 }
 
 engine::KvPolicyConfig PolicyFor(const std::string& name, int32_t budget) {
@@ -317,57 +383,86 @@ nlohmann::json ModelSection(CudaBackend& gpu, engine::Model& model, const std::v
   return out;
 }
 
-nlohmann::json Concurrency(CudaBackend& gpu, engine::Model& model, int n,
-                           const std::vector<std::string>& policies, int32_t budget,
-                           int max_requests, int decode_steps, double utilization) {
+struct ConcurrencyOptions {
+  int prompt_tokens = 131072;
+  int32_t budget = 2048;
+  int max_requests = 8;
+  int decode_steps = 8;
+  double utilization = 0.9;
+  // Pages filled with random K/V (engine/kv/random_kv_fill.h) instead of
+  // prefilled: a pool of 128k-token requests fills in seconds.
+  bool random_fill = true;
+  // The depth the pool is sized for: the memory a `depth`-layer model of
+  // this shape leaves (its weights scaled from the loaded layers'), in pages
+  // of the loaded layers, so as many requests fit as would at that depth.
+  int depth = 0;
+  int64_t weight_bytes = 0;  // device bytes of the loaded model
+};
+
+nlohmann::json Concurrency(CudaBackend& gpu, engine::Model& model,
+                           const std::vector<std::string>& policies, const ConcurrencyOptions& o) {
   const auto& c = model.config();
+  const int n = o.prompt_tokens;
+  const int depth = o.depth > 0 ? o.depth : c.num_layers;
   const engine::KvPageShape shape{c.num_kv_heads, c.head_dim, kBlock, model.forward().kv_dtype()};
   const engine::KvPageMath math{c.num_layers, kBlock};
   nlohmann::json out = nlohmann::json::array();
   for (const std::string& name : policies) {
-    const engine::KvPolicyConfig policy = PolicyFor(name, budget);
+    const engine::KvPolicyConfig policy = PolicyFor(name, o.budget);
     gpu.Synchronize();
     const kernels::cuda::DeviceInfo now = kernels::cuda::GetDeviceInfo(0);
     const int64_t in_use = now.total_memory - now.free_memory;
-    const int64_t kv_bytes =
-        static_cast<int64_t>(utilization * now.total_memory) - in_use - (int64_t{2} << 30);
-    if (kv_bytes <= 0) Die("no memory left for the KV pool");
-    const int32_t num_pages = static_cast<int32_t>(kv_bytes / shape.page_bytes());
+    // At depth D the weights take (D / L) x the loaded layers' bytes.
+    const int64_t extra_weights = o.weight_bytes * (depth - c.num_layers) / c.num_layers;
+    const int64_t kv_bytes_at_depth = static_cast<int64_t>(o.utilization * now.total_memory) -
+                                      in_use - extra_weights - (int64_t{2} << 30);
+    if (kv_bytes_at_depth <= 0) Die("no memory left for the KV pool");
+    const int32_t num_pages =
+        static_cast<int32_t>(kv_bytes_at_depth / shape.page_bytes() * c.num_layers / depth);
     auto pool = engine::BlockPool::Create(gpu, shape, num_pages);
     if (!pool.ok()) Die(std::string(pool.status().message()));
     // Requests that fit by the page arithmetic: the last one's prefill peak
     // on top of the others' resident pages plus their decode growth.
-    const int64_t resident = math.PagesAfterDecode(policy, n, decode_steps);
+    const int64_t resident = math.PagesAfterDecode(policy, n, o.decode_steps);
     const int64_t peak = math.PrefillPeakPages(policy, n);
     const int64_t fit_math =
         peak > num_pages ? 0 : 1 + (num_pages - peak) / std::max<int64_t>(1, resident);
     std::vector<std::unique_ptr<engine::SequenceKv>> seqs;
     std::vector<int32_t> next;
     std::vector<float> logits;
-    double prefill_total = 0;
-    while (static_cast<int>(seqs.size()) < max_requests) {
+    double admit_total = 0;
+    std::mt19937 rng(11);
+    std::uniform_int_distribution<int32_t> token(0, c.vocab_size - 1);
+    while (static_cast<int>(seqs.size()) < o.max_requests) {
       // Room for this prefill's peak while every admitted request keeps
-      // room to decode.
+      // room to decode (the scheduler's admission rule).
       const int64_t reserved =
-          static_cast<int64_t>(seqs.size()) * decode_steps * c.num_layers / kBlock +
+          static_cast<int64_t>(seqs.size()) * o.decode_steps * c.num_layers / kBlock +
           static_cast<int64_t>(seqs.size()) * c.num_layers;
       if ((*pool)->num_free() - reserved < peak) break;
       auto kv = std::make_unique<engine::SequenceKv>(**pool, c.num_layers);
-      const std::vector<int32_t> prompt =
-          RandomPrompt(n, c.vocab_size, 100 + static_cast<uint32_t>(seqs.size()));
+      const uint32_t seed = 100 + static_cast<uint32_t>(seqs.size());
       const auto t0 = std::chrono::steady_clock::now();
-      Prefill(model, *kv, policy, prompt, &logits);
-      prefill_total += Seconds(t0);
-      next.push_back(
-          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+      if (o.random_fill) {
+        const absl::Status st = engine::FillWithRandomKv(gpu, *kv, policy, n, seed);
+        if (!st.ok()) Die(std::string(st.message()));
+        next.push_back(token(rng));
+      } else {
+        Prefill(model, *kv, policy, RandomPrompt(n, c.vocab_size, seed), &logits);
+        next.push_back(
+            static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()));
+      }
+      admit_total += Seconds(t0);
       seqs.push_back(std::move(kv));
-      std::fprintf(stderr, "concurrency %s: request %zu prefilled (%d pages free)\n", name.c_str(),
-                   seqs.size(), (*pool)->num_free());
+      if (seqs.size() % 64 == 1 || !o.random_fill) {
+        std::fprintf(stderr, "concurrency %s: request %zu in (%d pages free)\n", name.c_str(),
+                     seqs.size(), (*pool)->num_free());
+      }
     }
     // Every admitted request decodes together.
     double decode_s = 0;
     int steps_done = 0;
-    for (int step = 0; step < decode_steps && !seqs.empty(); ++step) {
+    for (int step = 0; step < o.decode_steps && !seqs.empty(); ++step) {
       std::vector<engine::SequenceInput> batch;
       bool ok = true;
       for (size_t i = 0; i < seqs.size(); ++i) {
@@ -392,21 +487,27 @@ nlohmann::json Concurrency(CudaBackend& gpu, engine::Model& model, int n,
       }
       ++steps_done;
     }
+    const double step_ms = steps_done > 0 ? 1e3 * decode_s / steps_done : 0.0;
     out.push_back({{"policy", name},
                    {"kv_budget", policy.budget},
                    {"prompt_tokens", n},
+                   {"fill", o.random_fill ? "random K/V" : "prefill"},
+                   {"layers_run", c.num_layers},
+                   {"pool_sized_for_layers", depth},
                    {"kv_pool_bytes", static_cast<int64_t>(num_pages) * shape.page_bytes()},
                    {"kv_pool_pages", num_pages},
                    {"requests_fit_by_page_math", fit_math},
                    {"requests_run", seqs.size()},
-                   {"request_cap", max_requests},
-                   {"prefill_seconds_total", prefill_total},
+                   {"request_cap", o.max_requests},
+                   {"admit_seconds_total", admit_total},
                    {"decode_steps", steps_done},
-                   {"decode_ms_per_step", steps_done > 0 ? 1e3 * decode_s / steps_done : 0.0},
-                   {"decode_ms_per_token_per_request",
-                    steps_done > 0 && !seqs.empty() ? 1e3 * decode_s / steps_done : 0.0}});
-    std::fprintf(stderr, "concurrency %s: %zu requests of %d tokens, %.2f ms per decode step\n",
-                 name.c_str(), seqs.size(), n, steps_done > 0 ? 1e3 * decode_s / steps_done : 0.0);
+                   {"decode_ms_per_step", step_ms},
+                   // Per-layer work dominates a step, so it scales with depth.
+                   {"decode_ms_per_step_at_depth", step_ms * depth / c.num_layers}});
+    std::fprintf(stderr,
+                 "concurrency %s: %zu requests of %d tokens (pool for %d layers), %.2f ms per "
+                 "decode step\n",
+                 name.c_str(), seqs.size(), n, depth, step_ms);
   }
   return out;
 }
@@ -414,25 +515,33 @@ nlohmann::json Concurrency(CudaBackend& gpu, engine::Model& model, int n,
 int Main(int argc, char** argv) {
   CLI::App app{"restkv CUDA backend benchmark (JSON on stdout)"};
   std::vector<std::string> sections = {"decode_attention", "prefill_attention", "model",
-                                       "concurrency"};
+                                       "concurrency", "parity"};
   std::vector<std::string> policies = {"full", "restkv", "snapkv"};
   int32_t budget = 2048;
-  int concurrency_tokens = 131072, max_requests = 8, concurrency_steps = 8;
-  double utilization = 0.9;
+  ConcurrencyOptions conc;
+  std::string fill = "random";
   std::vector<int> contexts = {4096, 32768, 131072}, batches = {1, 32};
   std::vector<int> prefill = {8192, 131072};
   int iters = 20, layers = 32, decode_tokens = 16, device = 0;
   std::string kv_dtype_name = "bf16";
   std::string cache_dir = std::filesystem::temp_directory_path().string();
-  app.add_option("--sections", sections, "decode_attention, prefill_attention, model, concurrency");
+  app.add_option("--sections", sections,
+                 "decode_attention, prefill_attention, model, concurrency, parity");
   app.add_option("--policies", policies, "KV policies for model and concurrency (full first)");
   app.add_option("--kv-budget", budget, "Budget of the evicting policies");
-  app.add_option("--concurrency-tokens", concurrency_tokens,
+  app.add_option("--concurrency-tokens", conc.prompt_tokens,
                  "Prompt length of the concurrency section");
-  app.add_option("--max-requests", max_requests, "Most requests the concurrency section admits");
-  app.add_option("--concurrency-steps", concurrency_steps,
+  app.add_option("--max-requests", conc.max_requests,
+                 "Most requests the concurrency section admits");
+  app.add_option("--concurrency-steps", conc.decode_steps,
                  "Decode steps run by all requests together");
-  app.add_option("--gpu-memory-utilization", utilization,
+  app.add_option("--concurrency-fill", fill,
+                 "random: pages filled with random K/V; prefill: each request prefilled")
+      ->check(CLI::IsMember({"random", "prefill"}))
+      ->capture_default_str();
+  app.add_option("--concurrency-depth", conc.depth,
+                 "Size the KV pool for a model this many layers deep (default: --layers)");
+  app.add_option("--gpu-memory-utilization", conc.utilization,
                  "Fraction of GPU memory for weights + KV");
   app.add_option("--contexts", contexts, "Decode-attention context lengths");
   app.add_option("--batches", batches, "Decode-attention batch sizes");
@@ -464,9 +573,14 @@ int Main(int argc, char** argv) {
     if (model == nullptr) {
       engine::ModelOptions options;
       options.kv_dtype = *kv_dtype;
-      auto m = engine::Model::Load(SyntheticLlama3_8b(cache_dir, layers), **gpu, options);
+      const std::string path = SyntheticLlama3_8b(cache_dir, layers);
+      (*gpu)->Synchronize();
+      const kernels::cuda::DeviceInfo before = kernels::cuda::GetDeviceInfo(device);
+      auto m = engine::Model::Load(path, **gpu, options);
       if (!m.ok()) Die(std::string(m.status().message()));
       model = std::move(*m);
+      (*gpu)->Synchronize();
+      conc.weight_bytes = before.free_memory - kernels::cuda::GetDeviceInfo(device).free_memory;
     }
     return *model;
   };
@@ -481,11 +595,17 @@ int Main(int argc, char** argv) {
       j[s] = {{"weights", weights_label},
               {"layers", layers},
               {"runs", ModelSection(**gpu, get_model(), prefill, policies, budget, decode_tokens)}};
+    } else if (s == "parity") {
+      j[s] = ParitySection(**gpu, cache_dir, *kv_dtype);
     } else if (s == "concurrency") {
-      j[s] = {{"weights", weights_label},
-              {"layers", layers},
-              {"runs", Concurrency(**gpu, get_model(), concurrency_tokens, policies, budget,
-                                   max_requests, concurrency_steps, utilization)}};
+      j[s] = {{"weights", weights_label}, {"layers", layers}, {"runs", [&] {
+                                                                 engine::Model& m = get_model();
+                                                                 conc.budget = budget;
+                                                                 conc.random_fill =
+                                                                     fill == "random";
+                                                                 return Concurrency(**gpu, m,
+                                                                                    policies, conc);
+                                                               }()}};
     } else {
       Die("unknown section " + s);
     }

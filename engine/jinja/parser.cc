@@ -1,5 +1,6 @@
 #include "engine/jinja/parser.h"
 
+#include <array>
 #include <charconv>
 #include <cstdlib>
 #include <initializer_list>
@@ -372,15 +373,9 @@ class Parser {
   absl::StatusOr<ExprPtr> ParseExpression() { return ParseOr(/*allow_condition=*/true); }
 
   absl::StatusOr<ExprPtr> ParseOr(bool allow_condition) {
-    auto left = ParseAnd();
+    auto left = ParseLevel(kOrLevel);
     if (!left.ok()) return left;
     ExprPtr node = std::move(*left);
-    while (IsName("or")) {
-      const int line = Next().line;
-      auto right = ParseAnd();
-      if (!right.ok()) return right;
-      node = Binary("or", std::move(node), std::move(*right), line);
-    }
     if (allow_condition && IsName("if")) {
       const int line = Next().line;
       auto cond = ParseOr(false);
@@ -409,15 +404,38 @@ class Parser {
     return e;
   }
 
-  absl::StatusOr<ExprPtr> ParseAnd() {
-    auto left = ParseNot();
+  // The left-associative binary levels, loosest first: `or` and `and`
+  // (words), then + -, ~, * / // %, **. The operands of `and` are `not`
+  // expressions (which hold the comparisons, whose operands are + -); those
+  // of ** are unary expressions with their filters.
+  static constexpr size_t kOrLevel = 0, kAndLevel = 1, kAddLevel = 2;
+  static constexpr std::array<std::array<std::string_view, 4>, 6> kLevels = {
+      {{"or"}, {"and"}, {"+", "-"}, {"~"}, {"*", "/", "//", "%"}, {"**"}}};
+
+  absl::StatusOr<ExprPtr> Operand(size_t level) {
+    if (level == kAndLevel) return ParseNot();
+    if (level + 1 == kLevels.size()) return ParseUnary(true);
+    return ParseLevel(level + 1);
+  }
+
+  // The operator of `level` the input continues with, or empty.
+  std::string_view LevelOperator(size_t level) const {
+    for (std::string_view op : kLevels[level]) {
+      if (op.empty()) break;
+      if (level <= kAndLevel ? IsName(op) : IsOp(op)) return op;
+    }
+    return {};
+  }
+
+  absl::StatusOr<ExprPtr> ParseLevel(size_t level) {
+    auto left = Operand(level);
     if (!left.ok()) return left;
     ExprPtr node = std::move(*left);
-    while (IsName("and")) {
+    for (std::string_view op = LevelOperator(level); !op.empty(); op = LevelOperator(level)) {
       const int line = Next().line;
-      auto right = ParseNot();
+      auto right = Operand(level);
       if (!right.ok()) return right;
-      node = Binary("and", std::move(node), std::move(*right), line);
+      node = Binary(std::string(op), std::move(node), std::move(*right), line);
     }
     return node;
   }
@@ -437,7 +455,7 @@ class Parser {
 
   absl::StatusOr<ExprPtr> ParseCompare() {
     const int line = Peek().line;
-    auto left = ParseMath1();
+    auto left = ParseLevel(kAddLevel);
     if (!left.ok()) return left;
     ExprPtr node = std::move(*left);
     // a < b < c is (a < b) and (b < c); chains are rare in templates, so the
@@ -459,7 +477,7 @@ class Parser {
       } else {
         break;
       }
-      auto right = ParseMath1();
+      auto right = ParseLevel(kAddLevel);
       if (!right.ok()) return right;
       ops.emplace_back(op, std::move(*right));
     }
@@ -467,58 +485,6 @@ class Parser {
     if (ops.size() == 1)
       return Binary(ops[0].first, std::move(node), std::move(ops[0].second), line);
     return Error("chained comparisons are not supported");
-  }
-
-  absl::StatusOr<ExprPtr> ParseMath1() {
-    auto left = ParseConcat();
-    if (!left.ok()) return left;
-    ExprPtr node = std::move(*left);
-    while (IsOp("+") || IsOp("-")) {
-      const Token& op = Next();
-      auto right = ParseConcat();
-      if (!right.ok()) return right;
-      node = Binary(op.text, std::move(node), std::move(*right), op.line);
-    }
-    return node;
-  }
-
-  absl::StatusOr<ExprPtr> ParseConcat() {
-    auto left = ParseMath2();
-    if (!left.ok()) return left;
-    ExprPtr node = std::move(*left);
-    while (IsOp("~")) {
-      const int line = Next().line;
-      auto right = ParseMath2();
-      if (!right.ok()) return right;
-      node = Binary("~", std::move(node), std::move(*right), line);
-    }
-    return node;
-  }
-
-  absl::StatusOr<ExprPtr> ParseMath2() {
-    auto left = ParsePow();
-    if (!left.ok()) return left;
-    ExprPtr node = std::move(*left);
-    while (IsOp("*") || IsOp("/") || IsOp("//") || IsOp("%")) {
-      const Token& op = Next();
-      auto right = ParsePow();
-      if (!right.ok()) return right;
-      node = Binary(op.text, std::move(node), std::move(*right), op.line);
-    }
-    return node;
-  }
-
-  absl::StatusOr<ExprPtr> ParsePow() {
-    auto left = ParseUnary(true);
-    if (!left.ok()) return left;
-    ExprPtr node = std::move(*left);
-    while (IsOp("**")) {
-      const int line = Next().line;
-      auto right = ParseUnary(true);
-      if (!right.ok()) return right;
-      node = Binary("**", std::move(node), std::move(*right), line);
-    }
-    return node;
   }
 
   absl::StatusOr<ExprPtr> ParseUnary(bool with_filter) {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/eviction/eviction_plan.h"
+#include "engine/eviction/kept_overlap.h"
 #include "engine/eviction/token_selection.h"
 #include "engine/eviction/wo_factor.h"
 #include "gtest/gtest.h"
@@ -24,17 +25,11 @@
 namespace restkv::kernels::cuda {
 namespace {
 
+using engine::Jaccard;
 using engine::KvPolicyConfig;
 using engine::KvPolicyKind;
 using testing::LayerShape;
 using testing::RandomLayer;
-
-double Jaccard(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
-  std::vector<int32_t> both, either;
-  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
-  std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(either));
-  return either.empty() ? 1.0 : static_cast<double>(both.size()) / either.size();
-}
 
 class CudaEvictionTest : public ::testing::Test {
  protected:

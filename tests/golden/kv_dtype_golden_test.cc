@@ -31,6 +31,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/eviction/kept_overlap.h"
 #include "engine/eviction/policy_config.h"
 #include "engine/kv/block_pool.h"
 #include "engine/kv/kv_layer_hook.h"
@@ -225,24 +226,6 @@ TEST_F(KvDtypeGoldenTest, TeacherForcedLogitsStayCloseToFp32) {
   }
 }
 
-// Mean Jaccard similarity of two kept selections over (layer, KV head).
-double MeanJaccard(const std::vector<std::vector<std::vector<int32_t>>>& a,
-                   const std::vector<std::vector<std::vector<int32_t>>>& b) {
-  double sum = 0;
-  int n = 0;
-  for (size_t l = 0; l < a.size() && l < b.size(); ++l) {
-    for (size_t h = 0; h < a[l].size() && h < b[l].size(); ++h) {
-      const std::set<int32_t> x(a[l][h].begin(), a[l][h].end()), y(b[l][h].begin(), b[l][h].end());
-      int inter = 0;
-      for (int32_t t : x) inter += y.count(t);
-      const size_t uni = x.size() + y.size() - inter;
-      sum += uni == 0 ? 1.0 : static_cast<double>(inter) / static_cast<double>(uni);
-      ++n;
-    }
-  }
-  return n == 0 ? 0.0 : sum / n;
-}
-
 TEST_F(KvDtypeGoldenTest, KeptSetsUnderSmallerKvMatchFp32) {
   std::ifstream in(std::string(RESTKV_SOURCE_DIR) + "/tests/e2e/niah_2k_prompt.txt");
   std::stringstream text;
@@ -272,7 +255,7 @@ TEST_F(KvDtypeGoldenTest, KeptSetsUnderSmallerKvMatchFp32) {
   for (const char* policy : {"restkv", "snapkv"}) {
     const auto ref = run(KvDtype::kF32, policy);
     for (KvDtype dtype : {KvDtype::kF16, KvDtype::kBf16, KvDtype::kQ8_0}) {
-      const double j = MeanJaccard(ref, run(dtype, policy));
+      const double j = engine::MeanJaccard(ref, run(dtype, policy));
       std::printf("kept sets %s@256, %s vs f32: mean Jaccard %.4f\n", policy,
                   std::string(kernels::KvDtypeName(dtype)).c_str(), j);
       // Measured 0.97 for f16 and bf16 alike, 0.96 for q8_0: the same
