@@ -81,6 +81,22 @@ class Parser {
   // Statements until one of `ends` opens a block tag; *end gets its name
   // (the tag's remaining tokens are left for the caller). At top level
   // (`ends` empty) parses to the end of the tokens.
+  // `%}`, then the body up to one of `ends` (which one in *end).
+  absl::Status ParseBlockBody(std::initializer_list<std::string_view> ends, StmtList* body,
+                              std::string* end) {
+    absl::Status st = ExpectBlockEnd();
+    if (!st.ok()) return st;
+    return ParseBody(ends, body, end);
+  }
+
+  // `%}`, the body, `{% end_tag %}`: a block with a single body.
+  absl::Status ParseClosedBody(std::string_view end_tag, StmtList* body) {
+    std::string end;
+    absl::Status st = ParseBlockBody({end_tag}, body, &end);
+    if (!st.ok()) return st;
+    return ExpectBlockEnd();
+  }
+
   absl::Status ParseBody(std::initializer_list<std::string_view> ends, StmtList* out,
                          std::string* end) {
     while (true) {
@@ -150,15 +166,10 @@ class Parser {
     }
     if (name == "generation") {
       // HF's assistant-mask marker: renders its body unchanged.
-      absl::Status st = ExpectBlockEnd();
-      if (!st.ok()) return st;
       s->kind = Stmt::Kind::kIf;
       s->expr = MakeExpr(Expr::Kind::kLiteral, line);
       s->expr->value = Value::Bool(true);
-      std::string end;
-      st = ParseBody({"endgeneration"}, &s->body, &end);
-      if (!st.ok()) return st;
-      st = ExpectBlockEnd();
+      absl::Status st = ParseClosedBody("endgeneration", &s->body);
       if (!st.ok()) return st;
       return s;
     }
@@ -170,10 +181,8 @@ class Parser {
     auto cond = ParseExpression();
     if (!cond.ok()) return cond.status();
     s->expr = std::move(*cond);
-    absl::Status st = ExpectBlockEnd();
-    if (!st.ok()) return st;
     std::string end;
-    st = ParseBody({"elif", "else", "endif"}, &s->body, &end);
+    absl::Status st = ParseBlockBody({"elif", "else", "endif"}, &s->body, &end);
     if (!st.ok()) return st;
     if (end == "elif") {
       auto elif = std::make_unique<Stmt>();
@@ -184,9 +193,7 @@ class Parser {
       return s;
     }
     if (end == "else") {
-      st = ExpectBlockEnd();
-      if (!st.ok()) return st;
-      st = ParseBody({"endif"}, &s->else_body, &end);
+      st = ParseBlockBody({"endif"}, &s->else_body, &end);
       if (!st.ok()) return st;
     }
     st = ExpectBlockEnd();
@@ -224,15 +231,11 @@ class Parser {
       s->filter = std::move(*f);
     }
     if (IsName("recursive")) return Error("recursive loops are not supported");
-    st = ExpectBlockEnd();
-    if (!st.ok()) return st;
     std::string end;
-    st = ParseBody({"else", "endfor"}, &s->body, &end);
+    st = ParseBlockBody({"else", "endfor"}, &s->body, &end);
     if (!st.ok()) return st;
     if (end == "else") {
-      st = ExpectBlockEnd();
-      if (!st.ok()) return st;
-      st = ParseBody({"endfor"}, &s->else_body, &end);
+      st = ParseBlockBody({"endfor"}, &s->else_body, &end);
       if (!st.ok()) return st;
     }
     st = ExpectBlockEnd();
@@ -254,11 +257,7 @@ class Parser {
     }
     if (Peek().kind == K::kBlockEnd) {  // block set
       if (s->targets.size() != 1 || !s->attr.empty()) return Error("block set needs one name");
-      Next();
-      std::string end;
-      absl::Status st = ParseBody({"endset"}, &s->body, &end);
-      if (!st.ok()) return st;
-      st = ExpectBlockEnd();
+      absl::Status st = ParseClosedBody("endset", &s->body);
       if (!st.ok()) return st;
       return s;
     }
@@ -299,10 +298,8 @@ class Parser {
     s->text = *n;
     absl::Status st = ParseParams(s.get());
     if (!st.ok()) return st;
-    st = ExpectBlockEnd();
-    if (!st.ok()) return st;
     std::string end;
-    st = ParseBody({"endmacro"}, &s->body, &end);
+    st = ParseBlockBody({"endmacro"}, &s->body, &end);
     if (!st.ok()) return st;
     if (Peek().kind == K::kName) Next();  // {% endmacro name %}
     st = ExpectBlockEnd();
@@ -320,12 +317,7 @@ class Parser {
     if (!call.ok()) return call.status();
     if ((*call)->kind != Expr::Kind::kCall) return Error("expected a call in {% call %}");
     s->expr = std::move(*call);
-    absl::Status st = ExpectBlockEnd();
-    if (!st.ok()) return st;
-    std::string end;
-    st = ParseBody({"endcall"}, &s->body, &end);
-    if (!st.ok()) return st;
-    st = ExpectBlockEnd();
+    absl::Status st = ParseClosedBody("endcall", &s->body);
     if (!st.ok()) return st;
     return s;
   }
@@ -341,12 +333,7 @@ class Parser {
       Next();
     }
     s->expr = std::move(chain);
-    absl::Status st = ExpectBlockEnd();
-    if (!st.ok()) return st;
-    std::string end;
-    st = ParseBody({"endfilter"}, &s->body, &end);
-    if (!st.ok()) return st;
-    st = ExpectBlockEnd();
+    absl::Status st = ParseClosedBody("endfilter", &s->body);
     if (!st.ok()) return st;
     return s;
   }

@@ -1,5 +1,5 @@
 // A shared-memory exchange kernel with and without its __syncthreads(), for
-// the ThreadSanitizer build of the emulation (scripts/test-cuda-emu):
+// the ThreadSanitizer stage (scripts/test-sanitizers tsan):
 //   restkv_cuda_planted_race racy    -> TSan must report a data race
 //   restkv_cuda_planted_race synced  -> TSan must stay silent
 // The racy variant is the bug class the barrier checks exist for: a thread
