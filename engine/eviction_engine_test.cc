@@ -2,7 +2,6 @@
 // arithmetic layer by layer, layers hold their policy's counts, everything
 // returns, and eviction that keeps everything changes nothing.
 #include <condition_variable>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -14,7 +13,6 @@
 #include "engine/kv/kv_layer_hook.h"
 #include "engine/kv/page_math.h"
 #include "engine/model/llama_model.h"
-#include "engine/model/synthetic_model.h"
 #include "engine/testing/synthetic_model_file.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -25,17 +23,10 @@ namespace {
 class EvictionEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SyntheticModelSpec spec;
-    spec.num_layers = 4;
-    spec.num_heads = 4;
-    spec.num_kv_heads = 2;
-    spec.weight_type = kernels::GgmlType::kQ8_0;
-    spec.context_length = 2048;
-    path_ = WriteSyntheticModel(spec, "eviction_test");
     backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
-    model_ = *Model::Load(path_, *backend_);
+    model_ = LoadGqaTestModel(*backend_, 2048, "eviction_test");
+    ASSERT_NE(model_, nullptr);
   }
-  void TearDown() override { std::filesystem::remove(path_); }
 
   std::vector<int32_t> Prompt(int n, int salt) {
     std::vector<int32_t> t(n);
@@ -49,7 +40,6 @@ class EvictionEngineTest : public ::testing::Test {
     return p;
   }
 
-  std::string path_;
   std::unique_ptr<kernels::cpu::CpuBackend> backend_;
   std::unique_ptr<Model> model_;
 };

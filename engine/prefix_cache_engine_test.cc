@@ -4,7 +4,6 @@
 // add up, requests that want prompt logprobs compute every row, and no page
 // is left held.
 #include <condition_variable>
-#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <string>
@@ -12,7 +11,6 @@
 
 #include "engine/engine.h"
 #include "engine/kv/block_pool.h"
-#include "engine/model/synthetic_model.h"
 #include "engine/testing/finish_sink.h"
 #include "engine/testing/synthetic_model_file.h"
 #include "gtest/gtest.h"
@@ -24,17 +22,10 @@ namespace {
 class PrefixCacheEngineTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SyntheticModelSpec spec;
-    spec.num_layers = 4;
-    spec.num_heads = 4;
-    spec.num_kv_heads = 2;
-    spec.weight_type = kernels::GgmlType::kQ8_0;
-    spec.context_length = 1024;
-    path_ = WriteSyntheticModel(spec, "prefix_cache_engine");
     backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
-    model_ = *Model::Load(path_, *backend_);
+    model_ = LoadGqaTestModel(*backend_, 1024, "prefix_cache_engine");
+    ASSERT_NE(model_, nullptr);
   }
-  void TearDown() override { std::filesystem::remove(path_); }
 
   struct Out {
     std::vector<int32_t> tokens;
@@ -67,7 +58,6 @@ class PrefixCacheEngineTest : public ::testing::Test {
     return outs;
   }
 
-  std::string path_;
   std::unique_ptr<kernels::cpu::CpuBackend> backend_;
   std::unique_ptr<Model> model_;
 };

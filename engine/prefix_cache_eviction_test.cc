@@ -5,7 +5,6 @@
 // logits; the cached pages are never written, nothing of the compressed
 // request is entered in the cache, and every page comes back.
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -17,7 +16,6 @@
 #include "engine/kv/layer_evictor.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/model.h"
-#include "engine/model/synthetic_model.h"
 #include "engine/testing/synthetic_model_file.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -28,19 +26,11 @@ namespace {
 class PrefixCacheEvictionTest : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
-    SyntheticModelSpec spec;
-    spec.num_layers = 4;
-    spec.num_heads = 4;
-    spec.num_kv_heads = 2;
-    spec.weight_type = kernels::GgmlType::kQ8_0;
-    spec.context_length = 2048;
-    path_ = WriteSyntheticModel(spec, "prefix_eviction");
     backend_ = std::make_unique<kernels::cpu::CpuBackend>(2);
-    model_ = *Model::Load(path_, *backend_);
+    model_ = LoadGqaTestModel(*backend_, 2048, "prefix_eviction");
+    ASSERT_NE(model_, nullptr);
   }
-  void TearDown() override { std::filesystem::remove(path_); }
 
-  std::string path_;
   std::unique_ptr<kernels::cpu::CpuBackend> backend_;
   std::unique_ptr<Model> model_;
 };

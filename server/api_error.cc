@@ -84,22 +84,18 @@ ApiError ApiErrorFromStatus(const absl::Status& status) {
   }
 }
 
-ResponseJson ApiErrorJson(const ApiError& error) {
-  ResponseJson inner = {
+Json ApiErrorJson(const ApiError& error) {
+  Json inner = {
       {"message", error.message},
       {"type", error.type},
-      {"param", error.param.empty() ? ResponseJson(nullptr) : ResponseJson(error.param)},
-      {"code", error.code.empty() ? ResponseJson(nullptr) : ResponseJson(error.code)},
+      {"param", error.param.empty() ? Json(nullptr) : Json(error.param)},
+      {"code", error.code.empty() ? Json(nullptr) : Json(error.code)},
   };
   return {{"error", std::move(inner)}};
 }
 
-std::string DumpJson(const ResponseJson& value) {
-  return value.dump(-1, ' ', /*ensure_ascii=*/false, ResponseJson::error_handler_t::replace);
-}
-
-std::string DumpJson(const nlohmann::json& value) {
-  return value.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::json::error_handler_t::replace);
+std::string DumpJson(const Json& value) {
+  return value.dump(-1, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
 }
 
 }  // namespace restkv::server

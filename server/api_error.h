@@ -30,14 +30,9 @@
 #include <string_view>
 
 #include "absl/status/status.h"
-#include "nlohmann/json.hpp"
+#include "server/json.h"
 
 namespace restkv::server {
-
-// Response bodies keep the field order OpenAI documents and sends (id,
-// object, created, model, choices, usage; message, type, param, code), so
-// they are built as ordered JSON.
-using ResponseJson = nlohmann::ordered_json;
 
 struct ApiError {
   int http_status = 500;
@@ -61,12 +56,11 @@ ApiError MakeApiError(int http_status, std::string message, std::string param = 
                       std::string code = "");
 
 // {"error": {...}} as above.
-ResponseJson ApiErrorJson(const ApiError& error);
+Json ApiErrorJson(const ApiError& error);
 
 // Serialises any JSON value for the wire: compact, and invalid UTF-8 in
 // strings (token pieces can cut characters) replaced by U+FFFD instead of
 // throwing.
-std::string DumpJson(const ResponseJson& value);
-std::string DumpJson(const nlohmann::json& value);
+std::string DumpJson(const Json& value);
 
 }  // namespace restkv::server

@@ -14,7 +14,7 @@ namespace restkv::server {
 namespace {
 
 using engine::jinja::Value;
-using nlohmann::json;
+using json = Json;
 
 bool IsSpace(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
 std::string_view TrimLeft(std::string_view s) {
@@ -82,31 +82,11 @@ std::optional<std::pair<json, size_t>> LeadingJson(std::string_view text) {
   size_t start = 0;
   while (start < text.size() && std::isspace(static_cast<unsigned char>(text[start]))) ++start;
   if (start >= text.size() || (text[start] != '{' && text[start] != '[')) return std::nullopt;
-  // Find the matching close bracket outside strings, then parse that span.
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = start; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') in_string = true;
-    if (c == '{' || c == '[') ++depth;
-    if (c == '}' || c == ']') {
-      if (--depth == 0) {
-        json j =
-            json::parse(text.substr(start, i + 1 - start), nullptr, /*allow_exceptions=*/false);
-        if (j.is_discarded()) return std::nullopt;
-        return std::make_pair(std::move(j), i + 1);
-      }
-    }
-  }
-  return std::nullopt;
+  const size_t end = JsonValueEnd(text, start);
+  if (end == std::string_view::npos) return std::nullopt;
+  json j = json::parse(text.substr(start, end - start), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return std::nullopt;
+  return std::make_pair(std::move(j), end);
 }
 
 bool KnownTool(const ChatTools& tools, const std::string& name) {
@@ -197,6 +177,45 @@ ParsedAssistantOutput ParseMistral(std::string_view text, const ChatTools& tools
 }
 
 }  // namespace
+
+size_t JsonValueEnd(std::string_view t, size_t i) {
+  if (t[i] == '"') {
+    for (size_t k = i + 1; k < t.size(); ++k) {
+      if (t[k] == '\\') {
+        ++k;
+      } else if (t[k] == '"') {
+        return k + 1;
+      }
+    }
+    return std::string_view::npos;
+  }
+  if (t[i] == '{' || t[i] == '[') {
+    int depth = 0;
+    bool in_string = false;
+    for (size_t k = i; k < t.size(); ++k) {
+      const char c = t[k];
+      if (in_string) {
+        if (c == '\\') {
+          ++k;
+        } else if (c == '"') {
+          in_string = false;
+        }
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if ((c == '}' || c == ']') && --depth == 0) {
+        return k + 1;
+      }
+    }
+    return std::string_view::npos;
+  }
+  // A scalar ends at the next delimiter; at the end of `t` it may go on.
+  for (size_t k = i; k < t.size(); ++k) {
+    if (IsSpace(t[k]) || t[k] == ',' || t[k] == '}' || t[k] == ']') return k;
+  }
+  return std::string_view::npos;
+}
 
 absl::StatusOr<ToolCallFormat> ParseToolCallFormatName(std::string_view name) {
   if (name == "hermes") return ToolCallFormat::kHermes;
@@ -465,24 +484,6 @@ ParsedAssistantOutput ParseToolCalls(std::string_view text, const ChatTools& too
   if (!tools.parallel && out.calls.size() > 1) out.calls.resize(1);
   for (size_t i = 0; i < out.calls.size(); ++i) out.calls[i].id = RandomSuffix(id_prefix, i);
   return out;
-}
-
-bool MayStartToolCall(std::string_view text, ToolCallFormat format) {
-  const std::string_view t = TrimLeft(text);
-  if (t.empty()) return true;
-  const auto prefix_either = [&](std::string_view marker) {
-    return t.size() <= marker.size() ? marker.substr(0, t.size()) == t
-                                     : t.substr(0, marker.size()) == marker;
-  };
-  switch (format) {
-    case ToolCallFormat::kHermes:
-      return prefix_either("<tool_call>");
-    case ToolCallFormat::kLlama3Json:
-      return t[0] == '{' || prefix_either("<|python_tag|>");
-    case ToolCallFormat::kMistral:
-      return prefix_either("[TOOL_CALLS]");
-  }
-  return false;
 }
 
 json ToolCallsJson(const std::vector<ToolCall>& calls) {

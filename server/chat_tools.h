@@ -33,7 +33,7 @@
 #include "absl/status/statusor.h"
 #include "engine/jinja/value.h"
 #include "engine/tokenizer/chat_template.h"
-#include "nlohmann/json.hpp"
+#include "server/json.h"
 
 namespace restkv::server {
 
@@ -47,7 +47,7 @@ ToolCallFormat ToolCallFormatForTemplate(std::string_view template_source);
 
 struct ToolDef {
   std::string name;
-  nlohmann::json parameters;  // a JSON Schema object ({} when absent)
+  Json parameters;  // a JSON Schema object ({} when absent)
 };
 
 struct ChatTools {
@@ -66,20 +66,20 @@ struct ChatTools {
   }
 };
 
-absl::StatusOr<ChatTools> ParseChatTools(const nlohmann::json& body);
+absl::StatusOr<ChatTools> ParseChatTools(const Json& body);
 
 // The JSON Schema (text) that tool_choice required/named holds the output to.
 // REQUIRES: tools.constrained().
 std::string ConstrainedToolSchema(const ChatTools& tools);
 
 // Any JSON value as a template value (objects keep nlohmann's key order).
-engine::jinja::Value JsonToTemplateValue(const nlohmann::json& j);
+engine::jinja::Value JsonToTemplateValue(const Json& j);
 
 // The conversation for the chat template: `parsed` (role, joined content)
 // plus each message's tool_calls (arguments parsed from their JSON string
 // into an object, as vLLM passes them), tool_call_id and name.
 absl::StatusOr<engine::jinja::Value> TemplateMessages(
-    const nlohmann::json& body, const std::vector<engine::ChatMessage>& parsed);
+    const Json& body, const std::vector<engine::ChatMessage>& parsed);
 
 struct ToolCall {
   std::string id;  // "call_…"
@@ -99,13 +99,13 @@ struct ParsedAssistantOutput {
 ParsedAssistantOutput ParseToolCalls(std::string_view text, const ChatTools& tools,
                                      ToolCallFormat format, std::string_view id_prefix);
 
-// Whether `text` (the start of a streamed output) could still become a tool
-// call in `format`, so streaming must hold it back rather than send it as
-// content.
-bool MayStartToolCall(std::string_view text, ToolCallFormat format);
+// One past the JSON value that starts at text[begin] (brackets matched
+// outside strings; a scalar ends at the next delimiter), or npos when the
+// text ends first, as a streamed text may.
+size_t JsonValueEnd(std::string_view text, size_t begin);
 
 // OpenAI's message.tool_calls array, or (legacy) the first call as
 // message.function_call ({"name", "arguments"}).
-nlohmann::json ToolCallsJson(const std::vector<ToolCall>& calls);
+Json ToolCallsJson(const std::vector<ToolCall>& calls);
 
 }  // namespace restkv::server

@@ -7,7 +7,7 @@
 namespace restkv::server {
 namespace {
 
-using nlohmann::json;
+using json = Json;
 
 ChatTools Tools(const char* extra = "") {
   json body = json::parse(std::string(R"({"tools": [
@@ -60,6 +60,28 @@ TEST(ChatToolsTest, Llama3JsonAndMistral) {
   EXPECT_EQ(m.content, "");
 }
 
+// A tool's parameters reach the template and the grammar in the client's
+// key order (as vLLM's Python dicts), not sorted: the model is taught, and
+// held to, the arguments in the order the tool lists them.
+TEST(ChatToolsTest, ParametersKeepTheClientsKeyOrder) {
+  const json body = json::parse(R"({"tools": [{"type": "function", "function": {"name": "f",
+      "parameters": {"type": "object", "properties": {"zeta": {"type": "string"},
+      "alpha": {"type": "integer"}}, "required": ["zeta", "alpha"]}}}],
+      "tool_choice": {"type": "function", "function": {"name": "f"}}})");
+  absl::StatusOr<ChatTools> t = ParseChatTools(body);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(
+      ConstrainedToolSchema(*t),
+      R"({"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"integer"}},)"
+      R"("required":["zeta","alpha"]})");
+  absl::StatusOr<std::string> rendered = t->value.ToJson();
+  ASSERT_TRUE(rendered.ok()) << rendered.status();
+  EXPECT_EQ(*rendered,
+            R"([{"type": "function", "function": {"name": "f", "parameters": {"type": "object", )"
+            R"("properties": {"zeta": {"type": "string"}, "alpha": {"type": "integer"}}, )"
+            R"("required": ["zeta", "alpha"]}}}])");
+}
+
 TEST(ChatToolsTest, ConstrainedOutputs) {
   ChatTools required = Tools(R"(, "tool_choice": "required", "parallel_tool_calls": false)");
   const json schema = json::parse(ConstrainedToolSchema(required));
@@ -77,16 +99,6 @@ TEST(ChatToolsTest, ConstrainedOutputs) {
   out = ParseToolCalls(R"({"city": "Paris"})", named, ToolCallFormat::kHermes, "");
   ASSERT_EQ(out.calls.size(), 1u);
   EXPECT_EQ(out.calls[0].name, "get_weather");
-}
-
-TEST(ChatToolsTest, StreamingHoldBack) {
-  EXPECT_TRUE(MayStartToolCall("", ToolCallFormat::kHermes));
-  EXPECT_TRUE(MayStartToolCall(" <tool", ToolCallFormat::kHermes));
-  EXPECT_TRUE(MayStartToolCall("<tool_call>{\"na", ToolCallFormat::kHermes));
-  EXPECT_FALSE(MayStartToolCall("Hello", ToolCallFormat::kHermes));
-  EXPECT_TRUE(MayStartToolCall("{\"name\"", ToolCallFormat::kLlama3Json));
-  EXPECT_FALSE(MayStartToolCall("Sure", ToolCallFormat::kLlama3Json));
-  EXPECT_TRUE(MayStartToolCall("[TOOL", ToolCallFormat::kMistral));
 }
 
 TEST(ChatToolsTest, TemplateFormatAndBadInputs) {

@@ -1,6 +1,7 @@
 #include "server/generation_call.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -16,7 +17,7 @@ namespace restkv::server {
 namespace {
 
 namespace net = boost::asio;
-using json = ResponseJson;
+using json = Json;
 
 // Forwards one engine request's events to its call's strand.
 class CallSink final : public engine::RequestSink {
@@ -69,6 +70,12 @@ GenerationCall::GenerationCall(std::shared_ptr<HttpExchange> exchange, const Cal
       timer_(exchange_->executor()),
       started_(std::chrono::steady_clock::now()) {
   ++*ctx_.active_calls;
+  if (plan_.stream && plan_.kind == ApiKind::kChat && plan_.tools.active()) {
+    for (size_t i = 0; i < choices_.size(); ++i) {
+      choices_[i].tool_stream.emplace(plan_.tools, plan_.tool_format,
+                                      ToolCallIdPrefix(plan_.choices[i].index));
+    }
+  }
 }
 
 const engine::Tokenizer& GenerationCall::tokenizer() const {
@@ -167,29 +174,8 @@ void GenerationCall::OnTokens(size_t choice, const engine::TokenDelta& delta) {
       logprobs = CompletionLogprobsJson(tokenizer(), delta.logprobs, &c.text_offset);
     }
   }
-  if (plan_.stream && plan_.kind == ApiKind::kChat &&
-      plan_.tools.choice == ChatTools::Choice::kNamed && plan_.tools.active()) {
-    // The output is the named function's arguments: stream them as they come.
-    const int32_t index = plan_.choices[choice].index;
-    if (!c.named_call_started) {
-      c.named_call_started = true;
-      SendToolCallDelta(index, {{"index", 0},
-                                {"id", absl::StrCat("call_", ToolCallIdPrefix(index), 0)},
-                                {"type", "function"},
-                                {"function", {{"name", plan_.tools.named}, {"arguments", ""}}}});
-    }
-    c.text += delta.text;
-    if (!delta.text.empty()) {
-      SendToolCallDelta(index, {{"index", 0}, {"function", {{"arguments", delta.text}}}});
-    }
-    return;
-  }
-  if (plan_.stream && plan_.kind == ApiKind::kChat && plan_.tools.active() &&
-      !c.streaming_content) {
-    c.text += delta.text;
-    if (plan_.tools.constrained() || MayStartToolCall(c.text, plan_.tool_format)) return;
-    c.streaming_content = true;
-    SendChunk(choice, c.text, std::move(logprobs));
+  if (c.tool_stream) {
+    SendToolCallDeltas(choice, c.tool_stream->Append(delta.text), std::move(logprobs));
     return;
   }
   if (plan_.stream) {
@@ -247,42 +233,33 @@ std::string GenerationCall::ToolCallIdPrefix(int32_t index) const {
   return absl::StrCat(plan_.meta.id.substr(9), "_", index, "_");
 }
 
-void GenerationCall::SendToolCallDelta(int32_t index, json call) {
-  exchange_->WriteChunk(FormatSseJson(
-      ChatChunkJson(plan_.meta, index, {{"tool_calls", json::array({std::move(call)})}}, nullptr,
-                    std::nullopt, plan_.include_usage)));
+void GenerationCall::SendToolCallDeltas(size_t choice, std::vector<ToolCallDelta> deltas,
+                                        json logprobs) {
+  const int32_t index = plan_.choices[choice].index;
+  for (ToolCallDelta& d : deltas) {
+    if (d.call < 0) {
+      // The logprobs of held-back tokens ride on the next content chunk.
+      SendChunk(choice, d.content, std::exchange(logprobs, nullptr));
+      continue;
+    }
+    // OpenAI's shape: a call's first delta carries its index, id, type and
+    // name with empty arguments; the arguments follow in pieces.
+    json call = d.id.empty() ? json{{"index", d.call}, {"function", {{"arguments", d.arguments}}}}
+                             : json{{"index", d.call},
+                                    {"id", d.id},
+                                    {"type", "function"},
+                                    {"function", {{"name", d.name}, {"arguments", ""}}}};
+    WriteChoiceChunk(choice, ChatChunkJson(plan_.meta, index, {{"tool_calls", json::array({call})}},
+                                           nullptr, std::nullopt, plan_.include_usage));
+  }
 }
 
 const char* GenerationCall::FlushToolCalls(size_t choice, const char* finish_reason) {
   ChoiceState& c = choices_[choice];
-  if (c.named_call_started) {
-    return finish_reason == std::string_view("stop") ? "tool_calls" : finish_reason;
-  }
-  if (plan_.kind != ApiKind::kChat || !plan_.tools.active() || c.streaming_content) {
-    return finish_reason;
-  }
-  const int32_t index = plan_.choices[choice].index;
-  ParsedAssistantOutput out =
-      ParseToolCalls(c.text, plan_.tools, plan_.tool_format, ToolCallIdPrefix(index));
-  if (!out.content.empty()) SendChunk(choice, out.content, nullptr);
-  if (out.calls.empty()) return finish_reason;
-  // OpenAI's shape: the first delta of each call carries its index, id,
-  // type and name with empty arguments; the arguments follow.
-  for (size_t k = 0; k < out.calls.size(); ++k) {
-    const ToolCall& call = out.calls[k];
-    json head = {{"index", k},
-                 {"id", call.id},
-                 {"type", "function"},
-                 {"function", {{"name", call.name}, {"arguments", ""}}}};
-    exchange_->WriteChunk(
-        FormatSseJson(ChatChunkJson(plan_.meta, index, {{"tool_calls", json::array({head})}},
-                                    nullptr, std::nullopt, plan_.include_usage)));
-    json args = {{"index", k}, {"function", {{"arguments", call.arguments}}}};
-    exchange_->WriteChunk(
-        FormatSseJson(ChatChunkJson(plan_.meta, index, {{"tool_calls", json::array({args})}},
-                                    nullptr, std::nullopt, plan_.include_usage)));
-  }
-  return finish_reason == std::string_view("stop") ? "tool_calls" : finish_reason;
+  if (!c.tool_stream) return finish_reason;
+  SendToolCallDeltas(choice, c.tool_stream->Finish(), nullptr);
+  const bool called = c.tool_stream->calls_sent() > 0;
+  return called && finish_reason == std::string_view("stop") ? "tool_calls" : finish_reason;
 }
 
 void GenerationCall::SendErrorEvent(const absl::Status& status) {

@@ -34,6 +34,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,7 @@
 #include "server/metrics.h"
 #include "server/request_log.h"
 #include "server/request_recorder.h"
+#include "server/tool_call_stream.h"
 
 namespace restkv::server {
 
@@ -78,16 +80,13 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
     bool submitted = false;
     bool finished = false;
     std::string text;
-    ResponseJson logprobs;  // completions: the legacy object; chat: the content array
+    Json logprobs;  // completions: the legacy object; chat: the content array
     int64_t text_offset = 0;
     int64_t tokens_out = 0;  // so far, for continuous usage stats
     engine::RequestSummary summary;
-    // Chat with tools, streamed: the text is held back while it may still
-    // be a tool call; once it cannot, it streams as content.
-    bool streaming_content = false;
-    // A named tool_choice, streamed: the call's head went out and the
-    // arguments stream as they are generated.
-    bool named_call_started = false;
+    // Chat with tools, streamed: content and tool-call deltas as the text
+    // arrives.
+    std::optional<ToolCallStream> tool_stream;
   };
   enum class Ending { kNormal, kDisconnected, kTimedOut, kFailed };
 
@@ -100,18 +99,18 @@ class GenerationCall : public std::enable_shared_from_this<GenerationCall> {
   void CancelUnfinished();
   void OnDisconnect();
   void OnTimeout();
-  void SendChunk(size_t choice, const std::string& text, ResponseJson logprobs);
-  // Streamed chat with tools: sends what was held back (the tool calls or
-  // the content) and returns the finish reason to report.
+  void SendChunk(size_t choice, const std::string& text, Json logprobs);
+  // Streamed chat with tools: sends what was held back and returns the
+  // finish reason to report.
   const char* FlushToolCalls(size_t choice, const char* finish_reason);
   // The id of a choice's k-th tool call (the same when streamed and parsed).
   [[nodiscard]] std::string ToolCallIdPrefix(int32_t index) const;
-  void SendToolCallDelta(int32_t index, ResponseJson call);
+  void SendToolCallDeltas(size_t choice, std::vector<ToolCallDelta> deltas, Json logprobs);
   void SendFinishChunk(size_t choice, const char* finish_reason);
   void SendErrorEvent(const absl::Status& status);
   // Writes one choice's chunk, with the usage so far when the request asked
   // for continuous usage stats.
-  void WriteChoiceChunk(size_t choice, ResponseJson chunk);
+  void WriteChoiceChunk(size_t choice, Json chunk);
   void MaybeComplete();
   void Record(const RequestLogEntry& log);
   [[nodiscard]] const engine::Tokenizer& tokenizer() const;

@@ -19,12 +19,12 @@ std::vector<engine::ChatMessage> ChatFromProto(const pb::ChatMessages& chat) {
 
 absl::Status ChatToolsFromProto(const pb::GenerateRequest& r, ChatRequest* chat) {
   // The same checks as the HTTP API: build the JSON body it would get.
-  nlohmann::json body = nlohmann::json::object();
-  nlohmann::json messages = nlohmann::json::array();
+  Json body = Json::object();
+  Json messages = Json::array();
   for (const pb::ChatMessage& m : r.chat().messages()) {
-    nlohmann::json msg = {{"role", m.role()}, {"content", m.content()}};
+    Json msg = {{"role", m.role()}, {"content", m.content()}};
     if (!m.tool_calls_json().empty()) {
-      nlohmann::json calls = nlohmann::json::parse(m.tool_calls_json(), nullptr, false);
+      Json calls = Json::parse(m.tool_calls_json(), nullptr, false);
       if (calls.is_discarded()) {
         return absl::InvalidArgumentError("chat.messages[].tool_calls_json is not valid JSON");
       }
@@ -36,7 +36,7 @@ absl::Status ChatToolsFromProto(const pb::GenerateRequest& r, ChatRequest* chat)
   }
   body["messages"] = std::move(messages);
   if (!r.tools_json().empty()) {
-    body["tools"] = nlohmann::json::parse(r.tools_json(), nullptr, false);
+    body["tools"] = Json::parse(r.tools_json(), nullptr, false);
     if (body["tools"].is_discarded())
       return absl::InvalidArgumentError("tools_json is not valid JSON");
   }
@@ -50,7 +50,7 @@ absl::Status ChatToolsFromProto(const pb::GenerateRequest& r, ChatRequest* chat)
   RESTKV_ASSIGN_OR_RETURN(chat->tools, ParseChatTools(body));
   RESTKV_ASSIGN_OR_RETURN(chat->template_messages, TemplateMessages(body, chat->messages));
   if (!r.chat_template_kwargs_json().empty()) {
-    nlohmann::json kw = nlohmann::json::parse(r.chat_template_kwargs_json(), nullptr, false);
+    Json kw = Json::parse(r.chat_template_kwargs_json(), nullptr, false);
     if (kw.is_discarded() || !kw.is_object()) {
       return absl::InvalidArgumentError("chat_template_kwargs_json must be a JSON object");
     }

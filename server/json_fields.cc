@@ -9,7 +9,7 @@
 
 namespace restkv::server {
 
-using nlohmann::json;
+using json = Json;
 
 std::string TypeName(const json& v) {
   if (v.is_number_integer()) return "integer";

@@ -16,36 +16,32 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
+#include "server/json.h"
 
 namespace restkv::server {
 
 // "integer", "number", "string", "boolean", "array", "object" or "null".
-std::string TypeName(const nlohmann::json& v);
+std::string TypeName(const Json& v);
 
 // The member `key` of object `obj`, or nullptr when absent or null.
-const nlohmann::json* Field(const nlohmann::json& obj, const char* key);
+const Json* Field(const Json& obj, const char* key);
 
 // "'<param>' must be <expected>, got <type>".
-absl::Status WrongType(std::string_view param, std::string_view expected,
-                       const nlohmann::json& got);
+absl::Status WrongType(std::string_view param, std::string_view expected, const Json& got);
 
 // `v` as an integer in [lo, hi].
-absl::StatusOr<int64_t> AsInt(const nlohmann::json& v, std::string_view param, int64_t lo,
-                              int64_t hi);
+absl::StatusOr<int64_t> AsInt(const Json& v, std::string_view param, int64_t lo, int64_t hi);
 // `v` as token ids, each in [0, 2^31); elements are named "<param>[i]". The
 // vocabulary check is the caller's.
-absl::StatusOr<std::vector<int32_t>> AsTokenIds(const nlohmann::json& v, const std::string& param);
+absl::StatusOr<std::vector<int32_t>> AsTokenIds(const Json& v, const std::string& param);
 
 // Optional members of `obj`, range-checked; *out is untouched when absent.
-absl::Status GetInt(const nlohmann::json& obj, const char* key, int64_t lo, int64_t hi,
-                    int64_t* out);
-absl::Status GetInt32(const nlohmann::json& obj, const char* key, int64_t lo, int64_t hi,
-                      int32_t* out);
+absl::Status GetInt(const Json& obj, const char* key, int64_t lo, int64_t hi, int64_t* out);
+absl::Status GetInt32(const Json& obj, const char* key, int64_t lo, int64_t hi, int32_t* out);
 // A finite number in [lo, hi], or (lo, hi] when lo_open.
-absl::Status GetFloat(const nlohmann::json& obj, const char* key, double lo, double hi,
-                      bool lo_open, float* out);
-absl::Status GetBool(const nlohmann::json& obj, const char* key, bool* out);
-absl::Status GetString(const nlohmann::json& obj, const char* key, std::string* out);
+absl::Status GetFloat(const Json& obj, const char* key, double lo, double hi, bool lo_open,
+                      float* out);
+absl::Status GetBool(const Json& obj, const char* key, bool* out);
+absl::Status GetString(const Json& obj, const char* key, std::string* out);
 
 }  // namespace restkv::server

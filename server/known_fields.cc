@@ -61,12 +61,13 @@ bool Known(FieldSet set, std::string_view name) {
 
 }  // namespace
 
-std::vector<std::string> UnknownFields(const nlohmann::json& body, FieldSet set) {
+std::vector<std::string> UnknownFields(const Json& body, FieldSet set) {
   std::vector<std::string> out;
   if (!body.is_object()) return out;
   for (const auto& [key, value] : body.items()) {
     if (!Known(set, key)) out.push_back(key);
   }
+  std::sort(out.begin(), out.end());  // the body keeps the client's order
   return out;
 }
 

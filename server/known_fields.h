@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
-#include "nlohmann/json.hpp"
+#include "server/json.h"
 #include "server/request_log.h"
 
 namespace restkv::server {
@@ -30,7 +30,7 @@ enum class FieldSet { kCompletion, kChat, kTokenize, kDetokenize };
 
 // Top-level members of `body` (a JSON object) the route's parser does not
 // read, in name order.
-std::vector<std::string> UnknownFields(const nlohmann::json& body, FieldSet set);
+std::vector<std::string> UnknownFields(const Json& body, FieldSet set);
 
 class IgnoredFieldWarnings {
  public:

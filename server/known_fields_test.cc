@@ -9,7 +9,7 @@
 namespace restkv::server {
 namespace {
 
-using nlohmann::json;
+using json = Json;
 
 std::string ReadAll(std::FILE* f) {
   std::fflush(f);

@@ -16,7 +16,7 @@
 namespace restkv::server {
 namespace {
 
-using nlohmann::json;
+using json = Json;
 
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();

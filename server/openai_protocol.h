@@ -37,8 +37,8 @@
 #include "engine/jinja/value.h"
 #include "engine/sampling/sampling_params.h"
 #include "engine/tokenizer/chat_template.h"
-#include "nlohmann/json.hpp"
 #include "server/chat_tools.h"
+#include "server/json.h"
 #include "server/structured_fields.h"
 
 namespace restkv::server {
@@ -130,12 +130,12 @@ struct DetokenizeRequest {
 // Parses a request body into a JSON object. InvalidArgument for an empty
 // body, malformed JSON (the message has the parser's position), nesting
 // deeper than kMaxJsonDepth, or a top-level value that is not an object.
-absl::StatusOr<nlohmann::json> ParseJsonBody(std::string_view body);
+absl::StatusOr<Json> ParseJsonBody(std::string_view body);
 
 // REQUIRES (all four): `body` is a JSON object (from ParseJsonBody).
-absl::StatusOr<CompletionRequest> ParseCompletionRequest(const nlohmann::json& body);
-absl::StatusOr<ChatRequest> ParseChatRequest(const nlohmann::json& body);
-absl::StatusOr<TokenizeRequest> ParseTokenizeRequest(const nlohmann::json& body);
-absl::StatusOr<DetokenizeRequest> ParseDetokenizeRequest(const nlohmann::json& body);
+absl::StatusOr<CompletionRequest> ParseCompletionRequest(const Json& body);
+absl::StatusOr<ChatRequest> ParseChatRequest(const Json& body);
+absl::StatusOr<TokenizeRequest> ParseTokenizeRequest(const Json& body);
+absl::StatusOr<DetokenizeRequest> ParseDetokenizeRequest(const Json& body);
 
 }  // namespace restkv::server

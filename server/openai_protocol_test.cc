@@ -10,7 +10,7 @@
 namespace restkv::server {
 namespace {
 
-using nlohmann::json;
+using json = Json;
 
 json Body(const std::string& text) {
   absl::StatusOr<json> j = ParseJsonBody(text);
@@ -376,6 +376,11 @@ TEST(OpenAiProtocolTest, StructuredOutputFields) {
           "schema": {"type": "integer"}}})",
        GrammarKind::kJsonSchema, R"({"type":"integer"})", "response_format.json_schema.schema"},
       {R"("guided_json": {"type": "string"})", GrammarKind::kJsonSchema, R"({"type":"string"})",
+       "guided_json"},
+      // Property order is the order the grammar makes the model write them
+      // in: the schema reaches the compiler with the client's key order.
+      {R"("guided_json": {"type": "object", "properties": {"zeta": {}, "alpha": {}}})",
+       GrammarKind::kJsonSchema, R"({"type":"object","properties":{"zeta":{},"alpha":{}}})",
        "guided_json"},
       {R"("guided_json": "{\"type\": \"null\"}")", GrammarKind::kJsonSchema, R"({"type": "null"})",
        "guided_json"},

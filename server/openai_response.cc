@@ -9,7 +9,7 @@
 namespace restkv::server {
 namespace {
 
-using json = ResponseJson;
+using json = Json;
 
 constexpr float kMinLogprob = -9999.0f;
 

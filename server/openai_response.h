@@ -62,36 +62,34 @@ struct Usage {
 std::string NewResponseId(std::string_view prefix);
 int64_t UnixSecondsNow();
 
-ResponseJson UsageJson(const Usage& usage);
+Json UsageJson(const Usage& usage);
 
 // Completions-format logprobs for generated tokens. *text_offset is the byte
 // offset of the first token in the choice's text and is advanced past them.
-ResponseJson CompletionLogprobsJson(const engine::Tokenizer& tok,
-                                    absl::Span<const engine::LogprobResult> logprobs,
-                                    int64_t* text_offset);
+Json CompletionLogprobsJson(const engine::Tokenizer& tok,
+                            absl::Span<const engine::LogprobResult> logprobs, int64_t* text_offset);
 // Completions-format logprobs for echoed prompt tokens, every
 // token_logprobs / top_logprobs entry null until FillPromptLogprobs (the
 // first prompt token stays null, as OpenAI reports it).
-ResponseJson EchoLogprobsJson(const engine::Tokenizer& tok, absl::Span<const int32_t> tokens,
-                              int64_t* text_offset);
+Json EchoLogprobsJson(const engine::Tokenizer& tok, absl::Span<const int32_t> tokens,
+                      int64_t* text_offset);
 // Sets entries 1.. of an EchoLogprobsJson object from the engine's prompt
 // logprobs (entry i + 1 from prompt_logprobs[i]).
 void FillPromptLogprobs(const engine::Tokenizer& tok,
-                        absl::Span<const engine::LogprobResult> prompt_logprobs,
-                        ResponseJson* echo);
+                        absl::Span<const engine::LogprobResult> prompt_logprobs, Json* echo);
 // Appends `more` (same format) to `all`, an object from the two above.
-void AppendCompletionLogprobs(ResponseJson* all, const ResponseJson& more);
+void AppendCompletionLogprobs(Json* all, const Json& more);
 
 // Chat-format entries ({"token", "logprob", "bytes", "top_logprobs"}), one per token.
-ResponseJson ChatLogprobsContentJson(const engine::Tokenizer& tok,
-                                     absl::Span<const engine::LogprobResult> logprobs);
+Json ChatLogprobsContentJson(const engine::Tokenizer& tok,
+                             absl::Span<const engine::LogprobResult> logprobs);
 
 struct ChoiceResult {
   int32_t index = 0;
   std::string text;
-  ResponseJson logprobs;      // null when not requested
+  Json logprobs;              // null when not requested
   std::string finish_reason;  // "stop" | "length" | "tool_calls" | "function_call"
-  ResponseJson stop_reason;   // vLLM's: the stop string or stop token id; null otherwise
+  Json stop_reason;           // vLLM's: the stop string or stop token id; null otherwise
   // Chat: the tool calls parsed from the output (message.tool_calls, or
   // message.function_call for the legacy functions API); content is null
   // when there are calls and no other text.
@@ -101,28 +99,26 @@ struct ChoiceResult {
 
 // vLLM's stop_reason: the matched stop string, else the stop token id (-1:
 // none), else null (EOS, length).
-ResponseJson StopReasonJson(const std::string& stop_string, int32_t stop_token_id);
+Json StopReasonJson(const std::string& stop_string, int32_t stop_token_id);
 // Sets "stop_reason" on the (only) choice of a chunk from the two *ChunkJson.
-void SetChunkStopReason(ResponseJson stop_reason, ResponseJson* chunk);
+void SetChunkStopReason(Json stop_reason, Json* chunk);
 
-ResponseJson CompletionResponseJson(const ResponseMeta& meta,
-                                    const std::vector<ChoiceResult>& choices, const Usage& usage);
-ResponseJson ChatResponseJson(const ResponseMeta& meta, const std::vector<ChoiceResult>& choices,
-                              const Usage& usage);
+Json CompletionResponseJson(const ResponseMeta& meta, const std::vector<ChoiceResult>& choices,
+                            const Usage& usage);
+Json ChatResponseJson(const ResponseMeta& meta, const std::vector<ChoiceResult>& choices,
+                      const Usage& usage);
 
 // One streaming chunk for one choice. `finish_reason` set => the last chunk
 // of that choice. `with_usage_null` adds "usage": null (include_usage set, as
 // OpenAI does on every chunk but the usage chunk).
-ResponseJson CompletionChunkJson(const ResponseMeta& meta, int32_t index, std::string_view text,
-                                 ResponseJson logprobs,
-                                 std::optional<std::string_view> finish_reason,
-                                 bool with_usage_null);
+Json CompletionChunkJson(const ResponseMeta& meta, int32_t index, std::string_view text,
+                         Json logprobs, std::optional<std::string_view> finish_reason,
+                         bool with_usage_null);
 // `delta` is {"role": "assistant", "content": ""}, {"content": "…"} or {}.
-ResponseJson ChatChunkJson(const ResponseMeta& meta, int32_t index, ResponseJson delta,
-                           ResponseJson logprobs, std::optional<std::string_view> finish_reason,
-                           bool with_usage_null);
+Json ChatChunkJson(const ResponseMeta& meta, int32_t index, Json delta, Json logprobs,
+                   std::optional<std::string_view> finish_reason, bool with_usage_null);
 // The final usage chunk: "choices": [] and "usage". `object` is
 // "text_completion" or "chat.completion.chunk".
-ResponseJson UsageChunkJson(const ResponseMeta& meta, std::string_view object, const Usage& usage);
+Json UsageChunkJson(const ResponseMeta& meta, std::string_view object, const Usage& usage);
 
 }  // namespace restkv::server

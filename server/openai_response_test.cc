@@ -11,7 +11,7 @@
 namespace restkv::server {
 namespace {
 
-using json = nlohmann::ordered_json;
+using json = Json;
 
 // A byte-level tokenizer whose tokens are "a", "b", "c" and a control token.
 std::unique_ptr<engine::Tokenizer> SmallTokenizer() {

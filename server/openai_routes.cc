@@ -18,7 +18,7 @@ namespace restkv::server {
 namespace {
 
 namespace http = boost::beast::http;
-using json = ResponseJson;
+using json = Json;
 
 std::string_view PathOf(std::string_view target) {
   const size_t q = target.find('?');
@@ -62,7 +62,7 @@ OpenAiRoutes::OpenAiRoutes(engine::Engine& engine, ServerMetrics& metrics, Reque
 
 void OpenAiRoutes::Handle(std::shared_ptr<HttpExchange> exchange) {
   // The error boundary: exceptions only come from third-party code
-  // (nlohmann::json, Beast, std allocation); the client gets a 500 and the
+  // (Json, Beast, std allocation); the client gets a 500 and the
   // server keeps going.
   try {
     Dispatch(*exchange, exchange);
@@ -115,7 +115,7 @@ void OpenAiRoutes::Dispatch(HttpExchange& exchange, const std::shared_ptr<HttpEx
   // has it restarted, which is what clears a CUDA context.
   const absl::Status backend = engine_.GetStats().backend_status;
   if (!backend.ok() && (path == "/health" || path == "/live")) {
-    const ResponseJson body = {{"status", "failed"}, {"reason", std::string(backend.message())}};
+    const Json body = {{"status", "failed"}, {"reason", std::string(backend.message())}};
     exchange.Respond(MakeHttpResponse(503, DumpJson(body)));
     return;
   }
@@ -196,8 +196,7 @@ std::string OpenAiRoutes::ResponseId(const HttpExchange& exchange, std::string_v
   return id.empty() ? std::move(generated) : std::string(prefix) + id;
 }
 
-void OpenAiRoutes::WarnUnknownFields(std::string_view route, const nlohmann::json& body,
-                                     FieldSet set) {
+void OpenAiRoutes::WarnUnknownFields(std::string_view route, const Json& body, FieldSet set) {
   ignored_fields_.Note(route, UnknownFields(body, set));
 }
 

@@ -92,13 +92,13 @@ class OpenAiRoutes {
  private:
   void Dispatch(HttpExchange& exchange, const std::shared_ptr<HttpExchange>& shared);
   void RespondError(HttpExchange& exchange, const absl::Status& status);
-  void RespondJson(HttpExchange& exchange, const ResponseJson& body);
+  void RespondJson(HttpExchange& exchange, const Json& body);
   absl::Status HandleCompletions(const std::shared_ptr<HttpExchange>& exchange);
   absl::Status HandleChat(const std::shared_ptr<HttpExchange>& exchange);
   absl::Status HandleTokenize(const std::shared_ptr<HttpExchange>& exchange);
   absl::Status HandleDetokenize(const std::shared_ptr<HttpExchange>& exchange);
   void HandleModels(HttpExchange& exchange);
-  [[nodiscard]] ResponseJson ModelCard(const std::string& name) const;
+  [[nodiscard]] Json ModelCard(const std::string& name) const;
   // GET /v1/models/{id}.
   void HandleModel(HttpExchange& exchange, std::string_view id);
   // The response id of a generation: "<prefix><X-Request-Id>" when the
@@ -106,7 +106,7 @@ class OpenAiRoutes {
   static std::string ResponseId(const HttpExchange& exchange, std::string_view prefix,
                                 std::string generated);
   // Logs the body's unknown fields (once per name).
-  void WarnUnknownFields(std::string_view route, const nlohmann::json& body, FieldSet set);
+  void WarnUnknownFields(std::string_view route, const Json& body, FieldSet set);
   // What a prepared request does next, on the connection's strand.
   using OnStrand = absl::AnyInvocable<void() &&>;
   using PrepareFn = absl::AnyInvocable<absl::StatusOr<OnStrand>() &&>;

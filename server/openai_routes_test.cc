@@ -26,7 +26,7 @@ namespace {
 
 namespace net = boost::asio;
 namespace http = boost::beast::http;
-using nlohmann::json;
+using json = Json;
 
 // Records what a handler writes; `done` resolves when the response is complete.
 class FakeExchange final : public HttpExchange {

@@ -23,6 +23,6 @@ std::string FormatSseEvent(std::string_view payload) {
   return out;
 }
 
-std::string FormatSseJson(const ResponseJson& value) { return FormatSseEvent(DumpJson(value)); }
+std::string FormatSseJson(const Json& value) { return FormatSseEvent(DumpJson(value)); }
 
 }  // namespace restkv::server

@@ -27,6 +27,6 @@ inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
 // One event carrying `payload`.
 std::string FormatSseEvent(std::string_view payload);
 // One event carrying `value` as compact JSON (invalid UTF-8 replaced).
-std::string FormatSseJson(const ResponseJson& value);
+std::string FormatSseJson(const Json& value);
 
 }  // namespace restkv::server

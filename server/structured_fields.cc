@@ -12,7 +12,7 @@ namespace restkv::server {
 namespace {
 
 using engine::structured::GrammarKind;
-using nlohmann::json;
+using json = Json;
 
 absl::Status String(const json& v, const std::string& param, GrammarKind kind,
                     std::vector<StructuredOutput>* found) {

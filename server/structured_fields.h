@@ -28,7 +28,7 @@
 
 #include "absl/status/status.h"
 #include "engine/structured/grammar_compiler.h"
-#include "nlohmann/json.hpp"
+#include "server/json.h"
 
 namespace restkv::server {
 
@@ -37,7 +37,6 @@ struct StructuredOutput {
   std::string param;  // the request field it came from, for errors
 };
 
-absl::Status ParseStructuredOutput(const nlohmann::json& body,
-                                   std::optional<StructuredOutput>* out);
+absl::Status ParseStructuredOutput(const Json& body, std::optional<StructuredOutput>* out);
 
 }  // namespace restkv::server

@@ -8,10 +8,7 @@
 #include "kernels/cpu/packed_kquant.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
-#include <immintrin.h>
-
-#include <algorithm>
-#include <cstring>
+#include "kernels/cpu/avx2_tile.h"
 #define RESTKV_HAVE_PANEL_AVX2 1
 #if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
 #define RESTKV_HAVE_PANEL_AVX2_VNNI 1
@@ -23,28 +20,11 @@ namespace restkv::kernels::cpu::packed_detail {
 #if RESTKV_HAVE_PANEL_AVX2
 namespace {
 
-constexpr int kMaxRows = 4;
+using avx2::Broadcast4;
+using avx2::DotAdd;
+using avx2::Load;
+
 constexpr int kP = 16;
-
-inline __m256i Broadcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
-
-inline __m256i DotAdd(__m256i acc, __m256i u, __m256i s) {
-#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
-  return _mm256_dpbusd_epi32(acc, u, s);
-#elif defined(__AVXVNNI__)
-  return _mm256_dpbusd_avx_epi32(acc, u, s);
-#else
-  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
-#endif
-}
-
-inline __m256i Load(const uint8_t* p) {
-  return _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
-}
 
 constexpr int64_t QuantBytes(GgmlType t) { return t == GgmlType::kQ8_0 ? 8 * 64 : 4 * 64; }
 constexpr int64_t BlockBytes(GgmlType t) {
@@ -104,27 +84,15 @@ void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t 
       }
     }
   }
-  const int n = std::min(8, valid - 8 * h);
-  for (int r = 0; r < R; ++r) {
-    alignas(32) float out[8];
-    _mm256_store_ps(out, acc[r]);
-    std::memcpy(y + r * ldy + 8 * h, out, sizeof(float) * static_cast<size_t>(n));
-  }
+  avx2::StoreHalf(acc, y, ldy, h, valid);
 }
 
 template <GgmlType T>
 void Run(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t row0, int num_x,
          float* y, int64_t ldy, int valid) {
-  using Half =
-      void (*)(const uint8_t*, int64_t, const Q8Activations&, int64_t, float*, int64_t, int, int);
-  static constexpr Half kTiles[kMaxRows] = {HalfTile<T, 1>, HalfTile<T, 2>, HalfTile<T, 3>,
-                                            HalfTile<T, 4>};
-  for (int h = 0; h < 2 && 8 * h < valid; ++h) {
-    for (int r0 = 0; r0 < num_x; r0 += kMaxRows) {
-      const int n = std::min(kMaxRows, num_x - r0);
-      kTiles[n - 1](panel, nb, x, row0 + r0, y + r0 * ldy, ldy, h, valid);
-    }
-  }
+  static constexpr avx2::HalfTileFn kTiles[avx2::kMaxRows] = {HalfTile<T, 1>, HalfTile<T, 2>,
+                                                              HalfTile<T, 3>, HalfTile<T, 4>};
+  avx2::RunHalves(kTiles, panel, nb, x, row0, num_x, y, ldy, valid);
 }
 
 }  // namespace

@@ -56,7 +56,7 @@ def _probe_latencies(server, seconds):
 # encoding, sending and decoding these bodies cannot hold up (through the GIL)
 # the probes this test times.
 HEAVY_CLIENT = r"""
-import concurrent.futures, json, sys, requests
+import concurrent.futures, json, sys, threading, requests
 url, model = sys.argv[1], sys.argv[2]
 word = json.dumps({"model": model, "prompt": "a" * (8 << 20), "max_tokens": 1}).encode()
 big = json.dumps({"model": model, "prompt": "b" * (10 << 20)}).encode()
@@ -66,7 +66,11 @@ def post(path, data):
     body = r.json()
     if "count" in body:
         body = {"count": body["count"]}
-    print(json.dumps({"path": path, "status": r.status_code, "body": body}), flush=True)
+    # One line per answer: print() writes the text and the newline apart, so
+    # two threads' lines could run together without the lock.
+    with printing:
+        print(json.dumps({"path": path, "status": r.status_code, "body": body}), flush=True)
+printing = threading.Lock()
 with concurrent.futures.ThreadPoolExecutor(4) as pool:
     jobs = [("/v1/completions", word)] * 2 + [("/tokenize", big)] * 2
     list(pool.map(lambda job: post(*job), jobs))

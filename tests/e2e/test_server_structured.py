@@ -81,6 +81,9 @@ def test_json_schema_sampled_n_choices(client):
     for c in r.choices:
         assert c.finish_reason == "stop", c
         assert valid(PERSON, c.message.content)
+        # The grammar writes the properties in the schema's order, as given
+        # (name, age, city), not sorted.
+        assert list(json.loads(c.message.content)) == ["name", "age", "city"]
 
 
 def test_json_schema_streaming(client):

@@ -97,27 +97,61 @@ def test_tool_round_trip(client):
     assert not second.choices[0].message.tool_calls
 
 
-def test_streaming_deltas_reassemble(client):
-    stream = client.chat.completions.create(model=MODEL, messages=ASK, tools=[WEATHER, TIME],
-                                            tool_choice="required", max_tokens=120, stream=True,
-                                            temperature=0)
+def reassemble(stream):
+    """The streamed tool calls put together as a client does, the number of argument
+    pieces each came in, and the finish reason."""
     calls, finish = {}, None
     for chunk in stream:
         for c in chunk.choices:
             for d in c.delta.tool_calls or []:
-                entry = calls.setdefault(d.index, {"id": None, "name": "", "arguments": ""})
+                entry = calls.setdefault(d.index, {"id": None, "name": "", "arguments": "",
+                                                   "pieces": 0})
                 if d.id:
                     entry["id"] = d.id
                 if d.function and d.function.name:
                     entry["name"] += d.function.name
                 if d.function and d.function.arguments:
                     entry["arguments"] += d.function.arguments
+                    entry["pieces"] += 1
             finish = c.finish_reason or finish
+    return calls, finish
+
+
+def test_streaming_deltas_reassemble(client):
+    stream = client.chat.completions.create(model=MODEL, messages=ASK, tools=[WEATHER, TIME],
+                                            tool_choice="required", max_tokens=120, stream=True,
+                                            temperature=0)
+    calls, finish = reassemble(stream)
     assert finish == "tool_calls"
     assert calls
     for entry in calls.values():
         assert entry["id"].startswith("call_") and entry["name"] in ("get_weather", "get_time")
         assert isinstance(json.loads(entry["arguments"]), dict)
+        # The arguments stream as the model writes them, not in one piece at the end.
+        assert entry["pieces"] > 1, entry
+    # The same calls as the answer unstreamed.
+    whole = client.chat.completions.create(model=MODEL, messages=ASK, tools=[WEATHER, TIME],
+                                           tool_choice="required", max_tokens=120, temperature=0)
+    got = [(e["name"], json.loads(e["arguments"])) for _, e in sorted(calls.items())]
+    want = [(c.function.name, json.loads(c.function.arguments))
+            for c in whole.choices[0].message.tool_calls]
+    assert got == want
+
+
+def test_arguments_keep_the_tools_property_order(client):
+    # Properties listed out of name order: the grammar, and so the model, writes them in
+    # the order the tool gives (as vLLM), not sorted.
+    tool = {"type": "function", "function": {"name": "book", "parameters": {
+        "type": "object", "properties": {"zone": {"enum": ["north", "south"]},
+                                         "city": {"type": "string", "maxLength": 12}},
+        "required": ["zone", "city"]}}}
+    stream = client.chat.completions.create(model=MODEL, messages=ASK, tools=[tool],
+                                            tool_choice="required", max_tokens=80, stream=True,
+                                            temperature=0)
+    calls, finish = reassemble(stream)
+    assert finish == "tool_calls", calls
+    for entry in calls.values():
+        assert list(json.loads(entry["arguments"])) == ["zone", "city"], entry
 
 
 def test_streamed_named_call_streams_its_arguments(client):
