@@ -89,16 +89,11 @@ std::optional<std::pair<json, size_t>> LeadingJson(std::string_view text) {
   return std::make_pair(std::move(j), end);
 }
 
-bool KnownTool(const ChatTools& tools, const std::string& name) {
-  return std::any_of(tools.defs.begin(), tools.defs.end(),
-                     [&](const ToolDef& d) { return d.name == name; });
-}
-
 // {"name", "arguments"|"parameters"} → a call, when the name is a known tool.
 std::optional<ToolCall> CallFromObject(const json& j, const ChatTools& tools) {
   if (!j.is_object()) return std::nullopt;
   auto name = j.find("name");
-  if (name == j.end() || !name->is_string() || !KnownTool(tools, name->get<std::string>())) {
+  if (name == j.end() || !name->is_string() || !tools.knows(name->get<std::string>())) {
     return std::nullopt;
   }
   json args = json::object();
@@ -248,6 +243,10 @@ ToolCallFormat ToolCallFormatForTemplate(std::string_view source) {
   return ToolCallFormat::kHermes;
 }
 
+bool ChatTools::knows(std::string_view name) const {
+  return std::any_of(defs.begin(), defs.end(), [&](const ToolDef& d) { return d.name == name; });
+}
+
 absl::StatusOr<ChatTools> ParseChatTools(const json& body) {
   ChatTools t;
   const json* tools = Field(body, "tools");
@@ -324,7 +323,7 @@ absl::StatusOr<ChatTools> ParseChatTools(const json& body) {
       return InvalidParam(choice_param, absl::StrCat("'", choice_param, "' needs '",
                                                      t.legacy ? "functions" : "tools", "'"));
     }
-    if (t.choice == ChatTools::Choice::kNamed && !KnownTool(t, t.named)) {
+    if (t.choice == ChatTools::Choice::kNamed && !t.knows(t.named)) {
       return InvalidParam(choice_param, absl::StrCat("'", choice_param, "' names the function '",
                                                      t.named, "', which is not in '",
                                                      t.legacy ? "functions" : "tools", "'"));

@@ -64,6 +64,8 @@ struct ChatTools {
   [[nodiscard]] bool constrained() const {
     return choice == Choice::kRequired || choice == Choice::kNamed;
   }
+  // Whether `name` is one of the tools.
+  [[nodiscard]] bool knows(std::string_view name) const;
 };
 
 absl::StatusOr<ChatTools> ParseChatTools(const Json& body);

@@ -280,11 +280,8 @@ void ToolCallStream::AdvanceCalls(std::vector<ToolCallDelta>* out) {
   const size_t limit = tools_.parallel ? scan.calls.size() : std::min<size_t>(scan.calls.size(), 1);
   for (size_t k = 0; k < limit; ++k) {
     const PartialCall& call = scan.calls[k];
-    const bool known =
-        call.name && std::any_of(tools_.defs.begin(), tools_.defs.end(),
-                                 [&](const ToolDef& d) { return d.name == *call.name; });
     if (k >= sent_.size()) {
-      if (call.bad || (call.name && !known)) {
+      if (call.bad || (call.name && !tools_.knows(*call.name))) {
         // Not a call: the text is content from here, as the unstreamed
         // parser has it.
         FallBackToContent(call.markup, out);
