@@ -81,7 +81,8 @@ struct RopeParams {
 // Per-head lengths (head-wise eviction, AdaKV): when hole_begin is set, KV
 // head g holds valid keys only in slots [0, hole_begin[g]) and
 // [hole_end, kv_len); its slots [hole_begin[g], hole_end) are padding that
-// attention skips (the layer's pages hold the longest head's count).
+// attention skips (the layer's pages hold the longest head's count); both
+// the CPU and the CUDA backend honour it.
 // Block-sparse prefill attention: keys in blocks of 64 (the CPU kernel's key
 // block). A sparse row of query head h attends to the first sink_blocks
 // blocks, its own and the local_blocks - 1 blocks before it, and the

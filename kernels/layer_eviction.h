@@ -31,10 +31,18 @@
 // the window M..N-1, so every KV head keeps K + w ascending positions (TOVA:
 // K, the same set for all heads).
 //
+// Head-wise counts (AdaKV, plan.head_counts set; scored plans only): the
+// reduced scores [Hkv][M] are handed to the host function head_counts, whose
+// c_h (<= head_cap) replaces K for KV head h: head h keeps its top c_h
+// candidates and the window, c_h + w slots. The layer then holds the longest
+// head's count; a shorter head's slots past its own are padding (unspecified
+// contents that attention skips; the engine records the lengths).
+//
 // Thread safety: as the backend (one caller thread).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -71,12 +79,21 @@ struct EvictionPlan {
   int32_t kernel_size = 1;  // odd; the adaptive minimum width
   double beta = 2000.0;     // adaptive: drift tokens per widening step
   bool reduce_max = false;  // GQA reduction: max instead of mean
+  // AdaKV: each KV head's candidate count from the reduced scores
+  // (host memory, [kv_heads][m]); every count in [0, head_cap]. `keep` stays
+  // the uniform count (adaptive pooling's drift ranks each row's top keep).
+  using HeadCounts =
+      std::function<std::vector<int32_t>(const float* reduced, int32_t kv_heads, int64_t m)>;
+  HeadCounts head_counts;
+  int32_t head_cap = 0;
 
-  // Tokens every KV head keeps: positions.size() for kPositions, keep for
-  // kLastQueryMean, keep + window otherwise.
+  // The most slots a KV head keeps: positions.size() for kPositions, keep
+  // for kLastQueryMean, head_cap + window with head_counts (each head's own
+  // count is LayerEvictionOps::LastLengths), keep + window otherwise.
   [[nodiscard]] int32_t KeptTokens() const {
     if (score == EvictionScore::kPositions) return static_cast<int32_t>(positions.size());
-    return score == EvictionScore::kLastQueryMean ? keep : keep + window;
+    if (score == EvictionScore::kLastQueryMean) return keep;
+    return (head_counts ? head_cap : keep) + window;
   }
 };
 
@@ -109,7 +126,8 @@ class LayerEvictionOps {
 
   // Scores and selects per the plan, then compacts in place: afterwards slot
   // i of KV head h holds (K and V of) head h's i-th kept token, for
-  // i < plan.KeptTokens(); slots past that are unspecified. Releasing the
+  // i < LastLengths()[h] (plan.KeptTokens() without head_counts); slots past
+  // that are unspecified. Releasing the
   // emptied pages is the caller's (the block tables are the engine's).
   // Errors: InvalidArgument for a shape or plan the kernels do not support
   // (head_dim outside 1..256, H not a multiple of Hkv, a keep/window that
@@ -121,6 +139,9 @@ class LayerEvictionOps {
   // The kept positions of the last successful EvictLayer, [Hkv][kept], to
   // host memory (an observation for tools and tests; a small copy).
   virtual absl::Status LastKept(std::vector<std::vector<int32_t>>* kept) = 0;
+
+  // Slots each KV head holds after the last successful EvictLayer, [Hkv].
+  [[nodiscard]] virtual const std::vector<int32_t>& LastLengths() const = 0;
 };
 
 }  // namespace restkv::kernels

@@ -3,6 +3,7 @@
 #include <numeric>
 
 #include "common/check.h"
+#include "engine/eviction/adakv.h"
 #include "engine/eviction/scores.h"
 #include "engine/eviction/select.h"
 
@@ -38,14 +39,12 @@ std::optional<kernels::EvictionPlan> MakeEvictionPlan(const KvPolicyConfig& conf
                                                       int32_t num_layers, int32_t num_tokens) {
   const int32_t n = num_tokens;
   const int32_t kept = KeptTokensForLayer(config, layer, num_layers, n);
-  if (kept >= n) {
+  const bool adakv = UsesAdaKv(config, layer, num_layers, n);
+  if (kept >= n && !adakv) {
     std::vector<int32_t> all(n);
     std::iota(all.begin(), all.end(), 0);
     return Positions(std::move(all));
   }
-  // Per-head lengths have no device kernels (the evictor refuses adakv on a
-  // device; see LayerEvictor::EvictLayer).
-  if (config.adaptive == AdaptiveBudget::kAdaKv) return std::nullopt;
   kernels::EvictionPlan plan;
   switch (config.kind) {
     case KvPolicyKind::kFull:
@@ -72,13 +71,21 @@ std::optional<kernels::EvictionPlan> MakeEvictionPlan(const KvPolicyConfig& conf
       break;
   }
   plan.window = EffectiveWindow(config.budget, config.window);
-  plan.keep = kept - plan.window;
+  plan.keep = adakv ? UniformCandidates(config, layer, num_layers, n) : kept - plan.window;
   if (plan.keep == 0) {
     std::vector<int32_t> window(plan.window);
     std::iota(window.begin(), window.end(), n - plan.window);
     return Positions(std::move(window));
   }
   plan.reduce_max = config.gqa_reduce == GqaReduce::kMax;
+  if (adakv) {
+    // The same allocation SelectCandidates makes on the host.
+    plan.head_cap = kept - plan.window;
+    plan.head_counts = [b = plan.keep, cap = plan.head_cap, normalize = config.adakv_normalize](
+                           const float* reduced, int32_t kv_heads, int64_t m) {
+      return AdaKvCounts(reduced, kv_heads, m, static_cast<int32_t>(m), b, normalize, cap);
+    };
+  }
   if (plan.score == kernels::EvictionScore::kAccumulatedAttention) return plan;  // h2o never pools
   plan.row_weights.assign(plan.window, 1.0f);  // SnapKV: the plain sum
   if (plan.score == kernels::EvictionScore::kReconstruction) {

@@ -282,6 +282,14 @@ int32_t AdaKvHeadCap(const KvPolicyConfig& config, int32_t layer, int32_t num_la
       std::min<double>(m, std::floor(static_cast<double>(config.adakv_cap) * k)));
 }
 
+bool UsesAdaKv(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
+               int32_t num_tokens) {
+  return config.adaptive == AdaptiveBudget::kAdaKv && EvictsPrompt(config, num_tokens) &&
+         UniformCandidates(config, layer, num_layers, num_tokens) +
+                 EffectiveWindow(config.budget, config.window) <
+             num_tokens;
+}
+
 int32_t KeptTokensForLayer(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
                            int32_t num_tokens) {
   RESTKV_CHECK(layer >= 0 && layer < num_layers) << layer << " of " << num_layers;

@@ -124,12 +124,16 @@ bool EvictsPrompt(const KvPolicyConfig& config, int32_t num_tokens);
 // restkv with use_pyramid), or LaCacheKeptCount (<= B) for lacache. Standalone pyramidkv falls back
 // to uniform B when N < 2(B - w) (§3). With B <= w the window shrinks (EffectiveWindow). REQUIRES:
 // config valid, 0 <= layer < num_layers, num_tokens >= 0.
-int32_t KeptTokensForLayer(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
-                           int32_t num_tokens);
-
 // With adaptive=adakv this is the layer's padded length bound,
 // min(N - w, floor(adakv_cap * K_l)) + w: the most slots a layer can hold
 // (every KV head keeps its own count, the layer's pages hold the largest).
+int32_t KeptTokensForLayer(const KvPolicyConfig& config, int32_t layer, int32_t num_layers,
+                           int32_t num_tokens);
+
+// True iff the layer's heads keep head-wise counts (adaptive=adakv on a
+// prompt the uniform budget evicts: K_l + w < N; the padded bound may still
+// reach N, the heads then share the H*K_l candidates unevenly).
+bool UsesAdaKv(const KvPolicyConfig& config, int32_t layer, int32_t num_layers, int32_t num_tokens);
 
 // Candidates per KV head layer `layer` keeps before any head-wise
 // reallocation (K_l: B - w, or the PyramidKV schedule); 0 when the policy has

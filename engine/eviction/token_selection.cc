@@ -189,11 +189,7 @@ std::vector<std::vector<int32_t>> SelectTokens(const KvPolicyConfig& config, int
   RESTKV_CHECK_GE(in.num_tokens, 0);
   const int32_t n = in.num_tokens;
   const int32_t kept = KeptTokensForLayer(config, layer, num_layers, n);
-  // AdaKV still shares H*K_l candidates when its padded bound reaches N.
-  const bool adakv = config.adaptive == AdaptiveBudget::kAdaKv && EvictsPrompt(config, n) &&
-                     UniformCandidates(config, layer, num_layers, n) +
-                             EffectiveWindow(config.budget, config.window) <
-                         n;
+  const bool adakv = UsesAdaKv(config, layer, num_layers, n);
   if (kept >= n && !adakv) {
     std::vector<int32_t> all(n);
     std::iota(all.begin(), all.end(), 0);

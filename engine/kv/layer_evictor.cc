@@ -137,12 +137,6 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
   const kernels::KvPageLayout layout = kv.layout();
   RESTKV_CHECK_EQ(kv.cached_len()[layer], n) << "layer " << layer;
   RESTKV_CHECK(layout.kv_heads == Hkv && layout.head_dim == d) << "pool shape";
-  // Per-head lengths need attention that skips a head's padding: the CPU
-  // attention does, the CUDA kernels do not (yet).
-  if (policy.adaptive == AdaptiveBudget::kAdaKv && !backend_.host_addressable()) {
-    return absl::UnimplementedError(
-        "kv policy option adaptive=adakv (per-head KV lengths) runs on the CPU backend only");
-  }
   // The device kernels read pages of every dtype in place
   // (kernels/cuda/kv_page_access.cuh); a backend without them (the CPU)
   // scores on the pages directly below.
@@ -152,8 +146,12 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
       std::vector<std::vector<int32_t>> keep;
       RESTKV_RETURN_IF_ERROR(EvictOnDevice(*ops, *plan, policy, layer, n, q_window, num_queries,
                                            q_all, kv, record, &keep));
-      const int32_t kept = plan->KeptTokens();
+      std::vector<int32_t> lens = ops->LastLengths();
+      const int32_t kept = *std::max_element(lens.begin(), lens.end());
+      const bool padded = *std::min_element(lens.begin(), lens.end()) != kept;
+      RESTKV_CHECK_LE(kept, KeptTokensForLayer(policy, layer, config_.num_layers, n));
       const int32_t released = kv.TruncateLayer(layer, kept);
+      if (padded) kv.SetHeadLengths(layer, std::move(lens));
       Report(layer, n, kept, released, keep, report);
       return absl::OkStatus();
     }

@@ -158,11 +158,15 @@ TEST_F(AdaKvEvictorTest, PerHeadLengthsPaddingAndPages) {
   }
 }
 
-TEST_F(AdaKvEvictorTest, RefusedWhereAttentionCannotSkipPadding) {
-  // A backend whose pages the host cannot address stands for CUDA here.
+// A backend whose pages the host cannot address and that has no eviction
+// kernels: the evictor scores images of the pages copied to the host and
+// copies the compacted pages back. The same kept sets, head lengths and
+// logits as on the CPU backend. (The CUDA backend's own kernels are checked
+// in kernels/cuda/emulation/layer_evictor_device_test.cc.)
+TEST_F(AdaKvEvictorTest, PageCopyPathEqualsTheCpuPath) {
   class NotHostAddressable final : public kernels::ForwardingBackend {
    public:
-    NotHostAddressable() : ForwardingBackend(1) {}
+    NotHostAddressable() : ForwardingBackend(2) {}
     std::string_view name() const override { return "not-host-addressable"; }
     bool host_addressable() const override { return false; }
   };
@@ -171,19 +175,42 @@ TEST_F(AdaKvEvictorTest, RefusedWhereAttentionCannotSkipPadding) {
   ASSERT_TRUE(model.ok());
   const ModelConfig& c = (*model)->config();
   auto pool =
-      BlockPool::Create(device, {c.num_kv_heads, c.head_dim, kBlock, kernels::KvDtype::kF32}, 64);
+      BlockPool::Create(device, {c.num_kv_heads, c.head_dim, kBlock, kernels::KvDtype::kF32}, 256);
   ASSERT_TRUE(pool.ok());
-  SequenceKv kv(**pool, c.num_layers);
-  SequenceInput in{prompt_, 0, kv.cached_len(), kv.page_ptrs(), LogitsMode::kLast};
-  LayerEvictor evictor(c, (*model)->weights(), (*model)->backend());
-  EvictionReport report;
-  const KvPolicyConfig policy = Policy("snapkv", true);  // the hook keeps a pointer
-  KvLayerHook hook(kv, policy, evictor, &report);
-  in.hook = &hook;
-  std::vector<float> logits;
-  const absl::Status st = (*model)->forward().Forward({&in, 1}, &logits);
-  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented) << st;
-  EXPECT_NE(st.message().find("adakv"), std::string_view::npos) << st;
+  for (const char* name : {"snapkv", "restkv"}) {
+    SCOPED_TRACE(name);
+    const KvPolicyConfig policy = Policy(name, true);  // the hooks keep a pointer
+    SequenceKv ref_kv(*pool_, c.num_layers);
+    EvictionReport ref;
+    ref.record_kept = true;
+    ASSERT_TRUE(Prefill(policy, ref_kv, &ref).ok());
+
+    SequenceKv kv(**pool, c.num_layers);
+    SequenceInput in{prompt_, 0, kv.cached_len(), kv.page_ptrs(), LogitsMode::kLast};
+    LayerEvictor evictor(c, (*model)->weights(), (*model)->backend());
+    EvictionReport report;
+    report.record_kept = true;
+    KvLayerHook hook(kv, policy, evictor, &report);
+    in.hook = &hook;
+    std::vector<float> logits;
+    ASSERT_TRUE((*model)->forward().Forward({&in, 1}, &logits).ok());
+    EXPECT_EQ(report.kept, ref.kept);
+    bool padded = false;
+    for (int32_t l = 0; l < c.num_layers; ++l) {
+      EXPECT_EQ(kv.head_len()[l], ref_kv.head_len()[l]) << "layer " << l;
+      padded |= !kv.head_len()[l].empty();
+    }
+    EXPECT_TRUE(padded) << "no layer's heads kept different counts";
+    // Decode over the padded pages on both.
+    const std::vector<int32_t> token = {42};
+    ASSERT_TRUE(kv.Reserve(1));
+    SequenceInput d{token, kPrompt, kv.cached_len(), kv.page_ptrs(), LogitsMode::kLast};
+    d.head_len = kv.head_len();
+    d.padding_end = kv.padding_end();
+    std::vector<float> decoded;
+    ASSERT_TRUE((*model)->forward().Forward({&d, 1}, &decoded).ok());
+    EXPECT_EQ(decoded, Decode(ref_kv, true));
+  }
 }
 
 }  // namespace

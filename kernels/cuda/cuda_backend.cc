@@ -361,15 +361,20 @@ void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs,
   std::vector<DeviceAttentionSeq> d_seqs;
   std::vector<float*> table;
   std::vector<DeviceAttentionTile> tiles;
+  std::vector<int32_t> holes;  // [Hkv] hole starts of each sequence that has them
   d_seqs.reserve(seqs.size());
   int32_t max_kv = 0, num_tokens = 0;
   for (size_t s = 0; s < seqs.size(); ++s) {
     const AttentionSeq& a = seqs[s];
     RESTKV_CHECK(a.num_q >= 0 && a.num_q <= a.kv_len) << a.num_q << " > " << a.kv_len;
-    // Per-head lengths (AdaKV) are CPU only; LayerEvictor refuses them here.
-    RESTKV_CHECK(a.hole_begin == nullptr) << "per-head KV lengths are not supported on CUDA";
     const int32_t num_pages = (a.kv_len + block_size - 1) / block_size;
     d_seqs.push_back({a.q_begin, a.num_q, a.kv_len, static_cast<int32_t>(table.size())});
+    if (a.hole_begin != nullptr) {
+      RESTKV_CHECK(a.hole_end <= a.kv_len) << a.hole_end << " > " << a.kv_len;
+      d_seqs.back().hole_index = static_cast<int32_t>(holes.size());
+      d_seqs.back().hole_end = a.hole_end;
+      holes.insert(holes.end(), a.hole_begin, a.hole_begin + kv_heads);
+    }
     for (int32_t p = 0; p < num_pages; ++p) {
       RESTKV_CHECK(reinterpret_cast<uintptr_t>(a.pages[p]) % 16 == 0)
           << "KV page " << p << " is not 16-byte aligned";
@@ -394,6 +399,11 @@ void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs,
   args.seqs = *up_seqs;
   args.page_table = *up_table;
   args.tiles = *up_tiles;
+  if (!holes.empty()) {
+    absl::StatusOr<const int32_t*> up_holes = uploads_.UploadArray(holes.data(), holes.size());
+    if (!Record(up_holes.status())) return;
+    args.hole_begin = *up_holes;
+  }
   args.num_tiles = static_cast<int32_t>(tiles.size());
   args.heads = heads;
   args.kv_heads = kv_heads;

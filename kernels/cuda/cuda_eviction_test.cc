@@ -125,7 +125,9 @@ class CudaEvictionTest : public ::testing::Test {
     if (!check_pages) return;
     const int64_t half = page_floats / 2;
     std::vector<float> page(page_floats);
-    for (int32_t p = 0; p * s.block_size < static_cast<int32_t>(device[0].size()); ++p) {
+    size_t longest = 0;  // AdaKV: heads keep different counts
+    for (const auto& head : device) longest = std::max(longest, head.size());
+    for (int32_t p = 0; p * s.block_size < static_cast<int32_t>(longest); ++p) {
       backend_->CopyToHost(pages[p], page.data(), page.size());
       for (int32_t h = 0; h < s.kv_heads; ++h) {
         for (int32_t r = 0; r < s.block_size; ++r) {
@@ -183,6 +185,15 @@ TEST_F(CudaEvictionTest, KeptSetsMatchTheCpu) {
       const bool pyramid = kind == KvPolicyKind::kPyramidKv;
       RunLayer(Policy(kind, c.budget, 32), layer, pyramid ? 5 : 0, pyramid ? 16 : 1, true, &stats);
     }
+    // Head-wise budgets (AdaKV) on the scoring policies.
+    for (KvPolicyKind kind : {KvPolicyKind::kRestKv, KvPolicyKind::kSnapKv}) {
+      SCOPED_TRACE(std::string(engine::KvPolicyName(kind)) +
+                   "+adakv N=" + std::to_string(c.shape.num_tokens));
+      RandomLayer layer(c.shape, ++seed);
+      KvPolicyConfig policy = Policy(kind, c.budget, 32);
+      policy.adaptive = engine::AdaptiveBudget::kAdaKv;
+      RunLayer(policy, layer, 0, 1, true, &stats);
+    }
   }
   std::printf("cuda eviction parity: %lld KV heads, %lld identical, mean Jaccard %.6f\n",
               static_cast<long long>(stats.heads), static_cast<long long>(stats.identical),
@@ -200,6 +211,10 @@ TEST_F(CudaEvictionTest, SmallLayerEveryPolicy) {
     const bool pyramid = kind == KvPolicyKind::kPyramidKv;
     RunLayer(Policy(kind, 24, 8), layer, pyramid ? 1 : 0, pyramid ? 4 : 1, true, &stats);
   }
+  KvPolicyConfig adakv = Policy(KvPolicyKind::kRestKv, 24, 8);
+  adakv.adaptive = engine::AdaptiveBudget::kAdaKv;
+  RandomLayer layer({77, 4, 2, 64, 8}, 3);
+  RunLayer(adakv, layer, 0, 1, true, &stats);
   EXPECT_GE(stats.jaccard_sum / std::max<int64_t>(1, stats.heads), 0.999);
 }
 

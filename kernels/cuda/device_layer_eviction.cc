@@ -23,6 +23,14 @@ absl::Status CheckLayer(const EvictionPlan& plan, const EvictionLayerView& layer
                                                       layer.head_dim, kMaxEvictionHeadDim));
   }
   const int32_t kept = plan.KeptTokens();
+  if (plan.head_counts &&
+      (plan.score == EvictionScore::kPositions || plan.score == EvictionScore::kLastQueryMean)) {
+    return absl::InvalidArgumentError("device eviction: head-wise counts need candidate scores");
+  }
+  if (plan.head_counts && (plan.head_cap < plan.keep || plan.head_cap > n - plan.window)) {
+    return absl::InvalidArgumentError(absl::StrFormat("device eviction: head cap %d outside %d..%d",
+                                                      plan.head_cap, plan.keep, n - plan.window));
+  }
   if (kept < 1 || kept > n) {
     return absl::InvalidArgumentError(
         absl::StrFormat("device eviction: %d kept of %d tokens", kept, n));
@@ -103,32 +111,31 @@ absl::StatusOr<T*> DeviceLayerEviction::Upload(Slot slot, const T* host, size_t 
 
 absl::Status DeviceLayerEviction::EvictLayer(const EvictionPlan& plan,
                                              const EvictionLayerView& layer) {
-  last_kept_ = 0;
+  last_lengths_.clear();
   RESTKV_RETURN_IF_ERROR(CheckLayer(plan, layer));
   const int32_t n = layer.num_tokens;
   const int32_t num_pages = (n + layer.block_size - 1) / layer.block_size;
   RESTKV_ASSIGN_OR_RETURN(float* const* table,
                           Upload(kPageTable, layer.pages, static_cast<size_t>(num_pages)));
   const KvPages kv{table, n, layer.num_kv_heads, layer.block_size, layer.head_dim, layer.dtype};
+  std::vector<int32_t> lengths(layer.num_kv_heads, plan.KeptTokens());
   RESTKV_RETURN_IF_ERROR(Select(plan, layer, kv));
-  const int32_t kept = plan.KeptTokens();
+  if (plan.head_counts) lengths = chosen_lengths_;
+  // The longest head's slots move; a shorter head's tail is padding.
+  const int32_t kept = *std::max_element(lengths.begin(), lengths.end());
   // A plan that keeps a prefix (a PyramidKV layer keeping everything) moves
   // nothing.
   bool prefix = plan.score == EvictionScore::kPositions;
   for (size_t i = 0; prefix && i < plan.positions.size(); ++i) {
     prefix = plan.positions[i] == static_cast<int32_t>(i);
   }
-  if (prefix) {
-    last_kv_heads_ = layer.num_kv_heads;
-    last_kept_ = kept;
-    return absl::OkStatus();
+  if (!prefix) {
+    RESTKV_ASSIGN_OR_RETURN(void* stage,
+                            Scratch(kStaged, static_cast<size_t>(StagedKeptBytes(kv, kept))));
+    RESTKV_RETURN_IF_ERROR(LaunchGatherKept(kv, keep_, keep_stride_, kept, stage, stream_));
+    RESTKV_RETURN_IF_ERROR(LaunchScatterKept(stage, kv, kept, stream_));
   }
-  RESTKV_ASSIGN_OR_RETURN(void* stage,
-                          Scratch(kStaged, static_cast<size_t>(StagedKeptBytes(kv, kept))));
-  RESTKV_RETURN_IF_ERROR(LaunchGatherKept(kv, keep_, keep_stride_, kept, stage, stream_));
-  RESTKV_RETURN_IF_ERROR(LaunchScatterKept(stage, kv, kept, stream_));
-  last_kv_heads_ = layer.num_kv_heads;
-  last_kept_ = kept;
+  last_lengths_ = std::move(lengths);
   return absl::OkStatus();
 }
 
@@ -191,8 +198,6 @@ absl::Status DeviceLayerEviction::SelectAccumulated(const EvictionPlan& plan,
   RESTKV_ASSIGN_OR_RETURN(void* probs, Scratch(kProbs, static_cast<size_t>(row_bytes) * chunk));
   RESTKV_ASSIGN_OR_RETURN(void* acc, Scratch(kRaw, static_cast<size_t>(row_bytes)));
   RESTKV_ASSIGN_OR_RETURN(void* reduced, Scratch(kReduced, sizeof(float) * layer.num_kv_heads * m));
-  RESTKV_ASSIGN_OR_RETURN(
-      void* keep, Scratch(kKeep, sizeof(int32_t) * layer.num_kv_heads * (plan.keep + plan.window)));
   float* p = static_cast<float*>(probs);
   float* a = static_cast<float*>(acc);
   for (int32_t t0 = 0; t0 < n; t0 += chunk) {
@@ -206,10 +211,7 @@ absl::Status DeviceLayerEviction::SelectAccumulated(const EvictionPlan& plan,
   // Candidates are the first M of each head's N sums (no pooling for H2O).
   RESTKV_RETURN_IF_ERROR(LaunchReduceGroups(a, layer.num_kv_heads, group, n, m, plan.reduce_max,
                                             static_cast<float*>(reduced), stream_));
-  keep_ = static_cast<int32_t*>(keep);
-  keep_stride_ = plan.keep + plan.window;
-  return LaunchTopKIndices(static_cast<float*>(reduced), layer.num_kv_heads, m, m, plan.keep,
-                           plan.window, keep_, stream_);
+  return KeepTopCandidates(plan, static_cast<float*>(reduced), layer.num_kv_heads, m, n);
 }
 
 // SnapKV / PyramidKV (kWindowSum) and ReST-KV (kReconstruction).
@@ -241,8 +243,6 @@ absl::Status DeviceLayerEviction::SelectWindowScored(const EvictionPlan& plan,
   RESTKV_ASSIGN_OR_RETURN(void* sums_v, Scratch(kSums, sizeof(int64_t) * heads * w));
   RESTKV_ASSIGN_OR_RETURN(void* shapes_v, Scratch(kShapes, sizeof(PoolShape) * heads));
   RESTKV_ASSIGN_OR_RETURN(void* reduced_v, Scratch(kReduced, sizeof(float) * kv_heads * m));
-  RESTKV_ASSIGN_OR_RETURN(void* keep_v,
-                          Scratch(kKeep, sizeof(int32_t) * kv_heads * (plan.keep + w)));
   float* probs = static_cast<float*>(probs_v);
   float* abar = static_cast<float*>(abar_v);
   float* obar = static_cast<float*>(obar_v);
@@ -282,20 +282,71 @@ absl::Status DeviceLayerEviction::SelectWindowScored(const EvictionPlan& plan,
   float* reduced = static_cast<float*>(reduced_v);
   RESTKV_RETURN_IF_ERROR(
       LaunchReduceGroups(smoothed, kv_heads, group, m, m, plan.reduce_max, reduced, stream_));
-  keep_ = static_cast<int32_t*>(keep_v);
-  keep_stride_ = plan.keep + w;
-  return LaunchTopKIndices(reduced, kv_heads, m, m, plan.keep, w, keep_, stream_);
+  return KeepTopCandidates(plan, reduced, kv_heads, m, n);
+}
+
+absl::Status DeviceLayerEviction::KeepTopCandidates(const EvictionPlan& plan, const float* reduced,
+                                                    int32_t kv_heads, int64_t m, int32_t n) {
+  const int32_t w = plan.window;
+  if (!plan.head_counts) {
+    RESTKV_ASSIGN_OR_RETURN(void* keep,
+                            Scratch(kKeep, sizeof(int32_t) * kv_heads * (plan.keep + w)));
+    keep_ = static_cast<int32_t*>(keep);
+    keep_stride_ = plan.keep + w;
+    return LaunchTopKIndices(reduced, kv_heads, m, m, plan.keep, w, keep_, stream_);
+  }
+  // AdaKV: the counts are a host decision over every head's scores (a small
+  // copy: Hkv x M floats), then one top-k launch per head with its count.
+  reduced_host_.resize(static_cast<size_t>(kv_heads) * m);
+  RESTKV_RETURN_IF_ERROR(
+      memory_.Download(reduced, reduced_host_.data(), reduced_host_.size() * sizeof(float)));
+  const std::vector<int32_t> counts = plan.head_counts(reduced_host_.data(), kv_heads, m);
+  if (static_cast<int32_t>(counts.size()) != kv_heads) {
+    return absl::InternalError(absl::StrFormat("device eviction: %d head counts for %d KV heads",
+                                               counts.size(), kv_heads));
+  }
+  int32_t longest = 0;
+  for (int32_t c : counts) {
+    if (c < 0 || c > plan.head_cap || c > m) {
+      return absl::InternalError(absl::StrFormat(
+          "device eviction: head count %d outside 0..%d (%d candidates)", c, plan.head_cap, m));
+    }
+    longest = std::max(longest, c);
+  }
+  keep_stride_ = longest + w;
+  // Each head's list: its c_h candidates (written by the top-k launch), the
+  // window, then padding slots that gather token N-1 (any valid index:
+  // attention never reads a head's padding).
+  keep_host_.assign(static_cast<size_t>(kv_heads) * keep_stride_, n - 1);
+  chosen_lengths_.assign(kv_heads, 0);
+  for (int32_t h = 0; h < kv_heads; ++h) {
+    int32_t* row = keep_host_.data() + h * keep_stride_;
+    for (int32_t i = 0; i < w; ++i) row[counts[h] + i] = static_cast<int32_t>(m + i);
+    chosen_lengths_[h] = counts[h] + w;
+  }
+  RESTKV_ASSIGN_OR_RETURN(keep_, Upload(kKeep, keep_host_.data(), keep_host_.size()));
+  for (int32_t h = 0; h < kv_heads; ++h) {
+    if (counts[h] == 0) continue;
+    RESTKV_RETURN_IF_ERROR(LaunchTopKIndices(reduced + h * m, 1, m, m, counts[h], w,
+                                             keep_ + h * keep_stride_, stream_));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status DeviceLayerEviction::LastKept(std::vector<std::vector<int32_t>>* kept) {
-  if (last_kept_ == 0) return absl::FailedPreconditionError("no layer evicted on the device yet");
-  const int64_t rows = keep_stride_ == 0 ? 1 : last_kv_heads_;
-  std::vector<int32_t> flat(static_cast<size_t>(rows * last_kept_));
+  if (last_lengths_.empty()) {
+    return absl::FailedPreconditionError("no layer evicted on the device yet");
+  }
+  const int32_t kv_heads = static_cast<int32_t>(last_lengths_.size());
+  const int64_t stride =
+      keep_stride_ == 0 ? 0 : *std::max_element(last_lengths_.begin(), last_lengths_.end());
+  std::vector<int32_t> flat(
+      static_cast<size_t>(keep_stride_ == 0 ? last_lengths_[0] : kv_heads * stride));
   RESTKV_RETURN_IF_ERROR(memory_.Download(keep_, flat.data(), flat.size() * sizeof(int32_t)));
-  kept->assign(last_kv_heads_, {});
-  for (int32_t h = 0; h < last_kv_heads_; ++h) {
-    const int32_t* src = flat.data() + (keep_stride_ == 0 ? 0 : h * last_kept_);
-    (*kept)[h].assign(src, src + last_kept_);
+  kept->assign(kv_heads, {});
+  for (int32_t h = 0; h < kv_heads; ++h) {
+    const int32_t* src = flat.data() + h * stride;
+    (*kept)[h].assign(src, src + last_lengths_[h]);
   }
   return absl::OkStatus();
 }

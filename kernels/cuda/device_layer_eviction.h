@@ -2,14 +2,16 @@
 // eviction kernels of eviction_launch.h. The layer's pages never leave
 // device memory; what crosses from the host is small: the block table, the
 // window queries the model captured on the host (w x H x d floats; every
-// query for H2O), the plan's row weights or positions. Only LastKept copies
-// anything back (the kept indices).
+// query for H2O), the plan's row weights or positions. What goes back is
+// small too: the kept indices (LastKept), and under AdaKV the reduced scores
+// [Hkv][M] the host's head-wise counts are computed from.
 //
 // One evicting layer, ReST-KV (kReconstruction):
 //   for each chunk of query heads (probabilities capped at kMaxProbsBytes):
 //     WindowProbs -> AggregateRows (abar) -> CandidateOutput (obar)
 //     -> ReconstructionScores; TopKPositionSums (drift) when adaptive
-//   AdaptiveShapes -> Pool -> ReduceGroups -> TopKIndices
+//   AdaptiveShapes -> Pool -> ReduceGroups -> TopKIndices (AdaKV: the
+//   reduced scores to the host for the counts, then TopKIndices per head)
 //   GatherKept -> ScatterKept (in place, through a staging buffer)
 //
 // Memory: scratch buffers are grow-only, kept between layers, allocated
@@ -58,6 +60,7 @@ class DeviceLayerEviction final : public LayerEvictionOps {
 
   absl::Status EvictLayer(const EvictionPlan& plan, const EvictionLayerView& layer) override;
   absl::Status LastKept(std::vector<std::vector<int32_t>>* kept) override;
+  const std::vector<int32_t>& LastLengths() const override { return last_lengths_; }
 
  private:
   enum Slot {
@@ -88,15 +91,20 @@ class DeviceLayerEviction final : public LayerEvictionOps {
                                  const KvPages& kv);
   absl::Status SelectLastQuery(const EvictionPlan& plan, const EvictionLayerView& layer,
                                const KvPages& kv);
+  // Each KV head's top candidates of `reduced` [Hkv][M] and the window:
+  // plan.keep per head, or plan.head_counts' counts (AdaKV).
+  absl::Status KeepTopCandidates(const EvictionPlan& plan, const float* reduced, int32_t kv_heads,
+                                 int64_t m, int32_t n);
 
   DeviceMemoryOps& memory_;
   cudaStream_t stream_;
   std::array<std::unique_ptr<Buffer>, kNumSlots> scratch_;
-  int32_t* keep_ = nullptr;  // [Hkv or 1][keep_stride_] in kKeep
-  int64_t keep_stride_ = 0;  // 0: one list shared by every KV head
-  // Shape of the last successful EvictLayer, for LastKept; kept 0 = none.
-  int32_t last_kv_heads_ = 0;
-  int32_t last_kept_ = 0;
+  int32_t* keep_ = nullptr;              // [Hkv or 1][keep_stride_] in kKeep
+  int64_t keep_stride_ = 0;              // 0: one list shared by every KV head
+  std::vector<int32_t> last_lengths_;    // of the last successful EvictLayer; empty = none
+  std::vector<int32_t> chosen_lengths_;  // AdaKV: the slots per head Select chose
+  std::vector<float> reduced_host_;      // AdaKV: the reduced scores, for head_counts
+  std::vector<int32_t> keep_host_;       // AdaKV: the keep lists' window and padding
 };
 
 }  // namespace restkv::kernels::cuda

@@ -96,11 +96,16 @@ absl::Status LaunchGatherRows(const float* src, const int64_t* rows, int64_t num
 
 // One sequence of an attention call, with its block table flattened into
 // one device array of page pointers (`page_table[page_begin + i]`).
+// Per-head lengths (AdaKV; Backend::Attention's hole_begin): with
+// hole_index >= 0, KV head g skips keys [hole_begin[hole_index + g],
+// hole_end) (AttentionLaunch::hole_begin); -1 = no padding.
 struct DeviceAttentionSeq {
   int32_t q_begin;
   int32_t num_q;
   int32_t kv_len;
   int32_t page_begin;
+  int32_t hole_index = -1;
+  int32_t hole_end = 0;
 };
 
 // A unit of work: `kRowsPerTile` consecutive (query token, group head) rows
@@ -124,6 +129,7 @@ struct AttentionLaunch {
   const DeviceAttentionSeq* seqs = nullptr;    // device
   float* const* page_table = nullptr;          // device
   const DeviceAttentionTile* tiles = nullptr;  // device, num_tiles entries
+  const int32_t* hole_begin = nullptr;         // device; null when no sequence has holes
   int32_t num_tiles = 0;
   int32_t heads = 0;
   int32_t kv_heads = 0;

@@ -17,6 +17,10 @@
 // writes its unnormalised output and (max, sum) per row, and CombineKernel
 // merges them: M = max m_s, out = sum_s e^(m_s-M) o_s / sum_s e^(m_s-M) l_s.
 //
+// Per-head lengths (AdaKV): a KV head's padding slots [hole_b, hole_e) are
+// masked like future keys, and a key tile wholly inside them is skipped (the
+// condition is the block's, so every thread skips it together).
+//
 // Thread layout (128 threads): thread = row r (tid / 8) x lane8 (tid % 8).
 // A row's 8 threads are 8 consecutive lanes of one warp, so row-wise
 // reductions are 3 xor-shuffles and the row's probabilities in shared memory
@@ -98,6 +102,8 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch
   const int32_t h = g * group + (row_valid ? row % group : 0);
   const int32_t past = seq.kv_len - seq.num_q;  // keys before the first query
   const int32_t last_key = past + j;            // causal limit of this row
+  const int32_t hole_b = seq.hole_index >= 0 ? a.hole_begin[seq.hole_index + g] : 0;
+  const int32_t hole_e = seq.hole_index >= 0 ? seq.hole_end : 0;
 
   // Keys any row of the block sees: up to the last valid row's limit.
   const int32_t last_row = min(tile.first_row + kRows, total_rows) - 1;
@@ -124,6 +130,7 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch
   float m = -INFINITY, l = 0.0f;
 
   for (int32_t t0 = k_begin; t0 < k_end; t0 += kKeys) {
+    if (t0 >= hole_b && t0 + kKeys <= hole_e) continue;  // all padding
     __syncthreads();  // Q is loaded; the previous tile's K/V/P reads are done
     // K/V tile: 4-element loads, consecutive threads along d (coalesced),
     // widened to f32.
@@ -131,7 +138,7 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch
       const int32_t c = e / (D / 4), kk = (e % (D / 4)) * 4;
       const int32_t key = t0 + c;
       float4 kv4 = make_float4(0.f, 0.f, 0.f, 0.f), vv4 = kv4;
-      if (key < k_end) {
+      if (key < k_end && (key < hole_b || key >= hole_e)) {
         const uint8_t* page =
             reinterpret_cast<const uint8_t*>(a.page_table[seq.page_begin + key / a.block_size]);
         const int64_t r = static_cast<int64_t>(g) * a.block_size + key % a.block_size;
@@ -160,7 +167,8 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch
       float dot = 0.0f;
 #pragma unroll 8
       for (int kk = 0; kk < D; ++kk) dot += q_s[r][kk] * k_s[c][kk];
-      const bool visible = row_valid && key < k_end && key <= last_key;
+      const bool visible =
+          row_valid && key < k_end && key <= last_key && (key < hole_b || key >= hole_e);
       s[i] = visible ? dot * a.scale : -INFINITY;
       tile_max = fmaxf(tile_max, s[i]);
     }

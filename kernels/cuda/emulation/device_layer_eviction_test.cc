@@ -89,13 +89,20 @@ Outcome RunBoth(const KvPolicyConfig& policy, RandomLayer& layer, const std::vec
   EXPECT_TRUE(st.ok()) << st;
   if (!st.ok()) return out;
   EXPECT_TRUE(ops.LastKept(&out.device).ok());
-  // Only the small tables went over, never a page's worth per token.
-  EXPECT_EQ(memory.downloaded_bytes(), sizeof(int32_t) *
-                                           (plan->score == EvictionScore::kPositions ||
-                                                    plan->score == EvictionScore::kLastQueryMean
-                                                ? 1
-                                                : s.kv_heads) *
-                                           plan->KeptTokens());
+  // Only the small tables went over, never a page's worth per token: the
+  // kept lists, and under AdaKV the reduced scores [Hkv][M].
+  const std::vector<int32_t>& lengths = ops.LastLengths();
+  EXPECT_EQ(lengths.size(), static_cast<size_t>(s.kv_heads));
+  const bool shared =
+      plan->score == EvictionScore::kPositions || plan->score == EvictionScore::kLastQueryMean;
+  const size_t longest = *std::max_element(lengths.begin(), lengths.end());
+  EXPECT_EQ(
+      memory.downloaded_bytes(),
+      sizeof(int32_t) * (shared ? 1 : s.kv_heads) * longest +
+          (plan->head_counts ? sizeof(float) * s.kv_heads * (s.num_tokens - plan->window) : 0));
+  for (int32_t h = 0; h < s.kv_heads && h < static_cast<int32_t>(out.device.size()); ++h) {
+    EXPECT_EQ(static_cast<size_t>(lengths[h]), out.device[h].size()) << "head " << h;
+  }
   for (int32_t h = 0; h < s.kv_heads && h < static_cast<int32_t>(out.device.size()); ++h) {
     for (size_t i = 0; i < out.device[h].size(); ++i) {
       EXPECT_EQ(layer.Slot(static_cast<int32_t>(i), h), before.Slot(out.device[h][i], h))
@@ -227,6 +234,55 @@ TEST(DeviceLayerEvictionTest, RandomLayersKeepTheCpusSets) {
   EXPECT_GE(mean, 0.999);
 }
 
+// AdaKV (adaptive=adakv): the host's head-wise counts over the device's
+// reduced scores; every KV head keeps the CPU's own count and set, and the
+// counts differ between heads (else the case would not test them).
+TEST(DeviceLayerEvictionTest, AdaKvKeepsTheCpusHeadWiseSets) {
+  const LayerShape shapes[] = {
+      {96, 8, 4, 64, 8},    // GQA 2, four KV heads
+      {61, 8, 8, 128, 16},  // MHA, eight heads, d 128
+  };
+  int64_t uneven_layers = 0;
+  uint32_t seed = 500;
+  for (const LayerShape& shape : shapes) {
+    std::vector<float> wo(static_cast<size_t>(64) * shape.heads * shape.head_dim);
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> dist;
+    for (float& x : wo) x = dist(rng);
+    const std::vector<float> factor =
+        engine::ComputeWoFactor(wo.data(), 64, shape.heads, shape.head_dim);
+    for (KvPolicyKind kind : {KvPolicyKind::kRestKv, KvPolicyKind::kSnapKv,
+                              KvPolicyKind::kPyramidKv, KvPolicyKind::kH2o}) {
+      for (bool normalize : {true, false}) {
+        if (!normalize && kind != KvPolicyKind::kRestKv) continue;
+        KvPolicyConfig policy = Policy(kind, 24, 8);
+        policy.adaptive = engine::AdaptiveBudget::kAdaKv;
+        policy.adakv_normalize = normalize;
+        ASSERT_TRUE(policy.Validate().ok()) << policy.Validate();
+        SCOPED_TRACE(engine::KvPolicyDebugString(policy) +
+                     " N=" + std::to_string(shape.num_tokens));
+        const int32_t layer_index = kind == KvPolicyKind::kPyramidKv ? 1 : 0;
+        const int32_t num_layers = kind == KvPolicyKind::kPyramidKv ? 4 : 1;
+        const auto plan =
+            engine::MakeEvictionPlan(policy, layer_index, num_layers, shape.num_tokens);
+        ASSERT_TRUE(plan.has_value() && plan->head_counts);
+        RandomLayer layer(shape, ++seed, 3.0f);
+        const Outcome o = RunBoth(policy, layer, factor, layer_index, num_layers);
+        ASSERT_EQ(o.device.size(), o.cpu.size());
+        for (size_t h = 0; h < o.cpu.size(); ++h) {
+          EXPECT_EQ(o.device[h], o.cpu[h]) << "KV head " << h;
+        }
+        bool uneven = false;
+        for (const auto& head : o.device) uneven |= head.size() != o.device[0].size();
+        uneven_layers += uneven;
+      }
+    }
+  }
+  EXPECT_GT(uneven_layers, 0) << "no case gave its heads different counts";
+  std::printf("AdaKV device vs CPU: %lld layers with uneven head counts\n",
+              static_cast<long long>(uneven_layers));
+}
+
 // Pages of every stored dtype: the kernels widen the stored elements to f32
 // exactly as the CPU's DecodeKvRow does (RandomLayer's k / v are those
 // values), so the kept sets match the CPU's on the same pages, and
@@ -308,6 +364,25 @@ TEST(DeviceLayerEvictionTest, RejectsWhatTheKernelsDoNotSupport) {
   EXPECT_EQ(ops.EvictLayer(plan, view).code(), absl::StatusCode::kInvalidArgument);
   std::vector<std::vector<int32_t>> kept;
   EXPECT_EQ(ops.LastKept(&kept).code(), absl::StatusCode::kFailedPrecondition);
+  // Head-wise counts need candidate scores, and a cap the layer can hold.
+  plan.head_counts = [](const float*, int32_t heads, int64_t) {
+    return std::vector<int32_t>(heads, 1);
+  };
+  view.num_queries = 8;
+  plan.head_cap = 40;
+  EXPECT_EQ(ops.EvictLayer(plan, view).code(), absl::StatusCode::kInvalidArgument);
+  plan.head_cap = 8;
+  plan.score = EvictionScore::kLastQueryMean;
+  EXPECT_EQ(ops.EvictLayer(plan, view).code(), absl::StatusCode::kInvalidArgument);
+  // A count function that breaks its contract is an error, not a bad read.
+  plan.score = EvictionScore::kWindowSum;
+  plan.head_counts = [](const float*, int32_t heads, int64_t) {
+    return std::vector<int32_t>(heads, 9);  // over the cap
+  };
+  EXPECT_EQ(ops.EvictLayer(plan, view).code(), absl::StatusCode::kInternal);
+  plan.head_counts = [](const float*, int32_t, int64_t) { return std::vector<int32_t>(1, 2); };
+  EXPECT_EQ(ops.EvictLayer(plan, view).code(), absl::StatusCode::kInternal);
+  plan.head_counts = nullptr;
   // metric=before has no kernels: the plan says so and the host scores.
   KvPolicyConfig before = Policy(KvPolicyKind::kRestKv, 16, 8);
   before.metric = engine::MetricMode::kBefore;

@@ -173,6 +173,9 @@ struct AttentionCase {
   int32_t heads, kv_heads, head_dim, block_size, splits;
   std::vector<std::pair<int32_t, int32_t>> seqs;  // (num_q, kv_len)
   KvDtype dtype = KvDtype::kF32;                  // of the pages
+  // Per-head lengths: KV head g of a sequence with P = kv_len - num_q cached
+  // keys skips [P (g + 1) / (Hkv + 1), P), keys that hold real values.
+  bool holes = false;
 };
 
 std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
@@ -181,6 +184,7 @@ std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
       absl::StrFormat("H%dkv%dd%db%ds%d", c.heads, c.kv_heads, c.head_dim, c.block_size, c.splits);
   for (auto [nq, kv] : c.seqs) absl::StrAppend(&name, "_q", nq, "n", kv);
   if (c.dtype != KvDtype::kF32) absl::StrAppend(&name, "_", std::string(KvDtypeName(c.dtype)));
+  if (c.holes) absl::StrAppend(&name, "_holes");
   return name;
 }
 // Readable parameter values in ctest (the default prints the vector's bytes).
@@ -242,8 +246,18 @@ TEST_P(EmulatedAttentionTest, StoreKvAndAttentionMatchCpu) {
     emu_tables.push_back(std::move(et));
     num_tokens += nq;
   }
+  std::vector<std::vector<int32_t>> hole_begin(c.seqs.size());
+  std::vector<int32_t> flat_holes;
   for (size_t s = 0; s < c.seqs.size(); ++s) {
     cseqs.push_back({dseqs[s].q_begin, c.seqs[s].first, c.seqs[s].second, cpu_tables[s].data()});
+    const int32_t past = c.seqs[s].second - c.seqs[s].first;
+    if (!c.holes || past == 0) continue;
+    for (int32_t g = 0; g < Hkv; ++g) hole_begin[s].push_back(past * (g + 1) / (Hkv + 1));
+    cseqs.back().hole_begin = hole_begin[s].data();
+    cseqs.back().hole_end = past;
+    dseqs[s].hole_index = static_cast<int32_t>(flat_holes.size());
+    dseqs[s].hole_end = past;
+    flat_holes.insert(flat_holes.end(), hole_begin[s].begin(), hole_begin[s].end());
   }
   for (size_t i = 0; i < cpu_slab.size(); ++i) {
     ASSERT_EQ(std::memcmp(&emu_slab[i], &cpu_slab[i], sizeof(float)), 0)
@@ -262,6 +276,7 @@ TEST_P(EmulatedAttentionTest, StoreKvAndAttentionMatchCpu) {
   a.seqs = dseqs.data();
   a.page_table = flat_table.data();
   a.tiles = tiles.data();
+  a.hole_begin = flat_holes.empty() ? nullptr : flat_holes.data();
   a.num_tiles = static_cast<int32_t>(tiles.size());
   a.heads = H;
   a.kv_heads = Hkv;
@@ -276,6 +291,16 @@ TEST_P(EmulatedAttentionTest, StoreKvAndAttentionMatchCpu) {
   a.out = got.data();
   ASSERT_TRUE(LaunchPagedAttention(a, nullptr).ok());
   ExpectClose(got, ref, 1e-5, 1e-4, "attention");
+  if (!flat_holes.empty()) {
+    // The padding's keys hold real values: attending to them must show.
+    std::vector<float> dense(q.size());
+    for (AttentionSeq& cs : cseqs) cs.hole_begin = nullptr;
+    cpu_.Attention(q.data(), cseqs, H, layout, scale, dense.data());
+    double diff = 0;
+    for (size_t i = 0; i < dense.size(); ++i)
+      diff = std::max<double>(diff, std::fabs(dense[i] - got[i]));
+    EXPECT_GT(diff, 1e-3) << "the holes changed nothing: the case does not test them";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -312,6 +337,18 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{16, 2, 128, 16, 4, {{1, 301}, {1, 77}, {2, 130}}, KvDtype::kQ8_0},
         AttentionCase{8, 1, 64, 1, 8, {{1, 50}, {3, 3}}, KvDtype::kQ8_0},
         AttentionCase{4, 4, 64, 16, 1, {{37, 37}, {1, 1}, {19, 19}}, KvDtype::kQ8_0}),
+    CaseName);
+
+// Per-head lengths (AdaKV padding) on chunked prefill, split-K decode (holes
+// that cover whole key tiles, and splits that are all padding) and page
+// size 1, in every dtype.
+INSTANTIATE_TEST_SUITE_P(
+    Holes, EmulatedAttentionTest,
+    ::testing::Values(
+        AttentionCase{8, 2, 128, 8, 3, {{45, 301}, {17, 17}}, KvDtype::kF32, true},
+        AttentionCase{16, 2, 128, 16, 4, {{1, 301}, {1, 77}, {2, 130}}, KvDtype::kF16, true},
+        AttentionCase{8, 1, 64, 1, 8, {{1, 50}, {3, 3}}, KvDtype::kQ8_0, true},
+        AttentionCase{4, 4, 64, 16, 1, {{5, 200}, {1, 90}, {19, 19}}, KvDtype::kBf16, true}),
     CaseName);
 
 TEST_F(EmulatedKernelsTest, AttentionRejectsUnbuiltHeadDimsAndBadSplits) {

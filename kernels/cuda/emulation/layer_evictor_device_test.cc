@@ -6,10 +6,12 @@
 // touches a KV page during the prefill.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/kv/block_pool.h"
@@ -72,6 +74,7 @@ class LayerEvictorDeviceKernelsTest : public ::testing::Test {
   struct Result {
     std::vector<float> logits;
     std::vector<int32_t> cached_len;
+    std::vector<std::vector<int32_t>> head_len;
     std::vector<std::vector<std::vector<int32_t>>> kept;
     std::vector<std::vector<float>> layer_kv;
     bool copied_a_page = false;
@@ -88,7 +91,7 @@ class LayerEvictorDeviceKernelsTest : public ::testing::Test {
     auto pool = BlockPool::Create(backend, {c.num_kv_heads, c.head_dim, bs}, 128);
     EXPECT_TRUE(pool.ok());
     KvPolicyConfig policy;
-    policy.kind = *ParseKvPolicy(policy_name);
+    EXPECT_TRUE(ApplyKvPolicySpec(policy_name, &policy).ok()) << policy_name;
     policy.budget = 40;
     policy.window = 8;
     std::vector<int32_t> prompt(101);
@@ -113,15 +116,19 @@ class LayerEvictorDeviceKernelsTest : public ::testing::Test {
       }
     }
     r.kept = report.kept;
+    r.head_len.assign(kv.head_len().begin(), kv.head_len().end());
     for (int32_t l = 0; l < c.num_layers; ++l) {
       r.cached_len.push_back(kv.cached_len()[l]);
+      const std::vector<int32_t>& lens = kv.head_len()[l];
       std::vector<float> images;
       for (int32_t p = 0; p * bs < kv.cached_len()[l]; ++p) {
         std::vector<float> page(page_floats);
         backend.CopyToHost(kv.page_ptrs()[l][p], page.data(), page.size());
-        const int32_t rows = std::min(bs, kv.cached_len()[l] - p * bs);
         for (int64_t half = 0; half < 2; ++half) {
           for (int32_t h = 0; h < c.num_kv_heads; ++h) {
+            // A head's padding (AdaKV) holds unspecified values: left out.
+            const int32_t len = lens.empty() ? kv.cached_len()[l] : lens[h];
+            const int32_t rows = std::clamp(len - p * bs, 0, bs);
             const float* src = page.data() + half * page_floats / 2 + int64_t{h} * bs * c.head_dim;
             images.insert(images.end(), src, src + int64_t{rows} * c.head_dim);
           }
@@ -136,7 +143,8 @@ class LayerEvictorDeviceKernelsTest : public ::testing::Test {
 };
 
 TEST_F(LayerEvictorDeviceKernelsTest, SameKeptTokensPagesAndLogitsAsTheCpuPath) {
-  for (const char* name : {"restkv", "snapkv", "pyramidkv", "h2o", "tova", "streamingllm"}) {
+  for (const char* name : {"restkv", "snapkv", "pyramidkv", "h2o", "tova", "streamingllm",
+                           "restkv+adakv", "snapkv+adakv", "h2o+adakv"}) {
     SCOPED_TRACE(name);
     kernels::cpu::CpuBackend host(2);
     KernelEvictionBackend device;
@@ -144,6 +152,12 @@ TEST_F(LayerEvictorDeviceKernelsTest, SameKeptTokensPagesAndLogitsAsTheCpuPath) 
     const Result b = Run(device, name, &device.copies_);
     EXPECT_FALSE(b.copied_a_page) << "a KV page crossed to or from the host";
     EXPECT_EQ(a.cached_len, b.cached_len);
+    EXPECT_EQ(a.head_len, b.head_len);
+    if (std::string_view(name).ends_with("+adakv")) {
+      bool padded = false;
+      for (const std::vector<int32_t>& lens : b.head_len) padded |= !lens.empty();
+      EXPECT_TRUE(padded) << "no layer's heads kept different counts";
+    }
     for (int32_t len : b.cached_len) EXPECT_LT(len, 101) << "the policy evicted nothing";
     EXPECT_EQ(a.kept, b.kept);
     EXPECT_EQ(a.layer_kv, b.layer_kv);
