@@ -146,13 +146,7 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
       std::vector<std::vector<int32_t>> keep;
       RESTKV_RETURN_IF_ERROR(EvictOnDevice(*ops, *plan, policy, layer, n, q_window, num_queries,
                                            q_all, kv, record, &keep));
-      std::vector<int32_t> lens = ops->LastLengths();
-      const int32_t kept = *std::max_element(lens.begin(), lens.end());
-      const bool padded = *std::min_element(lens.begin(), lens.end()) != kept;
-      RESTKV_CHECK_LE(kept, KeptTokensForLayer(policy, layer, config_.num_layers, n));
-      const int32_t released = kv.TruncateLayer(layer, kept);
-      if (padded) kv.SetHeadLengths(layer, std::move(lens));
-      Report(layer, n, kept, released, keep, report);
+      Commit(policy, layer, n, ops->LastLengths(), keep, kv, report);
       return absl::OkStatus();
     }
   }
@@ -193,14 +187,9 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
   const std::vector<std::vector<int32_t>> keep =
       SelectTokens(policy, layer, config_.num_layers, in, threads_);
   RESTKV_CHECK_EQ(static_cast<int32_t>(keep.size()), Hkv);
-  // Every head keeps the same count, except under AdaKV: then the layer
-  // keeps the longest head's count and the others are padded.
   std::vector<int32_t> lens(Hkv);
   for (int32_t h = 0; h < Hkv; ++h) lens[h] = static_cast<int32_t>(keep[h].size());
   const int32_t kept = *std::max_element(lens.begin(), lens.end());
-  const bool padded = *std::min_element(lens.begin(), lens.end()) != kept;
-  RESTKV_CHECK(!padded || policy.adaptive == AdaptiveBudget::kAdaKv);
-  RESTKV_CHECK_LE(kept, KeptTokensForLayer(policy, layer, config_.num_layers, n));
   // Compact in place, head by head: slot i <- slot keep[h][i]. The stored
   // bytes move (rows and their q8_0 scales), so kept values are bit-identical
   // to what was written. keep ascends, so a source slot is never
@@ -227,10 +216,23 @@ absl::Status LayerEvictor::EvictLayer(const KvPolicyConfig& policy, int32_t laye
       backend_.CopyFromHost(host_pages[p], pages[p], static_cast<size_t>(page_floats));
     }
   }
+  Commit(policy, layer, n, std::move(lens), keep, kv, report);
+  return absl::OkStatus();
+}
+
+void LayerEvictor::Commit(const KvPolicyConfig& policy, int32_t layer, int32_t n,
+                          std::vector<int32_t> lens, const std::vector<std::vector<int32_t>>& keep,
+                          SequenceKv& kv, EvictionReport* report) const {
+  // Every head keeps the same count, except under AdaKV: then the layer
+  // keeps the longest head's count and the others are padded.
+  RESTKV_CHECK_EQ(static_cast<int32_t>(lens.size()), config_.num_kv_heads);
+  const int32_t kept = *std::max_element(lens.begin(), lens.end());
+  const bool padded = *std::min_element(lens.begin(), lens.end()) != kept;
+  RESTKV_CHECK(!padded || policy.adaptive == AdaptiveBudget::kAdaKv);
+  RESTKV_CHECK_LE(kept, KeptTokensForLayer(policy, layer, config_.num_layers, n));
   const int32_t released = kv.TruncateLayer(layer, kept);
   if (padded) kv.SetHeadLengths(layer, std::move(lens));
   Report(layer, n, kept, released, keep, report);
-  return absl::OkStatus();
 }
 
 LayerEvictor::PageRow LayerEvictor::RowOf(float* page, const kernels::KvPageLayout& layout,

@@ -90,6 +90,11 @@ class LayerEvictor {
                              const float* q_window, int32_t num_queries, const float* q_all,
                              const SequenceKv& kv, bool record,
                              std::vector<std::vector<int32_t>>* kept);
+  // After compaction: the layer's length (the longest head's), its per-head
+  // lengths when they differ (AdaKV padding), the freed pages, the report.
+  void Commit(const KvPolicyConfig& policy, int32_t layer, int32_t n, std::vector<int32_t> lens,
+              const std::vector<std::vector<int32_t>>& keep, SequenceKv& kv,
+              EvictionReport* report) const;
   void Report(int32_t layer, int32_t n, int32_t kept, int32_t released,
               const std::vector<std::vector<int32_t>>& keep, EvictionReport* report) const;
   // Byte addresses of row (head, slot) of a page's K and V and, for q8_0,

@@ -338,10 +338,10 @@ absl::Status DeviceLayerEviction::LastKept(std::vector<std::vector<int32_t>>* ke
     return absl::FailedPreconditionError("no layer evicted on the device yet");
   }
   const int32_t kv_heads = static_cast<int32_t>(last_lengths_.size());
-  const int64_t stride =
-      keep_stride_ == 0 ? 0 : *std::max_element(last_lengths_.begin(), last_lengths_.end());
+  // Rows keep_stride_ apart (the longest head's slots); 0: one shared row.
+  const int64_t stride = keep_stride_;
   std::vector<int32_t> flat(
-      static_cast<size_t>(keep_stride_ == 0 ? last_lengths_[0] : kv_heads * stride));
+      static_cast<size_t>(stride == 0 ? last_lengths_[0] : kv_heads * stride));
   RESTKV_RETURN_IF_ERROR(memory_.Download(keep_, flat.data(), flat.size() * sizeof(int32_t)));
   kept->assign(kv_heads, {});
   for (int32_t h = 0; h < kv_heads; ++h) {
