@@ -1,8 +1,9 @@
 // What the AVX2 panel tiles share (packed_gemm_avx2.cc for Q4_0/Q4_1/Q8_0,
-// packed_kquant_avx2.cc for the K-quants). Each 64-byte panel vector holds
-// 4 consecutive elements of 16 rows; AVX2 reads it as two 32-byte halves
-// (rows 0..7, 8..15), one pass over the panel per half, so the accumulators
-// of up to 4 activation rows stay in the 16 ymm registers.
+// packed_kquant_avx2.cc's traits for the K-quant tile of kquant_tile.h).
+// Each 64-byte panel vector holds 4 consecutive elements of 16 rows; AVX2
+// reads it as two 32-byte halves (rows 0..7, 8..15), one pass over the panel
+// per half, so the accumulators of up to 4 activation rows stay in the 16
+// ymm registers.
 //
 // Included only by translation units built with AVX2, FMA and F16C.
 #pragma once
@@ -60,8 +61,8 @@ using HalfTileFn = void (*)(const uint8_t* panel, int64_t blocks, const Q8Activa
                             int64_t row0, float* y, int64_t ldy, int h, int valid);
 
 // Both halves (as far as `valid` rows reach) over all `num_x` activation
-// rows, kMaxRows at a time; tiles[R - 1] takes R rows.
-inline void RunHalves(const HalfTileFn (&tiles)[kMaxRows], const uint8_t* panel, int64_t blocks,
+// rows, kMaxRows at a time; tiles[R - 1] (of kMaxRows) takes R rows.
+inline void RunHalves(const HalfTileFn* tiles, const uint8_t* panel, int64_t blocks,
                       const Q8Activations& x, int64_t row0, int num_x, float* y, int64_t ldy,
                       int valid) {
   for (int h = 0; h < 2 && 8 * h < valid; ++h) {

@@ -63,7 +63,8 @@ using KTileFn = void (*)(const uint8_t* panel, int64_t nsb, const Q8Activations&
                          int num_x, float* y, int64_t ldy, int valid);
 // nullptr where this build lacks the path.
 KTileFn KTileFor(GgmlType type, KernelIsa isa);
-// The per-ISA tables behind KTileFor (packed_kquant_avx512.cc, _avx2.cc).
+// The per-ISA tables behind KTileFor (packed_kquant_avx512.cc, _avx2.cc:
+// one tile, kquant_tile.h, over each ISA's vector traits).
 KTileFn KTileAvx512(GgmlType type);
 KTileFn KTileAvx2(GgmlType type);
 // The AVX2 tiles of the Q4_0 / Q4_1 / Q8_0 panels (packed_gemm.h's layout;
