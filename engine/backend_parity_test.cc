@@ -15,8 +15,6 @@ class BackendParityTest : public ::testing::Test {
     SyntheticModelSpec spec;
     spec.num_layers = 3;
     spec.hidden_size = 128;
-    spec.num_heads = 4;
-    spec.num_kv_heads = 2;
     spec.ffn_size = 256;
     path_ = WriteSyntheticModel(spec, "backend_parity");
   }

@@ -1,25 +1,15 @@
 #include "server/known_fields.h"
 
-#include <cstdio>
 #include <string>
 
 #include "gtest/gtest.h"
 #include "server/openai_protocol.h"
+#include "server/testing/log_capture.h"
 
 namespace restkv::server {
 namespace {
 
 using json = Json;
-
-std::string ReadAll(std::FILE* f) {
-  std::fflush(f);
-  std::rewind(f);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  return out;
-}
 
 int Count(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -63,26 +53,24 @@ TEST(KnownFieldsTest, EveryFieldTheParsersReadIsKnown) {
 }
 
 TEST(KnownFieldsTest, EachUnknownNameIsLoggedOncePerRoute) {
-  std::FILE* f = std::tmpfile();
-  RequestLogger log(f);
+  LogCapture capture;
+  RequestLogger log(capture.file());
   IgnoredFieldWarnings warnings(&log);
   EXPECT_EQ(warnings.Note("/v1/chat/completions", {"max_token", "store"}), 2);
   EXPECT_EQ(warnings.Note("/v1/chat/completions", {"store", "max_token"}), 0);
   EXPECT_EQ(warnings.Note("/v1/completions", {"store"}), 1);
-  const std::string text = ReadAll(f);
-  std::fclose(f);
+  const std::string text = capture.Text();
   EXPECT_EQ(Count(text, "WARNING"), 3) << text;
   EXPECT_EQ(Count(text, "'max_token'"), 1) << text;
   EXPECT_EQ(Count(text, "/v1/completions: ignoring unknown request field 'store'"), 1) << text;
 }
 
 TEST(KnownFieldsTest, ALogLineCannotBeForgedThroughAFieldName) {
-  std::FILE* f = std::tmpfile();
-  RequestLogger log(f);
+  LogCapture capture;
+  RequestLogger log(capture.file());
   IgnoredFieldWarnings warnings(&log);
   warnings.Note("/v1/completions", {"a\nFAKE LINE"});
-  const std::string text = ReadAll(f);
-  std::fclose(f);
+  const std::string text = capture.Text();
   EXPECT_EQ(Count(text, "\n"), 1) << text;
 }
 

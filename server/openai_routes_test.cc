@@ -20,6 +20,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/testing/failing_backend.h"
 #include "server/grpc_server.h"
+#include "server/testing/log_capture.h"
 
 namespace restkv::server {
 namespace {
@@ -103,8 +104,7 @@ class OpenAiRoutesTest : public ::testing::Test {
     }
     engine_ = std::move(*engine::Engine::Create(*model_, options));
     metrics_ = std::make_unique<ServerMetrics>("synthetic");
-    log_file_ = std::tmpfile();
-    log_ = std::make_unique<RequestLogger>(log_file_);
+    log_ = std::make_unique<RequestLogger>(log_capture_.file());
     if (config.served_model_names.empty()) config.served_model_names = {"synthetic"};
     routes_ = std::make_unique<OpenAiRoutes>(*engine_, *metrics_, *log_, config);
     io_thread_ = std::thread([this] { ioc_.run(); });
@@ -114,7 +114,6 @@ class OpenAiRoutesTest : public ::testing::Test {
     if (engine_) engine_->Shutdown(0);
     work_.reset();
     io_thread_.join();
-    if (log_file_ != nullptr) std::fclose(log_file_);
   }
 
   std::shared_ptr<FakeExchange> Send(http::verb method, const std::string& target,
@@ -146,15 +145,7 @@ class OpenAiRoutesTest : public ::testing::Test {
     EXPECT_EQ(engine_->GetStats().kv_pages_used, 0);
   }
 
-  std::string LogText() {
-    std::fflush(log_file_);
-    std::rewind(log_file_);
-    std::string out;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, log_file_)) > 0) out.append(buf, n);
-    return out;
-  }
+  std::string LogText() const { return log_capture_.Text(); }
   // The id of the token the synthetic tokenizer makes of `text` (one token).
   int32_t TokenOf(const std::string& text) {
     const std::vector<int32_t> ids = model_->tokenizer().Encode(text, false, false);
@@ -171,7 +162,7 @@ class OpenAiRoutesTest : public ::testing::Test {
   std::unique_ptr<engine::Model> model_;
   std::unique_ptr<engine::Engine> engine_;
   std::unique_ptr<ServerMetrics> metrics_;
-  std::FILE* log_file_ = nullptr;
+  LogCapture log_capture_;
   std::unique_ptr<RequestLogger> log_;
   std::unique_ptr<OpenAiRoutes> routes_;
 };

@@ -2,8 +2,9 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <string>
+
+#include "server/testing/log_capture.h"
 
 namespace restkv::server {
 namespace {
@@ -19,10 +20,10 @@ TEST(EscapeForLogTest, ControlCharactersBecomeEscapes) {
 }
 
 TEST(RequestLoggerTest, AForgedLineStaysOnItsOwnLine) {
-  std::FILE* f = std::tmpfile();
-  ASSERT_NE(f, nullptr);
+  LogCapture capture;
+  ASSERT_NE(capture.file(), nullptr);
   {
-    RequestLogger log(f);
+    RequestLogger log(capture.file());
     RequestLogEntry e;
     e.id = "cmpl-1";
     e.method = "POST";
@@ -31,12 +32,7 @@ TEST(RequestLoggerTest, AForgedLineStaysOnItsOwnLine) {
     e.note = "model 'x\n2026-01-01T00:00:00.000Z admin POST /v1/admin 200' does not exist";
     log.Log(e);
   }
-  std::rewind(f);
-  std::string text;
-  char buf[512];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
-  std::fclose(f);
+  const std::string text = capture.Text();
   ASSERT_FALSE(text.empty());
   EXPECT_EQ(text.find('\n'), text.size() - 1) << text;  // one physical line
   EXPECT_NE(text.find("model 'x\\n2026-01-01"), std::string::npos) << text;

@@ -16,14 +16,13 @@ import argparse
 import concurrent.futures
 import pathlib
 import random
-import signal
 import statistics
 import subprocess
 import time
 
 import openai
 
-from server_process import free_port, wait_healthy  # tools/server_process.py
+from server_process import free_port, stop, wait_healthy  # tools/server_process.py
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORDS = ("river stone lantern orchard copper meadow harbor violet summit canyon willow ember "
@@ -80,11 +79,7 @@ def run_server(args, caching, system, questions):
                         for q in questions]
                 results[policy] = [f.result() for f in futs]
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     return results
 
 

@@ -20,10 +20,9 @@ import json
 import math
 import pathlib
 import random
-import signal
 import subprocess
 
-from server_process import free_port, wait_healthy  # tools/server_process.py
+from server_process import free_port, stop, wait_healthy  # tools/server_process.py
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KEYS = ["completed", "failed", "duration", "request_throughput", "output_throughput",
@@ -82,11 +81,7 @@ def run(name, cmd, port, trace, out, bench_args, sweep, sweep_requests, nice):
             swept.append((float(rate), json.loads(result.read_text())["summary"]))
         return replay, swept
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def main():

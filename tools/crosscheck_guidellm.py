@@ -31,12 +31,11 @@ import json
 import os
 import resource
 import pathlib
-import signal
 import statistics
 import subprocess
 import sys
 
-from server_process import free_port, wait_healthy  # tools/server_process.py
+from server_process import free_port, stop, wait_healthy  # tools/server_process.py
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -160,8 +159,7 @@ def main():
         b = guidellm_side(url, args, tok, args.out)
     finally:
         if proc is not None:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=30)
+            stop(proc)
     print(f"{args.requests} requests, {args.input_len} in / {args.output_len} out tokens, "
           f"constant {args.rate} req/s, against {url}" + (" (server on CPU 0, clients on CPU 1)" if args.pin else ""))
     print(f"{'metric':36}{'restkv bench':>14}{'guidellm':>14}{'guidellm/restkv':>17}")

@@ -1,6 +1,8 @@
-"""Shared by the benchmark scripts in tools/ that start servers: a free loopback port, and
-waiting for a started server's /health."""
+"""Shared by the benchmark scripts in tools/ that start servers: a free loopback port,
+waiting for a started server's /health, and stopping it."""
+import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -27,3 +29,13 @@ def wait_healthy(url, proc, timeout=120):
         time.sleep(0.5)
     proc.kill()
     sys.exit("server did not become healthy")
+
+
+def stop(proc, timeout=30):
+    """SIGINT (the servers' graceful shutdown), then SIGKILL after `timeout` seconds."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -77,6 +77,19 @@ class Parser {
     if (Peek().kind != K::kName) return Error(absl::StrCat("expected a name", Found()));
     return Next().text;
   }
+  // Items separated by commas, a trailing comma allowed, up to `close`
+  // (consumed): the shape of list and dict literals, call arguments and
+  // macro parameters. `item` parses one item.
+  template <typename ItemFn>
+  absl::Status ParseCommaList(std::string_view close, ItemFn item) {
+    while (!IsOp(close)) {
+      absl::Status st = item();
+      if (!st.ok()) return st;
+      if (!IsOp(",")) break;
+      Next();
+    }
+    return Expect(close);
+  }
 
   // Statements until one of `ends` opens a block tag; *end gets its name
   // (the tag's remaining tokens are left for the caller). At top level
@@ -274,7 +287,7 @@ class Parser {
   absl::Status ParseParams(Stmt* s) {
     absl::Status st = Expect("(");
     if (!st.ok()) return st;
-    while (!IsOp(")")) {
+    return ParseCommaList(")", [&]() -> absl::Status {
       auto n = ExpectName();
       if (!n.ok()) return n.status();
       ExprPtr def;
@@ -285,10 +298,8 @@ class Parser {
         def = std::move(*d);
       }
       s->params.emplace_back(*n, std::move(def));
-      if (!IsOp(",")) break;
-      Next();
-    }
-    return Expect(")");
+      return absl::OkStatus();
+    });
   }
 
   absl::StatusOr<std::unique_ptr<Stmt>> ParseMacro(std::unique_ptr<Stmt> s) {
@@ -552,33 +563,20 @@ class Parser {
         if (tok.text == "[") {
           Next();
           auto list = MakeExpr(Expr::Kind::kList, tok.line);
-          while (!IsOp("]")) {
-            auto item = ParseExpression();
-            if (!item.ok()) return item;
-            list->items.push_back(std::move(*item));
-            if (!IsOp(",")) break;
-            Next();
-          }
-          absl::Status st = Expect("]");
+          absl::Status st = ParseCommaList("]", [&] { return ParseItem(list.get()); });
           if (!st.ok()) return st;
           return list;
         }
         if (tok.text == "{") {
           Next();
           auto dict = MakeExpr(Expr::Kind::kDict, tok.line);
-          while (!IsOp("}")) {
-            auto key = ParseExpression();
-            if (!key.ok()) return key;
-            absl::Status st = Expect(":");
-            if (!st.ok()) return st;
-            auto value = ParseExpression();
-            if (!value.ok()) return value;
-            dict->items.push_back(std::move(*key));
-            dict->items.push_back(std::move(*value));
-            if (!IsOp(",")) break;
-            Next();
-          }
-          absl::Status st = Expect("}");
+          // Keys and values alternate in items.
+          absl::Status st = ParseCommaList("}", [&] {
+            absl::Status item = ParseItem(dict.get());
+            if (item.ok()) item = Expect(":");
+            if (item.ok()) item = ParseItem(dict.get());
+            return item;
+          });
           if (!st.ok()) return st;
           return dict;
         }
@@ -589,25 +587,26 @@ class Parser {
     return Error(absl::StrCat("expected an expression", Found()));
   }
 
+  // One expression appended to e->items.
+  absl::Status ParseItem(Expr* e) {
+    auto v = ParseExpression();
+    if (!v.ok()) return v.status();
+    e->items.push_back(std::move(*v));
+    return absl::OkStatus();
+  }
+
   absl::Status ParseCallArgs(Expr* call) {
     absl::Status st = Expect("(");
     if (!st.ok()) return st;
-    while (!IsOp(")")) {
-      if (Peek().kind == K::kName && IsOp("=", 1)) {
-        std::string name = Next().text;
-        Next();
-        auto v = ParseExpression();
-        if (!v.ok()) return v.status();
-        call->kwargs.emplace_back(std::move(name), std::move(*v));
-      } else {
-        auto v = ParseExpression();
-        if (!v.ok()) return v.status();
-        call->items.push_back(std::move(*v));
-      }
-      if (!IsOp(",")) break;
+    return ParseCommaList(")", [&]() -> absl::Status {
+      if (Peek().kind != K::kName || !IsOp("=", 1)) return ParseItem(call);
+      std::string name = Next().text;
       Next();
-    }
-    return Expect(")");
+      auto v = ParseExpression();
+      if (!v.ok()) return v.status();
+      call->kwargs.emplace_back(std::move(name), std::move(*v));
+      return absl::OkStatus();
+    });
   }
 
   absl::StatusOr<ExprPtr> ParsePostfix(ExprPtr node) {

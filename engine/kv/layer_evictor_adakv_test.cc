@@ -32,8 +32,6 @@ class AdaKvEvictorTest : public ::testing::Test {
   void SetUp() override {
     SyntheticModelSpec spec;
     spec.num_layers = 3;
-    spec.num_heads = 4;
-    spec.num_kv_heads = 2;
     spec.context_length = 2048;
     path_ = WriteSyntheticModel(spec, "adakv_test");
     auto model = Model::Load(path_, backend_, ModelOptions{});

@@ -3,12 +3,9 @@
 // kept tokens, compacted pages and logits as its host path. The device is
 // simulated by a CPU backend that refuses to be addressed from the host, so
 // the path runs (and fails if wrong) on every machine.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 
@@ -17,7 +14,7 @@
 #include "engine/kv/sequence_kv.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/model.h"
-#include "engine/model/synthetic_model.h"
+#include "engine/testing/synthetic_model_file.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/testing/forwarding_backend.h"
 
@@ -50,14 +47,9 @@ class EvictorDevicePathTest : public ::testing::Test {
   void SetUp() override {
     SyntheticModelSpec spec;
     spec.num_layers = 3;
-    spec.num_heads = 4;
-    spec.num_kv_heads = 2;
     spec.weight_type = kernels::GgmlType::kQ8_0;
     spec.context_length = 2048;
-    path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_evictor_device_test_" + std::to_string(::getpid()) + ".gguf"))
-                .string();
-    std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
+    path_ = WriteSyntheticModel(spec, "evictor_device_test");
   }
   void TearDown() override { std::filesystem::remove(path_); }
 

@@ -30,14 +30,12 @@ inline std::string WriteSyntheticModel(const SyntheticModelSpec& spec, std::stri
   return path;
 }
 
-// 4 layers, 4 query heads over 2 KV heads (so grouped-query attention is
-// exercised), Q8_0 weights, `context_length` positions.
+// 4 layers, the spec's default 4 query heads over 2 KV heads (so
+// grouped-query attention is exercised), Q8_0 weights, `context_length` positions.
 inline std::unique_ptr<Model> LoadGqaTestModel(kernels::Backend& backend, int64_t context_length,
                                                std::string_view tag) {
   SyntheticModelSpec spec;
   spec.num_layers = 4;
-  spec.num_heads = 4;
-  spec.num_kv_heads = 2;
   spec.weight_type = kernels::GgmlType::kQ8_0;
   spec.context_length = context_length;
   const std::string path = WriteSyntheticModel(spec, tag);

@@ -45,6 +45,16 @@ class ServeProcess:
     def log(self):
         return pathlib.Path(self.log_path).read_text()
 
+    def metrics(self):
+        """/metrics as {name: value}, labels dropped (the server labels every
+        series with its one model name only)."""
+        values = {}
+        for line in requests.get(self.url + "/metrics", timeout=10).text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                values[name.split("{")[0]] = float(value)
+        return values
+
     def stop(self, timeout=60):
         """SIGTERM, then the exit code (graceful shutdown must give 0)."""
         self.proc.send_signal(signal.SIGTERM)

@@ -40,15 +40,6 @@ def server(request, model_path, tmp_path_factory):
     assert s.stop() == 0, s.log()
 
 
-def metrics(server):
-    values = {}
-    for line in requests.get(server.url + "/metrics", timeout=10).text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name.split("{")[0]] = float(value)
-    return values
-
-
 def complete(server, prompt, max_tokens, **extra):
     body = {"model": MODEL, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
             "ignore_eos": True, **extra}
@@ -67,7 +58,7 @@ def prompt_of(server, tokens, seed):
 
 def test_preempted_policy_requests_finish_and_do_not_block(server):
     prompts = [prompt_of(server, 470, seed) for seed in range(4)]
-    before = metrics(server)
+    before = server.metrics()
     with concurrent.futures.ThreadPoolExecutor(5) as pool:
         futures = [pool.submit(complete, server, p, 120, kv_policy="streamingllm", kv_budget=64)
                    for p in prompts]
@@ -78,7 +69,7 @@ def test_preempted_policy_requests_finish_and_do_not_block(server):
         assert r.status_code == 200, r.text
     for r in results[:4]:
         assert r.json()["usage"]["completion_tokens"] == 120
-    after = metrics(server)
+    after = server.metrics()
     assert after["restkv:num_preemptions_total"] - before["restkv:num_preemptions_total"] >= 1, \
         "the pool was meant to force preemptions"
     assert after["restkv:num_requests_running"] == 0
@@ -91,17 +82,17 @@ def test_preemption_does_not_change_greedy_text(server):
     prompts = [prompt_of(server, 470, seed) for seed in range(4)]
     alone = [complete(server, p, 120, kv_policy="streamingllm", kv_budget=64).json()
              for p in prompts]
-    before = metrics(server)["restkv:num_preemptions_total"]
+    before = server.metrics()["restkv:num_preemptions_total"]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         together = list(pool.map(
             lambda p: complete(server, p, 120, kv_policy="streamingllm", kv_budget=64).json(),
             prompts))
-    assert metrics(server)["restkv:num_preemptions_total"] > before
+    assert server.metrics()["restkv:num_preemptions_total"] > before
     assert [t["choices"][0]["text"] for t in together] == [a["choices"][0]["text"] for a in alone]
 
 
 def test_request_that_can_never_fit_is_refused_at_once(server):
-    total = int(metrics(server)["restkv:kv_pages_total"])
+    total = int(server.metrics()["restkv:kv_pages_total"])
     started = time.time()
     r = complete(server, prompt_of(server, 1500, 9), 16)
     assert time.time() - started < 10
@@ -111,7 +102,7 @@ def test_request_that_can_never_fit_is_refused_at_once(server):
     assert f"has {total} pages" in error["message"], error["message"]
     # Nothing was left waiting behind it.
     assert complete(server, "Hello", 1).status_code == 200
-    assert metrics(server)["restkv:num_requests_waiting"] == 0
+    assert server.metrics()["restkv:num_requests_waiting"] == 0
 
 
 def test_grpc_request_that_can_never_fit_is_resource_exhausted(server, tmp_path):

@@ -7,7 +7,6 @@ their compressed pages, and the pages all come back."""
 import os
 
 import pytest
-import requests
 
 from serve_process import ServeProcess
 
@@ -50,15 +49,6 @@ def chat(server, question, **extra):
         max_tokens=8, temperature=0, extra_body=extra)
 
 
-def metrics(server):
-    values = {}
-    for line in requests.get(server.url + "/metrics", timeout=10).text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            values[name.split("{")[0]] = float(value)
-    return values
-
-
 def test_shared_system_prompt_is_reused_and_text_is_unchanged(cached, uncached):
     first = chat(cached, "What is fact 3?")
     assert first.usage.prompt_tokens_details.cached_tokens == 0
@@ -73,12 +63,12 @@ def test_shared_system_prompt_is_reused_and_text_is_unchanged(cached, uncached):
         got = chat(cached, question)
         assert got.choices[0].message.content == want.choices[0].message.content
         assert got.usage.prompt_tokens_details.cached_tokens > 0
-    m = metrics(cached)
+    m = cached.metrics()
     assert m["restkv:prefix_cache_hits_total"] >= 3 * hit
     assert m["restkv:prefix_cache_queries_total"] > m["restkv:prefix_cache_hits_total"]
     assert m["restkv:prefix_cache_blocks"] > 0
     assert m["restkv:kv_pages_used"] == 0
-    u = metrics(uncached)
+    u = uncached.metrics()
     assert u["restkv:prefix_cache_hits_total"] == 0 and u["restkv:prefix_cache_blocks"] == 0
 
 
@@ -99,12 +89,12 @@ def test_streamed_final_usage_and_completions(cached):
 
 def test_evicting_requests_reuse_the_prefix_and_enter_nothing(cached, uncached):
     chat(cached, "Warm the cache again.")
-    blocks = metrics(cached)["restkv:prefix_cache_blocks"]
+    blocks = cached.metrics()["restkv:prefix_cache_blocks"]
     for question in ("Evicting one?", "Evicting two?"):
         got = chat(cached, question, kv_policy="snapkv", kv_budget=64)
         want = chat(uncached, question, kv_policy="snapkv", kv_budget=64)
         assert got.choices[0].message.content == want.choices[0].message.content
         assert got.usage.prompt_tokens_details.cached_tokens > 0
         assert got.usage.kv_tokens_kept == want.usage.kv_tokens_kept
-    assert metrics(cached)["restkv:prefix_cache_blocks"] == blocks
-    assert metrics(cached)["restkv:kv_pages_used"] == 0
+    assert cached.metrics()["restkv:prefix_cache_blocks"] == blocks
+    assert cached.metrics()["restkv:kv_pages_used"] == 0

@@ -4,11 +4,8 @@
 // prefill of a synthetic model: the same kept tokens per layer and KV head,
 // the same compacted pages and logits, and no copy to or from the host
 // touches a KV page during the prefill.
-#include <unistd.h>
-
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,7 +16,7 @@
 #include "engine/kv/sequence_kv.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/model.h"
-#include "engine/model/synthetic_model.h"
+#include "engine/testing/synthetic_model_file.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/testing/forwarding_backend.h"
 #include "kernels/cuda/device_layer_eviction.h"
@@ -61,13 +58,8 @@ class LayerEvictorDeviceKernelsTest : public ::testing::Test {
   void SetUp() override {
     SyntheticModelSpec spec;
     spec.num_layers = 2;
-    spec.num_heads = 4;
-    spec.num_kv_heads = 2;
     spec.weight_type = kernels::GgmlType::kQ8_0;
-    path_ = (std::filesystem::temp_directory_path() /
-             ("restkv_evictor_kernels_test_" + std::to_string(::getpid()) + ".gguf"))
-                .string();
-    std::ofstream(path_, std::ios::binary) << BuildSyntheticGguf(spec);
+    path_ = WriteSyntheticModel(spec, "evictor_kernels_test");
   }
   void TearDown() override { std::filesystem::remove(path_); }
 
