@@ -12,8 +12,11 @@
 //   below, so that count is not a property of the KV dtype here);
 // - teacher-forced logits within the golden tolerance of fp32;
 // - kept sets of restkv and snapkv on a 2k-token prompt: mean Jaccard over
-//   (layer, KV head) vs fp32 >= 0.95 (16-bit), 0.94 (q8_0); the target was
-//   0.98, measured 0.97.
+//   (layer, KV head) vs fp32 within 0.01 (16-bit) / 0.02 (q8_0) of the
+//   floor that fp32 itself sets, the Jaccard between fp32 and fp32 with
+//   every stored K and V value moved by one ulp (the smallest change a KV
+//   cache can make); and >= 0.95 / 0.94 outright. The target was 0.98; the
+//   floor is 0.974 (see the test).
 //
 // The model path comes from $RESTKV_MODEL or models/; without it the tests
 // skip, unless $RESTKV_REQUIRE_MODEL is set (CI), where they fail.
@@ -24,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -40,6 +44,7 @@
 #include "engine/model/model.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/testing/forwarding_backend.h"
 #include "nlohmann/json.hpp"
 
 namespace restkv {
@@ -73,13 +78,14 @@ class KvDtypeGoldenTest : public ::testing::Test {
     }
   }
 
-  Loaded Load(KvDtype dtype, int32_t pages) {
+  Loaded Load(KvDtype dtype, int32_t pages) { return Load(backend_, dtype, pages); }
+  static Loaded Load(kernels::Backend& backend, KvDtype dtype, int32_t pages) {
     engine::ModelOptions options;
     options.kv_dtype = dtype;
-    auto m = engine::Model::Load(ModelPath(), backend_, options);
+    auto m = engine::Model::Load(ModelPath(), backend, options);
     EXPECT_TRUE(m.ok()) << m.status();
     const auto& c = (*m)->config();
-    auto pool = engine::BlockPool::Create(backend_, {c.num_kv_heads, c.head_dim, 16, dtype}, pages);
+    auto pool = engine::BlockPool::Create(backend, {c.num_kv_heads, c.head_dim, 16, dtype}, pages);
     EXPECT_TRUE(pool.ok()) << pool.status();
     return {std::move(*m), std::move(*pool)};
   }
@@ -226,13 +232,35 @@ TEST_F(KvDtypeGoldenTest, TeacherForcedLogitsStayCloseToFp32) {
   }
 }
 
+// The CPU backend with every K and V value moved one ulp up or down (a
+// seeded coin per value) before it is stored: f32 pages as close to the
+// exact ones as f32 allows.
+class UlpNudgedKvBackend : public kernels::ForwardingBackend {
+ public:
+  UlpNudgedKvBackend() : ForwardingBackend(2) {}
+  void StoreKv(const float* k, const float* v, const kernels::KvSlot* slots, int64_t m,
+               const kernels::KvPageLayout& kv) override {
+    const size_t n = static_cast<size_t>(m) * kv.kv_heads * kv.head_dim;
+    std::vector<float> nk(k, k + n), nv(v, v + n);
+    for (std::vector<float>* x : {&nk, &nv}) {
+      for (float& f : *x) f = std::nextafter(f, coin_(rng_) ? HUGE_VALF : -HUGE_VALF);
+    }
+    cpu_.StoreKv(nk.data(), nv.data(), slots, m, kv);
+  }
+
+ private:
+  std::mt19937 rng_{7};
+  std::bernoulli_distribution coin_;
+};
+
 TEST_F(KvDtypeGoldenTest, KeptSetsUnderSmallerKvMatchFp32) {
   std::ifstream in(std::string(RESTKV_SOURCE_DIR) + "/tests/e2e/niah_2k_prompt.txt");
   std::stringstream text;
   text << in.rdbuf();
   ASSERT_FALSE(text.str().empty());
-  auto run = [&](KvDtype dtype, const char* policy_name) {
-    Loaded l = Load(dtype, 30 * 160);
+  UlpNudgedKvBackend nudged;
+  auto run = [&](KvDtype dtype, const char* policy_name, kernels::Backend* backend = nullptr) {
+    Loaded l = Load(backend != nullptr ? *backend : backend_, dtype, 30 * 160);
     const auto& c = l.model->config();
     const std::vector<int32_t> prompt = l.model->tokenizer().Encode(text.str(), true, false);
     EXPECT_GT(prompt.size(), 1500u);
@@ -254,16 +282,24 @@ TEST_F(KvDtypeGoldenTest, KeptSetsUnderSmallerKvMatchFp32) {
   };
   for (const char* policy : {"restkv", "snapkv"}) {
     const auto ref = run(KvDtype::kF32, policy);
+    // Measured 0.974 for restkv and snapkv alike: one ulp at layer 0 swaps
+    // a token or two at the selection boundary of a few heads (scores of
+    // ~1700 candidates for 256 places are dense there), and the deeper
+    // layers, whose inputs then differ, swap more (0.92-0.98 by layer 20).
+    // So 0.98 is out of reach of any stored format; what a format can do is
+    // not move the boundary more than f32's own last bit does.
+    const double floor = engine::MeanJaccard(ref, run(KvDtype::kF32, policy, &nudged));
+    std::printf("kept sets %s@256, f32 one ulp off vs f32: mean Jaccard %.4f\n", policy, floor);
+    EXPECT_LT(floor, 1.0) << "the nudge must change something for the floor to mean anything";
     for (KvDtype dtype : {KvDtype::kF16, KvDtype::kBf16, KvDtype::kQ8_0}) {
       const double j = engine::MeanJaccard(ref, run(dtype, policy));
       std::printf("kept sets %s@256, %s vs f32: mean Jaccard %.4f\n", policy,
                   std::string(kernels::KvDtypeName(dtype)).c_str(), j);
-      // Measured 0.97 for f16 and bf16 alike, 0.96 for q8_0: the same
-      // floor for two 16-bit formats 8x apart in precision, i.e. the
-      // selection boundary moves with the activation rounding, not with the
-      // KV precision. The 0.98 is not reached (see the closing note).
-      EXPECT_GE(j, dtype == KvDtype::kQ8_0 ? 0.94 : 0.95)
-          << policy << " " << kernels::KvDtypeName(dtype);
+      // Measured 0.972 for f16 and 0.971 for bf16 (formats 8x apart in
+      // precision, both at the floor), 0.963 for q8_0.
+      const bool q8 = dtype == KvDtype::kQ8_0;
+      EXPECT_GE(j, floor - (q8 ? 0.02 : 0.01)) << policy << " " << kernels::KvDtypeName(dtype);
+      EXPECT_GE(j, q8 ? 0.94 : 0.95) << policy << " " << kernels::KvDtypeName(dtype);
     }
   }
 }
