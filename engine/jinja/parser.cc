@@ -609,6 +609,15 @@ class Parser {
     });
   }
 
+  // callee(arguments), at a "(".
+  absl::StatusOr<ExprPtr> ParseCall(ExprPtr callee) {
+    auto e = MakeExpr(Expr::Kind::kCall, Peek().line);
+    e->items.push_back(std::move(callee));
+    absl::Status st = ParseCallArgs(e.get());
+    if (!st.ok()) return st;
+    return e;
+  }
+
   absl::StatusOr<ExprPtr> ParsePostfix(ExprPtr node) {
     while (true) {
       if (IsOp(".")) {
@@ -656,11 +665,9 @@ class Parser {
         }
         node = std::move(e);
       } else if (IsOp("(")) {
-        auto e = MakeExpr(Expr::Kind::kCall, Peek().line);
-        e->items.push_back(std::move(node));
-        absl::Status st = ParseCallArgs(e.get());
-        if (!st.ok()) return st;
-        node = std::move(e);
+        auto call = ParseCall(std::move(node));
+        if (!call.ok()) return call;
+        node = std::move(*call);
       } else {
         return node;
       }
@@ -732,11 +739,9 @@ class Parser {
         }
         node = std::move(e);
       } else if (IsOp("(")) {
-        auto e = MakeExpr(Expr::Kind::kCall, Peek().line);
-        e->items.push_back(std::move(node));
-        absl::Status st = ParseCallArgs(e.get());
-        if (!st.ok()) return st;
-        node = std::move(e);
+        auto call = ParseCall(std::move(node));
+        if (!call.ok()) return call;
+        node = std::move(*call);
       } else {
         return node;
       }
