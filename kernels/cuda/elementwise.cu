@@ -145,30 +145,39 @@ __global__ void StoreKvKernel(const float* __restrict__ k, const float* __restri
   }
 }
 
-// q8_0: one thread per (token, head) row and K or V, since the row's scale
-// depends on all of it; the arithmetic is EncodeKvRow's (kernels/kv_dtype.cc).
+// q8_0: one warp per (token, head) row of K or V, since the row's scale
+// depends on all of it: the lanes stride over the row, a warp max gives the
+// absolute maximum (exact in any order, so the bits are EncodeKvRow's,
+// kernels/kv_dtype.cc), and lane 0 writes the scale. Every lane of a warp
+// takes the same rows, so the shuffles are never divergent.
 __global__ void StoreKvQ8Kernel(const float* __restrict__ k, const float* __restrict__ v,
                                 const DeviceKvSlot* __restrict__ slots, int64_t m,
                                 DeviceKvLayout kv) {
+  const int32_t lane = static_cast<int32_t>(threadIdx.x & 31);
   const int64_t total = m * kv.kv_heads * 2;
-  for (int64_t e = GlobalThread(); e < total; e += GridStride()) {
+  for (int64_t e = GlobalThread() / 32; e < total; e += GridStride() / 32) {
     const bool is_v = (e % 2) != 0;
     const int64_t th = e / 2;  // token * Hkv + head
     const int64_t t = th / kv.kv_heads;
     const int32_t h = static_cast<int32_t>(th % kv.kv_heads);
     const float* x = (is_v ? v : k) + th * kv.head_dim;
     float amax = 0.0f;
-    for (int32_t i = 0; i < kv.head_dim; ++i) amax = fmaxf(amax, fabsf(x[i]));
+    for (int32_t i = lane; i < kv.head_dim; i += 32) amax = fmaxf(amax, fabsf(x[i]));
+    for (int off = 16; off > 0; off >>= 1) {
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+    }
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
     const DeviceKvSlot slot = slots[t];
     uint8_t* page = reinterpret_cast<uint8_t*>(slot.page);
     const int64_t r = static_cast<int64_t>(h) * kv.block_size + slot.row;
     int8_t* q = reinterpret_cast<int8_t*>(page + (is_v ? kv.v_offset : 0) + r * kv.row_bytes);
-    for (int32_t i = 0; i < kv.head_dim; ++i) {
+    for (int32_t i = lane; i < kv.head_dim; i += 32) {
       q[i] = static_cast<int8_t>(fminf(fmaxf(rintf(x[i] * inv), -127.0f), 127.0f));
     }
-    reinterpret_cast<float*>(page + (is_v ? kv.v_scale_offset : kv.k_scale_offset))[r] =
-        amax / 127.0f;
+    if (lane == 0) {
+      reinterpret_cast<float*>(page + (is_v ? kv.v_scale_offset : kv.k_scale_offset))[r] =
+          amax / 127.0f;
+    }
   }
 }
 
@@ -247,7 +256,7 @@ absl::Status LaunchStoreKv(const float* k, const float* v, const DeviceKvSlot* s
       RESTKV_LAUNCH(StoreKvKernel<KvDtype::kBf16>, grid, kThreads, 0, stream)(k, v, slots, m, kv);
       break;
     case KvDtype::kQ8_0:
-      RESTKV_LAUNCH(StoreKvQ8Kernel, GridFor(m * kv.kv_heads * 2), kThreads, 0, stream)
+      RESTKV_LAUNCH(StoreKvQ8Kernel, GridFor(m * kv.kv_heads * 2 * 32), kThreads, 0, stream)
       (k, v, slots, m, kv);
       break;
   }
