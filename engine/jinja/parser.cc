@@ -205,13 +205,19 @@ class Parser {
       s->else_body.push_back(std::move(*nested));
       return s;
     }
-    if (end == "else") {
-      st = ParseBlockBody({"endif"}, &s->else_body, &end);
-      if (!st.ok()) return st;
-    }
-    st = ExpectBlockEnd();
+    st = ParseElseAndClose(end, "endif", &s->else_body);
     if (!st.ok()) return st;
     return s;
+  }
+
+  // The rest of an if or for block whose body stopped at the tag `end`: an
+  // else body up to `closer` when `end` is "else", then the closing tag's %}.
+  absl::Status ParseElseAndClose(std::string end, std::string_view closer, StmtList* else_body) {
+    if (end == "else") {
+      absl::Status st = ParseBlockBody({closer}, else_body, &end);
+      if (!st.ok()) return st;
+    }
+    return ExpectBlockEnd();
   }
 
   absl::Status ParseTargets(std::vector<std::string>* targets) {
@@ -247,11 +253,7 @@ class Parser {
     std::string end;
     st = ParseBlockBody({"else", "endfor"}, &s->body, &end);
     if (!st.ok()) return st;
-    if (end == "else") {
-      st = ParseBlockBody({"endfor"}, &s->else_body, &end);
-      if (!st.ok()) return st;
-    }
-    st = ExpectBlockEnd();
+    st = ParseElseAndClose(end, "endfor", &s->else_body);
     if (!st.ok()) return st;
     return s;
   }
