@@ -544,6 +544,8 @@ SequenceInput Engine::InputFor(const Work& w, std::deque<KvLayerHook>* hooks) {
     if (w.token_begin > 0 || w.token_end < w.num_tokens) {
       hooks->back().set_prompt_chunk(w.token_begin, w.num_tokens);
     }
+    // An evicting prefill leaves its uncompressed blocks in the prefix cache.
+    hooks->back().set_stager(kv_.StagerFor(a.id, w.num_tokens));
   }
   in.hook = &hooks->back();
   return in;

@@ -33,7 +33,8 @@ class PrefixCacheEngineTest : public ::testing::Test {
   };
   // Runs the prompts one after the other on one engine.
   std::vector<Out> RunAll(bool caching, const std::vector<std::vector<int32_t>>& prompts,
-                          int32_t logprobs_index, EngineStats* stats) {
+                          int32_t logprobs_index, EngineStats* stats,
+                          const std::vector<KvPolicyConfig>& policies = {}) {
     const auto& c = model_->config();
     EngineOptions opt;
     opt.kv_cache_bytes = 512LL * KvPageShape{c.num_kv_heads, c.head_dim, 16}.page_bytes();
@@ -49,6 +50,7 @@ class PrefixCacheEngineTest : public ::testing::Test {
       r.params.ignore_eos = true;
       r.sink = sink;
       if (static_cast<int32_t>(i) == logprobs_index) r.prompt_logprobs = 0;
+      if (i < policies.size()) r.kv_policy = policies[i];
       EXPECT_TRUE(engine->Submit(std::move(r)).ok());
       RequestSummary s = sink->Wait();
       EXPECT_EQ(s.reason, FinishReason::kLength) << s.error;
@@ -94,6 +96,43 @@ TEST_F(PrefixCacheEngineTest, SharedBlocksAreMappedAndOutputsEqualTheUncachedOne
   EXPECT_EQ(on_stats.kv_pages_used, 0) << "cached blocks nobody holds count as free";
   EXPECT_EQ(off_stats.prefix_cache_query_tokens, 0);
   EXPECT_EQ(off_stats.prefix_cache_blocks, 0);
+  EXPECT_EQ(off_stats.kv_pages_used, 0);
+}
+
+// An evicting request leaves its uncompressed prompt blocks cached: a
+// full-cache request with the same prefix maps them and an evicting one
+// copies from them, with outputs (and kept counts) equal to the engine
+// without the cache.
+TEST_F(PrefixCacheEngineTest, EvictingRequestsFillTheCacheForTheNextOnes) {
+  std::vector<int32_t> shared(200);
+  for (size_t t = 0; t < shared.size(); ++t) shared[t] = static_cast<int32_t>((t * 17 + 3) % 256);
+  auto with = [&](int32_t len, int32_t salt) {
+    std::vector<int32_t> p = shared;
+    for (int32_t t = 0; t < len; ++t) p.push_back((t * 23 + salt) % 256);
+    return p;
+  };
+  KvPolicyConfig restkv;
+  restkv.kind = KvPolicyKind::kRestKv;
+  restkv.budget = 64;
+  const std::vector<std::vector<int32_t>> prompts = {
+      with(40, 1),  // A restkv: nothing cached; stages 15 blocks (240 tokens)
+      with(30, 2),  // B full: maps A's first 12 blocks (the shared 192)
+      with(40, 1),  // C restkv, A's prompt: holds up to its window, (240 - 32) / 16 = 13 blocks
+      with(40, 1),  // D full, A's prompt: 14 blocks (the 15th holds the last token)
+  };
+  const std::vector<KvPolicyConfig> policies = {restkv, {}, restkv, {}};
+  EngineStats on_stats, off_stats;
+  const std::vector<Out> on = RunAll(true, prompts, -1, &on_stats, policies);
+  const std::vector<Out> off = RunAll(false, prompts, -1, &off_stats, policies);
+  ASSERT_EQ(on.size(), prompts.size());
+  const std::vector<int32_t> want_cached = {0, 192, 208, 224};
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(on[i].tokens, off[i].tokens) << "request " << i;
+    EXPECT_EQ(on[i].summary.cached_tokens, want_cached[i]) << "request " << i;
+    EXPECT_EQ(on[i].summary.kv_tokens_kept, off[i].summary.kv_tokens_kept) << "request " << i;
+  }
+  EXPECT_EQ(on[0].summary.kv_tokens_kept, 64);
+  EXPECT_EQ(on_stats.kv_pages_used, 0);
   EXPECT_EQ(off_stats.kv_pages_used, 0);
 }
 

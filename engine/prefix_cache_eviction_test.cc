@@ -35,6 +35,8 @@ class PrefixCacheEvictionTest : public ::testing::TestWithParam<const char*> {
   std::unique_ptr<Model> model_;
 };
 
+using PrefixCacheEvictionStagingTest = PrefixCacheEvictionTest;
+
 TEST_P(PrefixCacheEvictionTest, KeptSetsAndLogitsEqualThePrefillFromPositionZero) {
   const ModelConfig& c = model_->config();
   const int32_t L = c.num_layers;
@@ -131,6 +133,89 @@ TEST_P(PrefixCacheEvictionTest, KeptSetsAndLogitsEqualThePrefillFromPositionZero
   EXPECT_EQ(pool->num_free(), pool->num_pages());
   EXPECT_EQ(pool->LruOrder().size(), static_cast<size_t>(blocks));
 }
+
+// An evicting prefill from position 0 stages its uncompressed full blocks:
+// once published they hold, byte for byte, the pages a full-cache prefill
+// of the same prompt enters; staging changes nothing the policy keeps; the
+// next requests find the blocks, and every page comes back.
+TEST_P(PrefixCacheEvictionStagingTest, AnEvictingPrefillLeavesItsUncompressedBlocksCached) {
+  const ModelConfig& c = model_->config();
+  const int32_t L = c.num_layers;
+  const KvPageShape shape{c.num_kv_heads, c.head_dim, 16};
+  auto ref_pool = *BlockPool::Create(*backend_, shape, 1024);
+  auto pool = *BlockPool::Create(*backend_, shape, 1024);
+  KvCacheManager ref_kv(*ref_pool, L), kv(*pool, L);
+  LayerEvictor evictor(c, model_->weights(), model_->backend());
+  KvPolicyConfig policy;
+  policy.kind = *ParseKvPolicy(GetParam());
+  policy.budget = 64;
+  const int32_t n = 300;
+  std::vector<int32_t> prompt(n);
+  for (int32_t i = 0; i < n; ++i) prompt[i] = (i * 31 + 5) % 256;
+  auto prefill = [&](KvCacheManager& m, scheduler::RequestId id, bool evicts,
+                     EvictionReport* report) {
+    SequenceKv& seq = m.Get(id);
+    SequenceInput in{prompt, 0, seq.cached_len(), seq.page_ptrs(), LogitsMode::kLast};
+    KvLayerHook hook = evicts ? KvLayerHook(seq, policy, evictor, report) : KvLayerHook(seq);
+    hook.set_stager(m.StagerFor(id, n));
+    in.hook = &hook;
+    std::vector<float> logits;
+    ASSERT_TRUE(model_->forward().Forward({&in, 1}, &logits).ok());
+    m.CacheFullBlocks(id);
+  };
+  // Reference: the same prompt evicted without a cache, and its blocks as
+  // a full-cache prefill enters them.
+  EvictionReport want;
+  want.record_kept = true;
+  {
+    KvCacheManager off(*ref_pool, L, /*prefix_caching=*/false);
+    off.SetPolicy(9, policy);
+    off.SetTokens(9, &prompt, true);
+    prefill(off, 9, true, &want);
+    off.Free(9);
+  }
+  ref_kv.SetTokens(1, &prompt, true);
+  prefill(ref_kv, 1, false, nullptr);
+  ref_kv.Free(1);
+  ASSERT_EQ(ref_pool->num_cached_blocks(), n / 16);
+
+  kv.SetPolicy(1, policy);
+  kv.SetTokens(1, &prompt, true);
+  ASSERT_EQ(kv.AcquirePrefix(1, n), 0);
+  EvictionReport got;
+  got.record_kept = true;
+  prefill(kv, 1, true, &got);
+  EXPECT_EQ(got.kept, want.kept);
+  EXPECT_EQ(got.tokens_kept, want.tokens_kept);
+  ASSERT_EQ(pool->num_cached_blocks(), n / 16);
+  const int64_t page_bytes = shape.page_bytes();
+  for (BlockId b = 1; b <= n / 16; ++b) {
+    const std::vector<int32_t>& mine = pool->BlockPages(b);
+    const std::vector<int32_t>& ref = ref_pool->BlockPages(b);
+    ASSERT_EQ(mine.size(), ref.size());
+    for (int32_t l = 0; l < L; ++l) {
+      EXPECT_EQ(std::memcmp(pool->PageData(mine[l]), ref_pool->PageData(ref[l]), page_bytes), 0)
+          << "block " << b << " layer " << l;
+    }
+  }
+  kv.Free(1);
+  EXPECT_EQ(pool->num_free(), pool->num_pages());
+  // A full-cache request maps all but the last token's block; an evicting
+  // one holds up to its scoring window (H2O looks nothing up).
+  kv.SetTokens(2, &prompt, true);
+  EXPECT_EQ(kv.AcquirePrefix(2, n), 18 * 16);
+  kv.Free(2);
+  kv.SetPolicy(3, policy);
+  kv.SetTokens(3, &prompt, true);
+  const int32_t window = NeedsH2oScores(policy) ? n : ScoringWindow(policy, n);
+  EXPECT_EQ(kv.AcquirePrefix(3, n), (n - window) / 16 * 16);
+  kv.Free(3);
+  EXPECT_EQ(pool->num_free(), pool->num_pages());
+}
+
+INSTANTIATE_TEST_SUITE_P(EvictingPoliciesWithH2o, PrefixCacheEvictionStagingTest,
+                         ::testing::Values("streamingllm", "h2o", "tova", "snapkv", "pyramidkv",
+                                           "restkv"));
 
 // H2O scores with every query, so it computes the whole prompt.
 INSTANTIATE_TEST_SUITE_P(EvictingPolicies, PrefixCacheEvictionTest,

@@ -52,11 +52,13 @@ void BlockPool::Free(int32_t id) {
   free_.push_back(id);
 }
 
-void BlockPool::ReclaimOldest() {
-  const BlockId id = lru_.front();
-  lru_.pop_front();
-  auto it = blocks_.find(id);
+void BlockPool::ReclaimOldest() { Drop(blocks_.find(lru_.front())); }
+
+void BlockPool::Drop(std::unordered_map<BlockId, CachedBlock>::iterator it) {
+  const BlockId id = it->first;
   CachedBlock& b = it->second;
+  RESTKV_CHECK_EQ(b.refs, 0) << "block " << id << " is referenced";
+  lru_.erase(b.lru);
   lru_pages_ -= static_cast<int32_t>(b.pages.size());
   // Pushed in reverse so the block's layer-0 page is handed out first.
   for (auto p = b.pages.rbegin(); p != b.pages.rend(); ++p) {
@@ -71,6 +73,71 @@ void BlockPool::ReclaimOldest() {
     }
   }
   blocks_.erase(it);
+}
+
+std::unordered_map<BlockId, BlockPool::CachedBlock>::iterator BlockPool::FindStaged(BlockId id) {
+  auto it = blocks_.find(id);
+  if (it != blocks_.end()) RESTKV_CHECK(it->second.staged) << "block " << id << " is published";
+  return it;
+}
+
+int32_t BlockPool::TakeCopy(int32_t src) {
+  RESTKV_CHECK(!free_.empty());
+  const int32_t page = free_.back();
+  free_.pop_back();
+  state_[page] = PageState::kCached;
+  ++lru_pages_;  // a staged block is unreferenced: its pages count as free
+  CopyPage(src, page);
+  return page;
+}
+
+BlockId BlockPool::StageBlock(uint64_t hash, absl::Span<const int32_t> tokens, int32_t src) {
+  RESTKV_CHECK_EQ(static_cast<int32_t>(tokens.size()), shape_.block_size);
+  if (free_.empty()) return kNoBlock;
+  const BlockId id = next_block_++;
+  CachedBlock& b = blocks_[id];
+  b.hash = hash;
+  b.tokens.assign(tokens.begin(), tokens.end());
+  b.staged = true;
+  b.lru = lru_.insert(lru_.end(), id);
+  b.pages.push_back(TakeCopy(src));
+  return id;
+}
+
+bool BlockPool::StagePage(BlockId id, int32_t src) {
+  auto it = FindStaged(id);
+  if (it == blocks_.end() || free_.empty()) return false;
+  it->second.pages.push_back(TakeCopy(src));
+  return true;
+}
+
+BlockId BlockPool::PublishBlock(BlockId id, BlockId parent) {
+  auto it = FindStaged(id);
+  if (it == blocks_.end()) return kNoBlock;
+  if (parent != kNoBlock && !IsCached(parent)) {
+    Drop(it);
+    return kNoBlock;
+  }
+  CachedBlock& b = it->second;
+  if (const BlockId equal = Lookup(parent, b.hash, b.tokens); equal != kNoBlock) {
+    Drop(it);
+    return equal;
+  }
+  b.parent = parent;
+  b.staged = false;
+  by_hash_.emplace(b.hash, id);
+  return id;
+}
+
+void BlockPool::DropStaged(BlockId id) {
+  if (auto it = FindStaged(id); it != blocks_.end()) Drop(it);
+}
+
+void BlockPool::Touch(BlockId id) {
+  auto it = blocks_.find(id);
+  RESTKV_CHECK(it != blocks_.end()) << "block " << id << " is not cached";
+  CachedBlock& b = it->second;
+  if (b.refs == 0) lru_.splice(lru_.end(), lru_, b.lru);
 }
 
 BlockId BlockPool::Lookup(BlockId parent, uint64_t hash, absl::Span<const int32_t> tokens) const {
@@ -88,6 +155,7 @@ const std::vector<int32_t>& BlockPool::AcquireBlock(BlockId id) {
   auto it = blocks_.find(id);
   RESTKV_CHECK(it != blocks_.end()) << "block " << id << " is not cached";
   CachedBlock& b = it->second;
+  RESTKV_CHECK(!b.staged) << "block " << id << " is staged, not published";
   if (b.refs++ == 0) {
     lru_.erase(b.lru);
     lru_pages_ -= static_cast<int32_t>(b.pages.size());

@@ -26,6 +26,17 @@
 // is dropped before anything is preempted. A hit on an unreferenced block
 // takes it out of the LRU (its pages stop counting as free).
 //
+// Staged blocks. A prefill that evicts (its own pages end compressed) can
+// still leave its uncompressed prompt in the cache: as each layer finishes,
+// and before the layer is compacted, it copies the layer's full pages into
+// staged blocks (StageBlock, StagePage), and after the last layer publishes
+// them (PublishBlock), which makes them findable. A staged block is
+// unreferenced and in the LRU from the start, so its pages count as free and
+// Allocate may reclaim it like any cached block (the stager then gives it
+// up): admission arithmetic never sees staged pages. Staging only takes pages
+// from the free list, never by reclaiming, so a staged copy displaces
+// nothing already cached.
+//
 // "No page free" is std::nullopt, a normal answer the caller handles
 // (preempt, refuse admission), never an error. Freeing a page twice, an
 // unknown id or a page that belongs to a cached block is a programming error
@@ -99,6 +110,27 @@ class BlockPool {
   // tokens.size() == block_size.
   BlockId InsertBlock(BlockId parent, uint64_t hash, absl::Span<const int32_t> tokens,
                       absl::Span<const int32_t> pages);
+  // --- staged blocks (above) ---
+  // Pages on the free list (num_free() less the unreferenced cached pages):
+  // what staging may take.
+  [[nodiscard]] int32_t num_free_list() const { return static_cast<int32_t>(free_.size()); }
+  // A new staged block for `tokens` under `hash`, its first page (layer 0)
+  // a copy of page `src`; kNoBlock when the free list is empty. REQUIRES:
+  // tokens.size() == block_size.
+  BlockId StageBlock(uint64_t hash, absl::Span<const int32_t> tokens, int32_t src);
+  // Appends a copy of page `src` as the staged block's next layer. False
+  // (nothing taken) when the block was reclaimed or the free list is empty.
+  bool StagePage(BlockId id, int32_t src);
+  // Makes staged block `id` (a page for every layer) findable after `parent`.
+  // Returns the block now cached for that prefix: `id`, or an equal block
+  // cached meanwhile (then `id` is dropped); kNoBlock when `id` or `parent`
+  // was reclaimed.
+  BlockId PublishBlock(BlockId id, BlockId parent);
+  // Drops a staged block (if not reclaimed), its pages back on the free list.
+  void DropStaged(BlockId id);
+  // Moves an unreferenced cached block to the LRU's most recent end.
+  void Touch(BlockId id);
+
   // A cached block's pages, one per layer. REQUIRES: `id` is cached.
   [[nodiscard]] const std::vector<int32_t>& BlockPages(BlockId id) const;
   // Copies page `src`'s bytes over page `dst` on the backend (device to
@@ -135,6 +167,7 @@ class BlockPool {
     std::vector<int32_t> tokens;
     std::vector<int32_t> pages;  // [L]
     int32_t refs = 0;
+    bool staged = false;               // not findable yet (StageBlock)
     std::list<BlockId>::iterator lru;  // valid while refs == 0
   };
 
@@ -142,6 +175,13 @@ class BlockPool {
             const KvPageShape& shape, int32_t num_pages);
   // Drops the LRU front block, its pages back on the free list.
   void ReclaimOldest();
+  // Drops unreferenced block `it` (LRU member), its pages back on the free list.
+  void Drop(std::unordered_map<BlockId, CachedBlock>::iterator it);
+  // The staged block `id`, or blocks_.end() when reclaimed.
+  std::unordered_map<BlockId, CachedBlock>::iterator FindStaged(BlockId id);
+  // Takes a page off the free list as a page of a cached block, holding a
+  // copy of page `src`. REQUIRES: the free list is not empty.
+  int32_t TakeCopy(int32_t src);
   void NoteUsed() { high_water_ = std::max(high_water_, num_used()); }
 
   kernels::Backend& backend_;

@@ -118,8 +118,41 @@ int32_t KvCacheManager::prefix_tokens(scheduler::RequestId id) const {
   return it == prefixes_.end() || !it->second.acquired ? 0 : it->second.mapped_tokens;
 }
 
+PrefixStager* KvCacheManager::StagerFor(scheduler::RequestId id, int32_t num_tokens) {
+  Prefix* p = Find(id);
+  if (p == nullptr || !Evicting(PolicyOf(id))) return nullptr;
+  std::unique_ptr<PrefixStager>& stager = stagers_[id];
+  if (stager) return stager.get();
+  const int32_t bs = math_.block_size;
+  const int32_t full = std::min<int32_t>(num_tokens, static_cast<int32_t>(p->tokens->size())) / bs;
+  ExtendBlockHashes(*p->tokens, bs, full, &p->hashes);
+  // Skip the held prefix and the cached blocks right after it.
+  auto seq = seqs_.find(id);
+  int32_t first = 0;
+  BlockId parent = kNoBlock;
+  if (seq != seqs_.end()) {
+    first = seq->second->held_prefix_tokens() / bs;
+    if (first > 0) parent = seq->second->held_block(first - 1);
+  }
+  for (; first < full; ++first) {
+    const BlockId b = pool_.Lookup(parent, p->hashes[first],
+                                   absl::MakeConstSpan(p->tokens->data() + first * bs, bs));
+    if (b == kNoBlock) break;
+    parent = b;
+  }
+  stager = std::make_unique<PrefixStager>(
+      pool_, num_layers_, absl::MakeConstSpan(*p->tokens), first,
+      std::vector<uint64_t>(p->hashes.begin() + first, p->hashes.begin() + full), parent);
+  return stager.get();
+}
+
 void KvCacheManager::CacheFullBlocks(scheduler::RequestId id) {
-  // Only an uncompressed cache holds exactly the K/V of its tokens.
+  // Only an uncompressed cache holds exactly the K/V of its tokens: an
+  // evicting request publishes what it staged instead.
+  if (auto s = stagers_.find(id); s != stagers_.end() && s->second->complete()) {
+    s->second->Publish();
+    stagers_.erase(s);
+  }
   Prefix* p = Find(id);
   auto it = seqs_.find(id);
   if (p == nullptr || Evicting(PolicyOf(id)) || it == seqs_.end()) return;
@@ -193,6 +226,7 @@ bool KvCacheManager::AllocateDecode(scheduler::RequestId id, int32_t num_tokens)
 void KvCacheManager::Release(scheduler::RequestId id) {
   // What it computed stays cached for its recompute (and for others).
   CacheFullBlocks(id);
+  stagers_.erase(id);  // an unfinished prefill's staging is dropped
   seqs_.erase(id);
   auto it = prefixes_.find(id);
   if (it != prefixes_.end()) {
@@ -202,6 +236,7 @@ void KvCacheManager::Release(scheduler::RequestId id) {
 }
 
 void KvCacheManager::Free(scheduler::RequestId id) {
+  stagers_.erase(id);
   seqs_.erase(id);
   policies_.erase(id);
   prefixes_.erase(id);

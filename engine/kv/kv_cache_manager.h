@@ -23,8 +23,12 @@
 // an unreferenced cached block's pages count as free pages and taking them
 // costs as much as allocating).
 //
-// Requests with an evicting policy never enter blocks (their compressed
-// pages depend on the whole prompt) but do reuse them, read-only: they hold
+// Requests with an evicting policy never enter their own blocks (their
+// compressed pages depend on the whole prompt). They stage copies of their
+// uncompressed full blocks instead, layer by layer before each compaction
+// (StagerFor, prefix_stager.h), which CacheFullBlocks publishes once the
+// prefill's last layer is done: best effort, from free pages only, at no
+// admission cost. They also reuse cached blocks, read-only: they hold
 // the matching blocks (SequenceKv::HoldPrefix) and each layer starts from a
 // copy of its pages of them, so the prefix's rows are neither computed nor
 // written; their queries attend over it and the policy scores it with the
@@ -46,6 +50,7 @@
 #include "engine/eviction/policy_config.h"
 #include "engine/kv/block_pool.h"
 #include "engine/kv/page_math.h"
+#include "engine/kv/prefix_stager.h"
 #include "engine/kv/sequence_kv.h"
 #include "scheduler/kv_allocator.h"
 
@@ -85,6 +90,12 @@ class KvCacheManager final : public scheduler::KvAllocator {
   // Enters the request's full blocks whose K/V every layer holds into the
   // prefix cache (no-op for requests that do not take part).
   void CacheFullBlocks(scheduler::RequestId id);
+  // The stager of the request's current prefill of `num_tokens` tokens
+  // (created on first use), or null when it does not stage: the cache is
+  // off, the request has no tokens, or its policy does not evict (its own
+  // blocks are entered instead). CacheFullBlocks publishes it once every
+  // layer is staged; Release and Free drop it.
+  PrefixStager* StagerFor(scheduler::RequestId id, int32_t num_tokens);
   // Tokens its current attempt mapped from the cache (AcquirePrefix).
   [[nodiscard]] int32_t prefix_tokens(scheduler::RequestId id) const;
   [[nodiscard]] const PrefixCacheCounters& prefix_counters() const { return counters_; }
@@ -122,6 +133,7 @@ class KvCacheManager final : public scheduler::KvAllocator {
   const bool prefix_caching_;
   std::map<scheduler::RequestId, std::unique_ptr<SequenceKv>> seqs_;
   std::map<scheduler::RequestId, KvPolicyConfig> policies_;
+  std::map<scheduler::RequestId, std::unique_ptr<PrefixStager>> stagers_;
   // mutable: chain hashes are computed on first use by const lookups.
   mutable std::map<scheduler::RequestId, Prefix> prefixes_;
   PrefixCacheCounters counters_;

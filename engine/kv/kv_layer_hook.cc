@@ -6,9 +6,7 @@ namespace restkv::engine {
 
 bool KvLayerHook::Evicts(int32_t num_new_tokens) const {
   // A chunk evicts only when it ends its layer.
-  if (chunk_prompt_tokens_ > 0 && chunk_begin_ + num_new_tokens != chunk_prompt_tokens_) {
-    return false;
-  }
+  if (!EndsLayer(num_new_tokens)) return false;
   return policy_ != nullptr && EvictsPrompt(*policy_, PromptTokens(num_new_tokens));
 }
 
@@ -51,6 +49,7 @@ absl::Status KvLayerHook::BeforeLayer(int32_t layer, int32_t num_new_tokens) {
 
 absl::Status KvLayerHook::AfterLayer(int32_t layer, int32_t num_new_tokens, const float* queries) {
   kv_.CommitLayers(layer, layer + 1, num_new_tokens);
+  if (stager_ != nullptr && EndsLayer(num_new_tokens)) stager_->StageLayer(layer, kv_);
   if (!Evicts(num_new_tokens)) return absl::OkStatus();
   const int32_t prompt = PromptTokens(num_new_tokens);
   const int32_t window = ScoringWindow(*policy_, prompt);

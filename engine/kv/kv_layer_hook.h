@@ -5,7 +5,9 @@
 //   BeforeLayer(l, n): copy a cached prefix held read-only into layer l's
 //                      own pages (SequenceKv::CopyPrefixIntoLayer), then
 //                      reserve pages so layer l can take n more slots
-//   AfterLayer(l, n):  count the n slots as filled; with an eviction policy
+//   AfterLayer(l, n):  count the n slots as filled; once the layer holds the
+//                      whole prompt, stage copies of its full blocks for the
+//                      prefix cache (set_stager) and, with an eviction policy
 //                      (a whole prompt prefilled from position 0), run it on
 //                      layer l and release the emptied pages before layer l+1
 //
@@ -18,6 +20,7 @@
 
 #include "engine/eviction/policy_config.h"
 #include "engine/kv/layer_evictor.h"
+#include "engine/kv/prefix_stager.h"
 #include "engine/kv/sequence_kv.h"
 #include "engine/model/layer_hook.h"
 
@@ -49,6 +52,10 @@ class KvLayerHook final : public LayerHook {
     chunk_prompt_tokens_ = num_prompt_tokens;
   }
 
+  // Stages each layer's full blocks into `stager` (may be null) as the layer
+  // completes the prompt, before any eviction compacts it.
+  void set_stager(PrefixStager* stager) { stager_ = stager; }
+
   [[nodiscard]] int32_t NumQueryRows(int32_t num_new_tokens) const override;
   // Errors: Cancelled when the cancel flag is set; Internal when the pool
   // cannot supply the pages (the scheduler's reservation should have
@@ -61,6 +68,11 @@ class KvLayerHook final : public LayerHook {
 
  private:
   [[nodiscard]] bool Evicts(int32_t num_new_tokens) const;
+  // Whether the step's rows end the layer's prompt (a whole prompt, or the
+  // chunk that ends it).
+  [[nodiscard]] bool EndsLayer(int32_t num_new_tokens) const {
+    return chunk_prompt_tokens_ == 0 || chunk_begin_ + num_new_tokens == chunk_prompt_tokens_;
+  }
   // The prompt the step's rows belong to: the chunk's prompt, or the rows.
   [[nodiscard]] int32_t PromptTokens(int32_t num_new_tokens) const {
     return chunk_prompt_tokens_ > 0 ? chunk_prompt_tokens_ : num_new_tokens;
@@ -71,6 +83,7 @@ class KvLayerHook final : public LayerHook {
   LayerEvictor* evictor_ = nullptr;
   EvictionReport* report_ = nullptr;
   const std::atomic<bool>* cancelled_ = nullptr;
+  PrefixStager* stager_ = nullptr;
   int32_t chunk_begin_ = 0;
   int32_t chunk_prompt_tokens_ = 0;  // 0: not a chunk
 };

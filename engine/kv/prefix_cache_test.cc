@@ -19,6 +19,12 @@ using Blocks = std::vector<BlockId>;
 
 constexpr int32_t kBlock = 4, kLayers = 2, kPages = 10;
 
+uint64_t FirstBlockHash(const std::vector<int32_t>& tokens) {
+  std::vector<uint64_t> hashes;
+  ExtendBlockHashes(tokens, kBlock, 1, &hashes);
+  return hashes[0];
+}
+
 class PrefixCacheTest : public ::testing::Test {
  protected:
   kernels::cpu::CpuBackend backend_{1};
@@ -113,6 +119,74 @@ TEST_F(PrefixCacheTest, FreeingACachedPageIsCaught) {
   const int32_t p0 = *pool.Allocate(), p1 = *pool.Allocate();
   pool.InsertBlock(kNoBlock, 1, Ids{1, 2, 3, 4}, Ids{p0, p1});
   EXPECT_DEATH(pool.Free(p0), "belongs to a cached block");
+}
+
+// Staged blocks: copies an evicting prefill makes layer by layer, findable
+// only once published, free pages all along, reclaimable at any time.
+TEST_F(PrefixCacheTest, StagedBlocksArePublishedOrReclaimed) {
+  BlockPool& pool = *pool_;
+  const std::vector<int32_t> a = {1, 2, 3, 4}, b = {5, 6, 7, 8};
+  // A sequence's own pages of one block (layer 0, layer 1), with data.
+  const int32_t s0 = *pool.Allocate(), s1 = *pool.Allocate();
+  ASSERT_EQ(Ids({s0, s1}), Ids({0, 1}));
+  pool.PageData(s0)[0] = 10.0f;
+  pool.PageData(s1)[0] = 11.0f;
+  // Step 1: layer 0 staged: a copy in page 2, not findable, counted as free.
+  const BlockId b1 = pool.StageBlock(11, a, s0);
+  EXPECT_EQ(b1, 1);
+  EXPECT_EQ(pool.BlockPages(b1), Ids({2}));
+  EXPECT_EQ(pool.PageData(2)[0], 10.0f);
+  EXPECT_EQ(pool.Lookup(kNoBlock, 11, a), kNoBlock) << "staged blocks are not findable";
+  EXPECT_EQ(pool.num_free(), 8);
+  EXPECT_EQ(pool.num_free_list(), 7);
+  EXPECT_EQ(pool.LruOrder(), Blocks({1}));
+  // Step 2: layer 1, then published: findable, unreferenced, in the LRU.
+  ASSERT_TRUE(pool.StagePage(b1, s1));
+  EXPECT_EQ(pool.BlockPages(b1), Ids({2, 3}));
+  EXPECT_EQ(pool.PageData(3)[0], 11.0f);
+  EXPECT_EQ(pool.PublishBlock(b1, kNoBlock), b1);
+  EXPECT_EQ(pool.Lookup(kNoBlock, 11, a), b1);
+  EXPECT_EQ(pool.BlockRefs(b1), 0);
+  EXPECT_EQ(pool.num_free(), 8);
+  EXPECT_EQ(pool.num_cached_free_pages(), 2);
+  // Step 3: a second block after it; staging stops when the free list is
+  // empty (it never reclaims), and allocation reclaims the LRU front.
+  const BlockId b2 = pool.StageBlock(22, b, s0);
+  EXPECT_EQ(b2, 2);
+  EXPECT_EQ(pool.BlockPages(b2), Ids({4}));
+  EXPECT_EQ(pool.LruOrder(), Blocks({1, 2}));
+  Ids taken;
+  for (int i = 0; i < 5; ++i) taken.push_back(*pool.Allocate());
+  EXPECT_EQ(taken, Ids({5, 6, 7, 8, 9}));
+  EXPECT_EQ(pool.num_free_list(), 0);
+  EXPECT_FALSE(pool.StagePage(b2, s1)) << "staging takes only free-list pages";
+  EXPECT_EQ(pool.StageBlock(33, b, s0), kNoBlock);
+  EXPECT_EQ(pool.num_free(), 3) << "block 1's two pages and block 2's one";
+  EXPECT_EQ(*pool.Allocate(), 2) << "block 1 reclaimed, layer 0 first";
+  EXPECT_FALSE(pool.IsCached(b1));
+  // Its child cannot be published without it, and is dropped.
+  EXPECT_EQ(pool.PublishBlock(b2, b1), kNoBlock);
+  EXPECT_FALSE(pool.IsCached(b2));
+  EXPECT_EQ(pool.num_free_list(), 2) << "pages 3 and 4 back";
+  pool.DropStaged(b2);  // already gone: nothing happens
+  EXPECT_EQ(pool.num_cached_blocks(), 0);
+  EXPECT_EQ(pool.LruOrder(), Blocks{});
+}
+
+TEST_F(PrefixCacheTest, PublishingABlockCachedMeanwhileKeepsTheCachedOne) {
+  BlockPool& pool = *pool_;
+  const std::vector<int32_t> a = {1, 2, 3, 4};
+  const int32_t s0 = *pool.Allocate(), s1 = *pool.Allocate();
+  const BlockId staged = pool.StageBlock(11, a, s0);
+  ASSERT_TRUE(pool.StagePage(staged, s1));
+  // Another request enters an equal block first.
+  const int32_t p0 = *pool.Allocate(), p1 = *pool.Allocate();
+  const BlockId entered = pool.InsertBlock(kNoBlock, 11, a, Ids{p0, p1});
+  ASSERT_EQ(entered, 2);
+  EXPECT_EQ(pool.PublishBlock(staged, kNoBlock), entered);
+  EXPECT_FALSE(pool.IsCached(staged)) << "the copy is dropped";
+  EXPECT_EQ(pool.num_cached_blocks(), 1);
+  EXPECT_EQ(pool.num_free(), kPages - 4);
 }
 
 // Through the manager: a request's full blocks are cached after its
@@ -238,6 +312,78 @@ TEST_F(ManagerPrefixTest, EvictingPoliciesHoldReadOnlyAndNeverInsert) {
   off.SetTokens(3, &t, true);
   EXPECT_EQ(off.AcquirePrefix(3, 13), 0);
   EXPECT_EQ(off.PrefillPeakPages(3, 13), kLayers * 4);
+}
+
+// An evicting request stages its uncompressed full blocks before each
+// layer is compacted; they are published after the last layer and a
+// full-cache request then maps them. A preempted prefill's staging is
+// dropped.
+TEST_F(ManagerPrefixTest, EvictingPrefillsStageTheirUncompressedBlocks) {
+  const std::vector<int32_t> t = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};  // 2 full blocks + 2
+  KvPolicyConfig snap;
+  snap.kind = KvPolicyKind::kSnapKv;
+  snap.budget = 4;
+  snap.window = 2;
+  kv_.SetTokens(1, &t, true);
+  kv_.SetPolicy(1, snap);
+  ASSERT_EQ(kv_.AcquirePrefix(1, 10), 0);
+  PrefixStager* stager = kv_.StagerFor(1, 10);
+  ASSERT_NE(stager, nullptr);
+  EXPECT_EQ(kv_.StagerFor(1, 10), stager) << "one stager a prefill";
+  SequenceKv& seq = kv_.Get(1);
+  // Layer by layer, as the forward pass: reserve, commit, stage, evict.
+  for (int32_t l = 0; l < kLayers; ++l) {
+    ASSERT_TRUE(seq.ReserveLayers(l, l + 1, 10));
+    seq.CommitLayers(l, l + 1, 10);
+    for (int32_t i = 0; i < 3; ++i) pool_->PageData(seq.page_ids(l)[i])[0] = 100.0f * l + i;
+    stager->StageLayer(l, seq);
+    seq.TruncateLayer(l, 4);
+  }
+  // Layer 0 took pages 0-2 and staged into 3, 4; its truncation gave back
+  // 2 and 1, which layer 1 took with 5, staging into 6, 7.
+  EXPECT_EQ(stager->num_staged(), 2);
+  EXPECT_EQ(pool_->num_cached_blocks(), 2);
+  EXPECT_EQ(pool_->Lookup(kNoBlock, FirstBlockHash(t), Ids({1, 2, 3, 4})), kNoBlock)
+      << "not before the prefill ends";
+  kv_.CacheFullBlocks(1);
+  EXPECT_EQ(pool_->num_cached_blocks(), 2) << "published; its own compressed pages not entered";
+  const BlockId b1 = pool_->Lookup(kNoBlock, FirstBlockHash(t), Ids({1, 2, 3, 4}));
+  ASSERT_NE(b1, kNoBlock);
+  EXPECT_EQ(pool_->BlockPages(b1), Ids({3, 6}));
+  EXPECT_EQ(pool_->PageData(3)[0], 0.0f);
+  EXPECT_EQ(pool_->PageData(6)[0], 100.0f);
+  const BlockId b2 = 2;
+  EXPECT_EQ(pool_->BlockPages(b2), Ids({4, 7}));
+  EXPECT_EQ(pool_->PageData(4)[0], 1.0f);
+  EXPECT_EQ(pool_->PageData(7)[0], 101.0f);
+  EXPECT_EQ(pool_->LruOrder(), Blocks({2, 1})) << "the tail is reclaimed first";
+  // A full-cache request with the same prompt maps both blocks.
+  kv_.SetTokens(2, &t, true);
+  EXPECT_EQ(kv_.AcquirePrefix(2, 10), 8);
+  EXPECT_EQ(kv_.Get(2).page_ids(1), Ids({6, 7}));
+  kv_.Free(2);
+  kv_.Free(1);
+  EXPECT_EQ(pool_->num_free(), kPages);
+  // Another evicting prefill of the prompt stages nothing: both are cached.
+  kv_.SetTokens(4, &t, true);
+  kv_.SetPolicy(4, snap);
+  EXPECT_EQ(kv_.StagerFor(4, 10)->num_staged(), 0);
+  kv_.Free(4);
+
+  // A prefill preempted half way: what it staged is dropped.
+  const std::vector<int32_t> u = {9, 9, 9, 9, 8, 8, 8, 8, 7};
+  kv_.SetTokens(3, &u, true);
+  kv_.SetPolicy(3, snap);
+  ASSERT_EQ(kv_.AcquirePrefix(3, 9), 0);
+  SequenceKv& s3 = kv_.Get(3);
+  ASSERT_TRUE(s3.ReserveLayers(0, 1, 9));
+  s3.CommitLayers(0, 1, 9);
+  kv_.StagerFor(3, 9)->StageLayer(0, s3);
+  EXPECT_EQ(pool_->num_cached_blocks(), 4);
+  kv_.Release(3);
+  EXPECT_EQ(pool_->num_cached_blocks(), 2);
+  EXPECT_EQ(pool_->num_free(), kPages);
+  kv_.Free(3);
 }
 
 TEST(PrefixHashTest, ChainsThroughEveryEarlierToken) {
