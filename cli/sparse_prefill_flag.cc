@@ -3,10 +3,11 @@
 namespace restkv::cli {
 
 void AddSparsePrefillFlags(CLI::App* cmd, SparsePrefillFlags* flags) {
-  cmd->add_flag("--sparse-prefill", flags->enabled,
-                "Block-sparse prefill attention (CPU): each head attends to sink, local and its "
-                "top key blocks of 64, estimated from the last queries; the last 64 prompt rows "
-                "stay dense");
+  cmd->add_flag(
+      "--sparse-prefill", flags->enabled,
+      "Block-sparse prefill attention (CPU and CUDA): each head attends to sink, local and its "
+      "top key blocks of 64, estimated from the last queries; the last 64 prompt rows "
+      "stay dense");
   cmd->add_option("--sparse-prefill-blocks", flags->top_blocks,
                   "Key blocks of 64 each head keeps beyond the sink and local blocks")
       ->check(CLI::NonNegativeNumber)

@@ -72,11 +72,9 @@ struct RopeParams {
 // kv_len tokens stored in `pages` (whose K/V must already be written), so
 // query j attends to kv slots [0, kv_len - num_q + j] (causal).
 //
-// Sparse prefill (`sparse`, honoured by the CPU backend; other backends
-// compute dense attention): query rows at positions below sparse_dense_from
-// attend only to a block pattern of keys estimated from this call's last
-// queries of the sequence (kernels/cpu/sparse_prefill.h); not combined with
-// per-head lengths.
+// Sparse prefill (`sparse`, honoured by the CPU and CUDA backends): query rows at positions below
+// sparse_dense_from attend only to a block pattern of keys estimated from this call's last queries
+// of the sequence (kernels/cpu/sparse_prefill.h); not combined with per-head lengths.
 //
 // Per-head lengths (head-wise eviction, AdaKV): when hole_begin is set, KV
 // head g holds valid keys only in slots [0, hole_begin[g]) and

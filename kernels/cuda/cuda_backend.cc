@@ -88,6 +88,7 @@ CudaBackend::CudaBackend(const CudaBackendOptions& options, const DeviceInfo& in
       pool_(options.host_threads),
       act_bf16_(stream),
       attn_partials_(stream),
+      sparse_patterns_(stream),
       uploads_(stream) {}
 
 CudaBackend::~CudaBackend() {
@@ -364,11 +365,21 @@ void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs,
   std::vector<int32_t> holes;  // [Hkv] hole starts of each sequence that has them
   d_seqs.reserve(seqs.size());
   int32_t max_kv = 0, num_tokens = 0;
+  int64_t sparse_flags = 0;  // [heads][blocks] keep flags of every sparse sequence
   for (size_t s = 0; s < seqs.size(); ++s) {
     const AttentionSeq& a = seqs[s];
     RESTKV_CHECK(a.num_q >= 0 && a.num_q <= a.kv_len) << a.num_q << " > " << a.kv_len;
     const int32_t num_pages = (a.kv_len + block_size - 1) / block_size;
     d_seqs.push_back({a.q_begin, a.num_q, a.kv_len, static_cast<int32_t>(table.size())});
+    // Sparse prefill, as the CPU backend applies it: calls with a row before
+    // dense_from, never with per-head lengths.
+    if (a.sparse != nullptr && a.hole_begin == nullptr && a.num_q > 0 &&
+        a.kv_len - a.num_q < a.sparse_dense_from) {
+      d_seqs.back().sparse_index = static_cast<int32_t>(sparse_flags);
+      d_seqs.back().sparse_dense_from = a.sparse_dense_from;
+      d_seqs.back().sparse_local = a.sparse->local_blocks;
+      sparse_flags += static_cast<int64_t>(heads) * ((a.kv_len + kSparseBlock - 1) / kSparseBlock);
+    }
     if (a.hole_begin != nullptr) {
       RESTKV_CHECK(a.hole_end <= a.kv_len) << a.hole_end << " > " << a.kv_len;
       d_seqs.back().hole_index = static_cast<int32_t>(holes.size());
@@ -403,6 +414,39 @@ void CudaBackend::Attention(const float* q, absl::Span<const AttentionSeq> seqs,
     absl::StatusOr<const int32_t*> up_holes = uploads_.UploadArray(holes.data(), holes.size());
     if (!Record(up_holes.status())) return;
     args.hole_begin = *up_holes;
+  }
+  if (sparse_flags > 0) {
+    // Mass scratch [heads][blocks] f32 for one sequence at a time (the
+    // largest), then every sequence's flags.
+    int64_t max_mass = 0;
+    for (const DeviceAttentionSeq& d : d_seqs) {
+      if (d.sparse_index >= 0) {
+        max_mass = std::max<int64_t>(
+            max_mass, static_cast<int64_t>(heads) * ((d.kv_len + kSparseBlock - 1) / kSparseBlock));
+      }
+    }
+    absl::StatusOr<void*> scratch =
+        sparse_patterns_.Get(static_cast<size_t>(max_mass * 4 + sparse_flags));
+    if (!Record(scratch.status())) return;
+    auto* mass = static_cast<float*>(*scratch);
+    auto* flags = reinterpret_cast<uint8_t*>(mass + max_mass);
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      if (d_seqs[s].sparse_index < 0) continue;
+      SparsePatternLaunch p;
+      p.q = q;
+      p.seq = d_seqs[s];
+      p.page_table = *up_table;
+      p.heads = heads;
+      p.kv = ToDeviceKvLayout(kv);
+      p.scale = scale;
+      p.estimate_rows = seqs[s].sparse->estimate_rows;
+      p.top_blocks = seqs[s].sparse->top_blocks;
+      p.sink_blocks = seqs[s].sparse->sink_blocks;
+      p.mass = mass;
+      p.keep = flags + d_seqs[s].sparse_index;
+      if (!Record(LaunchSparsePattern(p, stream_))) return;
+    }
+    args.sparse_keep = flags;
   }
   args.num_tiles = static_cast<int32_t>(tiles.size());
   args.heads = heads;

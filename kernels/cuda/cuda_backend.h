@@ -149,6 +149,7 @@ class CudaBackend final : public Backend {
   std::vector<DeviceMemory> owned_;  // prepared weights and vectors
   DeviceScratch act_bf16_;           // MatMul activations rounded to bf16
   DeviceScratch attn_partials_;      // split-K partial outputs
+  DeviceScratch sparse_patterns_;    // sparse prefill: block mass and keep flags
   UploadRing uploads_;
   EvictionMemory eviction_memory_{*this};
   DeviceLayerEviction eviction_{eviction_memory_, stream_};

@@ -277,6 +277,9 @@ struct AttentionCase {
   int32_t heads, kv_heads, head_dim, block_size;
   std::vector<std::pair<int32_t, int32_t>> seqs;  // (num_q, kv_len)
   KvDtype dtype = KvDtype::kF32;                  // of the pages
+  // Sparse prefill: rows before each sequence's last 16 keys attend to the
+  // pattern of SparsePrefill{1 top, 1 local, 1 sink, 16 estimate rows}.
+  bool sparse = false;
 };
 
 // Stable, readable test names (the default prints the vector's bytes,
@@ -288,6 +291,7 @@ std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
       absl::StrFormat("H%dkv%dd%db%d", c.heads, c.kv_heads, c.head_dim, c.block_size);
   for (auto [nq, kv] : c.seqs) absl::StrAppend(&name, "_q", nq, "n", kv);
   if (c.dtype != KvDtype::kF32) absl::StrAppend(&name, "_", std::string(KvDtypeName(c.dtype)));
+  if (c.sparse) absl::StrAppend(&name, "_sparse");
   return name;
 }
 void PrintTo(const AttentionCase& c, std::ostream* os) { *os << CaseName({c, 0}); }
@@ -353,12 +357,37 @@ TEST_P(CudaAttentionTest, MatchesCpu) {
     dseqs.push_back({q_begin, nq, kv, dev_tables[s].data()});
     q_begin += nq;
   }
+  SparsePrefill sparse;
+  sparse.top_blocks = 1;
+  sparse.local_blocks = 1;
+  sparse.sink_blocks = 1;
+  sparse.estimate_rows = 16;
+  sparse.dense_rows = 16;
+  if (c.sparse) {
+    for (size_t s = 0; s < c.seqs.size(); ++s) {
+      for (AttentionSeq* a : {&hseqs[s], &dseqs[s]}) {
+        a->sparse = &sparse;
+        a->sparse_dense_from = a->kv_len - sparse.dense_rows;
+      }
+    }
+  }
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   std::vector<float> ref(int64_t{T} * H * d);
   cpu_.Attention(q.data(), hseqs, H, layout, scale, ref.data());
   float* out = DeviceZeros(ref.size());
   gpu_->Attention(Upload(q), dseqs, H, layout, scale, out);
-  ExpectClose(Download(out, ref.size()), ref, 1e-4, "attention");
+  const std::vector<float> got = Download(out, ref.size());
+  ExpectClose(got, ref, 1e-4, "attention");
+  if (c.sparse) {
+    // The pattern must have changed the result, or the case tests nothing.
+    std::vector<float> dense(ref.size());
+    for (AttentionSeq& a : hseqs) a.sparse = nullptr;
+    cpu_.Attention(q.data(), hseqs, H, layout, scale, dense.data());
+    double diff = 0;
+    for (size_t i = 0; i < dense.size(); ++i)
+      diff = std::max<double>(diff, std::fabs(dense[i] - got[i]));
+    EXPECT_GT(diff, 1e-3) << "sparse equals dense";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -380,6 +409,16 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{8, 1, 64, 32, {{700, 700}}, KvDtype::kF16},
         AttentionCase{8, 2, 128, 16, {{45, 301}, {17, 17}}, KvDtype::kQ8_0},
         AttentionCase{16, 2, 128, 16, {{1, 3001}, {1, 77}, {2, 4099}}, KvDtype::kQ8_0}),
+    CaseName);
+
+// Sparse prefill: whole prompts, a chunk over a longer cache, decode rows
+// (dense) beside them.
+INSTANTIATE_TEST_SUITE_P(
+    Sparse, CudaAttentionTest,
+    ::testing::Values(
+        AttentionCase{8, 2, 128, 16, {{1000, 1000}, {200, 2000}}, KvDtype::kF32, true},
+        AttentionCase{16, 2, 128, 16, {{700, 700}, {1, 77}}, KvDtype::kBf16, true},
+        AttentionCase{8, 1, 64, 32, {{600, 600}}, KvDtype::kQ8_0, true}),
     CaseName);
 
 }  // namespace

@@ -99,6 +99,11 @@ absl::Status LaunchGatherRows(const float* src, const int64_t* rows, int64_t num
 // Per-head lengths (AdaKV; Backend::Attention's hole_begin): with
 // hole_index >= 0, KV head g skips keys [hole_begin[hole_index + g],
 // hole_end) (AttentionLaunch::hole_begin); -1 = no padding.
+// Sparse prefill (Backend::Attention's `sparse`): with sparse_index >= 0, a
+// query row of head h at a position below sparse_dense_from attends only to
+// the key blocks (of SparsePrefill::kBlock) flagged in
+// AttentionLaunch::sparse_keep[sparse_index + h * ceil(kv_len / kBlock)],
+// plus its own block and the sparse_local - 1 before it.
 struct DeviceAttentionSeq {
   int32_t q_begin;
   int32_t num_q;
@@ -106,6 +111,9 @@ struct DeviceAttentionSeq {
   int32_t page_begin;
   int32_t hole_index = -1;
   int32_t hole_end = 0;
+  int32_t sparse_index = -1;
+  int32_t sparse_dense_from = 0;
+  int32_t sparse_local = 0;
 };
 
 // A unit of work: `kRowsPerTile` consecutive (query token, group head) rows
@@ -130,6 +138,7 @@ struct AttentionLaunch {
   float* const* page_table = nullptr;          // device
   const DeviceAttentionTile* tiles = nullptr;  // device, num_tiles entries
   const int32_t* hole_begin = nullptr;         // device; null when no sequence has holes
+  const uint8_t* sparse_keep = nullptr;        // device; null when no sequence is sparse
   int32_t num_tiles = 0;
   int32_t heads = 0;
   int32_t kv_heads = 0;
@@ -148,6 +157,34 @@ struct AttentionLaunch {
   float* out = nullptr;  // [T][H][d]
 };
 absl::Status LaunchPagedAttention(const AttentionLaunch& args, cudaStream_t stream);
+
+// ---- Sparse prefill pattern -------------------------------------------------
+
+// The block pattern of one sequence's sparse prefill rows (the contract is
+// kernels::SparsePrefill in kernels/backend.h; the CPU reference is
+// kernels/cpu/sparse_prefill.h): per query head, the causal softmax of the
+// sequence's last estimate_rows queries summed per key block of
+// kSparseBlock, the top_blocks blocks with the most mass and the first
+// sink_blocks flagged in keep [heads][ceil(kv_len / kSparseBlock)]. Mass is
+// accumulated in f32 (the CPU's in f64), so blocks whose mass ties to
+// rounding may be picked differently. `mass` is scratch of keep's shape.
+// The queries are rows [q_begin, q_begin + num_q) of q [T][heads][d], the
+// last num_q of the kv_len keys in the pages of `seq`.
+inline constexpr int32_t kSparseBlock = 64;
+struct SparsePatternLaunch {
+  const float* q = nullptr;
+  DeviceAttentionSeq seq{};            // host copy: q_begin, num_q, kv_len, page_begin
+  float* const* page_table = nullptr;  // device, as AttentionLaunch's
+  int32_t heads = 0;
+  DeviceKvLayout kv;
+  float scale = 1.0f;
+  int32_t estimate_rows = 0;
+  int32_t top_blocks = 0;
+  int32_t sink_blocks = 0;
+  float* mass = nullptr;    // device scratch [heads][blocks]
+  uint8_t* keep = nullptr;  // device [heads][blocks]
+};
+absl::Status LaunchSparsePattern(const SparsePatternLaunch& args, cudaStream_t stream);
 
 // ---- GEMM seam --------------------------------------------------------------
 

@@ -21,6 +21,11 @@
 // masked like future keys, and a key tile wholly inside them is skipped (the
 // condition is the block's, so every thread skips it together).
 //
+// Sparse prefill: a row of a sparse sequence below its dense_from position
+// sees only the key blocks of its head's pattern (sparse_prefill.cu) and its
+// local band; a key tile no row of the block sees is skipped
+// (__syncthreads_count, so the decision is the block's).
+//
 // Thread layout (128 threads): thread = row r (tid / 8) x lane8 (tid % 8).
 // A row's 8 threads are 8 consecutive lanes of one warp, so row-wise
 // reductions are 3 xor-shuffles and the row's probabilities in shared memory
@@ -42,6 +47,7 @@ constexpr int kKeys = kAttentionKeysPerTile;  // 32
 constexpr int kLanesPerRow = 8;
 constexpr int kThreads = kRows * kLanesPerRow;      // 128
 constexpr int kKeysPerLane = kKeys / kLanesPerRow;  // 4
+static_assert(kSparseBlock % kKeys == 0, "a key tile lies inside one sparse block");
 static_assert(kKeys % kLanesPerRow == 0, "keys split evenly over a row's lanes");
 static_assert(kThreads % 32 == 0 && 32 % kLanesPerRow == 0, "a row's lanes stay in one warp");
 
@@ -104,6 +110,14 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch
   const int32_t last_key = past + j;            // causal limit of this row
   const int32_t hole_b = seq.hole_index >= 0 ? a.hole_begin[seq.hole_index + g] : 0;
   const int32_t hole_e = seq.hole_index >= 0 ? seq.hole_end : 0;
+  // Sparse prefill: this row's pattern, or every key (keep == nullptr).
+  const bool sparse_seq = a.sparse_keep != nullptr && seq.sparse_index >= 0;
+  const bool sparse_row = sparse_seq && row_valid && last_key < seq.sparse_dense_from;
+  const uint8_t* keep =
+      sparse_row ? a.sparse_keep + seq.sparse_index +
+                       static_cast<int64_t>(h) * ((seq.kv_len + kSparseBlock - 1) / kSparseBlock)
+                 : nullptr;
+  const int32_t local_from = sparse_row ? last_key / kSparseBlock - seq.sparse_local + 1 : 0;
 
   // Keys any row of the block sees: up to the last valid row's limit.
   const int32_t last_row = min(tile.first_row + kRows, total_rows) - 1;
@@ -131,6 +145,10 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch
 
   for (int32_t t0 = k_begin; t0 < k_end; t0 += kKeys) {
     if (t0 >= hole_b && t0 + kKeys <= hole_e) continue;  // all padding
+    // A tile lies inside one sparse block (kKeys divides kSparseBlock).
+    const bool tile_seen =
+        keep == nullptr || keep[t0 / kSparseBlock] != 0 || t0 / kSparseBlock >= local_from;
+    if (sparse_seq && __syncthreads_count(row_valid && tile_seen) == 0) continue;
     __syncthreads();  // Q is loaded; the previous tile's K/V/P reads are done
     // K/V tile: 4-element loads, consecutive threads along d (coalesced),
     // widened to f32.
@@ -167,8 +185,8 @@ __global__ void __launch_bounds__(kThreads) PagedAttentionKernel(AttentionLaunch
       float dot = 0.0f;
 #pragma unroll 8
       for (int kk = 0; kk < D; ++kk) dot += q_s[r][kk] * k_s[c][kk];
-      const bool visible =
-          row_valid && key < k_end && key <= last_key && (key < hole_b || key >= hole_e);
+      const bool visible = row_valid && key < k_end && key <= last_key &&
+                           (key < hole_b || key >= hole_e) && tile_seen;
       s[i] = visible ? dot * a.scale : -INFINITY;
       tile_max = fmaxf(tile_max, s[i]);
     }

@@ -19,8 +19,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/thread_pool.h"
 #include "gtest/gtest.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/sparse_prefill.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/fp16.h"
 
@@ -176,7 +178,20 @@ struct AttentionCase {
   // Per-head lengths: KV head g of a sequence with P = kv_len - num_q cached
   // keys skips [P (g + 1) / (Hkv + 1), P), keys that hold real values.
   bool holes = false;
+  // Sparse prefill (SparsePrefill{1 top, 1 local, 1 sink, 16 estimate rows}):
+  // rows before the last 16 keys follow the pattern.
+  bool sparse = false;
 };
+
+SparsePrefill TestSparseConfig() {
+  SparsePrefill sp;
+  sp.top_blocks = 1;
+  sp.local_blocks = 1;
+  sp.sink_blocks = 1;
+  sp.estimate_rows = 16;
+  sp.dense_rows = 16;
+  return sp;
+}
 
 std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
   const AttentionCase& c = info.param;
@@ -185,6 +200,7 @@ std::string CaseName(const ::testing::TestParamInfo<AttentionCase>& info) {
   for (auto [nq, kv] : c.seqs) absl::StrAppend(&name, "_q", nq, "n", kv);
   if (c.dtype != KvDtype::kF32) absl::StrAppend(&name, "_", std::string(KvDtypeName(c.dtype)));
   if (c.holes) absl::StrAppend(&name, "_holes");
+  if (c.sparse) absl::StrAppend(&name, "_sparse");
   return name;
 }
 // Readable parameter values in ctest (the default prints the vector's bytes).
@@ -259,6 +275,13 @@ TEST_P(EmulatedAttentionTest, StoreKvAndAttentionMatchCpu) {
     dseqs[s].hole_end = past;
     flat_holes.insert(flat_holes.end(), hole_begin[s].begin(), hole_begin[s].end());
   }
+  const SparsePrefill sparse_config = TestSparseConfig();
+  if (c.sparse) {
+    for (size_t s = 0; s < c.seqs.size(); ++s) {
+      cseqs[s].sparse = &sparse_config;
+      cseqs[s].sparse_dense_from = c.seqs[s].second - sparse_config.dense_rows;
+    }
+  }
   for (size_t i = 0; i < cpu_slab.size(); ++i) {
     ASSERT_EQ(std::memcmp(&emu_slab[i], &cpu_slab[i], sizeof(float)), 0)
         << "StoreKv: page bytes differ at float " << i << " of " << cpu_slab.size() << " (page "
@@ -289,8 +312,68 @@ TEST_P(EmulatedAttentionTest, StoreKvAndAttentionMatchCpu) {
   a.partial_o = partials.data();
   a.partial_ml = partials.data() + static_cast<size_t>(c.splits) * num_tokens * H * d;
   a.out = got.data();
+  // Sparse prefill: the pattern kernels' flags equal the CPU estimate's.
+  std::vector<uint8_t> flags;
+  std::vector<float> mass;
+  if (c.sparse) {
+    ThreadPool pool(1);
+    for (size_t s = 0; s < c.seqs.size(); ++s) {
+      const AttentionSeq& cs = cseqs[s];
+      if (cs.kv_len - cs.num_q >= cs.sparse_dense_from) continue;  // no sparse row: dense
+      const std::vector<uint8_t> want =
+          cpu::EstimateSparsePattern(pool, q.data(), cs, H, layout, scale, sparse_config);
+      const int32_t blocks = (cs.kv_len + kSparseBlock - 1) / kSparseBlock;
+      ASSERT_EQ(want.size(), static_cast<size_t>(H) * blocks);
+      dseqs[s].sparse_index = static_cast<int32_t>(flags.size());
+      dseqs[s].sparse_dense_from = cs.sparse_dense_from;
+      dseqs[s].sparse_local = sparse_config.local_blocks;
+      flags.resize(flags.size() + want.size(), 7);
+      mass.assign(want.size(), NAN);
+      SparsePatternLaunch p;
+      p.q = q.data();
+      p.seq = dseqs[s];
+      p.page_table = flat_table.data();
+      p.heads = H;
+      p.kv = ToDeviceKvLayout(layout);
+      p.scale = scale;
+      p.estimate_rows = sparse_config.estimate_rows;
+      p.top_blocks = sparse_config.top_blocks;
+      p.sink_blocks = sparse_config.sink_blocks;
+      p.mass = mass.data();
+      p.keep = flags.data() + dseqs[s].sparse_index;
+      ASSERT_TRUE(LaunchSparsePattern(p, nullptr).ok());
+      EXPECT_EQ(std::vector<uint8_t>(p.keep, p.keep + want.size()), want) << "sequence " << s;
+      EXPECT_LT(std::count(want.begin(), want.end(), 1), static_cast<int64_t>(want.size()))
+          << "sequence " << s << ": the pattern is dense, the case tests nothing";
+    }
+    ASSERT_FALSE(flags.empty()) << "no sequence has a sparse row";
+    a.sparse_keep = flags.data();
+  }
   ASSERT_TRUE(LaunchPagedAttention(a, nullptr).ok());
   ExpectClose(got, ref, 1e-5, 1e-4, "attention");
+  if (c.sparse) {
+    std::vector<float> dense_ref(q.size());
+    for (AttentionSeq& cs : cseqs) cs.sparse = nullptr;
+    cpu_.Attention(q.data(), cseqs, H, layout, scale, dense_ref.data());
+    double diff = 0;
+    for (size_t i = 0; i < dense_ref.size(); ++i)
+      diff = std::max<double>(diff, std::fabs(dense_ref[i] - got[i]));
+    EXPECT_GT(diff, 1e-3) << "the pattern changed nothing: the case does not test it";
+  }
+  if (c.sparse && c.splits == 1) {
+    // Every block flagged: bit for bit the dense kernel's output (one case:
+    // two more emulated launches).
+    std::vector<float> dense_got(q.size(), NAN), all_got(q.size(), NAN);
+    a.sparse_keep = nullptr;
+    a.out = dense_got.data();
+    ASSERT_TRUE(LaunchPagedAttention(a, nullptr).ok());
+    std::fill(flags.begin(), flags.end(), 1);
+    a.sparse_keep = flags.data();
+    a.out = all_got.data();
+    ASSERT_TRUE(LaunchPagedAttention(a, nullptr).ok());
+    EXPECT_EQ(std::memcmp(dense_got.data(), all_got.data(), q.size() * sizeof(float)), 0)
+        << "a dense pattern differs from dense attention";
+  }
   if (!flat_holes.empty()) {
     // The padding's keys hold real values: attending to them must show.
     std::vector<float> dense(q.size());
@@ -349,6 +432,17 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{16, 2, 128, 16, 4, {{1, 301}, {1, 77}, {2, 130}}, KvDtype::kF16, true},
         AttentionCase{8, 1, 64, 1, 8, {{1, 50}, {3, 3}}, KvDtype::kQ8_0, true},
         AttentionCase{4, 4, 64, 16, 1, {{5, 200}, {1, 90}, {19, 19}}, KvDtype::kBf16, true}),
+    CaseName);
+
+// Sparse prefill: whole prompts and a chunk over a longer cache, with
+// split-K and decode rows (dense) beside them, in three dtypes. Five key
+// blocks, so a row of block 3 (sink 0, top 1, own 3) misses one of 1 and 2.
+INSTANTIATE_TEST_SUITE_P(
+    Sparse, EmulatedAttentionTest,
+    ::testing::Values(
+        AttentionCase{1, 1, 64, 16, 1, {{260, 260}}, KvDtype::kF32, false, true},
+        AttentionCase{4, 2, 64, 8, 3, {{30, 260}, {1, 90}}, KvDtype::kF16, false, true},
+        AttentionCase{2, 1, 128, 16, 2, {{260, 260}, {3, 3}}, KvDtype::kQ8_0, false, true}),
     CaseName);
 
 TEST_F(EmulatedKernelsTest, AttentionRejectsUnbuiltHeadDimsAndBadSplits) {
