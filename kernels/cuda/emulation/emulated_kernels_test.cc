@@ -47,6 +47,12 @@ void ExpectClose(const std::vector<float>& got, const std::vector<float>& ref, d
   }
 }
 
+double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff = std::max<double>(diff, std::fabs(a[i] - b[i]));
+  return diff;
+}
+
 class EmulatedKernelsTest : public ::testing::Test {
  protected:
   cpu::CpuBackend cpu_{2};
@@ -355,10 +361,8 @@ TEST_P(EmulatedAttentionTest, StoreKvAndAttentionMatchCpu) {
     std::vector<float> dense_ref(q.size());
     for (AttentionSeq& cs : cseqs) cs.sparse = nullptr;
     cpu_.Attention(q.data(), cseqs, H, layout, scale, dense_ref.data());
-    double diff = 0;
-    for (size_t i = 0; i < dense_ref.size(); ++i)
-      diff = std::max<double>(diff, std::fabs(dense_ref[i] - got[i]));
-    EXPECT_GT(diff, 1e-3) << "the pattern changed nothing: the case does not test it";
+    EXPECT_GT(MaxAbsDiff(dense_ref, got), 1e-3)
+        << "the pattern changed nothing: the case does not test it";
   }
   if (c.sparse && c.splits == 1) {
     // Every block flagged: bit for bit the dense kernel's output (one case:
@@ -379,10 +383,8 @@ TEST_P(EmulatedAttentionTest, StoreKvAndAttentionMatchCpu) {
     std::vector<float> dense(q.size());
     for (AttentionSeq& cs : cseqs) cs.hole_begin = nullptr;
     cpu_.Attention(q.data(), cseqs, H, layout, scale, dense.data());
-    double diff = 0;
-    for (size_t i = 0; i < dense.size(); ++i)
-      diff = std::max<double>(diff, std::fabs(dense[i] - got[i]));
-    EXPECT_GT(diff, 1e-3) << "the holes changed nothing: the case does not test them";
+    EXPECT_GT(MaxAbsDiff(dense, got), 1e-3)
+        << "the holes changed nothing: the case does not test them";
   }
 }
 
