@@ -2,8 +2,9 @@
 repeats an earlier prompt's start reports the tokens it found cached
 (usage.prompt_tokens_details.cached_tokens, in the final streamed usage too), gives the
 same greedy text as a server started with --no-prefix-caching, and /metrics counts the
-lookups and hits; requests with an evicting kv_policy reuse the prefix without entering
-their compressed pages, and the pages all come back."""
+lookups and hits; requests with an evicting kv_policy reuse the prefix, never enter their
+compressed pages but leave copies of their uncompressed prompt blocks cached, and the pages
+all come back."""
 import os
 
 import pytest
@@ -87,7 +88,7 @@ def test_streamed_final_usage_and_completions(cached):
     assert a.usage.prompt_tokens_details.cached_tokens >= 0
 
 
-def test_evicting_requests_reuse_the_prefix_and_enter_nothing(cached, uncached):
+def test_evicting_requests_reuse_the_prefix_and_leave_their_prompt_cached(cached, uncached):
     chat(cached, "Warm the cache again.")
     blocks = cached.metrics()["restkv:prefix_cache_blocks"]
     for question in ("Evicting one?", "Evicting two?"):
@@ -96,5 +97,14 @@ def test_evicting_requests_reuse_the_prefix_and_enter_nothing(cached, uncached):
         assert got.choices[0].message.content == want.choices[0].message.content
         assert got.usage.prompt_tokens_details.cached_tokens > 0
         assert got.usage.kv_tokens_kept == want.usage.kv_tokens_kept
-    assert cached.metrics()["restkv:prefix_cache_blocks"] == blocks
+    # Each evicting prefill staged copies of its uncompressed full blocks (the
+    # ones after the cached prefix) and published them; its compressed pages
+    # were not entered.
+    assert cached.metrics()["restkv:prefix_cache_blocks"] > blocks
+    # So a full-cache request with the same prompt finds all of it but the
+    # block of its last token, and its text is unchanged.
+    full = chat(cached, "Evicting two?")
+    n = full.usage.prompt_tokens
+    assert full.usage.prompt_tokens_details.cached_tokens == (n - 1) // 16 * 16, full.usage
+    assert full.choices[0].message.content == chat(uncached, "Evicting two?").choices[0].message.content
     assert cached.metrics()["restkv:kv_pages_used"] == 0
