@@ -2,6 +2,8 @@
 // written to it so far. The file is removed when the capture is destroyed.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <string>
 
@@ -19,18 +21,21 @@ class LogCapture {
   // Where the logger writes; nullptr when no temporary file could be made.
   std::FILE* file() const { return file_; }
 
-  // Everything written so far. Leaves the position at the end, so later
-  // writes append (an update stream must be positioned between a read and a
-  // write).
+  // Everything written so far. Reads with pread, which leaves the stream's
+  // position alone: the server's threads may still be writing (a rewind
+  // here once let a late log line overwrite the file's start).
   std::string Text() const {
     std::string out;
     if (file_ == nullptr) return out;
     std::fflush(file_);
-    std::rewind(file_);
+    const int fd = fileno(file_);
     char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, file_)) > 0) out.append(buf, n);
-    std::fseek(file_, 0, SEEK_END);
+    off_t offset = 0;
+    ssize_t n;
+    while ((n = pread(fd, buf, sizeof buf, offset)) > 0) {
+      out.append(buf, static_cast<size_t>(n));
+      offset += n;
+    }
     return out;
   }
 
