@@ -53,6 +53,21 @@ KvCacheManager::Reuse KvCacheManager::ReuseOf(scheduler::RequestId id) const {
   return NeedsH2oScores(policy) ? Reuse::kNone : Reuse::kCopy;
 }
 
+std::vector<BlockId> KvCacheManager::CachedChain(Prefix& p, int32_t max_blocks) const {
+  const int32_t bs = math_.block_size;
+  ExtendBlockHashes(*p.tokens, bs, max_blocks, &p.hashes);
+  std::vector<BlockId> blocks;
+  BlockId parent = kNoBlock;
+  for (int32_t i = 0; i < max_blocks; ++i) {
+    const BlockId b =
+        pool_.Lookup(parent, p.hashes[i], absl::MakeConstSpan(p.tokens->data() + i * bs, bs));
+    if (b == kNoBlock) break;
+    blocks.push_back(b);
+    parent = b;
+  }
+  return blocks;
+}
+
 std::vector<BlockId> KvCacheManager::Matches(scheduler::RequestId id, Prefix& p,
                                              int32_t num_tokens) const {
   const int32_t bs = math_.block_size;
@@ -65,16 +80,7 @@ std::vector<BlockId> KvCacheManager::Matches(scheduler::RequestId id, Prefix& p,
       max_blocks = std::min(max_blocks, std::max(0, (n - ScoringWindow(policy, n)) / bs));
     }
   }
-  ExtendBlockHashes(*p.tokens, bs, max_blocks, &p.hashes);
-  std::vector<BlockId> blocks;
-  BlockId parent = kNoBlock;
-  for (int32_t i = 0; i < max_blocks; ++i) {
-    const BlockId b =
-        pool_.Lookup(parent, p.hashes[i], absl::MakeConstSpan(p.tokens->data() + i * bs, bs));
-    if (b == kNoBlock) break;
-    blocks.push_back(b);
-    parent = b;
-  }
+  std::vector<BlockId> blocks = CachedChain(p, max_blocks);
   if (ReuseOf(id) == Reuse::kCopy) {
     // Held blocks nobody else holds stop counting as free pages: when the
     // prefill peak plus them would not fit the pool, copy nothing.
@@ -125,21 +131,10 @@ PrefixStager* KvCacheManager::StagerFor(scheduler::RequestId id, int32_t num_tok
   if (stager) return stager.get();
   const int32_t bs = math_.block_size;
   const int32_t full = std::min<int32_t>(num_tokens, static_cast<int32_t>(p->tokens->size())) / bs;
-  ExtendBlockHashes(*p->tokens, bs, full, &p->hashes);
-  // Skip the held prefix and the cached blocks right after it.
-  auto seq = seqs_.find(id);
-  int32_t first = 0;
-  BlockId parent = kNoBlock;
-  if (seq != seqs_.end()) {
-    first = seq->second->held_prefix_tokens() / bs;
-    if (first > 0) parent = seq->second->held_block(first - 1);
-  }
-  for (; first < full; ++first) {
-    const BlockId b = pool_.Lookup(parent, p->hashes[first],
-                                   absl::MakeConstSpan(p->tokens->data() + first * bs, bs));
-    if (b == kNoBlock) break;
-    parent = b;
-  }
+  // Blocks already cached (a held prefix among them) are not staged again.
+  const std::vector<BlockId> cached = CachedChain(*p, full);
+  const auto first = static_cast<int32_t>(cached.size());
+  const BlockId parent = cached.empty() ? kNoBlock : cached.back();
   stager = std::make_unique<PrefixStager>(
       pool_, num_layers_, absl::MakeConstSpan(*p->tokens), first,
       std::vector<uint64_t>(p->hashes.begin() + first, p->hashes.begin() + full), parent);

@@ -121,6 +121,9 @@ class KvCacheManager final : public scheduler::KvAllocator {
   // The request's Prefix if it has tokens and the cache is on, else null.
   [[nodiscard]] Prefix* Find(scheduler::RequestId id) const;
   [[nodiscard]] Reuse ReuseOf(scheduler::RequestId id) const;
+  // The cached blocks that match the first of `max_blocks` full blocks of
+  // the request's tokens, in order, up to the first miss.
+  [[nodiscard]] std::vector<BlockId> CachedChain(Prefix& p, int32_t max_blocks) const;
   // The cached blocks matching the request's first blocks, up to those that
   // leave at least one of `num_tokens` to compute (and, for kCopy, the
   // policy's scoring window).

@@ -24,10 +24,9 @@ void PrefixStager::DropFrom(size_t from) {
 }
 
 void PrefixStager::StageLayer(int32_t layer, const SequenceKv& seq) {
-  if (given_up_) return;
   if (layer != layers_done_) {
-    // Out of order (a retried layer): the pages per block would not line up.
-    given_up_ = true;
+    // Out of order (a retried layer): the pages per block would not line
+    // up. Everything staged is dropped, so Publish enters nothing.
     DropFrom(0);
     return;
   }
@@ -53,7 +52,7 @@ void PrefixStager::StageLayer(int32_t layer, const SequenceKv& seq) {
 }
 
 int32_t PrefixStager::Publish() {
-  if (!complete() || given_up_) return 0;
+  if (!complete()) return 0;
   std::vector<BlockId> published;
   BlockId parent = parent_;
   for (BlockId id : staged_) {
@@ -61,7 +60,7 @@ int32_t PrefixStager::Publish() {
     if (parent == kNoBlock) break;  // reclaimed: the rest has no prefix left
     published.push_back(parent);
   }
-  for (size_t i = published.size(); i < staged_.size(); ++i) pool_.DropStaged(staged_[i]);
+  DropFrom(published.size());  // what follows a reclaimed block
   staged_.clear();
   // Staged head first, the head would be reclaimed first: make the tail the
   // least recent, as a sequence's release order does.

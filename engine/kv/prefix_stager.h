@@ -66,7 +66,6 @@ class PrefixStager {
   const BlockId parent_;
   std::vector<BlockId> staged_;  // [i]: block first_block + i
   int32_t layers_done_ = 0;
-  bool given_up_ = false;
 };
 
 }  // namespace restkv::engine

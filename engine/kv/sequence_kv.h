@@ -96,8 +96,6 @@ class SequenceKv {
   [[nodiscard]] int32_t held_prefix_tokens() const {
     return static_cast<int32_t>(held_.size()) * block_size();
   }
-  // Held block `i` (i < held_prefix_tokens() / block_size()).
-  [[nodiscard]] BlockId held_block(int32_t i) const { return held_[i]; }
   // The cached block behind block `index`, or kNoBlock (private).
   [[nodiscard]] BlockId cached_block(int32_t index) const {
     return index < static_cast<int32_t>(blocks_.size()) ? blocks_[index] : kNoBlock;
