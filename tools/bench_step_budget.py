@@ -4,7 +4,8 @@ closed loop of clients while long prompts arrive every few seconds, against rest
 and without --max-step-ms (or an older restkv binary as the baseline), for each KV
 policy. Prints, per configuration, ITL p50/p99/max of the short streams (with a
 short-only run for reference), TTFT p50/p99 of both classes and the total output
-tokens/s, then each configuration's ratios to the baseline of the same policy.
+tokens/s. With --llama-server, the same load also runs against llama.cpp's server
+(--parallel slots, default 16), once per round.
 
 Configurations run one after another in one process, on the same machine, alternating
 baseline and budget per policy, so the ratios compare like with like on a shared box.
@@ -51,13 +52,24 @@ def summary(path):
     }
 
 
-def run_config(o, name, binary, serve_args, tmp, short_alone):
+def restkv_cmd(o, binary, serve_args):
+    return lambda port: [binary, "serve", "--port", str(port), "--grpc-port", "0", "--threads",
+                         str(o.threads), "--model", o.model, *serve_args]
+
+
+def llama_server_cmd(o):
+    # -c is the context all slots share: each gets room for the longest prompt and its output.
+    per_slot = int(o.long_len * 1.12) + 256
+    return lambda port: [o.llama_server, "-m", o.model, "--port", str(port), "-t", str(o.threads),
+                         "-tb", str(o.threads), "-np", str(o.parallel), "-c",
+                         str(per_slot * o.parallel)]
+
+
+def run_config(o, name, command, tmp, short_alone):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(os.path.join(tmp, f"{name}.log"), "w")
-    proc = subprocess.Popen([binary, "serve", "--port", str(port), "--grpc-port", "0",
-                             "--threads", str(o.threads), "--model", o.model, *serve_args],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(command(port), stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_healthy(url, proc)
         short = ["--max-concurrency", str(o.clients), "--input-len", "160", "--range-ratio",
@@ -110,6 +122,9 @@ def main():
     ap.add_argument("--short-alone", action="store_true",
                     help="also a short-only run (no long prompts) before each budget config")
     ap.add_argument("--rounds", type=int, default=1, help="repeat baseline, budget this often")
+    ap.add_argument("--llama-server", default="",
+                    help="also run the same load against llama.cpp's llama-server at this path")
+    ap.add_argument("--parallel", type=int, default=16, help="llama-server -np (its slots)")
     ap.add_argument("--json", default="", help="write every result here")
     o = ap.parse_args()
     results = []
@@ -120,14 +135,20 @@ def main():
                 kv = ["--kv-policy", kind] + (["--kv-budget", budget] if budget else [])
                 base_bin = o.baseline_bin or o.restkv
                 base_args = kv + ([] if o.baseline_bin else ["--max-step-ms", "0"])
-                for name, binary, args, alone in (
-                        (f"baseline {policy}", base_bin, base_args, False),
-                        (f"budget {policy}", o.restkv, kv + ["--max-step-ms", o.max_step_ms],
+                for name, command, alone in (
+                        (f"baseline {policy}", restkv_cmd(o, base_bin, base_args), False),
+                        (f"budget {policy}",
+                         restkv_cmd(o, o.restkv, kv + ["--max-step-ms", o.max_step_ms]),
                          o.short_alone)):
-                    r = run_config(o, name, binary, args, tmp, alone)
+                    r = run_config(o, name, command, tmp, alone)
                     r["policy"], r["round"] = policy, rnd
                     results.append(r)
                     print(json.dumps(r), flush=True)
+            if o.llama_server:
+                r = run_config(o, "llama-server", llama_server_cmd(o), tmp, o.short_alone)
+                r["policy"], r["round"] = "llama-server", rnd
+                results.append(r)
+                print(json.dumps(r), flush=True)
     print()
     print(f"{'config':24} {'ITL p50':>8} {'ITL p99':>8} {'ITL max':>8} {'TTFT p50':>9} "
           f"{'TTFT p99':>9} {'long TTFT p50':>13} {'long p99':>9} {'tok/s':>7}")
