@@ -1,6 +1,8 @@
 #include "kernels/cpu/packed_gemm.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <tuple>
@@ -28,6 +30,8 @@ std::string Weights(GgmlType type, int64_t rows, int64_t n, uint32_t seed) {
   const std::vector<float> w = RandomVector(rows * n, seed);
   return QuantizeMatrix(type, w.data(), rows, n);
 }
+
+std::string TypeName(GgmlType t) { return std::string(GetGgmlTypeTraits(t)->name); }
 
 class PackedGemmTest : public ::testing::TestWithParam<std::tuple<GgmlType, KernelIsa>> {
  protected:
@@ -79,6 +83,59 @@ TEST_P(PackedGemmTest, MatchesReferenceAndIsBatchInvariant) {
   }
 }
 
+// Every quant at its largest value (all bits set: nibbles 15, Q5_K's fifth
+// and Q6_K's high bits on) against activations of ±127 (one sign per row):
+// the largest integer sums a tile forms, e.g. pmaddubsw's saturating int16
+// pair sums on AVX2 without VNNI (2·63·127 for Q6_K) and the bit merges at
+// their top values.
+TEST_P(PackedGemmTest, LargestQuantsAgainstFullScaleActivationsStayExact) {
+  if (type_ == GgmlType::kQ8_0) GTEST_SKIP() << "Q8_0 panels have no pair sums (VNNI only)";
+  ThreadPool pool(1);
+  const int64_t rows = 16, n = 512;
+  std::string wq = Weights(type_, rows, n, 3);
+  const int64_t blocks = rows * n / (IsK(type_) ? 256 : 32);
+  auto fill = [](auto& field) { std::memset(field, 0xff, sizeof(field)); };
+  for (int64_t b = 0; b < blocks; ++b) {
+    switch (type_) {
+      case GgmlType::kQ4_0:
+        fill(reinterpret_cast<BlockQ4_0*>(wq.data())[b].qs);
+        break;
+      case GgmlType::kQ4_1:
+        fill(reinterpret_cast<BlockQ4_1*>(wq.data())[b].qs);
+        break;
+      case GgmlType::kQ4_K:
+        fill(reinterpret_cast<BlockQ4_K*>(wq.data())[b].qs);
+        break;
+      case GgmlType::kQ5_K:
+        fill(reinterpret_cast<BlockQ5_K*>(wq.data())[b].qs);
+        fill(reinterpret_cast<BlockQ5_K*>(wq.data())[b].qh);
+        break;
+      case GgmlType::kQ6_K:
+        fill(reinterpret_cast<BlockQ6_K*>(wq.data())[b].ql);
+        fill(reinterpret_cast<BlockQ6_K*>(wq.data())[b].qh);
+        break;
+      default:
+        FAIL() << "no saturated layout for " << TypeName(type_);
+    }
+  }
+  auto packed = PackedWeights::Pack(type_, rows, n, wq.data(), pool, isa_);
+  std::vector<float> x(2 * n, 1.0f);
+  std::fill(x.begin() + n, x.end(), -1.0f);
+  Q8Activations act;
+  act.Quantize(x.data(), 2, n);
+  ASSERT_EQ(act.blocks(0)[0].qs[0], 127);
+  std::vector<float> y(2 * rows, NAN);
+  packed->MatMul(act, 2, y.data(), pool);
+  const int64_t row_bytes = RowBytes(type_, n);
+  for (int64_t r = 0; r < 2; ++r) {
+    for (int64_t o = 0; o < rows; ++o) {
+      const float ref = DotRowReference(type_, wq.data() + o * row_bytes, act.blocks(r), n / 32);
+      ASSERT_NEAR(y[r * rows + o], ref, 1e-4f * (1.0f + std::fabs(ref)))
+          << "x row " << r << " out " << o;
+    }
+  }
+}
+
 // Pack reads the GGUF layout exactly: a one-hot weight picks one activation.
 TEST_P(PackedGemmTest, OneHotWeightSelectsActivation) {
   if (IsK(type_)) GTEST_SKIP() << "K-quant layouts: KQuantFixture (gguf-py values)";
@@ -108,8 +165,6 @@ TEST_P(PackedGemmTest, ResidentBytesCloseToTheFile) {
   const double ratio = static_cast<double>(packed->size_bytes()) / static_cast<double>(wq.size());
   EXPECT_LT(ratio, IsK(type_) ? 1.04 : 1.25) << ratio;
 }
-
-std::string TypeName(GgmlType t) { return std::string(GetGgmlTypeTraits(t)->name); }
 
 INSTANTIATE_TEST_SUITE_P(
     Types, PackedGemmTest,
