@@ -40,6 +40,23 @@ inline __m256i DotAdd(__m256i acc, __m256i u, __m256i s) {
 #endif
 }
 
+// The byte dots of avx2 for DotSum (dot_sum.h).
+struct DotOps {
+  using I = __m256i;
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
+  static constexpr bool kDirectDot = true;
+#else
+  static constexpr bool kDirectDot = false;
+#endif
+  static I Zero() { return _mm256_setzero_si256(); }
+  static I DotAdd(I acc, I u, I s) { return avx2::DotAdd(acc, u, s); }
+  static I PairDot(I u, I s) { return _mm256_maddubs_epi16(u, s); }
+  static I AddPairs(I a, I b) { return _mm256_add_epi16(a, b); }
+  static I WidenAdd(I acc, I pairs) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  }
+};
+
 inline __m256i Load(const uint8_t* p) {
   return _mm256_load_si256(reinterpret_cast<const __m256i*>(p));
 }

@@ -18,7 +18,8 @@
 //     ShiftRight16(I, int)            (16-bit lanes, count constant once the
 //                                      callers' loops are unrolled);
 //   I Broadcast4(const int8_t*)       the 4 bytes at p in every 32-bit lane;
-//   I DotAdd(I acc, I u8, I s8)       acc + Σ of each 4 u8·s8 products;
+//   I DotAdd(I acc, I u8, I s8)       acc + Σ of each 4 u8·s8 products, and
+//     DotSum's other members (dot_sum.h: kDirectDot, the pair sums);
 //   I Zero(), I SubEach(I, int32_t);
 //   F ZeroF(), ToFloat(I), Set1(float), Mul(F, F), FMAdd(a, b, c) = a·b + c,
 //     FMSub(a, b, c) = a·b − c;
@@ -34,6 +35,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "kernels/cpu/dot_sum.h"
 #include "kernels/cpu/packed_kquant.h"
 
 namespace restkv::kernels::cpu::packed_detail {
@@ -98,32 +100,33 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
         // Per 16-group: t = d·sc·(Σqx − 32Σx); acc += (t_lo + t_hi)·dx.
         const I top = V::Bytes(0x30);
         const I h0 = V::Load(q + 256), h1 = V::Load(q + 320);
-        I lsum[R], hsum[R];
-        for (int r = 0; r < R; ++r) lsum[r] = hsum[r] = V::Zero();
+        DotSum<V, 63> lsum[R], hsum[R];
+#pragma GCC unroll 4
         for (int u = 0; u < 4; ++u) {
           const I raw = V::Load(q + u * 64);
           const I lo = V::Or(V::And(raw, nibble), V::And(ToBit4<V>(h0, 2 * u), top));
           const I hi =
               V::Or(V::And(V::ShiftRight16(raw, 4), nibble), V::And(ToBit4<V>(h1, 2 * u), top));
+#pragma GCC unroll 8
           for (int r = 0; r < R; ++r) {
-            lsum[r] = V::DotAdd(lsum[r], lo, V::Broadcast4(xb[r][b].qs + 4 * u));
-            hsum[r] = V::DotAdd(hsum[r], hi, V::Broadcast4(xb[r][b].qs + 16 + 4 * u));
+            lsum[r].Add(lo, V::Broadcast4(xb[r][b].qs + 4 * u));
+            hsum[r].Add(hi, V::Broadcast4(xb[r][b].qs + 16 + 4 * u));
           }
         }
         const F sl = V::Mul(V::LoadS8(scales + 32 * s + lane0), d);
         const F sh = V::Mul(V::LoadS8(scales + 32 * s + 16 + lane0), d);
         for (int r = 0; r < R; ++r) {
-          const F tl = V::ToFloat(V::SubEach(lsum[r], 32 * xs[r][2 * b]));
-          const F th = V::ToFloat(V::SubEach(hsum[r], 32 * xs[r][2 * b + 1]));
+          const F tl = V::ToFloat(V::SubEach(lsum[r].Sum(), 32 * xs[r][2 * b]));
+          const F th = V::ToFloat(V::SubEach(hsum[r].Sum(), 32 * xs[r][2 * b + 1]));
           const F t = V::FMAdd(tl, sl, V::Mul(th, sh));
           acc[r] = V::FMAdd(t, V::Set1(xd[r][b]), acc[r]);
         }
       } else {
         // Per sub-block: t = d·sc·Σqx − dmin·mn·Σx; acc += t·dx.
-        I isum[R];
-        for (int r = 0; r < R; ++r) isum[r] = V::Zero();
+        DotSum<V, T == GgmlType::kQ5_K ? 31 : 15> isum[R];
         I high = V::Zero();
         if constexpr (T == GgmlType::kQ5_K) high = V::Load(q + 256);
+#pragma GCC unroll 4
         for (int u = 0; u < 4; ++u) {
           const I raw = V::Load(q + u * 64);
           I lo = V::And(raw, nibble);
@@ -133,16 +136,17 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
             lo = WithBit4<V, R>(lo, high, u);
             hi = WithBit4<V, R>(hi, high, 4 + u);
           }
+#pragma GCC unroll 8
           for (int r = 0; r < R; ++r) {
-            isum[r] = V::DotAdd(isum[r], lo, V::Broadcast4(xb[r][b].qs + 4 * u));
-            isum[r] = V::DotAdd(isum[r], hi, V::Broadcast4(xb[r][b].qs + 16 + 4 * u));
+            isum[r].Add(lo, V::Broadcast4(xb[r][b].qs + 4 * u));
+            isum[r].Add(hi, V::Broadcast4(xb[r][b].qs + 16 + 4 * u));
           }
         }
         const F sc = V::Mul(V::LoadU8(scales + 16 * s + lane0), d);
         const F mn = V::Mul(V::LoadU8(scales + kKMinsOffset + 16 * s + lane0), dmin);
         for (int r = 0; r < R; ++r) {
-          const F t =
-              V::FMSub(sc, V::ToFloat(isum[r]), V::Mul(mn, V::Set1(static_cast<float>(xs[r][b]))));
+          const F t = V::FMSub(sc, V::ToFloat(isum[r].Sum()),
+                               V::Mul(mn, V::Set1(static_cast<float>(xs[r][b]))));
           acc[r] = V::FMAdd(t, V::Set1(xd[r][b]), acc[r]);
         }
       }

@@ -9,6 +9,7 @@
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include "kernels/cpu/avx2_tile.h"
+#include "kernels/cpu/dot_sum.h"
 #define RESTKV_HAVE_PANEL_AVX2 1
 #if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
 #define RESTKV_HAVE_PANEL_AVX2_VNNI 1
@@ -21,7 +22,6 @@ namespace restkv::kernels::cpu::packed_detail {
 namespace {
 
 using avx2::Broadcast4;
-using avx2::DotAdd;
 using avx2::Load;
 
 constexpr int kP = 16;
@@ -49,28 +49,30 @@ void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t 
   const __m256i nibble = _mm256_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* pb = panel + b * BlockBytes(T) + 32 * h;
-    __m256i isum[R];
-    for (int r = 0; r < R; ++r) isum[r] = _mm256_setzero_si256();
+    // Q8_0 panels reach here only with VNNI (see BlockTileAvx2).
+    DotSum<avx2::DotOps, T == GgmlType::kQ8_0 ? 255 : 15> isum[R];
     if constexpr (T == GgmlType::kQ8_0) {
       for (int v = 0; v < 8; ++v) {
         const __m256i w = Load(pb + v * 64);
-        for (int r = 0; r < R; ++r) isum[r] = DotAdd(isum[r], w, Broadcast4(xb[r][b].qs + 4 * v));
+        for (int r = 0; r < R; ++r) isum[r].Add(w, Broadcast4(xb[r][b].qs + 4 * v));
       }
     } else {
+#pragma GCC unroll 4
       for (int v = 0; v < 4; ++v) {
         const __m256i raw = Load(pb + v * 64);
         const __m256i lo = _mm256_and_si256(raw, nibble);
         const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nibble);
+#pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
-          isum[r] = DotAdd(isum[r], lo, Broadcast4(xb[r][b].qs + 4 * v));
-          isum[r] = DotAdd(isum[r], hi, Broadcast4(xb[r][b].qs + 16 + 4 * v));
+          isum[r].Add(lo, Broadcast4(xb[r][b].qs + 4 * v));
+          isum[r].Add(hi, Broadcast4(xb[r][b].qs + 16 + 4 * v));
         }
       }
     }
     const auto* scales = reinterpret_cast<const float*>(pb - 32 * h + QuantBytes(T));
     const __m256 d = _mm256_loadu_ps(scales + 8 * h);
     for (int r = 0; r < R; ++r) {
-      __m256i exact = isum[r];
+      __m256i exact = isum[r].Sum();
       if constexpr (T == GgmlType::kQ4_0) {
         exact = _mm256_sub_epi32(exact, _mm256_set1_epi32(8 * xsum[r][b]));
       } else if constexpr (T == GgmlType::kQ8_0) {

@@ -4,8 +4,9 @@
 // 0..7, rows 8..15), each half a separate pass over the panel so that the
 // accumulators of 4 activation rows stay in the 16 ymm registers
 // (avx2_tile.h). Unsigned x signed byte dots use vpdpbusd where the build has
-// it, else pmaddubsw + pmaddwd (no saturation: 6-bit weights x 8-bit
-// activations, a pair sums to at most 2·63·128).
+// it, else pmaddubsw, with the int16 pair sums of a few dots added before one
+// pmaddwd widens them (dot_sum.h; no saturation: 6-bit weights x 8-bit
+// activations, a pair sums to at most 2·63·127).
 #include "kernels/cpu/packed_kquant.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -20,7 +21,7 @@ namespace restkv::kernels::cpu::packed_detail {
 namespace {
 
 // kquant_tile.h's vector traits over ymm registers: a part is a half.
-struct Avx2Vec {
+struct Avx2Vec : avx2::DotOps {
   using I = __m256i;
   using F = __m256;
   static constexpr int kLanes = 8;
@@ -34,8 +35,6 @@ struct Avx2Vec {
   static I ShiftLeft16(I a, int n) { return _mm256_slli_epi16(a, n); }
   static I ShiftRight16(I a, int n) { return _mm256_srli_epi16(a, n); }
   static I Broadcast4(const int8_t* p) { return avx2::Broadcast4(p); }
-  static I DotAdd(I acc, I u, I s) { return avx2::DotAdd(acc, u, s); }
-  static I Zero() { return _mm256_setzero_si256(); }
   static I SubEach(I a, int32_t v) { return _mm256_sub_epi32(a, _mm256_set1_epi32(v)); }
 
   static F ZeroF() { return _mm256_setzero_ps(); }

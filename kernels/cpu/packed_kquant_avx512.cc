@@ -29,6 +29,7 @@ struct Avx512Vec {
   static constexpr int kLanes = 16;
   static constexpr int kMaxRows = 8;
   static constexpr int kMaskedBit4Rows = 1;  // the GEMV (see WithBit4)
+  static constexpr bool kDirectDot = true;   // vpdpbusd (dot_sum.h)
 
   static I Load(const uint8_t* p) { return _mm512_load_si512(p); }
   static I And(I a, I b) { return _mm512_and_si512(a, b); }
