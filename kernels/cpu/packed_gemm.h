@@ -40,7 +40,7 @@
 namespace restkv::kernels::cpu {
 
 // Whether this build and CPU have panel kernels for `type` on the path `isa`
-// (every panel type on both, except Q8_0 on AVX2 builds without vpdpbusd).
+// (every panel type on both).
 // Without them the caller uses DotTile on the GGUF layout (K-quants:
 // repacked to Q8_0).
 bool HasPackedGemm(GgmlType type, KernelIsa isa);

@@ -2,18 +2,17 @@
 // CPUs without AVX-512 and for RESTKV_CPU_ISA=avx2: each 64-byte panel vector
 // is read as two 32-byte halves (rows 0..7, 8..15), one pass per half, so
 // that 4 activation rows' accumulators stay in the 16 ymm registers.
-// Q8_0 panels (weights + 128, up to 255) would saturate pmaddubsw's int16
-// pairs, so they are only offered where vpdpbusd exists (AVX-VNNI, or
-// AVX-512 VL + VNNI).
+// Q8_0 panels hold weights + 128 (unsigned, for vpdpbusd). Without VNNI
+// those would saturate pmaddubsw's int16 pairs (2·255·127), so the tile
+// takes the signed weight back (xor 0x80) and multiplies its magnitude by
+// the activations with its sign (psignb): |w|·(±x) = w·x, a pair at most
+// 2·128·127, exact.
 #include "kernels/cpu/packed_kquant.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include "kernels/cpu/avx2_tile.h"
 #include "kernels/cpu/dot_sum.h"
 #define RESTKV_HAVE_PANEL_AVX2 1
-#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
-#define RESTKV_HAVE_PANEL_AVX2_VNNI 1
-#endif
 #endif
 
 namespace restkv::kernels::cpu::packed_detail {
@@ -49,12 +48,24 @@ void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t 
   const __m256i nibble = _mm256_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* pb = panel + b * BlockBytes(T) + 32 * h;
-    // Q8_0 panels reach here only with VNNI (see BlockTileAvx2).
-    DotSum<avx2::DotOps, T == GgmlType::kQ8_0 ? 255 : 15> isum[R];
+    // Q8_0 adds weights + 128 with VNNI, |w| against ±x without (kSigned).
+    constexpr bool kSigned = T == GgmlType::kQ8_0 && !avx2::DotOps::kDirectDot;
+    DotSum<avx2::DotOps, T != GgmlType::kQ8_0 ? 15 : kSigned ? 128 : 255> isum[R];
     if constexpr (T == GgmlType::kQ8_0) {
+#pragma GCC unroll 8
       for (int v = 0; v < 8; ++v) {
         const __m256i w = Load(pb + v * 64);
-        for (int r = 0; r < R; ++r) isum[r].Add(w, Broadcast4(xb[r][b].qs + 4 * v));
+        if constexpr (kSigned) {
+          const __m256i ws = _mm256_xor_si256(w, _mm256_set1_epi8(static_cast<char>(0x80)));
+          const __m256i mag = _mm256_abs_epi8(ws);
+#pragma GCC unroll 4
+          for (int r = 0; r < R; ++r) {
+            isum[r].Add(mag, _mm256_sign_epi8(Broadcast4(xb[r][b].qs + 4 * v), ws));
+          }
+        } else {
+#pragma GCC unroll 4
+          for (int r = 0; r < R; ++r) isum[r].Add(w, Broadcast4(xb[r][b].qs + 4 * v));
+        }
       }
     } else {
 #pragma GCC unroll 4
@@ -75,7 +86,7 @@ void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t 
       __m256i exact = isum[r].Sum();
       if constexpr (T == GgmlType::kQ4_0) {
         exact = _mm256_sub_epi32(exact, _mm256_set1_epi32(8 * xsum[r][b]));
-      } else if constexpr (T == GgmlType::kQ8_0) {
+      } else if constexpr (T == GgmlType::kQ8_0 && !kSigned) {
         exact = _mm256_sub_epi32(exact, _mm256_set1_epi32(128 * xsum[r][b]));
       }
       const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(exact), _mm256_set1_ps(xd[r][b]));
@@ -105,10 +116,8 @@ KTileFn BlockTileAvx2(GgmlType type) {
       return Run<GgmlType::kQ4_0>;
     case GgmlType::kQ4_1:
       return Run<GgmlType::kQ4_1>;
-#if RESTKV_HAVE_PANEL_AVX2_VNNI
     case GgmlType::kQ8_0:
       return Run<GgmlType::kQ8_0>;
-#endif
     default:
       return nullptr;
   }

@@ -84,12 +84,11 @@ TEST_P(PackedGemmTest, MatchesReferenceAndIsBatchInvariant) {
 }
 
 // Every quant at its largest value (all bits set: nibbles 15, Q5_K's fifth
-// and Q6_K's high bits on) against activations of ±127 (one sign per row):
-// the largest integer sums a tile forms, e.g. pmaddubsw's saturating int16
-// pair sums on AVX2 without VNNI (2·63·127 for Q6_K) and the bit merges at
-// their top values.
+// and Q6_K's high bits on; Q8_0 at -128) against activations of ±127 (one
+// sign per row): the largest integer sums a tile forms, e.g. pmaddubsw's
+// saturating int16 pair sums on AVX2 without VNNI (2·63·127 for Q6_K,
+// 2·128·127 for Q8_0's magnitudes) and the bit merges at their top values.
 TEST_P(PackedGemmTest, LargestQuantsAgainstFullScaleActivationsStayExact) {
-  if (type_ == GgmlType::kQ8_0) GTEST_SKIP() << "Q8_0 panels have no pair sums (VNNI only)";
   ThreadPool pool(1);
   const int64_t rows = 16, n = 512;
   std::string wq = Weights(type_, rows, n, 3);
@@ -103,6 +102,11 @@ TEST_P(PackedGemmTest, LargestQuantsAgainstFullScaleActivationsStayExact) {
       case GgmlType::kQ4_1:
         fill(reinterpret_cast<BlockQ4_1*>(wq.data())[b].qs);
         break;
+      case GgmlType::kQ8_0: {
+        auto& qs = reinterpret_cast<BlockQ8_0*>(wq.data())[b].qs;
+        std::fill(std::begin(qs), std::end(qs), static_cast<int8_t>(-128));
+        break;
+      }
       case GgmlType::kQ4_K:
         fill(reinterpret_cast<BlockQ4_K*>(wq.data())[b].qs);
         break;
