@@ -2,6 +2,9 @@
 // its flags on the CLI11 app and returning the process exit code when run.
 #pragma once
 
+#include <cstdio>
+#include <string_view>
+
 #include "CLI/CLI.hpp"
 
 namespace restkv::cli {
@@ -18,5 +21,12 @@ void AddServeCommand(CLI::App& app, int* exit_code);
 void AddBenchCommand(CLI::App& app, int* exit_code);
 // Adds `restkv eval` (cli_eval*.cc).
 void AddEvalCommand(CLI::App& app, int* exit_code);
+
+// Prints "restkv COMMAND: MESSAGE" to stderr and returns the exit code 1.
+inline int CommandFailed(std::string_view command, std::string_view message) {
+  std::fprintf(stderr, "restkv %.*s: %.*s\n", static_cast<int>(command.size()), command.data(),
+               static_cast<int>(message.size()), message.data());
+  return 1;
+}
 
 }  // namespace restkv::cli

@@ -110,11 +110,6 @@ class CliSink final : public engine::RequestSink {
   Outcome outcome_;
 };
 
-int Fail(const std::string& message) {
-  std::fprintf(stderr, "restkv generate: %s\n", message.c_str());
-  return 1;
-}
-
 absl::StatusOr<std::vector<std::string>> ReadPrompts(const GenerateOptions& opt) {
   if (!opt.prompt.empty() && !opt.prompts_file.empty()) {
     return absl::InvalidArgumentError("give either --prompt or --prompts-file, not both");
@@ -393,7 +388,7 @@ absl::StatusOr<int> Generate(const GenerateOptions& opt) {
 
 int RunGenerate(const GenerateOptions& opt) {
   auto exit_code = Generate(opt);
-  if (!exit_code.ok()) return Fail(std::string(exit_code.status().message()));
+  if (!exit_code.ok()) return CommandFailed("generate", std::string(exit_code.status().message()));
   return *exit_code;
 }
 

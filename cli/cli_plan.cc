@@ -47,11 +47,6 @@ struct PlanOptions {
   bool json = false;
 };
 
-int Fail(const std::string& m) {
-  std::fprintf(stderr, "restkv plan: %s\n", m.c_str());
-  return 1;
-}
-
 int RunPlan(const PlanOptions& opt) {
   Shape shape;
   if (auto it = NamedShapes().find(opt.model); it != NamedShapes().end()) {
@@ -61,25 +56,28 @@ int RunPlan(const PlanOptions& opt) {
     if (!file.ok()) {
       std::string names;
       for (const auto& [k, v] : NamedShapes()) names += " " + k;
-      return Fail(std::string(file.status().message()) + " (or name a shape:" + names + ")");
+      return CommandFailed(
+          "plan", std::string(file.status().message()) + " (or name a shape:" + names + ")");
     }
     auto c = engine::ModelConfig::FromGguf(**file);
-    if (!c.ok()) return Fail(std::string(c.status().message()));
+    if (!c.ok()) return CommandFailed("plan", std::string(c.status().message()));
     shape = {c->name, c->num_layers, c->num_kv_heads, c->head_dim};
   }
   auto bytes = ParseByteSize(opt.kv_cache_memory);
-  if (!bytes.ok()) return Fail("--kv-cache-memory: " + std::string(bytes.status().message()));
+  if (!bytes.ok())
+    return CommandFailed("plan", "--kv-cache-memory: " + std::string(bytes.status().message()));
   // Plans are for the serving device, so auto means the CUDA default (bf16;
   // f16, auto on the CPU, has the same size).
   auto dtype = ResolveKvDtype(opt.kv_dtype, "cuda");
-  if (!dtype.ok()) return Fail(std::string(dtype.status().message()));
+  if (!dtype.ok()) return CommandFailed("plan", std::string(dtype.status().message()));
   if (opt.context < 1 || opt.block_size < 1 || opt.gen_tokens < 0 || opt.shared_prefix < 0) {
-    return Fail(
+    return CommandFailed(
+        "plan",
         "--context and --block-size must be positive, --gen-tokens and --shared-prefix "
         "non-negative");
   }
   auto policy_or = BuildKvPolicy(opt.kv);
-  if (!policy_or.ok()) return Fail(std::string(policy_or.status().message()));
+  if (!policy_or.ok()) return CommandFailed("plan", std::string(policy_or.status().message()));
   const engine::KvPolicyConfig& policy = *policy_or;
 
   auto page_bytes_of = [&](kernels::KvDtype d) {

@@ -82,11 +82,6 @@ constexpr int kIoThreads = 2;
 // After the engine has stopped, how long the last responses may take to flush.
 constexpr auto kFlushTimeout = std::chrono::seconds(2);
 
-int Fail(const std::string& message) {
-  std::fprintf(stderr, "restkv serve: %s\n", message.c_str());
-  return 1;
-}
-
 std::chrono::milliseconds Millis(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
 }
@@ -119,27 +114,30 @@ int DefaultMaxConnections() {
 }
 
 int RunServe(ServeOptions opt) {
-  if (opt.port < 0 || opt.port > 65535) return Fail("--port must be in [0, 65535]");
-  if (opt.grpc_port < 0 || opt.grpc_port > 65535) return Fail("--grpc-port must be in [0, 65535]");
+  if (opt.port < 0 || opt.port > 65535)
+    return CommandFailed("serve", "--port must be in [0, 65535]");
+  if (opt.grpc_port < 0 || opt.grpc_port > 65535)
+    return CommandFailed("serve", "--grpc-port must be in [0, 65535]");
   auto kv_policy_or = BuildKvPolicy(opt.kv);
-  if (!kv_policy_or.ok()) return Fail(std::string(kv_policy_or.status().message()));
+  if (!kv_policy_or.ok())
+    return CommandFailed("serve", std::string(kv_policy_or.status().message()));
   const engine::KvPolicyConfig kv_policy = *kv_policy_or;
   if (opt.scheduling_policy != "fcfs" && opt.scheduling_policy != "priority") {
-    return Fail("--scheduling-policy must be fcfs or priority, got '" + opt.scheduling_policy +
-                "'");
+    return CommandFailed("serve", "--scheduling-policy must be fcfs or priority, got '" +
+                                      opt.scheduling_policy + "'");
   }
   if (opt.max_tokens_per_request < -1) {
-    return Fail("--max-tokens-per-request must be >= 0 (0 = no limit)");
+    return CommandFailed("serve", "--max-tokens-per-request must be >= 0 (0 = no limit)");
   }
   if (opt.prepare_threads < 1 || opt.prepare_queue < 1) {
-    return Fail("--prepare-threads and --prepare-queue must be >= 1");
+    return CommandFailed("serve", "--prepare-threads and --prepare-queue must be >= 1");
   }
-  if (opt.max_connections < 0) return Fail("--max-connections must be >= 0");
+  if (opt.max_connections < 0) return CommandFailed("serve", "--max-connections must be >= 0");
   if (opt.idle_timeout_s <= 0 || opt.body_timeout_s <= 0 || opt.write_timeout_s <= 0) {
-    return Fail("--idle-timeout, --body-timeout and --write-timeout must be > 0");
+    return CommandFailed("serve", "--idle-timeout, --body-timeout and --write-timeout must be > 0");
   }
   if (opt.request_timeout_s < 0 || opt.shutdown_timeout_s < 0) {
-    return Fail("--request-timeout and --shutdown-timeout must be >= 0");
+    return CommandFailed("serve", "--request-timeout and --shutdown-timeout must be >= 0");
   }
   if (opt.api_key.empty()) {
     if (const char* env = std::getenv("RESTKV_API_KEY"); env != nullptr) opt.api_key = env;
@@ -147,31 +145,33 @@ int RunServe(ServeOptions opt) {
   auto path = opt.device.random_weights.empty()
                   ? ResolveModelPath(opt.model)
                   : RandomWeightsModel(opt.device.random_weights, opt.device.random_weights_dir);
-  if (!path.ok()) return Fail(std::string(path.status().message()));
+  if (!path.ok()) return CommandFailed("serve", std::string(path.status().message()));
   auto kv_bytes = ParseByteSize(opt.kv_cache_memory);
-  if (!kv_bytes.ok()) return Fail("--kv-cache-memory: " + std::string(kv_bytes.status().message()));
+  if (!kv_bytes.ok())
+    return CommandFailed("serve", "--kv-cache-memory: " + std::string(kv_bytes.status().message()));
   auto body_bytes = ParseByteSize(opt.max_body_size);
   if (!body_bytes.ok() || *body_bytes < 1)
-    return Fail("--max-body-size must be a positive size, e.g. 32MiB");
+    return CommandFailed("serve", "--max-body-size must be a positive size, e.g. 32MiB");
 
   engine::ModelOptions model_options;
   if (!opt.chat_format.empty()) {
     auto f = engine::ParseChatFormatName(opt.chat_format);
-    if (!f.ok()) return Fail("--chat-format: " + std::string(f.status().message()));
+    if (!f.ok())
+      return CommandFailed("serve", "--chat-format: " + std::string(f.status().message()));
     model_options.chat_format = *f;
   }
   if (!opt.chat_template_file.empty()) {
     auto source = ReadChatTemplateFile(opt.chat_template_file);
-    if (!source.ok()) return Fail(std::string(source.status().message()));
+    if (!source.ok()) return CommandFailed("serve", std::string(source.status().message()));
     model_options.chat_template = *source;
   }
   RequestLogger log;
   const int threads = opt.threads > 0 ? opt.threads : DefaultThreadCount();
   auto backend_or = CreateBackend(opt.device, threads);
-  if (!backend_or.ok()) return Fail(std::string(backend_or.status().message()));
+  if (!backend_or.ok()) return CommandFailed("serve", std::string(backend_or.status().message()));
   kernels::Backend& backend = **backend_or;
   auto kv_dtype = ResolveKvDtype(opt.kv_cache_dtype, backend.name());
-  if (!kv_dtype.ok()) return Fail(std::string(kv_dtype.status().message()));
+  if (!kv_dtype.ok()) return CommandFailed("serve", std::string(kv_dtype.status().message()));
   model_options.kv_dtype = *kv_dtype;
   model_options.sparse_prefill = ToSparsePrefill(opt.sparse_prefill);
   if (!opt.device.random_weights.empty()) {
@@ -180,13 +180,13 @@ int RunServe(ServeOptions opt) {
   }
   const auto t_load = Clock::now();
   auto model = engine::Model::Load(*path, backend, model_options);
-  if (!model.ok()) return Fail(std::string(model.status().message()));
+  if (!model.ok()) return CommandFailed("serve", std::string(model.status().message()));
   if (!(*model)->chat_template_warning().empty()) {
     log.Info("WARNING: " + (*model)->chat_template_warning());
   }
   engine::EngineOptions engine_options;
   auto pool_bytes = KvCacheBytes(backend, opt.device, *kv_bytes, opt.kv_cache_memory_given);
-  if (!pool_bytes.ok()) return Fail(std::string(pool_bytes.status().message()));
+  if (!pool_bytes.ok()) return CommandFailed("serve", std::string(pool_bytes.status().message()));
   engine_options.kv_cache_bytes = *pool_bytes;
   engine_options.max_num_seqs = opt.max_num_seqs;
   engine_options.max_num_batched_tokens = opt.max_num_batched_tokens;
@@ -202,7 +202,7 @@ int RunServe(ServeOptions opt) {
   ServerMetrics metrics(opt.served_model_names.front());
   engine_options.on_step = [&metrics](const engine::StepRecord& r) { metrics.ObserveStep(r); };
   auto engine = engine::Engine::Create(**model, engine_options);
-  if (!engine.ok()) return Fail(std::string(engine.status().message()));
+  if (!engine.ok()) return CommandFailed("serve", std::string(engine.status().message()));
 
   RoutesConfig routes_config;
   routes_config.served_model_names = opt.served_model_names;
@@ -219,7 +219,9 @@ int RunServe(ServeOptions opt) {
   routes_config.limits.max_token_bytes = server::MaxInputBytesPerToken((*model)->tokenizer());
   if (!opt.tool_call_parser.empty()) {
     auto parser = server::ParseToolCallFormatName(opt.tool_call_parser);
-    if (!parser.ok()) return Fail("--tool-call-parser: " + std::string(parser.status().message()));
+    if (!parser.ok())
+      return CommandFailed("serve",
+                           "--tool-call-parser: " + std::string(parser.status().message()));
   }
   routes_config.limits.tool_call_parser = opt.tool_call_parser;
   routes_config.prepare_threads = opt.prepare_threads;
@@ -250,7 +252,7 @@ int RunServe(ServeOptions opt) {
   });
   if (!server.ok()) {
     (*engine)->Shutdown(0);
-    return Fail(std::string(server.status().message()));
+    return CommandFailed("serve", std::string(server.status().message()));
   }
 
   // NOTE(restkv): the gRPC frontend (proto/restkv/v1) starts here on opt.grpc_port with the same
@@ -263,7 +265,7 @@ int RunServe(ServeOptions opt) {
                                 recorder.get(), routes_config.limits});
     if (!g.ok()) {
       (*engine)->Shutdown(0);
-      return Fail(std::string(g.status().message()));
+      return CommandFailed("serve", std::string(g.status().message()));
     }
     grpc = std::move(*g);
   }

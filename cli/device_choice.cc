@@ -22,14 +22,14 @@ namespace {
 // under this).
 constexpr int64_t kGpuHeadroomBytes = int64_t{1} << 30;
 
-struct Shape {
+struct RandomWeightShape {
   int32_t layers, hidden, heads, kv_heads, ffn;
   float rope_theta;
 };
 
-const std::map<std::string, Shape>& Shapes() {
+const std::map<std::string, RandomWeightShape>& Shapes() {
   // Published shapes; the vocabulary is always the synthetic 263 tokens.
-  static const auto* shapes = new std::map<std::string, Shape>{
+  static const auto* shapes = new std::map<std::string, RandomWeightShape>{
       {"tiny", {2, 256, 4, 2, 512, 10000.0f}},
       {"smollm2-135m", {30, 576, 9, 3, 1536, 100000.0f}},
       {"llama3-8b", {32, 4096, 32, 8, 14336, 500000.0f}},
@@ -130,7 +130,7 @@ absl::StatusOr<std::string> RandomWeightsModel(const std::string& shape_name,
         absl::StrFormat("--random-weights: unknown shape %s (one of: %s)", shape_name,
                         absl::StrJoin(RandomWeightShapes(), ", ")));
   }
-  const Shape& s = it->second;
+  const RandomWeightShape& s = it->second;
   std::error_code ec;
   const std::string dir =
       dir_flag.empty() ? std::filesystem::temp_directory_path(ec).string() : dir_flag;

@@ -9,8 +9,6 @@ namespace {
 
 // Compares in time that depends only on the lengths, so a caller cannot find
 // the key byte by byte from response times.
-absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
 bool ConstantTimeEquals(std::string_view a, std::string_view b) {
   unsigned char diff = a.size() == b.size() ? 0 : 1;
   const size_t n = std::min(a.size(), b.size());
@@ -22,7 +20,8 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 
 absl::Status ApiKeyAuth::Check(std::string_view authorization) const {
   if (!enabled()) return absl::OkStatus();
-  absl::string_view value = absl::StripAsciiWhitespace(Sv(authorization));
+  absl::string_view value =
+      absl::StripAsciiWhitespace(absl::string_view(authorization.data(), authorization.size()));
   if (value.empty()) {
     return absl::UnauthenticatedError(
         "missing API key: send the header 'Authorization: Bearer <key>'");

@@ -19,6 +19,7 @@
 #include "boost/beast/http/parser.hpp"
 #include "boost/beast/http/read.hpp"
 #include "boost/beast/http/write.hpp"
+#include "server/http_exchange.h"
 #include "server/http_request_parser.h"
 #include "server/request_id.h"
 
@@ -31,7 +32,6 @@ using tcp = net::ip::tcp;
 
 namespace {
 
-std::string_view StdView(beast::string_view v) { return {v.data(), v.size()}; }
 // How long a connection closed after its last response (an error, or no
 // keep-alive) keeps reading what the client still sends, so that closing with
 // unread data does not reset the connection before the client has read it.
