@@ -4,8 +4,10 @@
 //
 // The panel layouts (packed_gemm.h) are the same for every path; only the
 // tile kernels differ. kAvx512Vnni needs AVX-512 F/BW/VL + VNNI in both the
-// build and the CPU; kAvx2 needs AVX2 + FMA + F16C and uses AVX-VNNI's
-// vpdpbusd where the CPU has it (pmaddubsw + pmaddwd otherwise).
+// build and the CPU; kAvx2 needs AVX2 + FMA + F16C and uses vpdpbusd where
+// the build has it (-march with AVX-VNNI or AVX-512 VL + VNNI; pmaddubsw +
+// pmaddwd otherwise). An x86-64-v3 build thus never uses AVX-VNNI, even on
+// a CPU that has it: that would take a second build of the AVX2 tiles.
 #pragma once
 
 #include <optional>
