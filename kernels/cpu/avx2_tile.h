@@ -5,7 +5,12 @@
 // per half, so the accumulators of up to 4 activation rows stay in the 16
 // ymm registers.
 //
-// Included only by translation units built with AVX2, FMA and F16C.
+// Included only by translation units built with AVX2, FMA and F16C; the
+// same tiles are built twice in one binary (packed_*_avx2.cc, and
+// packed_*_avxvnni.cc with -mavxvnni), so what is here lives in a namespace
+// named after the dot the flags give (vnni or pairs), aliased as avx2 in
+// each unit: the two builds' inline functions must not be merged by the
+// linker (an ODR violation that would run one build's code in the other).
 #pragma once
 
 #include <immintrin.h>
@@ -16,7 +21,14 @@
 
 #include "kernels/cpu/packed_kquant.h"
 
-namespace restkv::kernels::cpu::packed_detail::avx2 {
+#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
+#define RESTKV_AVX2_TILE_NS avx2_vnni
+#else
+#define RESTKV_AVX2_TILE_NS avx2_pairs
+#endif
+
+namespace restkv::kernels::cpu::packed_detail {
+namespace RESTKV_AVX2_TILE_NS {
 
 constexpr int kMaxRows = 4;  // activation rows per pass
 
@@ -49,7 +61,7 @@ struct DotOps {
   static constexpr bool kDirectDot = false;
 #endif
   static I Zero() { return _mm256_setzero_si256(); }
-  static I DotAdd(I acc, I u, I s) { return avx2::DotAdd(acc, u, s); }
+  static I DotAdd(I acc, I u, I s) { return RESTKV_AVX2_TILE_NS::DotAdd(acc, u, s); }
   static I PairDot(I u, I s) { return _mm256_maddubs_epi16(u, s); }
   static I AddPairs(I a, I b) { return _mm256_add_epi16(a, b); }
   static I WidenAdd(I acc, I pairs) {
@@ -90,4 +102,6 @@ inline void RunHalves(const HalfTileFn* tiles, const uint8_t* panel, int64_t blo
   }
 }
 
-}  // namespace restkv::kernels::cpu::packed_detail::avx2
+}  // namespace RESTKV_AVX2_TILE_NS
+namespace avx2 = RESTKV_AVX2_TILE_NS;
+}  // namespace restkv::kernels::cpu::packed_detail

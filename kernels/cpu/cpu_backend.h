@@ -3,7 +3,7 @@
 // - MatMul: Q4_0 / Q4_1 / Q8_0 and Q4_K / Q5_K / Q6_K weights use integer
 //   dots against Q8_1 activations: repacked into 16-row panels
 //   (packed_gemm.h) where the build and CPU have a kernel path (KernelIsa:
-//   AVX-512 VNNI or AVX2), else Q4_0 / Q4_1 / Q8_0 in place on the
+//   AVX-512 VNNI, AVX-VNNI or AVX2), else Q4_0 / Q4_1 / Q8_0 in place on the
 //   mmapped file (quant_dot.h); F32 (and F16 / BF16,
 //   widened to F32 at load) go through OpenBLAS sgemm; every other GGUF type
 //   (and the K-quants without a panel path) is repacked to Q8_0 at load.

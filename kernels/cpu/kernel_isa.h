@@ -5,9 +5,11 @@
 // The panel layouts (packed_gemm.h) are the same for every path; only the
 // tile kernels differ. kAvx512Vnni needs AVX-512 F/BW/VL + VNNI in both the
 // build and the CPU; kAvx2 needs AVX2 + FMA + F16C and uses vpdpbusd where
-// the build has it (-march with AVX-VNNI or AVX-512 VL + VNNI; pmaddubsw +
-// pmaddwd otherwise). An x86-64-v3 build thus never uses AVX-VNNI, even on
-// a CPU that has it: that would take a second build of the AVX2 tiles.
+// the build's flags have it (-march with AVX-VNNI or AVX-512 VL + VNNI),
+// pmaddubsw + pmaddwd otherwise; kAvxVnni is the same AVX2 tiles built a
+// second time with -mavxvnni (packed_*_avxvnni.cc), for CPUs with AVX-VNNI,
+// so that an x86-64-v3 binary uses vpdpbusd where the CPU has it. The
+// preference is kAvx512Vnni, kAvxVnni, kAvx2.
 #pragma once
 
 #include <optional>
@@ -15,7 +17,7 @@
 
 namespace restkv::kernels::cpu {
 
-enum class KernelIsa { kAvx512Vnni, kAvx2 };
+enum class KernelIsa { kAvx512Vnni, kAvxVnni, kAvx2 };
 
 std::string_view KernelIsaName(KernelIsa isa);
 std::optional<KernelIsa> KernelIsaFromName(std::string_view name);
@@ -30,7 +32,7 @@ bool KernelIsaAvailable(KernelIsa isa);
 std::optional<KernelIsa> SelectKernelIsa(std::optional<KernelIsa> requested);
 
 // SelectKernelIsa of the RESTKV_CPU_ISA environment variable ("avx512",
-// "avx2"; unset or empty: best). Read by CpuBackend's constructor, once.
+// "avxvnni", "avx2"; unset or empty: best). Read by CpuBackend's constructor, once.
 std::optional<KernelIsa> KernelIsaFromEnvironment();
 
 }  // namespace restkv::kernels::cpu

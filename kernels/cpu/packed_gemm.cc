@@ -167,7 +167,7 @@ void FreeAligned(uint8_t* p) { std::free(p); }
 bool HasPackedGemm(GgmlType type, KernelIsa isa) {
   if (!KernelIsaAvailable(isa)) return false;
   if (packed_detail::IsKQuant(type)) return packed_detail::KTileFor(type, isa) != nullptr;
-  if (isa == KernelIsa::kAvx2) return packed_detail::BlockTileAvx2(type) != nullptr;
+  if (isa != KernelIsa::kAvx512Vnni) return packed_detail::BlockTileFor(type, isa) != nullptr;
 #if RESTKV_HAVE_PACKED_GEMM
   return isa == KernelIsa::kAvx512Vnni &&
          (type == GgmlType::kQ4_0 || type == GgmlType::kQ4_1 || type == GgmlType::kQ8_0);
@@ -218,10 +218,10 @@ std::unique_ptr<PackedWeights> PackedWeights::Pack(GgmlType type, int64_t rows, 
 void PackedWeights::MatMul(const Q8Activations& x, int64_t m, float* y, ThreadPool& pool) const {
   RESTKV_CHECK_EQ(x.num_blocks() * kQK8_1, cols_);
   const int64_t panel_bytes = num_blocks_ * block_bytes_;
-  if (packed_detail::IsKQuant(type_) || isa_ == KernelIsa::kAvx2) {
+  if (packed_detail::IsKQuant(type_) || isa_ != KernelIsa::kAvx512Vnni) {
     const packed_detail::KTileFn tile = packed_detail::IsKQuant(type_)
                                             ? packed_detail::KTileFor(type_, isa_)
-                                            : packed_detail::BlockTileAvx2(type_);
+                                            : packed_detail::BlockTileFor(type_, isa_);
     pool.ParallelFor(num_panels_, [&](int64_t p0, int64_t p1, int) {
       for (int64_t p = p0; p < p1; ++p) {
         const uint8_t* panel = data_.get() + p * panel_bytes;

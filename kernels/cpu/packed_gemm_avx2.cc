@@ -9,7 +9,17 @@
 // 2·128·127, exact.
 #include "kernels/cpu/packed_kquant.h"
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+// Built twice: as itself, and by packed_gemm_avxvnni.cc (RESTKV_AVX2_TILES_VNNI,
+// -mavxvnni) as BlockTileAvxVnni, which exists only where vpdpbusd does.
+#if RESTKV_AVX2_TILES_VNNI
+#define RESTKV_BLOCK_TILE_FN BlockTileAvxVnni
+#else
+#define RESTKV_BLOCK_TILE_FN BlockTileAvx2
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && \
+    (!RESTKV_AVX2_TILES_VNNI ||                                   \
+     (defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))))
 #include "kernels/cpu/avx2_tile.h"
 #include "kernels/cpu/dot_sum.h"
 #define RESTKV_HAVE_PANEL_AVX2 1
@@ -110,7 +120,7 @@ void Run(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t row0,
 
 }  // namespace
 
-KTileFn BlockTileAvx2(GgmlType type) {
+KTileFn RESTKV_BLOCK_TILE_FN(GgmlType type) {
   switch (type) {
     case GgmlType::kQ4_0:
       return Run<GgmlType::kQ4_0>;
@@ -123,7 +133,7 @@ KTileFn BlockTileAvx2(GgmlType type) {
   }
 }
 #else
-KTileFn BlockTileAvx2(GgmlType) { return nullptr; }
+KTileFn RESTKV_BLOCK_TILE_FN(GgmlType) { return nullptr; }
 #endif
 
 }  // namespace restkv::kernels::cpu::packed_detail

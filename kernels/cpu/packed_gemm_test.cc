@@ -174,7 +174,8 @@ INSTANTIATE_TEST_SUITE_P(
     Types, PackedGemmTest,
     ::testing::Combine(::testing::Values(GgmlType::kQ4_0, GgmlType::kQ4_1, GgmlType::kQ8_0,
                                          GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K),
-                       ::testing::Values(KernelIsa::kAvx512Vnni, KernelIsa::kAvx2)),
+                       ::testing::Values(KernelIsa::kAvx512Vnni, KernelIsa::kAvxVnni,
+                                         KernelIsa::kAvx2)),
     [](const auto& info) {
       return TypeName(std::get<0>(info.param)) + "_" +
              std::string(KernelIsaName(std::get<1>(info.param)));

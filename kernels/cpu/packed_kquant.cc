@@ -63,7 +63,27 @@ bool IsKQuant(GgmlType type) {
 }
 
 KTileFn KTileFor(GgmlType type, KernelIsa isa) {
-  return isa == KernelIsa::kAvx512Vnni ? KTileAvx512(type) : KTileAvx2(type);
+  switch (isa) {
+    case KernelIsa::kAvx512Vnni:
+      return KTileAvx512(type);
+    case KernelIsa::kAvxVnni:
+      return KTileAvxVnni(type);
+    case KernelIsa::kAvx2:
+      return KTileAvx2(type);
+  }
+  return nullptr;
+}
+
+KTileFn BlockTileFor(GgmlType type, KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::kAvx512Vnni:
+      return nullptr;
+    case KernelIsa::kAvxVnni:
+      return BlockTileAvxVnni(type);
+    case KernelIsa::kAvx2:
+      return BlockTileAvx2(type);
+  }
+  return nullptr;
 }
 
 void PackKPanel(GgmlType type, const uint8_t* src, int64_t row_bytes, int64_t rows_left,

@@ -67,9 +67,14 @@ KTileFn KTileFor(GgmlType type, KernelIsa isa);
 // one tile, kquant_tile.h, over each ISA's vector traits).
 KTileFn KTileAvx512(GgmlType type);
 KTileFn KTileAvx2(GgmlType type);
+KTileFn KTileAvxVnni(GgmlType type);  // the AVX2 tiles with vpdpbusd (_avxvnni.cc)
 // The AVX2 tiles of the Q4_0 / Q4_1 / Q8_0 panels (packed_gemm.h's layout;
 // packed_gemm_avx2.cc), same signature with `nsb` the 32-element blocks;
-// nullptr where the build lacks them (Q8_0 also needs vpdpbusd).
+// nullptr where the build lacks them.
 KTileFn BlockTileAvx2(GgmlType type);
+KTileFn BlockTileAvxVnni(GgmlType type);
+// BlockTileAvx2 or BlockTileAvxVnni for `isa`; nullptr for kAvx512Vnni
+// (packed_gemm.cc has those tiles).
+KTileFn BlockTileFor(GgmlType type, KernelIsa isa);
 
 }  // namespace restkv::kernels::cpu::packed_detail

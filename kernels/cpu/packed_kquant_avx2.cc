@@ -9,7 +9,17 @@
 // activations, a pair sums to at most 2·63·127).
 #include "kernels/cpu/packed_kquant.h"
 
-#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+// Built twice: as itself, and by packed_kquant_avxvnni.cc (RESTKV_AVX2_TILES_VNNI,
+// -mavxvnni) as KTileAvxVnni, which exists only where vpdpbusd does.
+#if RESTKV_AVX2_TILES_VNNI
+#define RESTKV_KTILE_FN KTileAvxVnni
+#else
+#define RESTKV_KTILE_FN KTileAvx2
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && \
+    (!RESTKV_AVX2_TILES_VNNI ||                                   \
+     (defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))))
 #include "kernels/cpu/avx2_tile.h"
 #include "kernels/cpu/kquant_tile.h"
 #define RESTKV_HAVE_KQUANT_AVX2 1
@@ -68,9 +78,9 @@ struct Avx2Vec : avx2::DotOps {
 
 }  // namespace
 
-KTileFn KTileAvx2(GgmlType type) { return KQuantTileFor<Avx2Vec>(type); }
+KTileFn RESTKV_KTILE_FN(GgmlType type) { return KQuantTileFor<Avx2Vec>(type); }
 #else
-KTileFn KTileAvx2(GgmlType) { return nullptr; }
+KTileFn RESTKV_KTILE_FN(GgmlType) { return nullptr; }
 #endif
 
 }  // namespace restkv::kernels::cpu::packed_detail

@@ -92,7 +92,7 @@ TEST(KQuantFixture, MatMulMatchesGgufPyDequantisedWeights) {
             << GetGgmlTypeTraits(m.type)->name << " reference, x " << r << " out " << o;
       }
     }
-    for (KernelIsa isa : {KernelIsa::kAvx512Vnni, KernelIsa::kAvx2}) {
+    for (KernelIsa isa : {KernelIsa::kAvx512Vnni, KernelIsa::kAvxVnni, KernelIsa::kAvx2}) {
       if (!HasPackedGemm(m.type, isa)) continue;
       ++paths_run;
       auto packed = PackedWeights::Pack(m.type, m.rows, m.cols, m.blocks.data(), pool, isa);
