@@ -62,8 +62,7 @@ void EncodeKvRow(KvDtype dtype, const float* x, int32_t d, void* dst, float* sca
       std::memcpy(dst, x, static_cast<size_t>(d) * sizeof(float));
       return;
     case KvDtype::kF16: {
-      auto* h = static_cast<uint16_t*>(dst);
-      for (int32_t i = 0; i < d; ++i) h[i] = FloatToFp16(x[i]);
+      FloatToFp16Row(x, static_cast<uint16_t*>(dst), d);
       return;
     }
     case KvDtype::kBf16: {
@@ -94,8 +93,7 @@ void DecodeKvRow(KvDtype dtype, const void* src, float scale, int32_t d, float* 
       std::memcpy(x, src, static_cast<size_t>(d) * sizeof(float));
       return;
     case KvDtype::kF16: {
-      const auto* h = static_cast<const uint16_t*>(src);
-      for (int32_t i = 0; i < d; ++i) x[i] = Fp16ToFloat(h[i]);
+      Fp16ToFloatRow(static_cast<const uint16_t*>(src), x, d);
       return;
     }
     case KvDtype::kBf16: {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -102,14 +103,32 @@ TEST(KvDtype, Q8RowsKeepTheirLargestValueAndZeroRowsStayZero) {
   for (float e : y) EXPECT_EQ(e, 0.0f);
 }
 
+// Rows long enough for the 8-wide F16C conversions and a scalar tail: the
+// same bits as the scalar conversions, overflow, infinities, subnormals,
+// ties and NaN included.
 TEST(KvDtype, SixteenBitRowsAreTheFp16HeaderBits) {
-  const std::vector<float> x = {1.0f / 3, -65504.0f, 1e-7f, 3.14159f};
-  uint16_t h[4], b[4];
-  EncodeKvRow(KvDtype::kF16, x.data(), 4, h, nullptr);
-  EncodeKvRow(KvDtype::kBf16, x.data(), 4, b, nullptr);
-  for (int i = 0; i < 4; ++i) {
+  const std::vector<float> x = {1.0f / 3,
+                                -65504.0f,
+                                1e-7f,
+                                3.14159f,
+                                70000.0f,
+                                -std::numeric_limits<float>::infinity(),
+                                6.1e-5f,
+                                5.96e-8f,
+                                1.0f + 1.0f / 2048,
+                                2049.0f,
+                                std::numeric_limits<float>::quiet_NaN()};
+  const auto n = static_cast<int32_t>(x.size());
+  std::vector<uint16_t> h(n), b(n);
+  EncodeKvRow(KvDtype::kF16, x.data(), n, h.data(), nullptr);
+  EncodeKvRow(KvDtype::kBf16, x.data(), n, b.data(), nullptr);
+  std::vector<float> back(n);
+  DecodeKvRow(KvDtype::kF16, h.data(), 1.0f, n, back.data());
+  for (int32_t i = 0; i < n; ++i) {
     EXPECT_EQ(h[i], FloatToFp16(x[i])) << i;
     EXPECT_EQ(b[i], FloatToBf16(x[i])) << i;
+    const float want = Fp16ToFloat(h[i]);
+    EXPECT_EQ(std::memcmp(&back[i], &want, sizeof(float)), 0) << i;
   }
 }
 

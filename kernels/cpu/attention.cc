@@ -6,8 +6,6 @@
 #include <vector>
 
 #include "common/check.h"
-#include "kernels/cpu/sparse_prefill.h"
-#include "kernels/cpu/vec_math.h"
 
 #if defined(__AVX512F__)
 // GCC 12's AVX-512 headers build some intrinsics from _mm512_undefined_*(),
@@ -15,6 +13,11 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
+
+#include "kernels/cpu/attention_tile.h"
+#include "kernels/cpu/attention_vec.h"
+#include "kernels/cpu/sparse_prefill.h"
+#include "kernels/cpu/vec_math.h"
 
 namespace restkv::kernels::cpu {
 
@@ -25,14 +28,6 @@ inline const uint8_t* KvRow(const float* page, const KvPageLayout& kv, int32_t k
                             bool v) {
   return reinterpret_cast<const uint8_t*>(page) + (v ? kv.v_offset() : 0) +
          kv.RowIndex(kvh, slot) * kv.row_bytes();
-}
-
-// The q8_0 scale of row (kvh, slot) of K (or V); 1 for other dtypes.
-inline float KvScale(const float* page, const KvPageLayout& kv, int32_t kvh, int32_t slot, bool v) {
-  if (!kv.has_scales()) return 1.0f;
-  const auto* base = reinterpret_cast<const uint8_t*>(page);
-  return reinterpret_cast<const float*>(
-      base + (v ? kv.v_scale_offset() : kv.k_scale_offset()))[kv.RowIndex(kvh, slot)];
 }
 
 // Attention of one query row and head over keys [0, visible) of KV head
@@ -47,11 +42,9 @@ void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int3
                    int32_t hole_begin = 0, int32_t hole_end = 0, const uint8_t* keep = nullptr,
                    int32_t local_from = 0);
 
-// Keys per block of the blocked (online) softmax. Block boundaries sit at
-// absolute key positions, so a query row's arithmetic is the same whether it
-// is computed alone (decode) or in a tile of prefill rows (recompute after
-// preemption reproduces decode exactly). Also the block of sparse prefill.
-constexpr int32_t kKeyBlock = 64;
+// Block boundaries of the online softmax sit at absolute key positions, so a
+// query row's arithmetic is the same whether it is computed alone (decode) or
+// in a tile of prefill rows (recompute after preemption reproduces decode).
 static_assert(kKeyBlock == SparsePrefill::kBlock);
 
 void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int32_t visible,
@@ -94,223 +87,47 @@ void AttendGeneric(const float* qv, const float* const* pages, int32_t kvh, int3
   }
 }
 
-// Per-row running state of the online softmax.
-struct RowState {
-  float max = -std::numeric_limits<float>::infinity();
-  float sum = 0.0f;
-};
-
-#if defined(__AVX512F__)
-// e^x for x <= 0 in 16 lanes, within ~2 ulp of expf: x = n·ln2 + r with
-// |r| <= ln2/2, e^r by its degree-6 Taylor polynomial, 2^n by scalef. The
-// scalar expf per key was most of the time of long-context attention.
-inline __m512 ExpNonPositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 720);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
-
-// scores[t] = e^(scores[t] - max) for t < n; returns their sum.
-inline float SoftmaxNumerators(float* scores, int32_t n, float max_score) {
-  const __m512 m = _mm512_set1_ps(max_score);
-  __m512 sum = _mm512_setzero_ps();
-  int32_t t = 0;
-  for (; t + 16 <= n; t += 16) {
-    const __m512 e = ExpNonPositive(_mm512_sub_ps(_mm512_loadu_ps(scores + t), m));
-    _mm512_storeu_ps(scores + t, e);
-    sum = _mm512_add_ps(sum, e);
-  }
-  if (t < n) {
-    const __mmask16 k = static_cast<__mmask16>((1u << (n - t)) - 1);
-    const __m512 e = ExpNonPositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, scores + t), m));
-    _mm512_mask_storeu_ps(scores + t, k, e);
-    sum = _mm512_mask_add_ps(sum, k, sum, e);
-  }
-  return _mm512_reduce_add_ps(sum);
-}
-
-// Lane k of the result is the sum of the 16 lanes of a[k]: three levels of
-// in-lane and cross-lane shuffles, 45 instructions for 16 sums instead of a
-// horizontal reduction per score.
-inline __m512 Sum16(const __m512* a) {
-  __m512 b[8];
-  for (int i = 0; i < 8; ++i) {
-    b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
-                         _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
-  }
-  __m512 c[4];  // per 128-bit lane: partial sums of keys 4i..4i+3
-  for (int i = 0; i < 4; ++i) {
-    c[i] = _mm512_add_ps(_mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0x44),
-                         _mm512_shuffle_ps(b[2 * i], b[2 * i + 1], 0xee));
-  }
-  const __m512 d0 =
-      _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
-  const __m512 d1 =
-      _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xdd));
-  return _mm512_add_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xdd));
-}
-
-// Elements 16v .. 16v+15 of a stored K/V row as f32 (without the q8_0
-// scale, which the caller applies once per row).
-template <KvDtype DT>
-inline __m512 LoadRow16(const uint8_t* row, int v) {
-  if constexpr (DT == KvDtype::kF32) {
-    return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + 16 * v);
-  } else if constexpr (DT == KvDtype::kF16) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * v)));
-  } else if constexpr (DT == KvDtype::kBf16) {
-    const __m512i w =
-        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 32 * v)));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
-  } else {
-    return _mm512_cvtepi32_ps(
-        _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 16 * v))));
-  }
-}
-
-// Attention of `rows` query vectors that share one KV head, for head_dim =
-// 16·NV and pages of dtype DT (rows widened to f32 in registers as they are
-// loaded; a q8_0 row's scale multiplies its dot product and its weight). Keys are visited in blocks
-// of kKeyBlock; within a block every row scores its visible keys (query in registers, 16 scores per
-// reduction), rescales its accumulator to the new running max, and adds its weighted V rows. A
-// block's K and V (32 KiB at d = 64) stay in L1 while all rows of the tile pass over them, so long
-// contexts stream K/V from memory once per tile instead of once per query row and head.
-template <int NV, KvDtype DT>
-void AttendTileAvx512(int32_t rows, const float* const* q, float* const* out,
-                      const int32_t* visible, const float* const* pages, int32_t kvh,
-                      const KvPageLayout& kv, float scale, float* scores, float* acc,
-                      RowState* state, const uint8_t* const* keep, const int32_t* local_from) {
-  constexpr int64_t kDim = 16 * NV;
-  constexpr int64_t kRowBytes = kDim * (DT == KvDtype::kF32 ? 4 : DT == KvDtype::kQ8_0 ? 1 : 2);
-  const int32_t block_size = kv.block_size;
-  const int64_t head_offset = static_cast<int64_t>(kvh) * block_size * kRowBytes;
-  const int64_t page_v_offset = kv.v_offset();
-  int32_t max_visible = 0;
-  for (int32_t r = 0; r < rows; ++r) {
-    max_visible = std::max(max_visible, visible[r]);
-    state[r] = RowState{};
-    std::fill(acc + r * kDim, acc + (r + 1) * kDim, 0.0f);
-  }
-  for (int32_t kb = 0; kb < max_visible; kb += kKeyBlock) {
-    for (int32_t r = 0; r < rows; ++r) {
-      const int32_t n = std::min(kb + kKeyBlock, visible[r]) - kb;
-      if (n <= 0) continue;
-      // Sparse prefill: a block outside the row's pattern is skipped whole.
-      if (keep != nullptr && keep[r] != nullptr && kb / kKeyBlock < local_from[r] &&
-          keep[r][kb / kKeyBlock] == 0) {
-        continue;
-      }
-      __m512 qr[NV];
-      for (int v = 0; v < NV; ++v) qr[v] = _mm512_loadu_ps(q[r] + 16 * v);
-      __m512 max_v = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-      const __m512 scale_v = _mm512_set1_ps(scale);
-      // Keys in groups of 16 at absolute positions kb + 16m: 16 dot-product
-      // vectors, then one transposing reduction gives their 16 scores.
-      for (int32_t i = 0; i < n; i += 16) {
-        const int32_t m = std::min(16, n - i);
-        int32_t page = (kb + i) / block_size, slot = (kb + i) % block_size;
-        __m512 dots[16];
-        for (int32_t e = 0; e < m; ++e) {
-          const uint8_t* k =
-              reinterpret_cast<const uint8_t*>(pages[page]) + head_offset + slot * kRowBytes;
-          __m512 dot = _mm512_mul_ps(qr[0], LoadRow16<DT>(k, 0));
-          for (int v = 1; v < NV; ++v) dot = _mm512_fmadd_ps(qr[v], LoadRow16<DT>(k, v), dot);
-          if constexpr (DT == KvDtype::kQ8_0) {
-            dot = _mm512_mul_ps(dot, _mm512_set1_ps(KvScale(pages[page], kv, kvh, slot, false)));
-          }
-          dots[e] = dot;
-          if (++slot == block_size) {
-            slot = 0;
-            ++page;
-          }
-        }
-        for (int32_t e = m; e < 16; ++e) dots[e] = _mm512_setzero_ps();
-        const __m512 sv = _mm512_mul_ps(Sum16(dots), scale_v);
-        const auto mask = static_cast<__mmask16>(m == 16 ? 0xffff : (1u << m) - 1);
-        _mm512_mask_storeu_ps(scores + i, mask, sv);
-        max_v = _mm512_mask_max_ps(max_v, mask, max_v, sv);
-      }
-      const float block_max = _mm512_reduce_max_ps(max_v);
-      RowState& st = state[r];
-      const float new_max = std::max(st.max, block_max);
-      const float correction = std::exp(st.max - new_max);  // 0 for the first block
-      st.sum = st.sum * correction + SoftmaxNumerators(scores, n, new_max);
-      st.max = new_max;
-      float* a = acc + r * kDim;
-      __m512 ar[NV];
-      const __m512 c = _mm512_set1_ps(correction);
-      for (int v = 0; v < NV; ++v) ar[v] = _mm512_mul_ps(_mm512_loadu_ps(a + 16 * v), c);
-      for (int32_t i = 0, t = kb; i < n;) {
-        const int32_t in_page = std::min(n - i, block_size - t % block_size);
-        const float* page = pages[t / block_size];
-        const uint8_t* vr = reinterpret_cast<const uint8_t*>(page) + page_v_offset + head_offset +
-                            (t % block_size) * kRowBytes;
-        for (int32_t e = 0; e < in_page; ++e, vr += kRowBytes) {
-          float weight = scores[i + e];
-          if constexpr (DT == KvDtype::kQ8_0) {
-            weight *= KvScale(page, kv, kvh, (t % block_size) + e, true);
-          }
-          const __m512 w = _mm512_set1_ps(weight);
-          for (int v = 0; v < NV; ++v) ar[v] = _mm512_fmadd_ps(w, LoadRow16<DT>(vr, v), ar[v]);
-        }
-        i += in_page;
-        t += in_page;
-      }
-      for (int v = 0; v < NV; ++v) _mm512_storeu_ps(a + 16 * v, ar[v]);
-    }
-  }
-  for (int32_t r = 0; r < rows; ++r) {
-    const __m512 inv = _mm512_set1_ps(1.0f / state[r].sum);
-    for (int v = 0; v < NV; ++v) {
-      _mm512_storeu_ps(out[r] + 16 * v,
-                       _mm512_mul_ps(_mm512_loadu_ps(acc + r * kDim + 16 * v), inv));
-    }
-  }
-}
-#endif
-
 using TileFn = void (*)(int32_t, const float* const*, float* const*, const int32_t*,
                         const float* const*, int32_t, const KvPageLayout&, float, float*, float*,
                         RowState*, const uint8_t* const*, const int32_t*);
 
 #if defined(__AVX512F__)
-template <int NV>
-TileFn FastTileFor(KvDtype dtype) {
+using AttentionVec = Avx512AttentionVec;
+#define RESTKV_HAVE_ATTENTION_TILE 1
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+using AttentionVec = Avx2AttentionVec;
+#define RESTKV_HAVE_ATTENTION_TILE 1
+#endif
+
+#if RESTKV_HAVE_ATTENTION_TILE
+template <int kDim>
+TileFn TileFor(KvDtype dtype) {
   switch (dtype) {
     case KvDtype::kF32:
-      return AttendTileAvx512<NV, KvDtype::kF32>;
+      return AttendTile<AttentionVec, kDim, KvDtype::kF32>;
     case KvDtype::kF16:
-      return AttendTileAvx512<NV, KvDtype::kF16>;
+      return AttendTile<AttentionVec, kDim, KvDtype::kF16>;
     case KvDtype::kBf16:
-      return AttendTileAvx512<NV, KvDtype::kBf16>;
+      return AttendTile<AttentionVec, kDim, KvDtype::kBf16>;
     case KvDtype::kQ8_0:
-      return AttendTileAvx512<NV, KvDtype::kQ8_0>;
+      return AttendTile<AttentionVec, kDim, KvDtype::kQ8_0>;
   }
   return nullptr;
 }
 #endif
 
+// The tile for this head size and dtype; nullptr where the generic path runs.
 TileFn FastTile(int32_t head_dim, KvDtype dtype) {
-#if defined(__AVX512F__)
+#if RESTKV_HAVE_ATTENTION_TILE
   switch (head_dim) {
     case 32:
-      return FastTileFor<2>(dtype);
+      return TileFor<32>(dtype);
     case 64:
-      return FastTileFor<4>(dtype);
+      return TileFor<64>(dtype);
     case 96:
-      return FastTileFor<6>(dtype);
+      return TileFor<96>(dtype);
     case 128:
-      return FastTileFor<8>(dtype);
+      return TileFor<128>(dtype);
     default:
       break;
   }

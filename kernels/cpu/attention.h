@@ -1,13 +1,15 @@
 // Paged causal attention on the CPU (the contract is Backend::Attention in
-// kernels/backend.h). One task per (sequence, query row, head), split over
-// the pool by cost (visible keys); each task computes its scores into
-// per-thread scratch, softmaxes them in fp32 and accumulates V — exact (not
-// online) softmax, which is what the reference and the golden fixtures use.
-// A task's operations do not depend on the other tasks in the call, so
-// results are batch invariant (for every KV dtype). Pages are read in their
-// stored dtype (kernels/kv_dtype.h): each K/V row is widened to f32 in
-// registers (AVX-512 tiles) or into a one-row buffer (other head dims) as it
-// is visited; there is no f32 copy of the cache.
+// kernels/backend.h). One task per (sequence, tile of up to 16 query rows,
+// KV head), covering that KV head's query heads, split over the pool by cost
+// (visible keys). For head dims 32, 64, 96 and 128 a task runs the tile of
+// attention_tile.h: an online softmax over key blocks of 64, K/V rows widened
+// to f32 in registers from their stored dtype (kernels/kv_dtype.h), on
+// AVX-512 or, in builds without it (x86-64-v3), AVX2 (attention_vec.h).
+// Other head dims, and heads with padding slots (per-head lengths), take a
+// generic path: an exact softmax per row over a one-row f32 buffer. There is
+// no f32 copy of the cache. A row's operations do not depend on the other
+// rows or tasks in the call, so results are batch invariant (for every KV
+// dtype), and a row computed alone equals the same row in a prefill chunk.
 #pragma once
 
 #include "absl/types/span.h"

@@ -21,7 +21,7 @@
 
 #include "kernels/cpu/packed_kquant.h"
 
-#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
+#if RESTKV_VNNI_256
 #define RESTKV_AVX2_TILE_NS avx2_vnni
 #else
 #define RESTKV_AVX2_TILE_NS avx2_pairs
@@ -55,11 +55,7 @@ inline __m256i DotAdd(__m256i acc, __m256i u, __m256i s) {
 // The byte dots of avx2 for DotSum (dot_sum.h).
 struct DotOps {
   using I = __m256i;
-#if (defined(__AVX512VNNI__) && defined(__AVX512VL__)) || defined(__AVXVNNI__)
-  static constexpr bool kDirectDot = true;
-#else
-  static constexpr bool kDirectDot = false;
-#endif
+  static constexpr bool kDirectDot = RESTKV_VNNI_256;
   static I Zero() { return _mm256_setzero_si256(); }
   static I DotAdd(I acc, I u, I s) { return RESTKV_AVX2_TILE_NS::DotAdd(acc, u, s); }
   static I PairDot(I u, I s) { return _mm256_maddubs_epi16(u, s); }

@@ -18,8 +18,7 @@
 #endif
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && \
-    (!RESTKV_AVX2_TILES_VNNI ||                                   \
-     (defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))))
+    (!RESTKV_AVX2_TILES_VNNI || RESTKV_VNNI_256)
 #include "kernels/cpu/avx2_tile.h"
 #include "kernels/cpu/dot_sum.h"
 #define RESTKV_HAVE_PANEL_AVX2 1

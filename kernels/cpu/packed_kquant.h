@@ -33,6 +33,15 @@
 #include "kernels/cpu/quant_dot.h"
 #include "kernels/ggml_type.h"
 
+// 1 where this translation unit's flags give a 256-bit vpdpbusd (AVX-VNNI,
+// or AVX-512 VNNI with VL): the AVX2 tiles then take their dots with it
+// (avx2_tile.h), and the AVX-VNNI build of them exists (packed_*_avx2.cc).
+#if defined(__AVXVNNI__) || (defined(__AVX512VNNI__) && defined(__AVX512VL__))
+#define RESTKV_VNNI_256 1
+#else
+#define RESTKV_VNNI_256 0
+#endif
+
 namespace restkv::kernels::cpu::packed_detail {
 
 bool IsKQuant(GgmlType type);
