@@ -210,9 +210,9 @@ struct Avx2AttentionVec {
     }
     if (t < n) {
       const __m256i mask = PrefixMask(n - t);
-      const F e = _mm256_and_ps(
-          ExpNonPositive(_mm256_sub_ps(_mm256_maskload_ps(scores + t, mask), m)),
-          _mm256_castsi256_ps(mask));
+      const F e =
+          _mm256_and_ps(ExpNonPositive(_mm256_sub_ps(_mm256_maskload_ps(scores + t, mask), m)),
+                        _mm256_castsi256_ps(mask));
       _mm256_maskstore_ps(scores + t, mask, e);
       sum = _mm256_add_ps(sum, e);
     }
