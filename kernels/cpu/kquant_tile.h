@@ -37,6 +37,7 @@
 
 #include "kernels/cpu/dot_sum.h"
 #include "kernels/cpu/packed_kquant.h"
+#include "kernels/cpu/panel_prefetch.h"
 
 namespace restkv::kernels::cpu::packed_detail {
 
@@ -73,6 +74,7 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
   using I = typename V::I;
   using F = typename V::F;
   constexpr int64_t kBlock = KPanelBlockBytes(T), kSub = KSubBytes(T);
+  constexpr int64_t kPrefetchLines = (kBlock / 64 + 7) / 8;
   // First panel row of this part; a constant 0 where one part is the panel.
   constexpr int kParts = 16 / V::kLanes;
   const int64_t lane0 = kParts == 1 ? 0 : V::kLanes * part;
@@ -96,6 +98,9 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
     for (int s = 0; s < 8; ++s) {
       const int64_t b = sb * 8 + s;
       const uint8_t* q = pb + s * kSub + 4 * lane0;
+      // An eighth of the super-block's lines per sub-block (its quants and
+      // scales are one stream).
+      PrefetchPanelAhead<kPrefetchLines * 64>(pb + s * kPrefetchLines * 64);
       if constexpr (T == GgmlType::kQ6_K) {
         // Per 16-group: t = d·sc·(Σqx − 32Σx); acc += (t_lo + t_hi)·dx.
         const I top = V::Bytes(0x30);

@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "kernels/cpu/packed_kquant.h"
+#include "kernels/cpu/panel_prefetch.h"
 #include "kernels/fp16.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
@@ -24,11 +25,12 @@ constexpr int kP = PackedWeights::kPanelRows;
 // weight vectors fit the 32 zmm registers.
 constexpr int kMaxTile = 8;
 
-int64_t QuantBytes(GgmlType type) { return type == GgmlType::kQ8_0 ? 8 * 64 : 4 * 64; }
+using packed_detail::BlockPanelBytes;
+using packed_detail::BlockQuantBytes;
 
 int64_t PanelBlockBytes(GgmlType type) {
-  if (packed_detail::IsKQuant(type)) return packed_detail::KPanelBlockBytes(type);
-  return QuantBytes(type) + kP * sizeof(float) * (type == GgmlType::kQ4_1 ? 2 : 1);
+  return packed_detail::IsKQuant(type) ? packed_detail::KPanelBlockBytes(type)
+                                       : BlockPanelBytes(type);
 }
 
 // Packs rows [0, rows_left) (at most 16) of a panel, all blocks.
@@ -37,7 +39,7 @@ void PackPanel(GgmlType type, const uint8_t* src, int64_t row_bytes, int64_t row
   std::memset(dst, 0, static_cast<size_t>(nb * block_bytes));
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t* q = dst + b * block_bytes;
-    auto* d = reinterpret_cast<float*>(q + QuantBytes(type));
+    auto* d = reinterpret_cast<float*>(q + BlockQuantBytes(type));
     float* m = d + kP;
     for (int64_t j = 0; j < rows_left; ++j) {
       const uint8_t* row = src + j * row_bytes;
@@ -99,6 +101,7 @@ void PanelTile(const uint8_t* panel, int64_t nb, int64_t block_bytes, const Q8Ac
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* pb = panel + b * block_bytes;
+    packed_detail::PrefetchPanelAhead<BlockPanelBytes(T)>(pb);
     __m512i isum[R];
     for (int r = 0; r < R; ++r) isum[r] = _mm512_setzero_si512();
     if constexpr (T == GgmlType::kQ8_0) {
@@ -119,7 +122,7 @@ void PanelTile(const uint8_t* panel, int64_t nb, int64_t block_bytes, const Q8Ac
         }
       }
     }
-    const auto* scales = reinterpret_cast<const float*>(pb + QuantBytes(T));
+    const auto* scales = reinterpret_cast<const float*>(pb + BlockQuantBytes(T));
     const __m512 d = _mm512_load_ps(scales);
     for (int r = 0; r < R; ++r) {
       __m512i exact = isum[r];

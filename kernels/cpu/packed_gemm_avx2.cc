@@ -21,6 +21,7 @@
     (!RESTKV_AVX2_TILES_VNNI || RESTKV_VNNI_256)
 #include "kernels/cpu/avx2_tile.h"
 #include "kernels/cpu/dot_sum.h"
+#include "kernels/cpu/panel_prefetch.h"
 #define RESTKV_HAVE_PANEL_AVX2 1
 #endif
 
@@ -33,11 +34,6 @@ using avx2::Broadcast4;
 using avx2::Load;
 
 constexpr int kP = 16;
-
-constexpr int64_t QuantBytes(GgmlType t) { return t == GgmlType::kQ8_0 ? 8 * 64 : 4 * 64; }
-constexpr int64_t BlockBytes(GgmlType t) {
-  return QuantBytes(t) + kP * 4 * (t == GgmlType::kQ4_1 ? 2 : 1);
-}
 
 template <GgmlType T, int R>
 void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t row0, float* y,
@@ -56,7 +52,8 @@ void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t 
   }
   const __m256i nibble = _mm256_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* pb = panel + b * BlockBytes(T) + 32 * h;
+    PrefetchPanelAhead<BlockPanelBytes(T)>(panel + b * BlockPanelBytes(T));
+    const uint8_t* pb = panel + b * BlockPanelBytes(T) + 32 * h;
     // Q8_0 adds weights + 128 with VNNI, |w| against ±x without (kSigned).
     constexpr bool kSigned = T == GgmlType::kQ8_0 && !avx2::DotOps::kDirectDot;
     DotSum<avx2::DotOps, T != GgmlType::kQ8_0 ? 15 : kSigned ? 128 : 255> isum[R];
@@ -89,7 +86,7 @@ void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t 
         }
       }
     }
-    const auto* scales = reinterpret_cast<const float*>(pb - 32 * h + QuantBytes(T));
+    const auto* scales = reinterpret_cast<const float*>(pb - 32 * h + BlockQuantBytes(T));
     const __m256 d = _mm256_loadu_ps(scales + 8 * h);
     for (int r = 0; r < R; ++r) {
       __m256i exact = isum[r].Sum();

@@ -77,6 +77,15 @@ KTileFn KTileFor(GgmlType type, KernelIsa isa);
 KTileFn KTileAvx512(GgmlType type);
 KTileFn KTileAvx2(GgmlType type);
 KTileFn KTileAvxVnni(GgmlType type);  // the AVX2 tiles with vpdpbusd (_avxvnni.cc)
+// Bytes of one 32-element block of one Q4_0 / Q4_1 / Q8_0 panel (layout in
+// packed_gemm.h): the quants, then 16 float scales (Q4_1: and 16 minimums).
+constexpr int64_t BlockQuantBytes(GgmlType type) {
+  return type == GgmlType::kQ8_0 ? 8 * 64 : 4 * 64;
+}
+constexpr int64_t BlockPanelBytes(GgmlType type) {
+  return BlockQuantBytes(type) + 16 * 4 * (type == GgmlType::kQ4_1 ? 2 : 1);
+}
+
 // The AVX2 tiles of the Q4_0 / Q4_1 / Q8_0 panels (packed_gemm.h's layout;
 // packed_gemm_avx2.cc), same signature with `nsb` the 32-element blocks;
 // nullptr where the build lacks them.
