@@ -225,7 +225,7 @@ void QuantizeRow(GgmlType type, const float* x, void* dst, int64_t n) {
       std::memcpy(dst, x, static_cast<size_t>(n) * sizeof(float));
       return;
     case GgmlType::kF16:
-      for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = FloatToFp16(x[i]);
+      FloatToFp16Row(x, static_cast<uint16_t*>(dst), n);
       return;
     case GgmlType::kBF16:
       for (int64_t i = 0; i < n; ++i) static_cast<uint16_t*>(dst)[i] = FloatToBf16(x[i]);
