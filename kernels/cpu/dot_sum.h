@@ -28,6 +28,10 @@ class DotSum {
  public:
   using I = typename V::I;
 
+  DotSum() = default;
+  // Dots added to `init` (int32 lanes).
+  explicit DotSum(I init) : sum_(init) {}
+
   void Add(I u, I s) {
     if constexpr (V::kDirectDot) {
       sum_ = V::DotAdd(sum_, u, s);

@@ -14,13 +14,14 @@
 //   kLanes, kMaxRows; kMaskedBit4Rows (0: none) and, if above 0,
 //     I MaskedBit4(q, plane, bit) (WithBit4 below);
 //   I Load(const uint8_t*)            aligned, 4·kLanes bytes;
-//   I And(I, I), Or(I, I), Bytes(char), ShiftLeft16(I, int),
+//   I And(I, I), Or(I, I), OrAnd(a, b, c) = a | (b & c), Bytes(char),
+//     ShiftLeft16(I, int),
 //     ShiftRight16(I, int)            (16-bit lanes, count constant once the
 //                                      callers' loops are unrolled);
 //   I Broadcast4(const int8_t*)       the 4 bytes at p in every 32-bit lane;
 //   I DotAdd(I acc, I u8, I s8)       acc + Σ of each 4 u8·s8 products, and
 //     DotSum's other members (dot_sum.h: kDirectDot, the pair sums);
-//   I Zero(), I SubEach(I, int32_t);
+//   I Zero(), I BroadcastInt(const int32_t*)  (from memory: no ALU operation);
 //   F ZeroF(), ToFloat(I), Set1(float), Mul(F, F), FMAdd(a, b, c) = a·b + c,
 //     FMSub(a, b, c) = a·b − c;
 //   F LoadU8(p), LoadS8(p), LoadHalves(p)   kLanes u8 / s8 / fp16 as float;
@@ -64,7 +65,7 @@ typename V::I WithBit4(typename V::I q, typename V::I plane, int bit) {
   if constexpr (R <= V::kMaskedBit4Rows) {
     return V::MaskedBit4(q, plane, bit);
   } else {
-    return V::Or(q, V::And(ToBit4<V>(plane, bit), V::Bytes(0x10)));
+    return V::OrAnd(q, ToBit4<V>(plane, bit), V::Bytes(0x10));
   }
 }
 
@@ -79,14 +80,10 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
   constexpr int kParts = 16 / V::kLanes;
   const int64_t lane0 = kParts == 1 ? 0 : V::kLanes * part;
   F acc[R];
-  const BlockQ8_1* xb[R];
-  const float* xd[R];
-  const int32_t* xs[R];
+  const Q8PanelBlock* xb[R];
   for (int r = 0; r < R; ++r) {
     acc[r] = V::ZeroF();
-    xb[r] = x.blocks(row0 + r);
-    xd[r] = x.d(row0 + r);
-    xs[r] = T == GgmlType::kQ6_K ? x.half_sum(row0 + r) : x.sum(row0 + r);
+    xb[r] = x.panel_blocks(row0 + r);
   }
   const I nibble = V::Bytes(0x0f);
   for (int64_t sb = 0; sb < nsb; ++sb) {
@@ -102,16 +99,20 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
       // scales are one stream).
       PrefetchPanelAhead<kPrefetchLines * 64>(pb + s * kPrefetchLines * 64);
       if constexpr (T == GgmlType::kQ6_K) {
-        // Per 16-group: t = d·sc·(Σqx − 32Σx); acc += (t_lo + t_hi)·dx.
+        // Per 16-group: t = d·sc·(Σqx − 32Σx); acc += (t_lo + t_hi)·dx. Each
+        // group's dot starts from −32Σx.
         const I top = V::Bytes(0x30);
         const I h0 = V::Load(q + 256), h1 = V::Load(q + 320);
         DotSum<V, 63> lsum[R], hsum[R];
+        for (int r = 0; r < R; ++r) {
+          lsum[r] = DotSum<V, 63>(V::BroadcastInt(&xb[r][b].q6_k_offset[0]));
+          hsum[r] = DotSum<V, 63>(V::BroadcastInt(&xb[r][b].q6_k_offset[1]));
+        }
 #pragma GCC unroll 4
         for (int u = 0; u < 4; ++u) {
           const I raw = V::Load(q + u * 64);
-          const I lo = V::Or(V::And(raw, nibble), V::And(ToBit4<V>(h0, 2 * u), top));
-          const I hi =
-              V::Or(V::And(V::ShiftRight16(raw, 4), nibble), V::And(ToBit4<V>(h1, 2 * u), top));
+          const I lo = V::OrAnd(V::And(raw, nibble), ToBit4<V>(h0, 2 * u), top);
+          const I hi = V::OrAnd(V::And(V::ShiftRight16(raw, 4), nibble), ToBit4<V>(h1, 2 * u), top);
 #pragma GCC unroll 8
           for (int r = 0; r < R; ++r) {
             lsum[r].Add(lo, V::Broadcast4(xb[r][b].qs + 4 * u));
@@ -121,10 +122,10 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
         const F sl = V::Mul(V::LoadS8(scales + 32 * s + lane0), d);
         const F sh = V::Mul(V::LoadS8(scales + 32 * s + 16 + lane0), d);
         for (int r = 0; r < R; ++r) {
-          const F tl = V::ToFloat(V::SubEach(lsum[r].Sum(), 32 * xs[r][2 * b]));
-          const F th = V::ToFloat(V::SubEach(hsum[r].Sum(), 32 * xs[r][2 * b + 1]));
+          const F tl = V::ToFloat(lsum[r].Sum());
+          const F th = V::ToFloat(hsum[r].Sum());
           const F t = V::FMAdd(tl, sl, V::Mul(th, sh));
-          acc[r] = V::FMAdd(t, V::Set1(xd[r][b]), acc[r]);
+          acc[r] = V::FMAdd(t, V::Set1(xb[r][b].d), acc[r]);
         }
       } else {
         // Per sub-block: t = d·sc·Σqx − dmin·mn·Σx; acc += t·dx.
@@ -150,9 +151,8 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
         const F sc = V::Mul(V::LoadU8(scales + 16 * s + lane0), d);
         const F mn = V::Mul(V::LoadU8(scales + kKMinsOffset + 16 * s + lane0), dmin);
         for (int r = 0; r < R; ++r) {
-          const F t = V::FMSub(sc, V::ToFloat(isum[r].Sum()),
-                               V::Mul(mn, V::Set1(static_cast<float>(xs[r][b]))));
-          acc[r] = V::FMAdd(t, V::Set1(xd[r][b]), acc[r]);
+          const F t = V::FMSub(sc, V::ToFloat(isum[r].Sum()), V::Mul(mn, V::Set1(xb[r][b].sum)));
+          acc[r] = V::FMAdd(t, V::Set1(xb[r][b].d), acc[r]);
         }
       }
     }

@@ -87,23 +87,22 @@ template <GgmlType T, int R>
 void PanelTile(const uint8_t* panel, int64_t nb, int64_t block_bytes, const Q8Activations& x,
                int64_t row0, float* y, int64_t ldy, __mmask16 store_mask) {
   __m512 acc[R];
-  const BlockQ8_1* xb[R];
-  const float* xd[R];
-  const float* xs[R];
-  const int32_t* xsum[R];
+  const Q8PanelBlock* xb[R];
   for (int r = 0; r < R; ++r) {
     acc[r] = _mm512_setzero_ps();
-    xb[r] = x.blocks(row0 + r);
-    xd[r] = x.d(row0 + r);
-    xs[r] = x.s(row0 + r);
-    xsum[r] = x.sum(row0 + r);
+    xb[r] = x.panel_blocks(row0 + r);
   }
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* pb = panel + b * block_bytes;
     packed_detail::PrefetchPanelAhead<BlockPanelBytes(T)>(pb);
+    // Each dot starts from −(zero point)·Σx where the weights have one.
     __m512i isum[R];
-    for (int r = 0; r < R; ++r) isum[r] = _mm512_setzero_si512();
+    for (int r = 0; r < R; ++r) {
+      isum[r] = T == GgmlType::kQ4_0   ? _mm512_set1_epi32(xb[r][b].q4_0_offset)
+                : T == GgmlType::kQ8_0 ? _mm512_set1_epi32(xb[r][b].q8_0_offset)
+                                       : _mm512_setzero_si512();
+    }
     if constexpr (T == GgmlType::kQ8_0) {
       for (int v = 0; v < 8; ++v) {
         const __m512i w = _mm512_load_si512(pb + v * 64);
@@ -125,16 +124,10 @@ void PanelTile(const uint8_t* panel, int64_t nb, int64_t block_bytes, const Q8Ac
     const auto* scales = reinterpret_cast<const float*>(pb + BlockQuantBytes(T));
     const __m512 d = _mm512_load_ps(scales);
     for (int r = 0; r < R; ++r) {
-      __m512i exact = isum[r];
-      if constexpr (T == GgmlType::kQ4_0) {
-        exact = _mm512_sub_epi32(exact, _mm512_set1_epi32(8 * xsum[r][b]));
-      } else if constexpr (T == GgmlType::kQ8_0) {
-        exact = _mm512_sub_epi32(exact, _mm512_set1_epi32(128 * xsum[r][b]));
-      }
-      const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(exact), _mm512_set1_ps(xd[r][b]));
+      const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(isum[r]), _mm512_set1_ps(xb[r][b].d));
       acc[r] = _mm512_fmadd_ps(t, d, acc[r]);
       if constexpr (T == GgmlType::kQ4_1) {
-        acc[r] = _mm512_fmadd_ps(_mm512_load_ps(scales + kP), _mm512_set1_ps(xs[r][b]), acc[r]);
+        acc[r] = _mm512_fmadd_ps(_mm512_load_ps(scales + kP), _mm512_set1_ps(xb[r][b].s), acc[r]);
       }
     }
   }

@@ -39,16 +39,10 @@ template <GgmlType T, int R>
 void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t row0, float* y,
               int64_t ldy, int h, int valid) {
   __m256 acc[R];
-  const BlockQ8_1* xb[R];
-  const float* xd[R];
-  const float* xs[R];
-  const int32_t* xsum[R];
+  const Q8PanelBlock* xb[R];
   for (int r = 0; r < R; ++r) {
     acc[r] = _mm256_setzero_ps();
-    xb[r] = x.blocks(row0 + r);
-    xd[r] = x.d(row0 + r);
-    xs[r] = x.s(row0 + r);
-    xsum[r] = x.sum(row0 + r);
+    xb[r] = x.panel_blocks(row0 + r);
   }
   const __m256i nibble = _mm256_set1_epi8(0x0f);
   for (int64_t b = 0; b < nb; ++b) {
@@ -56,7 +50,16 @@ void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t 
     const uint8_t* pb = panel + b * BlockPanelBytes(T) + 32 * h;
     // Q8_0 adds weights + 128 with VNNI, |w| against ±x without (kSigned).
     constexpr bool kSigned = T == GgmlType::kQ8_0 && !avx2::DotOps::kDirectDot;
-    DotSum<avx2::DotOps, T != GgmlType::kQ8_0 ? 15 : kSigned ? 128 : 255> isum[R];
+    // Each dot starts from −(zero point)·Σx where the weights have one.
+    using Sum = DotSum<avx2::DotOps, T != GgmlType::kQ8_0 ? 15 : kSigned ? 128 : 255>;
+    Sum isum[R];
+    for (int r = 0; r < R; ++r) {
+      if constexpr (T == GgmlType::kQ4_0) {
+        isum[r] = Sum(_mm256_set1_epi32(xb[r][b].q4_0_offset));
+      } else if constexpr (T == GgmlType::kQ8_0 && !kSigned) {
+        isum[r] = Sum(_mm256_set1_epi32(xb[r][b].q8_0_offset));
+      }
+    }
     if constexpr (T == GgmlType::kQ8_0) {
 #pragma GCC unroll 8
       for (int v = 0; v < 8; ++v) {
@@ -89,17 +92,11 @@ void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t 
     const auto* scales = reinterpret_cast<const float*>(pb - 32 * h + BlockQuantBytes(T));
     const __m256 d = _mm256_loadu_ps(scales + 8 * h);
     for (int r = 0; r < R; ++r) {
-      __m256i exact = isum[r].Sum();
-      if constexpr (T == GgmlType::kQ4_0) {
-        exact = _mm256_sub_epi32(exact, _mm256_set1_epi32(8 * xsum[r][b]));
-      } else if constexpr (T == GgmlType::kQ8_0 && !kSigned) {
-        exact = _mm256_sub_epi32(exact, _mm256_set1_epi32(128 * xsum[r][b]));
-      }
-      const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(exact), _mm256_set1_ps(xd[r][b]));
+      const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[r].Sum()), _mm256_set1_ps(xb[r][b].d));
       acc[r] = _mm256_fmadd_ps(t, d, acc[r]);
       if constexpr (T == GgmlType::kQ4_1) {
-        acc[r] =
-            _mm256_fmadd_ps(_mm256_loadu_ps(scales + kP + 8 * h), _mm256_set1_ps(xs[r][b]), acc[r]);
+        acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(scales + kP + 8 * h), _mm256_set1_ps(xb[r][b].s),
+                                 acc[r]);
       }
     }
   }

@@ -24,7 +24,8 @@
 // Q4_K and Q5_K weights are d·sc·q − dmin·mn with q unsigned; the kernel
 // computes Σ d·sc·q·x − dmin·mn·Σx per sub-block from the integer sums.
 // Q6_K weights are d·sc·(q − 32): Σ(q − 32)x = Σqx − 32Σx per 16-group, with
-// Σx from Q8Activations::half_sum.
+// −32Σx from the activation block (Q8PanelBlock), where each group's dot
+// starts.
 #pragma once
 
 #include <cstdint>

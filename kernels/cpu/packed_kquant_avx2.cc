@@ -40,11 +40,12 @@ struct Avx2Vec : avx2::DotOps {
   static I Load(const uint8_t* p) { return avx2::Load(p); }
   static I And(I a, I b) { return _mm256_and_si256(a, b); }
   static I Or(I a, I b) { return _mm256_or_si256(a, b); }
+  static I OrAnd(I a, I b, I c) { return Or(a, And(b, c)); }
   static I Bytes(char v) { return _mm256_set1_epi8(v); }
   static I ShiftLeft16(I a, int n) { return _mm256_slli_epi16(a, n); }
   static I ShiftRight16(I a, int n) { return _mm256_srli_epi16(a, n); }
   static I Broadcast4(const int8_t* p) { return avx2::Broadcast4(p); }
-  static I SubEach(I a, int32_t v) { return _mm256_sub_epi32(a, _mm256_set1_epi32(v)); }
+  static I BroadcastInt(const int32_t* p) { return _mm256_set1_epi32(*p); }
 
   static F ZeroF() { return _mm256_setzero_ps(); }
   static F ToFloat(I a) { return _mm256_cvtepi32_ps(a); }

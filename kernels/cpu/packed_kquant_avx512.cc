@@ -34,6 +34,8 @@ struct Avx512Vec {
   static I Load(const uint8_t* p) { return _mm512_load_si512(p); }
   static I And(I a, I b) { return _mm512_and_si512(a, b); }
   static I Or(I a, I b) { return _mm512_or_si512(a, b); }
+  // One vpternlogd: a | (b & c) is truth table 0xf8 over (a, b, c).
+  static I OrAnd(I a, I b, I c) { return _mm512_ternarylogic_epi32(a, b, c, 0xf8); }
   static I Bytes(char v) { return _mm512_set1_epi8(v); }
   static I ShiftLeft16(I a, int n) { return _mm512_slli_epi16(a, static_cast<unsigned>(n)); }
   static I ShiftRight16(I a, int n) { return _mm512_srli_epi16(a, static_cast<unsigned>(n)); }
@@ -50,7 +52,7 @@ struct Avx512Vec {
     return _mm512_mask_add_epi8(q, set, q, _mm512_set1_epi8(16));
   }
   static I Zero() { return _mm512_setzero_si512(); }
-  static I SubEach(I a, int32_t v) { return _mm512_sub_epi32(a, _mm512_set1_epi32(v)); }
+  static I BroadcastInt(const int32_t* p) { return _mm512_set1_epi32(*p); }
 
   static F ZeroF() { return _mm512_setzero_ps(); }
   static F ToFloat(I a) { return _mm512_cvtepi32_ps(a); }

@@ -1,6 +1,7 @@
 #include "kernels/cpu/quant_dot.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "common/check.h"
 #include "kernels/cpu/dequantize.h"
@@ -243,8 +244,7 @@ void Q8Activations::Resize(int64_t m, int64_t n) {
     q_.resize(m * nb_);
     d_.resize(m * nb_);
     s_.resize(m * nb_);
-    sum_.resize(m * nb_);
-    half_sum_.resize(2 * m * nb_);
+    panel_.resize(m * nb_);
   }
 }
 
@@ -253,16 +253,24 @@ void Q8Activations::QuantizeRows(const float* x, int64_t r0, int64_t r1) {
     BlockQ8_1* q = q_.data() + r * nb_;
     QuantizeRowQ8_1(x + r * n_, q, n_);
     for (int64_t b = 0; b < nb_; ++b) {
-      d_[r * nb_ + b] = Fp16ToFloat(q[b].d);
-      s_[r * nb_ + b] = Fp16ToFloat(q[b].s);
+      const int64_t i = r * nb_ + b;
+      d_[i] = Fp16ToFloat(q[b].d);
+      s_[i] = Fp16ToFloat(q[b].s);
       int32_t lo = 0, hi = 0;
-      for (int i = 0; i < kQK8_1 / 2; ++i) {
-        lo += q[b].qs[i];
-        hi += q[b].qs[i + kQK8_1 / 2];
+      for (int k = 0; k < kQK8_1 / 2; ++k) {
+        lo += q[b].qs[k];
+        hi += q[b].qs[k + kQK8_1 / 2];
       }
-      sum_[r * nb_ + b] = lo + hi;
-      half_sum_[2 * (r * nb_ + b)] = lo;
-      half_sum_[2 * (r * nb_ + b) + 1] = hi;
+      Q8PanelBlock& p = panel_[i];
+      std::memcpy(p.qs, q[b].qs, sizeof(p.qs));
+      p.d = d_[i];
+      p.s = s_[i];
+      p.sum = static_cast<float>(lo + hi);
+      p.q4_0_offset = -8 * (lo + hi);
+      p.q8_0_offset = -128 * (lo + hi);
+      p.q6_k_offset[0] = -32 * lo;
+      p.q6_k_offset[1] = -32 * hi;
+      p.pad = 0;
     }
   }
 }

@@ -29,8 +29,28 @@ bool HasQuantDot(GgmlType type);
 // y[n / 32] = Q8_1 blocks of x[n]. REQUIRES: n % 32 == 0.
 void QuantizeRowQ8_1(const float* x, BlockQ8_1* y, int64_t n);
 
+// One activation block as the panel tiles (packed_gemm.h) read it: the
+// quants and every per-block term some tile needs, in one cache line. A tile
+// then keeps one pointer per activation row; with one per row into each of
+// four arrays, the AVX-512 tiles' 8 rows ran out of general registers and
+// spilled in their inner loop. The offsets are the weights' zero points times
+// Σq, negated: a tile starts its integer dot from the one of its type, so
+// the zero point costs no instruction.
+struct alignas(64) Q8PanelBlock {
+  int8_t qs[32];
+  float d;                 // the block's scale
+  float s;                 // Q8_1's d·Σq, widened (Q4_1's min term)
+  float sum;               // Σq, exact (Q4_K / Q5_K min terms)
+  int32_t q4_0_offset;     // −8Σq (Q4_0: weights q − 8)
+  int32_t q8_0_offset;     // −128Σq (Q8_0 panels: weights + 128, unsigned)
+  int32_t q6_k_offset[2];  // −32Σq of elements 0..15 and 16..31 (Q6_K groups)
+  int32_t pad;
+};
+static_assert(sizeof(Q8PanelBlock) == 64);
+
 // Activations of a matmul: rows of Q8_1 blocks with their scales widened to
-// float once (the kernels would otherwise convert them per weight row).
+// float once (the kernels would otherwise convert them per weight row), and
+// the same blocks as Q8PanelBlocks for the panel tiles.
 class Q8Activations {
  public:
   // Quantises x [m][n]. REQUIRES: n % 32 == 0.
@@ -44,19 +64,15 @@ class Q8Activations {
   [[nodiscard]] const BlockQ8_1* blocks(int64_t row) const { return q_.data() + row * nb_; }
   [[nodiscard]] const float* d(int64_t row) const { return d_.data() + row * nb_; }
   [[nodiscard]] const float* s(int64_t row) const { return s_.data() + row * nb_; }
-  // Exact Σq of each block (the packed kernels correct signed weights with it).
-  [[nodiscard]] const int32_t* sum(int64_t row) const { return sum_.data() + row * nb_; }
-  // Exact Σq of each block's two halves (elements 0..15, 16..31), 2 per
-  // block: Q6_K's 16-element groups need them.
-  [[nodiscard]] const int32_t* half_sum(int64_t row) const {
-    return half_sum_.data() + row * 2 * nb_;
+  [[nodiscard]] const Q8PanelBlock* panel_blocks(int64_t row) const {
+    return panel_.data() + row * nb_;
   }
 
  private:
   int64_t nb_ = 0, n_ = 0;
   std::vector<BlockQ8_1> q_;
   std::vector<float> d_, s_;
-  std::vector<int32_t> sum_, half_sum_;
+  std::vector<Q8PanelBlock> panel_;
 };
 
 // out[w * num_x + r] = dot(weight row w, activation row x_rows[r]) for
