@@ -179,25 +179,7 @@ struct Avx2AttentionVec {
     return _mm_cvtss_f32(m);
   }
 
-  // As Avx512AttentionVec::ExpNonPositive; 2^n is built in the exponent bits
-  // (n >= -126 after the clamp, so it is a normal float).
-  static F ExpNonPositive(F x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    const F n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    F r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    F p = _mm256_set1_ps(1.0f / 720);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    const __m256i pow2 =
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(pow2));
-  }
+  static F ExpNonPositive(F x) { return cpu::ExpNonPositive(x); }
 
   static float SoftmaxNumerators(float* scores, int32_t n, float max_score) {
     const F m = _mm256_set1_ps(max_score);

@@ -267,14 +267,7 @@ void CpuBackend::Rope(float* x, const int32_t* positions, int64_t m, int32_t hea
 
 void CpuBackend::SwiGlu(float* gate, const float* up, int64_t n) {
   pool_.ParallelFor(
-      n,
-      [&](int64_t i0, int64_t i1, int) {
-        for (int64_t i = i0; i < i1; ++i) {
-          const float g = gate[i];
-          gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-        }
-      },
-      256);
+      n, [&](int64_t i0, int64_t i1, int) { SiluMulF32(gate + i0, up + i0, i1 - i0); }, 256);
 }
 
 void CpuBackend::StoreKv(const float* k, const float* v, const KvSlot* slots, int64_t m,

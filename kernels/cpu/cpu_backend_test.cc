@@ -153,6 +153,27 @@ TEST(CpuBackendTest, SwiGlu) {
   EXPECT_NEAR(g[3], -3.0 / (1 + std::exp(-3.0)), 1e-6);
 }
 
+// The vector path (8 at a time) and the scalar tail against the formula in
+// double, over gates far into both tails of the sigmoid.
+TEST(CpuBackendTest, SwiGluMatchesTheFormulaOverWideGates) {
+  CpuBackend backend(2);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> gate(-100.0f, 100.0f), up(-4.0f, 4.0f);
+  for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{8}, int64_t{1003}}) {
+    std::vector<float> g(n), u(n);
+    for (int64_t i = 0; i < n; ++i) {
+      g[i] = i % 5 == 0 ? gate(rng) / 25.0f : gate(rng);
+      u[i] = up(rng);
+    }
+    std::vector<float> got = g;
+    backend.SwiGlu(got.data(), u.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      const double want = double(g[i]) / (1.0 + std::exp(-double(g[i]))) * u[i];
+      EXPECT_NEAR(got[i], want, 1e-6 * std::fabs(want) + 1e-35) << "n=" << n << " g=" << g[i];
+    }
+  }
+}
+
 TEST(CpuBackendTest, RejectsUnknownWeightType) {
   CpuBackend backend(1);
   float dummy[32] = {};
