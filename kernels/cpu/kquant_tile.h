@@ -13,7 +13,7 @@
 // V provides (all on whole vectors; I holds bytes / int32 lanes, F floats):
 //   kLanes, kMaxRows; kMaskedBit4Rows (0: none) and, if above 0,
 //     I MaskedBit4(q, plane, bit) (WithBit4 below);
-//   I Load(const uint8_t*)            aligned, 4·kLanes bytes;
+//   I Load(const uint8_t*)            aligned, 4·kLanes bytes; StoreI(p, I) too;
 //   I And(I, I), Or(I, I), OrAnd(a, b, c) = a | (b & c), Bytes(char),
 //     ShiftLeft16(I, int),
 //     ShiftRight16(I, int)            (16-bit lanes, count constant once the
@@ -34,6 +34,8 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "kernels/cpu/dot_sum.h"
@@ -69,12 +71,64 @@ typename V::I WithBit4(typename V::I q, typename V::I plane, int bit) {
   }
 }
 
+// The quants of one sub-block (part `lane0 / kLanes` of it) at q, as
+// unsigned bytes: Quants(u) gives the vectors of step u = 0..3, low-nibble
+// elements first (4u + i, then 16 + 4u + i). R is the caller's activation
+// rows (WithBit4's choice).
 template <typename V, GgmlType T, int R>
+class SubBlockQuants {
+ public:
+  using I = typename V::I;
+  explicit SubBlockQuants(const uint8_t* q) : q_(q) {
+    if constexpr (T == GgmlType::kQ5_K) h0_ = V::Load(q + 256);
+    if constexpr (T == GgmlType::kQ6_K) {
+      h0_ = V::Load(q + 256);
+      h1_ = V::Load(q + 320);
+    }
+  }
+
+  void Quants(int u, I& lo, I& hi) const {
+    const I nibble = V::Bytes(0x0f);
+    const I raw = V::Load(q_ + u * 64);
+    lo = V::And(raw, nibble);
+    hi = V::And(V::ShiftRight16(raw, 4), nibble);
+    if constexpr (T == GgmlType::kQ5_K) {
+      // Bit u (low nibbles) / 4 + u (high nibbles) of the plane.
+      lo = WithBit4<V, R>(lo, h0_, u);
+      hi = WithBit4<V, R>(hi, h0_, 4 + u);
+    } else if constexpr (T == GgmlType::kQ6_K) {
+      const I top = V::Bytes(0x30);
+      lo = V::OrAnd(lo, ToBit4<V>(h0_, 2 * u), top);
+      hi = V::OrAnd(hi, ToBit4<V>(h1_, 2 * u), top);
+    }
+  }
+
+ private:
+  const uint8_t* q_;
+  I h0_{}, h1_{};
+};
+
+// SubBlockQuants' vectors read from an unpacked panel's sub-block at q.
+template <typename V>
+struct UnpackedQuants {
+  using I = typename V::I;
+  explicit UnpackedQuants(const uint8_t* q) : q_(q) {}
+  void Quants(int u, I& lo, I& hi) const {
+    lo = V::Load(q_ + 2 * u * 64);
+    hi = V::Load(q_ + (2 * u + 1) * 64);
+  }
+  const uint8_t* q_;
+};
+
+// kUnpacked: `panel` is an unpacked panel (packed_kquant.h), whose quants
+// are read as they are; else the panel itself.
+template <typename V, GgmlType T, bool kUnpacked, int R>
 void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64_t row0, float* y,
                 int64_t ldy, int part, int valid) {
   using I = typename V::I;
   using F = typename V::F;
-  constexpr int64_t kBlock = KPanelBlockBytes(T), kSub = KSubBytes(T);
+  constexpr int64_t kBlock = kUnpacked ? kKUnpackedBlockBytes : KPanelBlockBytes(T);
+  constexpr int64_t kSub = kUnpacked ? kKUnpackedSubBytes : KSubBytes(T);
   constexpr int64_t kPrefetchLines = (kBlock / 64 + 7) / 8;
   // First panel row of this part; a constant 0 where one part is the panel.
   constexpr int kParts = 16 / V::kLanes;
@@ -85,10 +139,9 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
     acc[r] = V::ZeroF();
     xb[r] = x.panel_blocks(row0 + r);
   }
-  const I nibble = V::Bytes(0x0f);
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const uint8_t* pb = panel + sb * kBlock;
-    const uint8_t* scales = pb + KScalesOffset(T);
+    const uint8_t* scales = pb + 8 * kSub;
     const F d = V::LoadHalves(scales + kKDOffset + 2 * lane0);
     F dmin = V::ZeroF();
     if constexpr (T != GgmlType::kQ6_K) dmin = V::LoadHalves(scales + kKDminOffset + 2 * lane0);
@@ -96,13 +149,13 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
       const int64_t b = sb * 8 + s;
       const uint8_t* q = pb + s * kSub + 4 * lane0;
       // An eighth of the super-block's lines per sub-block (its quants and
-      // scales are one stream).
-      PrefetchPanelAhead<kPrefetchLines * 64>(pb + s * kPrefetchLines * 64);
+      // scales are one stream). An unpacked panel is in cache already.
+      if constexpr (!kUnpacked)
+        PrefetchPanelAhead<kPrefetchLines * 64>(pb + s * kPrefetchLines * 64);
+      const std::conditional_t<kUnpacked, UnpackedQuants<V>, SubBlockQuants<V, T, R>> quants(q);
       if constexpr (T == GgmlType::kQ6_K) {
         // Per 16-group: t = d·sc·(Σqx − 32Σx); acc += (t_lo + t_hi)·dx. Each
         // group's dot starts from −32Σx.
-        const I top = V::Bytes(0x30);
-        const I h0 = V::Load(q + 256), h1 = V::Load(q + 320);
         DotSum<V, 63> lsum[R], hsum[R];
         for (int r = 0; r < R; ++r) {
           lsum[r] = DotSum<V, 63>(V::BroadcastInt(&xb[r][b].q6_k_offset[0]));
@@ -110,9 +163,8 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
         }
 #pragma GCC unroll 4
         for (int u = 0; u < 4; ++u) {
-          const I raw = V::Load(q + u * 64);
-          const I lo = V::OrAnd(V::And(raw, nibble), ToBit4<V>(h0, 2 * u), top);
-          const I hi = V::OrAnd(V::And(V::ShiftRight16(raw, 4), nibble), ToBit4<V>(h1, 2 * u), top);
+          I lo, hi;
+          quants.Quants(u, lo, hi);
 #pragma GCC unroll 8
           for (int r = 0; r < R; ++r) {
             lsum[r].Add(lo, V::Broadcast4(xb[r][b].qs + 4 * u));
@@ -130,18 +182,10 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
       } else {
         // Per sub-block: t = d·sc·Σqx − dmin·mn·Σx; acc += t·dx.
         DotSum<V, T == GgmlType::kQ5_K ? 31 : 15> isum[R];
-        I high = V::Zero();
-        if constexpr (T == GgmlType::kQ5_K) high = V::Load(q + 256);
 #pragma GCC unroll 4
         for (int u = 0; u < 4; ++u) {
-          const I raw = V::Load(q + u * 64);
-          I lo = V::And(raw, nibble);
-          I hi = V::And(V::ShiftRight16(raw, 4), nibble);
-          if constexpr (T == GgmlType::kQ5_K) {
-            // Bit u (low nibbles) / 4 + u (high nibbles) of the plane.
-            lo = WithBit4<V, R>(lo, high, u);
-            hi = WithBit4<V, R>(hi, high, 4 + u);
-          }
+          I lo, hi;
+          quants.Quants(u, lo, hi);
 #pragma GCC unroll 8
           for (int r = 0; r < R; ++r) {
             isum[r].Add(lo, V::Broadcast4(xb[r][b].qs + 4 * u));
@@ -160,32 +204,63 @@ void KQuantTile(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64
   V::template Store<R>(acc, y, ldy, part, valid);
 }
 
-template <typename V, GgmlType T, int... R>
+// The unpacked form of a panel (packed_kquant.h): every part's quants through
+// SubBlockQuants, the scales copied.
+template <typename V, GgmlType T>
+void KQuantUnpack(const uint8_t* panel, int64_t nsb, uint8_t* out) {
+  using I = typename V::I;
+  for (int64_t sb = 0; sb < nsb; ++sb) {
+    const uint8_t* pb = panel + sb * KPanelBlockBytes(T);
+    uint8_t* ob = out + sb * kKUnpackedBlockBytes;
+    for (int s = 0; s < 8; ++s) {
+      for (int part = 0; part < 16 / V::kLanes; ++part) {
+        const int64_t lane0 = V::kLanes * part;
+        const SubBlockQuants<V, T, V::kMaxRows> packed(pb + s * KSubBytes(T) + 4 * lane0);
+        uint8_t* o = ob + s * kKUnpackedSubBytes + 4 * lane0;
+        for (int u = 0; u < 4; ++u) {
+          I lo, hi;
+          packed.Quants(u, lo, hi);
+          V::StoreI(o + 2 * u * 64, lo);
+          V::StoreI(o + (2 * u + 1) * 64, hi);
+        }
+      }
+    }
+    std::memcpy(ob + 8 * kKUnpackedSubBytes, pb + KScalesOffset(T), 320);
+  }
+}
+
+template <typename V, GgmlType T, bool kUnpacked, int... R>
 constexpr auto KQuantTiles(std::integer_sequence<int, R...>) {
-  return std::array<KPartTileFn, sizeof...(R)>{KQuantTile<V, T, R + 1>...};
+  return std::array<KPartTileFn, sizeof...(R)>{KQuantTile<V, T, kUnpacked, R + 1>...};
 }
 
 // KTileFn of type T: every part and activation row through V::Run.
-template <typename V, GgmlType T>
+template <typename V, GgmlType T, bool kUnpacked>
 void KQuantRun(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64_t row0, int num_x,
                float* y, int64_t ldy, int valid) {
   static constexpr std::array<KPartTileFn, V::kMaxRows> kTiles =
-      KQuantTiles<V, T>(std::make_integer_sequence<int, V::kMaxRows>{});
+      KQuantTiles<V, T, kUnpacked>(std::make_integer_sequence<int, V::kMaxRows>{});
   V::Run(kTiles.data(), panel, nsb, x, row0, num_x, y, ldy, valid);
 }
 
-// The tile of `type` on V's path (KTileFor's table); nullptr if not a K-quant.
+template <typename V, GgmlType T>
+KKernels KQuantKernels() {
+  return {KQuantRun<V, T, false>, KQuantUnpack<V, T>, KQuantRun<V, T, true>};
+}
+
+// The kernels of `type` on V's path (KKernelsFor's table); none if not a
+// K-quant.
 template <typename V>
-KTileFn KQuantTileFor(GgmlType type) {
+KKernels KQuantKernelsFor(GgmlType type) {
   switch (type) {
     case GgmlType::kQ4_K:
-      return KQuantRun<V, GgmlType::kQ4_K>;
+      return KQuantKernels<V, GgmlType::kQ4_K>();
     case GgmlType::kQ5_K:
-      return KQuantRun<V, GgmlType::kQ5_K>;
+      return KQuantKernels<V, GgmlType::kQ5_K>();
     case GgmlType::kQ6_K:
-      return KQuantRun<V, GgmlType::kQ6_K>;
+      return KQuantKernels<V, GgmlType::kQ6_K>();
     default:
-      return nullptr;
+      return {};
   }
 }
 

@@ -162,7 +162,7 @@ void FreeAligned(uint8_t* p) { std::free(p); }
 
 bool HasPackedGemm(GgmlType type, KernelIsa isa) {
   if (!KernelIsaAvailable(isa)) return false;
-  if (packed_detail::IsKQuant(type)) return packed_detail::KTileFor(type, isa) != nullptr;
+  if (packed_detail::IsKQuant(type)) return packed_detail::KKernelsFor(type, isa).tile != nullptr;
   if (isa != KernelIsa::kAvx512Vnni) return packed_detail::BlockTileFor(type, isa) != nullptr;
 #if RESTKV_HAVE_PACKED_GEMM
   return isa == KernelIsa::kAvx512Vnni &&
@@ -211,20 +211,59 @@ std::unique_ptr<PackedWeights> PackedWeights::Pack(GgmlType type, int64_t rows, 
   return w;
 }
 
+namespace {
+
+// Activation rows per pass over a thread's panels: as many as keep their
+// Q8PanelBlocks within kChunkBytes, so that they stay in the core's L2
+// while every panel of the thread's share runs over them (each panel is
+// then re-read once per chunk, from L2 or L3). Without chunks each panel
+// pass streamed all m rows from L3: at m = 512 that was P × 2·cols bytes per
+// thread for P panels, 128 MB for one 2048 × 2048 matrix.
+int64_t RowChunk(int64_t m, int64_t cols) {
+  constexpr int64_t kChunkBytes = int64_t{1} << 20;
+  const int64_t row_bytes = cols / kQK8_1 * static_cast<int64_t>(sizeof(Q8PanelBlock));
+  return std::min(m, std::max<int64_t>(kMaxTile, kChunkBytes / row_bytes / kMaxTile * kMaxTile));
+}
+
+}  // namespace
+
 void PackedWeights::MatMul(const Q8Activations& x, int64_t m, float* y, ThreadPool& pool) const {
   RESTKV_CHECK_EQ(x.num_blocks() * kQK8_1, cols_);
   const int64_t panel_bytes = num_blocks_ * block_bytes_;
+  const int64_t chunk = RowChunk(m, cols_);
   if (packed_detail::IsKQuant(type_) || isa_ != KernelIsa::kAvx512Vnni) {
-    const packed_detail::KTileFn tile = packed_detail::IsKQuant(type_)
-                                            ? packed_detail::KTileFor(type_, isa_)
-                                            : packed_detail::BlockTileFor(type_, isa_);
+    packed_detail::KKernels k;
+    if (packed_detail::IsKQuant(type_)) {
+      k = packed_detail::KKernelsFor(type_, isa_);
+    } else {
+      k.tile = packed_detail::BlockTileFor(type_, isa_);
+    }
+    // K-quant chunks of kUnpackRows or more run over the panel unpacked once
+    // per chunk (packed_kquant.h); fewer rows do not repay the unpacking.
+    constexpr int64_t kUnpackRows = 2 * kMaxTile;
+    const bool unpack = k.unpack != nullptr && chunk >= kUnpackRows;
     pool.ParallelFor(num_panels_, [&](int64_t p0, int64_t p1, int) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const uint8_t* panel = data_.get() + p * panel_bytes;
-        const int valid = static_cast<int>(std::min<int64_t>(kP, rows_ - p * kP));
-        for (int64_t t0 = 0; t0 < m; t0 += kMaxTile) {
-          const int num_x = static_cast<int>(std::min<int64_t>(kMaxTile, m - t0));
-          tile(panel, num_blocks_, x, t0, num_x, y + t0 * rows_ + p * kP, rows_, valid);
+      std::unique_ptr<uint8_t[], void (*)(uint8_t*)> unpacked(nullptr, FreeAligned);
+      if (unpack) {
+        unpacked.reset(static_cast<uint8_t*>(std::aligned_alloc(
+            64, static_cast<size_t>(num_blocks_ * packed_detail::kKUnpackedBlockBytes))));
+        RESTKV_CHECK(unpacked != nullptr);
+      }
+      for (int64_t c0 = 0; c0 < m; c0 += chunk) {
+        const int64_t c1 = std::min(m, c0 + chunk);
+        for (int64_t p = p0; p < p1; ++p) {
+          const uint8_t* panel = data_.get() + p * panel_bytes;
+          const int valid = static_cast<int>(std::min<int64_t>(kP, rows_ - p * kP));
+          if (unpack) k.unpack(panel, num_blocks_, unpacked.get());
+          for (int64_t t0 = c0; t0 < c1; t0 += kMaxTile) {
+            const int num_x = static_cast<int>(std::min<int64_t>(kMaxTile, c1 - t0));
+            float* out = y + t0 * rows_ + p * kP;
+            if (unpack) {
+              k.unpacked_tile(unpacked.get(), num_blocks_, x, t0, num_x, out, rows_, valid);
+            } else {
+              k.tile(panel, num_blocks_, x, t0, num_x, out, rows_, valid);
+            }
+          }
         }
       }
     });
@@ -233,14 +272,17 @@ void PackedWeights::MatMul(const Q8Activations& x, int64_t m, float* y, ThreadPo
 #if RESTKV_HAVE_PACKED_GEMM
   const TileFn* tiles = TilesFor(type_);
   pool.ParallelFor(num_panels_, [&](int64_t p0, int64_t p1, int) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const uint8_t* panel = data_.get() + p * panel_bytes;
-      const int64_t valid = std::min<int64_t>(kP, rows_ - p * kP);
-      const auto mask = static_cast<__mmask16>((1u << valid) - 1);
-      for (int64_t t0 = 0; t0 < m; t0 += kMaxTile) {
-        const int tile = static_cast<int>(std::min<int64_t>(kMaxTile, m - t0));
-        tiles[tile - 1](panel, num_blocks_, block_bytes_, x, t0, y + t0 * rows_ + p * kP, rows_,
-                        mask);
+    for (int64_t c0 = 0; c0 < m; c0 += chunk) {
+      const int64_t c1 = std::min(m, c0 + chunk);
+      for (int64_t p = p0; p < p1; ++p) {
+        const uint8_t* panel = data_.get() + p * panel_bytes;
+        const int64_t valid = std::min<int64_t>(kP, rows_ - p * kP);
+        const auto mask = static_cast<__mmask16>((1u << valid) - 1);
+        for (int64_t t0 = c0; t0 < c1; t0 += kMaxTile) {
+          const int tile = static_cast<int>(std::min<int64_t>(kMaxTile, c1 - t0));
+          tiles[tile - 1](panel, num_blocks_, block_bytes_, x, t0, y + t0 * rows_ + p * kP, rows_,
+                          mask);
+        }
       }
     }
   });

@@ -49,7 +49,9 @@ class PackedGemmTest : public ::testing::TestWithParam<std::tuple<GgmlType, Kern
 // for row counts that leave a partial panel (and a partial AVX2 half) and
 // activation counts that leave a partial tile; and an activation row's
 // outputs are bit-identical whether it is multiplied alone or among others
-// (batch invariance).
+// (batch invariance). 21 rows make a partial tile, and reach the K-quants'
+// GEMM over unpacked panels (16 rows or more), which a row alone does not
+// take: the two must agree bit for bit.
 TEST_P(PackedGemmTest, MatchesReferenceAndIsBatchInvariant) {
   ThreadPool pool(2);
   const int64_t unit = IsK(type_) ? 8 : 1;  // 32-element blocks per type block
@@ -58,7 +60,7 @@ TEST_P(PackedGemmTest, MatchesReferenceAndIsBatchInvariant) {
     const std::string wq = Weights(type_, rows, n, 11 + rows + nb);
     const int64_t row_bytes = RowBytes(type_, n);
     auto packed = PackedWeights::Pack(type_, rows, n, wq.data(), pool, isa_);
-    const int64_t m = 13;
+    const int64_t m = 21;
     const std::vector<float> x = RandomVector(m * n, 200 + rows, 2.0f);
     Q8Activations act;
     act.Quantize(x.data(), m, n);
@@ -123,19 +125,23 @@ TEST_P(PackedGemmTest, LargestQuantsAgainstFullScaleActivationsStayExact) {
     }
   }
   auto packed = PackedWeights::Pack(type_, rows, n, wq.data(), pool, isa_);
-  std::vector<float> x(2 * n, 1.0f);
-  std::fill(x.begin() + n, x.end(), -1.0f);
-  Q8Activations act;
-  act.Quantize(x.data(), 2, n);
-  ASSERT_EQ(act.blocks(0)[0].qs[0], 127);
-  std::vector<float> y(2 * rows, NAN);
-  packed->MatMul(act, 2, y.data(), pool);
-  const int64_t row_bytes = RowBytes(type_, n);
-  for (int64_t r = 0; r < 2; ++r) {
-    for (int64_t o = 0; o < rows; ++o) {
-      const float ref = DotRowReference(type_, wq.data() + o * row_bytes, act.blocks(r), n / 32);
-      ASSERT_NEAR(y[r * rows + o], ref, 1e-4f * (1.0f + std::fabs(ref)))
-          << "x row " << r << " out " << o;
+  // 2 rows take the tiles over the panels; 18 (16 or more) the K-quants'
+  // tiles over unpacked panels too.
+  for (const int64_t m : {2, 18}) {
+    std::vector<float> x(m * n, 1.0f);
+    for (int64_t r = 1; r < m; r += 2) std::fill_n(x.begin() + r * n, n, -1.0f);
+    Q8Activations act;
+    act.Quantize(x.data(), m, n);
+    ASSERT_EQ(act.blocks(0)[0].qs[0], 127);
+    std::vector<float> y(m * rows, NAN);
+    packed->MatMul(act, m, y.data(), pool);
+    const int64_t row_bytes = RowBytes(type_, n);
+    for (int64_t r = 0; r < m; ++r) {
+      for (int64_t o = 0; o < rows; ++o) {
+        const float ref = DotRowReference(type_, wq.data() + o * row_bytes, act.blocks(r), n / 32);
+        ASSERT_NEAR(y[r * rows + o], ref, 1e-4f * (1.0f + std::fabs(ref)))
+            << "m " << m << " x row " << r << " out " << o;
+      }
     }
   }
 }

@@ -62,16 +62,16 @@ bool IsKQuant(GgmlType type) {
   return type == GgmlType::kQ4_K || type == GgmlType::kQ5_K || type == GgmlType::kQ6_K;
 }
 
-KTileFn KTileFor(GgmlType type, KernelIsa isa) {
+KKernels KKernelsFor(GgmlType type, KernelIsa isa) {
   switch (isa) {
     case KernelIsa::kAvx512Vnni:
-      return KTileAvx512(type);
+      return KKernelsAvx512(type);
     case KernelIsa::kAvxVnni:
-      return KTileAvxVnni(type);
+      return KKernelsAvxVnni(type);
     case KernelIsa::kAvx2:
-      return KTileAvx2(type);
+      return KKernelsAvx2(type);
   }
-  return nullptr;
+  return {};
 }
 
 KTileFn BlockTileFor(GgmlType type, KernelIsa isa) {

@@ -71,13 +71,33 @@ void PackKPanel(GgmlType type, const uint8_t* src, int64_t row_bytes, int64_t ro
 // scalar reference is DotRowReference (quant_dot.h) on the GGUF rows.
 using KTileFn = void (*)(const uint8_t* panel, int64_t nsb, const Q8Activations& x, int64_t row0,
                          int num_x, float* y, int64_t ldy, int valid);
-// nullptr where this build lacks the path.
-KTileFn KTileFor(GgmlType type, KernelIsa isa);
-// The per-ISA tables behind KTileFor (packed_kquant_avx512.cc, _avx2.cc:
+
+// An unpacked panel: the same super-blocks with every sub-block's quants
+// widened to one byte each (8 vectors of 64 bytes per sub-block: the low- and
+// high-nibble elements of step u = 0..3 as N_u's lanes order them, high bits
+// merged in), then the panel's 320 scale bytes unchanged. A GEMM over many
+// activation rows unpacks each panel once per row chunk into a per-thread
+// buffer and runs the tiles over that, instead of repeating the unpacking
+// (shifts, masks, merges: a fifth of a Q6_K tile's vector operations) for
+// every 8 rows. Results are bit-identical to the packed tile's.
+constexpr int64_t kKUnpackedSubBytes = 8 * 64;
+constexpr int64_t kKUnpackedBlockBytes = 8 * kKUnpackedSubBytes + 320;
+using KUnpackFn = void (*)(const uint8_t* panel, int64_t nsb, uint8_t* unpacked);
+
+// The kernels of one K-quant type on one path: the tile over a panel, the
+// unpacking, and the tile over an unpacked panel.
+struct KKernels {
+  KTileFn tile = nullptr;
+  KUnpackFn unpack = nullptr;
+  KTileFn unpacked_tile = nullptr;
+};
+// Null members where this build lacks the path.
+KKernels KKernelsFor(GgmlType type, KernelIsa isa);
+// The per-ISA tables behind KKernelsFor (packed_kquant_avx512.cc, _avx2.cc:
 // one tile, kquant_tile.h, over each ISA's vector traits).
-KTileFn KTileAvx512(GgmlType type);
-KTileFn KTileAvx2(GgmlType type);
-KTileFn KTileAvxVnni(GgmlType type);  // the AVX2 tiles with vpdpbusd (_avxvnni.cc)
+KKernels KKernelsAvx512(GgmlType type);
+KKernels KKernelsAvx2(GgmlType type);
+KKernels KKernelsAvxVnni(GgmlType type);  // the AVX2 tiles with vpdpbusd (_avxvnni.cc)
 // Bytes of one 32-element block of one Q4_0 / Q4_1 / Q8_0 panel (layout in
 // packed_gemm.h): the quants, then 16 float scales (Q4_1: and 16 minimums).
 constexpr int64_t BlockQuantBytes(GgmlType type) {

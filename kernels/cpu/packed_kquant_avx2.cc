@@ -10,11 +10,11 @@
 #include "kernels/cpu/packed_kquant.h"
 
 // Built twice: as itself, and by packed_kquant_avxvnni.cc (RESTKV_AVX2_TILES_VNNI,
-// -mavxvnni) as KTileAvxVnni, which exists only where vpdpbusd does.
+// -mavxvnni) as KKernelsAvxVnni, which exists only where vpdpbusd does.
 #if RESTKV_AVX2_TILES_VNNI
-#define RESTKV_KTILE_FN KTileAvxVnni
+#define RESTKV_KTILE_FN KKernelsAvxVnni
 #else
-#define RESTKV_KTILE_FN KTileAvx2
+#define RESTKV_KTILE_FN KKernelsAvx2
 #endif
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__) && \
@@ -38,6 +38,7 @@ struct Avx2Vec : avx2::DotOps {
   static constexpr int kMaskedBit4Rows = 0;  // no byte masks before AVX-512
 
   static I Load(const uint8_t* p) { return avx2::Load(p); }
+  static void StoreI(uint8_t* p, I v) { _mm256_store_si256(reinterpret_cast<__m256i*>(p), v); }
   static I And(I a, I b) { return _mm256_and_si256(a, b); }
   static I Or(I a, I b) { return _mm256_or_si256(a, b); }
   static I OrAnd(I a, I b, I c) { return Or(a, And(b, c)); }
@@ -78,9 +79,9 @@ struct Avx2Vec : avx2::DotOps {
 
 }  // namespace
 
-KTileFn RESTKV_KTILE_FN(GgmlType type) { return KQuantTileFor<Avx2Vec>(type); }
+KKernels RESTKV_KTILE_FN(GgmlType type) { return KQuantKernelsFor<Avx2Vec>(type); }
 #else
-KTileFn RESTKV_KTILE_FN(GgmlType) { return nullptr; }
+KKernels RESTKV_KTILE_FN(GgmlType) { return {}; }
 #endif
 
 }  // namespace restkv::kernels::cpu::packed_detail

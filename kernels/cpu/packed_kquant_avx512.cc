@@ -32,6 +32,7 @@ struct Avx512Vec {
   static constexpr bool kDirectDot = true;   // vpdpbusd (dot_sum.h)
 
   static I Load(const uint8_t* p) { return _mm512_load_si512(p); }
+  static void StoreI(uint8_t* p, I v) { _mm512_store_si512(p, v); }
   static I And(I a, I b) { return _mm512_and_si512(a, b); }
   static I Or(I a, I b) { return _mm512_or_si512(a, b); }
   // One vpternlogd: a | (b & c) is truth table 0xf8 over (a, b, c).
@@ -87,9 +88,9 @@ struct Avx512Vec {
 
 }  // namespace
 
-KTileFn KTileAvx512(GgmlType type) { return KQuantTileFor<Avx512Vec>(type); }
+KKernels KKernelsAvx512(GgmlType type) { return KQuantKernelsFor<Avx512Vec>(type); }
 #else
-KTileFn KTileAvx512(GgmlType) { return nullptr; }
+KKernels KKernelsAvx512(GgmlType) { return {}; }
 #endif
 
 }  // namespace restkv::kernels::cpu::packed_detail
