@@ -1,5 +1,6 @@
 #include "kernels/cpu/quant_dot.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -155,24 +156,66 @@ bool HasQuantDot(GgmlType type) {
   return type == GgmlType::kQ4_0 || type == GgmlType::kQ4_1 || type == GgmlType::kQ8_0;
 }
 
+namespace {
+
+// One Q8_1 block of x[32], with the Σq of its halves (elements 0..15,
+// 16..31). Round half to even, as ggml's vector path does: nearbyint and
+// cvtps2dq both round in the current mode, so both paths give the same
+// bytes (the AVX2 one 8 at a time; the scalar one was 3 % of a 1.2B
+// prefill profile).
+void QuantizeBlockQ8_1(const float* x, BlockQ8_1& y, int32_t& lo, int32_t& hi) {
+#if RESTKV_HAVE_AVX2
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 v[4], m = _mm256_setzero_ps();
+  for (int k = 0; k < 4; ++k) {
+    v[k] = _mm256_loadu_ps(x + 8 * k);
+    m = _mm256_max_ps(m, _mm256_and_ps(v[k], abs_mask));
+  }
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  const float amax = _mm_cvtss_f32(m4);
+#else
+  float amax = 0.0f;
+  for (int i = 0; i < kQK8_1; ++i) amax = std::max(amax, std::fabs(x[i]));
+#endif
+  const float d = amax / 127.0f;
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+#if RESTKV_HAVE_AVX2
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], _mm256_set1_ps(id)));
+  // |q| <= 127: the packs never saturate. They interleave 4-element groups;
+  // the permutation restores element order.
+  const __m256i bytes = _mm256_permutevar8x32_epi32(
+      _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3])),
+      _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(y.qs), bytes);
+  auto sum8 = [](__m256i a) {
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    return _mm_cvtsi128_si32(s4);
+  };
+  lo = sum8(_mm256_add_epi32(q[0], q[1]));
+  hi = sum8(_mm256_add_epi32(q[2], q[3]));
+#else
+  lo = hi = 0;
+  for (int i = 0; i < kQK8_1; ++i) {
+    const int qi = static_cast<int>(std::nearbyint(x[i] * id));
+    y.qs[i] = static_cast<int8_t>(qi);
+    (i < kQK8_1 / 2 ? lo : hi) += qi;
+  }
+#endif
+  y.d = FloatToFp16(d);
+  y.s = FloatToFp16(d * static_cast<float>(lo + hi));
+}
+
+}  // namespace
+
 void QuantizeRowQ8_1(const float* x, BlockQ8_1* y, int64_t n) {
   RESTKV_CHECK_EQ(n % kQK8_1, 0);
-  for (int64_t b = 0; b < n / kQK8_1; ++b) {
-    const float* xb = x + b * kQK8_1;
-    float amax = 0.0f;
-    for (int i = 0; i < kQK8_1; ++i) amax = std::max(amax, std::fabs(xb[i]));
-    const float d = amax / 127.0f;
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    int sum = 0;
-    for (int i = 0; i < kQK8_1; ++i) {
-      // nearbyint: round half to even, as ggml's vector path does.
-      const int q = static_cast<int>(std::nearbyint(xb[i] * id));
-      y[b].qs[i] = static_cast<int8_t>(q);
-      sum += q;
-    }
-    y[b].d = FloatToFp16(d);
-    y[b].s = FloatToFp16(d * static_cast<float>(sum));
-  }
+  int32_t lo, hi;
+  for (int64_t b = 0; b < n / kQK8_1; ++b) QuantizeBlockQ8_1(x + b * kQK8_1, y[b], lo, hi);
 }
 
 float DotRowReference(GgmlType type, const void* w, const BlockQ8_1* x, int64_t nb) {
@@ -251,16 +294,12 @@ void Q8Activations::Resize(int64_t m, int64_t n) {
 void Q8Activations::QuantizeRows(const float* x, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
     BlockQ8_1* q = q_.data() + r * nb_;
-    QuantizeRowQ8_1(x + r * n_, q, n_);
     for (int64_t b = 0; b < nb_; ++b) {
       const int64_t i = r * nb_ + b;
+      int32_t lo, hi;
+      QuantizeBlockQ8_1(x + r * n_ + b * kQK8_1, q[b], lo, hi);
       d_[i] = Fp16ToFloat(q[b].d);
       s_[i] = Fp16ToFloat(q[b].s);
-      int32_t lo = 0, hi = 0;
-      for (int k = 0; k < kQK8_1 / 2; ++k) {
-        lo += q[b].qs[k];
-        hi += q[b].qs[k + kQK8_1 / 2];
-      }
       Q8PanelBlock& p = panel_[i];
       std::memcpy(p.qs, q[b].qs, sizeof(p.qs));
       p.d = d_[i];

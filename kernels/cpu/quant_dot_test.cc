@@ -1,5 +1,6 @@
 #include "kernels/cpu/quant_dot.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -99,6 +100,46 @@ TEST(QuantizeRowQ8_1Test, ScaleAndSum) {
   int sum = 0;
   for (int i = 0; i < 32; ++i) sum += b.qs[i];
   EXPECT_NEAR(Fp16ToFloat(b.s), Fp16ToFloat(b.d) * sum, 1e-3);
+}
+
+// Every byte, d and s against the formula written out here (amax / 127,
+// round half to even), over random blocks, an all-zero block and one of
+// exact halves after scaling; and the panel blocks' sums and offsets.
+TEST(QuantizeRowQ8_1Test, MatchesTheFormulaElementByElement) {
+  const int64_t nb = 40, n = nb * 32;
+  std::vector<float> x = RandomVector(n, 17, 3.0f);
+  std::fill_n(x.begin() + 32, 32, 0.0f);
+  for (int i = 0; i < 31; ++i) x[64 + i] = i % 2 ? 0.5f : -2.5f;
+  x[64 + 31] = 127.0f;  // amax 127, so id = 1 and the halves stay halves
+  std::vector<BlockQ8_1> got(nb);
+  QuantizeRowQ8_1(x.data(), got.data(), n);
+  Q8Activations act;
+  act.Quantize(x.data(), 1, n);
+  for (int64_t b = 0; b < nb; ++b) {
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b * 32 + i]));
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int lo = 0, hi = 0;
+    for (int i = 0; i < 32; ++i) {
+      const int q = static_cast<int>(std::nearbyint(x[b * 32 + i] * id));
+      ASSERT_EQ(got[b].qs[i], q) << "block " << b << " element " << i;
+      ASSERT_EQ(act.blocks(0)[b].qs[i], q);
+      ASSERT_EQ(act.panel_blocks(0)[b].qs[i], q);
+      (i < 16 ? lo : hi) += q;
+    }
+    EXPECT_EQ(got[b].d, FloatToFp16(amax / 127.0f)) << b;
+    EXPECT_EQ(got[b].s, FloatToFp16(amax / 127.0f * static_cast<float>(lo + hi))) << b;
+    const Q8PanelBlock& p = act.panel_blocks(0)[b];
+    EXPECT_EQ(p.d, Fp16ToFloat(got[b].d));
+    EXPECT_EQ(p.sum, static_cast<float>(lo + hi));
+    EXPECT_EQ(p.q4_0_offset, -8 * (lo + hi));
+    EXPECT_EQ(p.q8_0_offset, -128 * (lo + hi));
+    EXPECT_EQ(p.q6_k_offset[0], -32 * lo);
+    EXPECT_EQ(p.q6_k_offset[1], -32 * hi);
+  }
+  // The tie block rounds -2.5 to -2 and 0.5 to 0 (half to even).
+  EXPECT_EQ(got[2].qs[0], -2);
+  EXPECT_EQ(got[2].qs[1], 0);
 }
 
 }  // namespace
