@@ -1,8 +1,8 @@
-// The K-quant panel tile (layout in packed_kquant.h), written once over a
-// vector-traits struct V so that the AVX-512 VNNI path
-// (packed_kquant_avx512.cc) and the AVX2 path (packed_kquant_avx2.cc) run the
-// same loop; each of those files defines its V over its own intrinsics and
-// instantiates KQuantTileFor.
+// The K-quant panel tile (layout in packed_kquant.h), over a panel or over
+// its unpacked form, and the unpacking, written once over a vector-traits
+// struct V so that the AVX-512 VNNI path (packed_kquant_avx512.cc) and the
+// AVX2 path (packed_kquant_avx2.cc) run the same loop; each of those files
+// defines its V over its own intrinsics and instantiates KQuantKernelsFor.
 //
 // A "part" is V::kLanes consecutive rows of the 16-row panel: the 32-bit
 // lanes of one V::I. AVX-512 covers the panel in one part (the whole 64-byte
@@ -13,11 +13,11 @@
 // V provides (all on whole vectors; I holds bytes / int32 lanes, F floats):
 //   kLanes, kMaxRows; kMaskedBit4Rows (0: none) and, if above 0,
 //     I MaskedBit4(q, plane, bit) (WithBit4 below);
-//   I Load(const uint8_t*)            aligned, 4·kLanes bytes; StoreI(p, I) too;
+//   I Load(const uint8_t*), StoreI(uint8_t*, I)   aligned, 4·kLanes bytes;
 //   I And(I, I), Or(I, I), OrAnd(a, b, c) = a | (b & c), Bytes(char),
-//     ShiftLeft16(I, int),
-//     ShiftRight16(I, int)            (16-bit lanes, count constant once the
-//                                      callers' loops are unrolled);
+//     ShiftLeft16(I, int), ShiftRight16(I, int)  (16-bit lanes, count
+//                                      constant once the callers' loops are
+//                                      unrolled);
 //   I Broadcast4(const int8_t*)       the 4 bytes at p in every 32-bit lane;
 //   I DotAdd(I acc, I u8, I s8)       acc + Σ of each 4 u8·s8 products, and
 //     DotSum's other members (dot_sum.h: kDirectDot, the pair sums);
