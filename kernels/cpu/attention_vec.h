@@ -172,12 +172,7 @@ struct Avx2AttentionVec {
     _mm256_maskstore_ps(p, mask, s);
     return _mm256_blendv_ps(max, _mm256_max_ps(max, s), _mm256_castsi256_ps(mask));
   }
-  static float ReduceMax(F v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-  }
+  static float ReduceMax(F v) { return HorizontalMax(v); }
 
   static F ExpNonPositive(F x) { return cpu::ExpNonPositive(x); }
 

@@ -99,9 +99,7 @@ void PanelTile(const uint8_t* panel, int64_t nb, int64_t block_bytes, const Q8Ac
     // Each dot starts from −(zero point)·Σx where the weights have one.
     __m512i isum[R];
     for (int r = 0; r < R; ++r) {
-      isum[r] = T == GgmlType::kQ4_0   ? _mm512_set1_epi32(xb[r][b].q4_0_offset)
-                : T == GgmlType::kQ8_0 ? _mm512_set1_epi32(xb[r][b].q8_0_offset)
-                                       : _mm512_setzero_si512();
+      isum[r] = _mm512_set1_epi32(ZeroPointOffset<T>(xb[r][b]));
     }
     if constexpr (T == GgmlType::kQ8_0) {
       for (int v = 0; v < 8; ++v) {

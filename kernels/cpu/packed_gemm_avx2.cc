@@ -53,12 +53,9 @@ void HalfTile(const uint8_t* panel, int64_t nb, const Q8Activations& x, int64_t 
     // Each dot starts from −(zero point)·Σx where the weights have one.
     using Sum = DotSum<avx2::DotOps, T != GgmlType::kQ8_0 ? 15 : kSigned ? 128 : 255>;
     Sum isum[R];
-    for (int r = 0; r < R; ++r) {
-      if constexpr (T == GgmlType::kQ4_0) {
-        isum[r] = Sum(_mm256_set1_epi32(xb[r][b].q4_0_offset));
-      } else if constexpr (T == GgmlType::kQ8_0 && !kSigned) {
-        isum[r] = Sum(_mm256_set1_epi32(xb[r][b].q8_0_offset));
-      }
+    // (The signed Q8_0 dot undoes the + 128 itself.)
+    if constexpr (!kSigned) {
+      for (int r = 0; r < R; ++r) isum[r] = Sum(_mm256_set1_epi32(ZeroPointOffset<T>(xb[r][b])));
     }
     if constexpr (T == GgmlType::kQ8_0) {
 #pragma GCC unroll 8

@@ -72,13 +72,9 @@ void Tile(const uint8_t* w0, int64_t row_bytes, const Q8Activations& x, const in
   using Block = typename K::Block;
   __m256 acc[W][R];
   float min_acc[W][R];
-  const BlockQ8_1* xb[R];
-  const float* xd[R];
-  const float* xs[R];
+  const Q8PanelBlock* xb[R];
   for (int r = 0; r < R; ++r) {
-    xb[r] = x.blocks(rows[r]);
-    xd[r] = x.d(rows[r]);
-    xs[r] = x.s(rows[r]);
+    xb[r] = x.panel_blocks(rows[r]);
     for (int w = 0; w < W; ++w) {
       acc[w][r] = _mm256_setzero_ps();
       min_acc[w][r] = 0.0f;
@@ -97,8 +93,8 @@ void Tile(const uint8_t* w0, int64_t row_bytes, const Q8Activations& x, const in
       for (int r = 0; r < R; ++r) {
         const __m256i sx = K::kSigned ? _mm256_sign_epi8(xv[r], q) : xv[r];
         acc[w][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(DotU8S8(u, sx)),
-                                    _mm256_set1_ps(dw * xd[r][b]), acc[w][r]);
-        if constexpr (K::kHasMin) min_acc[w][r] += K::Min(wb) * xs[r][b];
+                                    _mm256_set1_ps(dw * xb[r][b].d), acc[w][r]);
+        if constexpr (K::kHasMin) min_acc[w][r] += K::Min(wb) * xb[r][b].s;
       }
     }
   }
@@ -171,10 +167,7 @@ void QuantizeBlockQ8_1(const float* x, BlockQ8_1& y, int32_t& lo, int32_t& hi) {
     v[k] = _mm256_loadu_ps(x + 8 * k);
     m = _mm256_max_ps(m, _mm256_and_ps(v[k], abs_mask));
   }
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-  const float amax = _mm_cvtss_f32(m4);
+  const float amax = HorizontalMax(m);
 #else
   float amax = 0.0f;
   for (int i = 0; i < kQK8_1; ++i) amax = std::max(amax, std::fabs(x[i]));
@@ -285,8 +278,6 @@ void Q8Activations::Resize(int64_t m, int64_t n) {
   nb_ = n / kQK8_1;
   if (static_cast<int64_t>(q_.size()) < m * nb_) {
     q_.resize(m * nb_);
-    d_.resize(m * nb_);
-    s_.resize(m * nb_);
     panel_.resize(m * nb_);
   }
 }
@@ -298,12 +289,10 @@ void Q8Activations::QuantizeRows(const float* x, int64_t r0, int64_t r1) {
       const int64_t i = r * nb_ + b;
       int32_t lo, hi;
       QuantizeBlockQ8_1(x + r * n_ + b * kQK8_1, q[b], lo, hi);
-      d_[i] = Fp16ToFloat(q[b].d);
-      s_[i] = Fp16ToFloat(q[b].s);
       Q8PanelBlock& p = panel_[i];
       std::memcpy(p.qs, q[b].qs, sizeof(p.qs));
-      p.d = d_[i];
-      p.s = s_[i];
+      p.d = Fp16ToFloat(q[b].d);
+      p.s = Fp16ToFloat(q[b].s);
       p.sum = static_cast<float>(lo + hi);
       p.q4_0_offset = -8 * (lo + hi);
       p.q8_0_offset = -128 * (lo + hi);

@@ -48,9 +48,20 @@ struct alignas(64) Q8PanelBlock {
 };
 static_assert(sizeof(Q8PanelBlock) == 64);
 
-// Activations of a matmul: rows of Q8_1 blocks with their scales widened to
-// float once (the kernels would otherwise convert them per weight row), and
-// the same blocks as Q8PanelBlocks for the panel tiles.
+// What a panel tile's integer dot of block x against weights of type T
+// starts from: −(zero point)·Σq for the types stored with one (Q4_0: q − 8;
+// Q8_0 panels: + 128), else 0.
+template <GgmlType T>
+constexpr int32_t ZeroPointOffset(const Q8PanelBlock& x) {
+  if constexpr (T == GgmlType::kQ4_0) return x.q4_0_offset;
+  if constexpr (T == GgmlType::kQ8_0) return x.q8_0_offset;
+  return 0;
+}
+
+// Activations of a matmul: rows of Q8_1 blocks, and the same blocks as
+// Q8PanelBlocks, whose scales are widened to float once (the kernels would
+// otherwise convert them per weight row). The panel tiles and DotTile read
+// the panel blocks; the Q8_1 rows are for the scalar reference.
 class Q8Activations {
  public:
   // Quantises x [m][n]. REQUIRES: n % 32 == 0.
@@ -62,8 +73,6 @@ class Q8Activations {
 
   [[nodiscard]] int64_t num_blocks() const { return nb_; }
   [[nodiscard]] const BlockQ8_1* blocks(int64_t row) const { return q_.data() + row * nb_; }
-  [[nodiscard]] const float* d(int64_t row) const { return d_.data() + row * nb_; }
-  [[nodiscard]] const float* s(int64_t row) const { return s_.data() + row * nb_; }
   [[nodiscard]] const Q8PanelBlock* panel_blocks(int64_t row) const {
     return panel_.data() + row * nb_;
   }
@@ -71,7 +80,6 @@ class Q8Activations {
  private:
   int64_t nb_ = 0, n_ = 0;
   std::vector<BlockQ8_1> q_;
-  std::vector<float> d_, s_;
   std::vector<Q8PanelBlock> panel_;
 };
 

@@ -21,6 +21,13 @@ inline float HorizontalSum(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
+inline float HorizontalMax(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
 // e^x for x <= 0 (clamped at −87, where e^x is still a normal float), within
 // ~2 ulp of expf: x = n·ln2 + r with |r| <= ln2/2, e^r by its degree-6
 // Taylor polynomial, 2^n built in the exponent bits.
