@@ -6,7 +6,9 @@
 // PackedWeights::MatMul for each --m (activation rows: 512 is a prefill
 // chunk, 1 a decode step), best of --repeats after a warm-up. Prints one JSON
 // object: per matrix and m, the seconds and the integer multiply-adds per
-// second (rows · cols · m / s). RESTKV_CPU_ISA or --isa picks the path.
+// second (rows · cols · m / s), and that as a fraction of the path's int8
+// multiply instruction alone on the same threads (tools/dot_peak.h), measured
+// first in the same run. RESTKV_CPU_ISA or --isa picks the path.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,6 +26,7 @@
 #include "kernels/cpu/quant_dot.h"
 #include "kernels/ggml_type.h"
 #include "nlohmann/json.hpp"
+#include "tools/dot_peak.h"
 
 namespace restkv {
 namespace {
@@ -82,11 +85,13 @@ int Main(int argc, char** argv) {
   }
 
   ThreadPool pool(threads);
+  const double peak = DotPeakGmacPerSecond(*isa, pool);
   std::mt19937 rng(0);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   nlohmann::json out = {{"model", model},
                         {"threads", threads},
                         {"kernel_isa", kernels::cpu::KernelIsaName(*isa)},
+                        {"peak_gmac_per_s", peak},
                         {"matrices", nlohmann::json::array()}};
   for (const auto& [key, t] : matrices) {
     const int64_t rows = t->dims[1], cols = t->dims[0];
@@ -103,14 +108,15 @@ int Main(int argc, char** argv) {
         packed->MatMul(q, m, y.data(), pool);
         best = std::min(best, Seconds(t0));
       }
-      out["matrices"].push_back(
-          {{"name", t->name},
-           {"type", kernels::GetGgmlTypeTraits(t->type)->name},
-           {"rows", rows},
-           {"cols", cols},
-           {"m", m},
-           {"seconds", best},
-           {"gmac_per_s", static_cast<double>(rows) * cols * m / best / 1e9}});
+      const double gmac = static_cast<double>(rows) * cols * m / best / 1e9;
+      out["matrices"].push_back({{"name", t->name},
+                                 {"type", kernels::GetGgmlTypeTraits(t->type)->name},
+                                 {"rows", rows},
+                                 {"cols", cols},
+                                 {"m", m},
+                                 {"seconds", best},
+                                 {"gmac_per_s", gmac},
+                                 {"of_peak", gmac / peak}});
     }
   }
   std::printf("%s\n", out.dump().c_str());
