@@ -19,10 +19,10 @@ constexpr int64_t kSteps = int64_t{20'000'000} / kChains;
 // Each function runs kSteps × kChains of its instruction and returns a value
 // that depends on all of them; the empty asm makes the operands opaque each
 // step, so the compiler can neither fold nor hoist the chain. (GCC 12 adds
-// register moves between the unrolled steps; they cost nothing measurable:
-// one thread reaches 2 vpdpbusd zmm a cycle.) Compiled for their instruction
-// sets by attribute, so that an x86-64-v3 build has them too (each runs only
-// where SelectKernelIsa chose its path).
+// register moves between the unrolled steps; one thread still measured 5.2e9
+// vpdpbusd zmm a second on the 2-core Xeon VM, about two a cycle.) Compiled
+// for their instruction sets by attribute, so that an x86-64-v3 build has
+// them too (each runs only where SelectKernelIsa chose its path).
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) int32_t ChainAvx512Vnni() {
   __m512i acc[kChains];
   for (int j = 0; j < kChains; ++j) acc[j] = _mm512_set1_epi32(j);
